@@ -1,0 +1,33 @@
+# duo — build, test, benchmark. Every target that builds first makes sure the system
+# libraries are there (a fresh machine needs nothing done by hand).
+
+SWIFT ?= swift
+APT_PACKAGES := libopenblas-dev libpng-dev
+
+.PHONY: deps build test bench clean
+
+# Install the missing Debian packages; does nothing when they are all present.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --product duo
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) run -c release duo-bench
+
+clean:
+	rm -rf .build

@@ -1,0 +1,48 @@
+// swift-tools-version:5.10
+import PackageDescription
+
+// The hot C kernels are built optimized even in debug builds: tests run the same code
+// paths as the tool, at a speed that keeps the suite short.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-march=native", "-ffp-contract=fast"])]
+
+let package = Package(
+    name: "duo",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "duo", targets: ["duo"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "Formats", targets: ["Formats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        // System libraries: OpenBLAS (cblas) and libpng, installed by `make deps`.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        // Hot elementwise, normalization and attention kernels (see BENCHMARKS.md for why C).
+        .target(name: "CKernels", cSettings: kernelFlags),
+
+        // The core: tensors, ops with their gradients, autodiff, RNG, optimizers.
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
+        // File formats: safetensors, PNG, image grids. Independent of Tensor.
+        .target(name: "Formats", dependencies: ["CPNG"]),
+
+        // The CLI: one file per subcommand.
+        .executableTarget(
+            name: "duo",
+            dependencies: [
+                "Tensor", "Formats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // `make bench`: throughput of the core against OpenBLAS's own sgemm.
+        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "CBLAS"]),
+
+        .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
+        .testTarget(
+            name: "FormatsTests", dependencies: ["Formats"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "duoTests", dependencies: ["duo", "Formats"]),
+    ]
+)

@@ -1,0 +1,99 @@
+// Hot loops of the tensor core, in C so that they vectorize at memory speed
+// (see BENCHMARKS.md: a clamped exp ran 5x slower in Swift than here).
+// Every function works on a caller-chosen range so Swift can split it over cores.
+// Each op's forward kernel sits next to its backward kernel.
+#ifndef DUO_CKERNELS_H
+#define DUO_CKERNELS_H
+
+#include <stddef.h>
+
+// Pointwise activations on n contiguous floats. Backward: dx = dy * f'(x).
+void duo_silu_forward(const float *x, float *y, size_t n);
+void duo_silu_backward(const float *x, const float *dy, float *dx, size_t n);
+void duo_gelu_forward(const float *x, float *y, size_t n);
+void duo_gelu_backward(const float *x, const float *dy, float *dx, size_t n);
+void duo_gelu_tanh_forward(const float *x, float *y, size_t n);
+void duo_gelu_tanh_backward(const float *x, const float *dy, float *dx, size_t n);
+void duo_quick_gelu_forward(const float *x, float *y, size_t n);
+void duo_quick_gelu_backward(const float *x, const float *dy, float *dx, size_t n);
+void duo_softplus_forward(const float *x, float *y, size_t n);
+void duo_softplus_backward(const float *x, const float *dy, float *dx, size_t n);
+void duo_logsigmoid_forward(const float *x, float *y, size_t n);
+void duo_logsigmoid_backward(const float *x, const float *dy, float *dx, size_t n);
+void duo_exp(const float *x, float *y, size_t n);
+
+// Binary elementwise with broadcasting strides of 0 or 1 (op: 0 add, 1 sub, 2 mul, 3 div).
+void duo_binary(int op, const float *a, ptrdiff_t sa, const float *b, ptrdiff_t sb,
+                float *y, size_t n);
+// y[i] += alpha * x[i] (x stride 0 or 1)
+void duo_axpy(float alpha, const float *x, ptrdiff_t sx, float *y, size_t n);
+void duo_scale(float alpha, const float *x, float *y, size_t n);
+double duo_sum(const float *x, size_t n);
+double duo_sum_squares(const float *x, size_t n);
+
+// Softmax over the last dimension of rows [rows, d]; rows in [row_begin, row_end).
+void duo_softmax_forward(const float *x, float *y, size_t d, size_t row_begin, size_t row_end);
+void duo_softmax_backward(const float *y, const float *dy, float *dx, size_t d,
+                          size_t row_begin, size_t row_end);
+
+// Group norm on x [B, C, S] with G groups; (b, g) pairs in [bg_begin, bg_end).
+// Caches mean and rstd [B, G] for the backward pass.
+void duo_group_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
+                            float *mean, float *rstd, size_t C, size_t S, size_t G, float eps,
+                            size_t bg_begin, size_t bg_end);
+// dgamma_partial, dbeta_partial: [B, C], summed over B by the caller.
+void duo_group_norm_backward(const float *x, const float *gamma, const float *mean,
+                             const float *rstd, const float *dy, float *dx,
+                             float *dgamma_partial, float *dbeta_partial, size_t C, size_t S,
+                             size_t G, size_t bg_begin, size_t bg_end);
+
+// Layer norm over the last dimension of x [rows, D]; caches mean and rstd [rows].
+void duo_layer_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
+                            float *mean, float *rstd, size_t D, float eps, size_t row_begin,
+                            size_t row_end);
+// dgamma, dbeta: this range's own accumulators [D] (added to, not overwritten).
+void duo_layer_norm_backward(const float *x, const float *gamma, const float *mean,
+                             const float *rstd, const float *dy, float *dx, float *dgamma,
+                             float *dbeta, size_t D, size_t row_begin, size_t row_end);
+
+// Scaled dot-product attention for heads packed in rows: q [B, Tq, ldq] holds head h at
+// columns [h*d, (h+1)*d), likewise k, v [B, Tk, ld], out [B, Tq, ldo].
+// probs [B, H, Tq, Tk] is kept for the backward pass. (b, h) pairs in [bh_begin, bh_end).
+typedef struct {
+    size_t B, H, Tq, Tk, d;
+    size_t ldq, ldk, ldv, ldo;
+    float scale;
+    int causal;
+} duo_attention_shape;
+
+void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
+                           const float *v, float *out, float *probs, size_t bh_begin,
+                           size_t bh_end);
+// dq, dk, dv are written (not accumulated), laid out like q, k, v.
+void duo_attention_backward(const duo_attention_shape *s, const float *q, const float *k,
+                            const float *v, const float *out, const float *probs,
+                            const float *dout, float *dq, float *dk, float *dv,
+                            size_t bh_begin, size_t bh_end);
+
+// im2col for one image x [C, H, W] -> cols [C*kh*kw, Ho*Wo]; col2im adds back into dx.
+typedef struct {
+    size_t C, H, W, kh, kw, stride, pad, Ho, Wo;
+} duo_conv_shape;
+
+void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row_begin,
+                size_t row_end);
+void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_begin,
+                size_t c_end);
+
+// Nearest-neighbour 2x upsampling of planes [planes, H, W] -> [planes, 2H, 2W].
+void duo_upsample_nearest2x_forward(const float *x, float *y, size_t H, size_t W,
+                                    size_t plane_begin, size_t plane_end);
+void duo_upsample_nearest2x_backward(const float *dy, float *dx, size_t H, size_t W,
+                                     size_t plane_begin, size_t plane_end);
+
+// AdamW update of n parameters (Loshchilov & Hutter 2019, Algorithm 2).
+void duo_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay,
+                    float bias_correction1, float bias_correction2);
+
+#endif

@@ -1,0 +1,42 @@
+import CKernels
+
+/// Multi-head scaled dot-product attention, softmax(Q K^T / sqrt(d)) V
+/// (Vaswani et al. 2017, eq. 1), on heads packed along the feature dimension as the
+/// projections produce them, so no transposes are needed around it.
+///
+/// query: [B, Tq, heads * d], key and value: [B, Tk, heads * d] -> [B, Tq, heads * d].
+/// Self-attention passes the same sequence length for both; cross-attention a text
+/// sequence for key and value. `causal` hides key j from query i when j > i.
+public func scaledDotProductAttention(
+    query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false
+) -> Tensor {
+    precondition(query.rank == 3 && key.rank == 3 && key.shape == value.shape,
+                 "attention: q \(query.shape), k \(key.shape), v \(value.shape)")
+    let (batch, tq, width) = (query.shape[0], query.shape[1], query.shape[2])
+    precondition(key.shape[0] == batch && key.shape[2] == width && width % heads == 0,
+                 "attention: q \(query.shape), k \(key.shape), \(heads) heads")
+    let d = width / heads
+    let s = duo_attention_shape(
+        B: batch, H: heads, Tq: tq, Tk: key.shape[1], d: d, ldq: width, ldk: width, ldv: width,
+        ldo: width, scale: 1 / Float(d).squareRoot(), causal: causal ? 1 : 0)
+    let out = Tensor.empty(query.shape)
+    let probs = Tensor.empty([batch, heads, tq, s.Tk])  // kept for the backward pass
+    let cost = tq * s.Tk * d * 4
+    Parallel.forEach(batch * heads, costPerItem: cost) { r in
+        var shape = s
+        duo_attention_forward(&shape, query.pointer, key.pointer, value.pointer, out.pointer,
+                              probs.pointer, r.lowerBound, r.upperBound)
+    }
+    let saved = (q: query.detached(), k: key.detached(), v: value.detached(), out: out.detached())
+    return out.recorded("attention", from: [query, key, value]) { dOut in
+        let (dQ, dK, dV) = (Tensor.empty(saved.q.shape), Tensor.empty(saved.k.shape),
+                            Tensor.empty(saved.v.shape))
+        Parallel.forEach(batch * heads, costPerItem: cost * 2) { r in
+            var shape = s
+            duo_attention_backward(&shape, saved.q.pointer, saved.k.pointer, saved.v.pointer,
+                                   saved.out.pointer, probs.pointer, dOut.pointer, dQ.pointer,
+                                   dK.pointer, dV.pointer, r.lowerBound, r.upperBound)
+        }
+        return [dQ, dK, dV]
+    }
+}

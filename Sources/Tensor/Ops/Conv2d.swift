@@ -1,0 +1,102 @@
+import CKernels
+
+/// 2-D convolution as im2col + GEMM, laid out weights x columns so that the output pixels
+/// are the wide GEMM dimension (faster on OpenBLAS than the transposed layout).
+///
+/// x: [B, inC, H, W], weight: [outC, inC, kh, kw], bias: [outC]
+///   -> [B, outC, (H + 2 pad - kh) / stride + 1, (W + 2 pad - kw) / stride + 1]
+public func conv2d(
+    _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0
+) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
+                 "conv2d: x \(x.shape) with weight \(weight.shape)")
+    let (batch, outC) = (x.shape[0], weight.shape[0])
+    var s = duo_conv_shape(
+        C: x.shape[1], H: x.shape[2], W: x.shape[3], kh: weight.shape[2], kw: weight.shape[3],
+        stride: stride, pad: padding, Ho: 0, Wo: 0)
+    s.Ho = (s.H + 2 * padding - s.kh) / stride + 1
+    s.Wo = (s.W + 2 * padding - s.kw) / stride + 1
+    precondition(bias == nil || bias!.shape == [outC], "conv2d: bias \(bias!.shape)")
+    let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
+    let y = Tensor.empty([batch, outC, s.Ho, s.Wo])
+    let columns = Im2Col(shape: s)
+    for b in 0..<batch {
+        let cols = columns.fill(x.pointer + b * s.C * s.H * s.W)
+        let yb = y.pointer + b * outC * p
+        if let bias { for o in 0..<outC { (yb + o * p).update(repeating: bias.pointer[o], count: p) } }
+        // Y_b [outC, P] = W [outC, K] x cols [K, P]
+        BLAS.gemm(m: outC, n: p, k: k, a: weight.pointer, lda: k, b: cols, ldb: p,
+                  beta: bias == nil ? 0 : 1, c: yb, ldc: p)
+    }
+    let (savedX, savedW) = (x.detached(), weight.detached())
+    let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+    return y.recorded("conv2d", from: inputs) { dY in
+        conv2dBackward(dY, x: savedX, weight: savedW, shape: s, needs: inputs.map(\.requiresGrad))
+    }
+}
+
+private func conv2dBackward(
+    _ dY: Tensor, x: Tensor, weight: Tensor, shape s: duo_conv_shape, needs: [Bool]
+) -> [Tensor?] {
+    let (batch, outC) = (x.shape[0], weight.shape[0])
+    let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
+    let dX = needs[0] ? Tensor.zeros(x.shape) : nil
+    let dW = needs[1] ? Tensor.zeros(weight.shape) : nil
+    let columns = Im2Col(shape: s)
+    for b in 0..<batch {
+        let dYb = dY.pointer + b * outC * p
+        if let dW {
+            // dW += dY_b [outC, P] x cols_b^T [P, K]
+            let cols = columns.fill(x.pointer + b * s.C * s.H * s.W)
+            BLAS.gemm(transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
+                      beta: 1, c: dW.pointer, ldc: k)
+        }
+        if let dX {
+            // dcols [K, P] = W^T [K, outC] x dY_b [outC, P], then scattered back to pixels
+            let dCols = columns.scratch
+            BLAS.gemm(transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,
+                      ldb: p, c: dCols, ldc: p)
+            let dXb = dX.pointer + b * s.C * s.H * s.W
+            withUnsafePointer(to: s) { shape in
+                Parallel.forEach(s.C, costPerItem: s.kh * s.kw * p) { r in
+                    duo_col2im(shape, dCols, dXb, r.lowerBound, r.upperBound)
+                }
+            }
+        }
+    }
+    var grads: [Tensor?] = [dX, dW]
+    if needs.count == 3 {
+        grads.append(needs[2] ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil)
+    }
+    return grads
+}
+
+/// The column buffer of one image, reused across the batch. A 1x1 stride-1 convolution
+/// needs no copy: the image itself is the column matrix.
+private final class Im2Col {
+    let shape: duo_conv_shape
+    let buffer: Tensor
+
+    init(shape: duo_conv_shape) {
+        self.shape = shape
+        buffer = Tensor.empty([shape.C * shape.kh * shape.kw * shape.Ho * shape.Wo])
+    }
+
+    var isIdentity: Bool {
+        shape.kh == 1 && shape.kw == 1 && shape.stride == 1 && shape.pad == 0
+    }
+
+    /// Scratch memory of the column size.
+    var scratch: UnsafeMutablePointer<Float> { buffer.pointer }
+
+    func fill(_ image: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        if isIdentity { return image }
+        let rows = shape.C * shape.kh * shape.kw
+        withUnsafePointer(to: shape) { s in
+            Parallel.forEach(rows, costPerItem: shape.Ho * shape.Wo) { r in
+                duo_im2col(s, image, buffer.pointer, r.lowerBound, r.upperBound)
+            }
+        }
+        return buffer.pointer
+    }
+}
