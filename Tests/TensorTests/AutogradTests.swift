@@ -1,0 +1,38 @@
+import Tensor
+import TestSupport
+import XCTest
+
+final class AutogradTests: XCTestCase {
+    func testNoGradRecordsNothing() {
+        let w = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
+        let y = GradMode.withNoGrad { silu(w * w) }
+        XCTAssertFalse(y.requiresGrad, "no graph under withNoGrad")
+        XCTAssertTrue(GradMode.isEnabled, "mode restored")
+        XCTAssertTrue(silu(w * w).requiresGrad)
+    }
+
+    func testGradientsAccumulateAcrossBackwardCalls() {
+        let w = Tensor([1, -2], shape: [2], requiresGrad: true)
+        sum(w * w).backward()
+        sum(w * w).backward()
+        XCTAssertEqual(w.grad?.scalars, [4, -8])  // 2 * (2 w)
+        w.zeroGrad()
+        XCTAssertNil(w.grad)
+    }
+
+    func testLeafGradientsDoNotShareMemory() {
+        // add hands the same dY to both inputs; clipping one must not change the other.
+        let a = Tensor([1], shape: [1], requiresGrad: true)
+        let b = Tensor([2], shape: [1], requiresGrad: true)
+        (a + b).backward()
+        _ = clipGradNorm([a], maxNorm: 0.5)
+        XCTAssertEqual(b.grad?.scalars, [1])
+    }
+
+    func testInputUsedOnSeveralPathsGetsTheSumOfGradients() {
+        let x = Tensor([3], shape: [1], requiresGrad: true)
+        let y = x * x + silu(x) * 0 + x  // d/dx = 2x + 1
+        y.backward()
+        XCTAssertEqual(x.grad!.item, 7, accuracy: 1e-6)
+    }
+}
