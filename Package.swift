@@ -36,7 +36,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
-        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "CBLAS"]),
+        .executableTarget(name: "duo-bench", dependencies: ["Tensor"]),
 
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),

@@ -1,25 +1,116 @@
 // Fused scaled dot-product attention, softmax(q k^T * scale) v (Vaswani et al. 2017).
 // Head sizes in these models are small (8-64): BLAS GEMMs with such an inner size run far
-// below peak, so each (batch, head) pair is done here with loops vectorized over keys.
+// below peak, so each (batch, head) pair is done here. Queries go in blocks of QB rows and
+// keys in vectors of KB, so each load of a key (or value) vector feeds QB multiply-adds
+// held in registers.
 #include <stdlib.h>
+#include <string.h>
 
 #include "CKernels.h"
 #include "fastmath.h"
 
-// y[j] += a * x[j]
-static inline void axpy(float a, const float *x, float *y, size_t n) {
-    for (size_t j = 0; j < n; j++) y[j] += a * x[j];
+#define QB 8
+#define KB 16
+
+// 16-float vectors (clang/gcc vector extensions): one AVX-512 register, or two AVX ones.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+static inline v16 load16(const float *p) { return *(const v16u *)p; }
+static inline void store16(float *p, v16 x) { *(v16u *)p = x; }
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+// Horizontal sum by halving: 4 shuffle-adds instead of 15 dependent adds.
+static inline float sum16(v16 x) {
+    v8 a = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
-static inline float dot(const float *a, const float *b, size_t n) {
-    float lanes[8] = {0};
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int l = 0; l < 8; l++) lanes[l] += a[j + l] * b[j + l];
-    float s = 0;
-    for (; j < n; j++) s += a[j] * b[j];
-    for (int l = 0; l < 8; l++) s += lanes[l];
-    return s;
+// out[r][j] = scale * sum_c rows[r][c] * m[c][j] for j < n   (S = Q K^T, dP = dO V^T)
+static void rows_times(const float *const rows[QB], const float *m, size_t ld, size_t d,
+                       size_t n, float scale, float *const out[QB]) {
+    size_t j0 = 0;
+    for (; j0 + KB <= n; j0 += KB) {
+        v16 acc[QB] = {0};
+        for (size_t c = 0; c < d; c++) {
+            v16 mc = load16(m + c * ld + j0);
+            for (int r = 0; r < QB; r++) acc[r] += rows[r][c] * mc;
+        }
+        for (int r = 0; r < QB; r++) store16(out[r] + j0, scale * acc[r]);
+    }
+    for (; j0 < n; j0++)
+        for (int r = 0; r < QB; r++) {
+            float a = 0;
+            for (size_t c = 0; c < d; c++) a += rows[r][c] * m[c * ld + j0];
+            out[r][j0] = scale * a;
+        }
+}
+
+// out[r][c] = sum_{j<n} x[r][j] * m[c][j]   (O = P V, dQ = dS K)
+static void rows_dot(const float *const x[QB], const float *m, size_t ld, size_t d, size_t n,
+                     float *const out[QB]) {
+    for (size_t c = 0; c < d; c++) {
+        const float *mc = m + c * ld;
+        v16 acc[QB] = {0};
+        size_t j0 = 0;
+        for (; j0 + KB <= n; j0 += KB) {
+            v16 mv = load16(mc + j0);
+            for (int r = 0; r < QB; r++) acc[r] += load16(x[r] + j0) * mv;
+        }
+        for (int r = 0; r < QB; r++) {
+            float s = sum16(acc[r]);
+            for (size_t j = j0; j < n; j++) s += x[r][j] * mc[j];
+            out[r][c] = s;
+        }
+    }
+}
+
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+
+// The same as rows_dot with m in the keys' own layout, rows of d floats at stride ld:
+// out[r][c] = sum_{j<n} x[r][j] * m[j][c]. With few keys (cross-attention on a short
+// text) this wins: it needs no horizontal sums.
+static void rows_mix(const float *const x[QB], const float *m, size_t ld, size_t d, size_t n,
+                     float *const out[QB]) {
+    size_t c0 = 0;
+    for (; c0 + 8 <= d; c0 += 8) {
+        v8 acc[QB] = {0};
+        for (size_t j = 0; j < n; j++) {
+            v8 mj = *(const v8u *)(m + j * ld + c0);
+            for (int r = 0; r < QB; r++) acc[r] += x[r][j] * mj;
+        }
+        for (int r = 0; r < QB; r++) *(v8u *)(out[r] + c0) = acc[r];
+    }
+    for (; c0 < d; c0++)
+        for (int r = 0; r < QB; r++) {
+            float a = 0;
+            for (size_t j = 0; j < n; j++) a += x[r][j] * m[j * ld + c0];
+            out[r][c0] = a;
+        }
+}
+
+// Below this many keys rows_mix beats rows_dot (for d = 8: 9n vs 4.5n + 192 operations).
+#define FEW_KEYS 48
+
+// m[c][j] += sum_r rows[r][c] * x[r][j] for j < n   (dK^T += Q^T dS, dV^T += dO^T P)
+static void rank_update(float *m, size_t ld, size_t d, size_t n, const float *const rows[QB],
+                        const float *const x[QB]) {
+    for (size_t c = 0; c < d; c++) {
+        float *mc = m + c * ld;
+        float w[QB];
+        for (int r = 0; r < QB; r++) w[r] = rows[r][c];
+        size_t j0 = 0;
+        for (; j0 + KB <= n; j0 += KB) {
+            v16 a = load16(mc + j0);
+            for (int r = 0; r < QB; r++) a += w[r] * load16(x[r] + j0);
+            store16(mc + j0, a);
+        }
+        for (; j0 < n; j0++)
+            for (int r = 0; r < QB; r++) mc[j0] += w[r] * x[r][j0];
+    }
 }
 
 // Copies head h of rows [T, ld] into a [d, T] matrix, so loops over keys are contiguous.
@@ -41,39 +132,114 @@ static inline size_t visible_keys(const duo_attention_shape *s, size_t i) {
     return last + 1 < s->Tk ? last + 1 : s->Tk;
 }
 
+static inline float max16(v16 x) {
+    v8 a = __builtin_elementwise_max(__builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7),
+                                     __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15));
+    v4 b = __builtin_elementwise_max(__builtin_shufflevector(a, a, 0, 1, 2, 3),
+                                     __builtin_shufflevector(a, a, 4, 5, 6, 7));
+    float m01 = b[0] > b[1] ? b[0] : b[1], m23 = b[2] > b[3] ? b[2] : b[3];
+    return m01 > m23 ? m01 : m23;
+}
+
+// e^x on 16 lanes: duo_expf's range reduction and polynomial, written on vectors so that
+// short rows (16 keys in cross-attention) vectorize too.
+static inline v16 exp16(v16 x) {
+    typedef int32_t v16i __attribute__((vector_size(64)));
+    x = __builtin_elementwise_min(__builtin_elementwise_max(x, (v16){0} - 87.3f), (v16){0} + 88.3f);
+    v16 n = __builtin_elementwise_floor(x * 1.44269504088896341f + 0.5f);
+    v16 r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    v16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    return p * (v16)bits;
+}
+
+// Softmax of p[0..n) in place; p[n..Tk) set to 0. The max and the sum are reductions:
+// written on vectors so they run in lanes instead of one long dependency chain.
+static void softmax_row(float *p, size_t n, size_t Tk) {
+    size_t full = n / KB * KB;
+    float m = p[0];
+    if (full) {
+        v16 vmax = load16(p);
+        for (size_t j0 = KB; j0 < full; j0 += KB) vmax = __builtin_elementwise_max(vmax, load16(p + j0));
+        m = max16(vmax);
+    }
+    for (size_t j = full; j < n; j++) m = p[j] > m ? p[j] : m;
+    v16 vsum = {0};
+    for (size_t j0 = 0; j0 < full; j0 += KB) {
+        v16 e = exp16(load16(p + j0) - m);
+        store16(p + j0, e);
+        vsum += e;
+    }
+    float sum = sum16(vsum);
+    for (size_t j = full; j < n; j++) {
+        p[j] = duo_expf(p[j] - m);
+        sum += p[j];
+    }
+    float inv = 1.0f / sum;
+    for (size_t j0 = 0; j0 < full; j0 += KB) store16(p + j0, load16(p + j0) * inv);
+    for (size_t j = full; j < n; j++) p[j] *= inv;
+    for (size_t j = n; j < Tk; j++) p[j] = 0.0f;
+}
+
+// dS = scale * P * (dP - row) in place over dP, on vectors (short rows included).
+static void scale_softmax_gradient(float *ds, const float *p, float row, float scale, size_t n) {
+    size_t j0 = 0;
+    for (; j0 + KB <= n; j0 += KB) store16(ds + j0, scale * load16(p + j0) * (load16(ds + j0) - row));
+    for (; j0 < n; j0++) ds[j0] = scale * p[j0] * (ds[j0] - row);
+}
+
+// Scratch of one thread: transposed keys and values (and their gradients), and the rows
+// that stand in for missing queries in a last, partial block.
+typedef struct {
+    float *kT, *vT, *dkT, *dvT, *zeros, *dummy, *ds;
+} scratch;
+
+static scratch scratch_alloc(const duo_attention_shape *s) {
+    size_t d = s->d, Tk = s->Tk;
+    float *base = calloc(4 * d * Tk + 2 * d + 2 * QB * Tk + Tk, sizeof(float));
+    scratch w = {base, base + d * Tk, base + 2 * d * Tk, base + 3 * d * Tk, base + 4 * d * Tk,
+                 base + 4 * d * Tk + d, base + 4 * d * Tk + 2 * d};
+    (void)w.dummy;
+    return w;
+}
+
 void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
                            const float *v, float *out, float *probs, size_t bh_begin,
                            size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
-    float *kT = malloc(sizeof(float) * d * Tk * 2);
-    float *vT = kT + d * Tk;
+    scratch w = scratch_alloc(s);
+    float *spare_p = w.ds;  // [QB][Tk] for padded rows
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
         size_t b = bh / s->H, h = bh % s->H;
-        const float *qb = q + b * Tq * s->ldq + h * d;
-        float *ob = out + b * Tq * s->ldo + h * d;
-        gather_transposed(k + b * Tk * s->ldk + h * d, s->ldk, Tk, d, kT);
-        gather_transposed(v + b * Tk * s->ldv + h * d, s->ldv, Tk, d, vT);
-        for (size_t i = 0; i < Tq; i++) {
-            const float *qi = qb + i * s->ldq;
-            float *p = probs + (bh * Tq + i) * Tk;
-            size_t n = visible_keys(s, i);
-            // scores p[j] = scale * <q_i, k_j>
-            for (size_t j = 0; j < Tk; j++) p[j] = 0.0f;
-            for (size_t c = 0; c < d; c++) axpy(qi[c] * s->scale, kT + c * Tk, p, n);
-            // softmax over the visible keys
-            float m = p[0];
-            for (size_t j = 1; j < n; j++) m = p[j] > m ? p[j] : m;
-            for (size_t j = 0; j < n; j++) p[j] = duo_expf(p[j] - m);
-            float sum = 0;
-            for (size_t j = 0; j < n; j++) sum += p[j];
-            float inv = 1.0f / sum;
-            for (size_t j = 0; j < n; j++) p[j] *= inv;
-            // out_i = sum_j p[j] v_j
-            float *oi = ob + i * s->ldo;
-            for (size_t c = 0; c < d; c++) oi[c] = dot(p, vT + c * Tk, n);
+        gather_transposed(k + b * Tk * s->ldk + h * d, s->ldk, Tk, d, w.kT);
+        gather_transposed(v + b * Tk * s->ldv + h * d, s->ldv, Tk, d, w.vT);
+        for (size_t i0 = 0; i0 < Tq; i0 += QB) {
+            const float *qr[QB];
+            float *pr[QB], *outr[QB];
+            size_t n[QB], n_max = 0;
+            for (int r = 0; r < QB; r++) {
+                size_t i = i0 + r;
+                int real = i < Tq;
+                qr[r] = real ? q + (b * Tq + i) * s->ldq + h * d : w.zeros;
+                pr[r] = real ? probs + (bh * Tq + i) * Tk : spare_p + r * Tk;
+                outr[r] = real ? out + (b * Tq + i) * s->ldo + h * d : w.dummy;
+                n[r] = real ? visible_keys(s, i) : 1;
+                n_max = n[r] > n_max ? n[r] : n_max;
+            }
+            rows_times(qr, w.kT, Tk, d, n_max, s->scale, pr);
+            for (int r = 0; r < QB; r++) softmax_row(pr[r], n[r], Tk);
+            if (n_max < FEW_KEYS)
+                rows_mix((const float *const *)pr, v + b * Tk * s->ldv + h * d, s->ldv, d, n_max, outr);
+            else
+                rows_dot((const float *const *)pr, w.vT, Tk, d, n_max, outr);
         }
     }
-    free(kT);
+    free(w.kT);
 }
 
 // With P = softmax(S), O = P V, and dO given:
@@ -84,34 +250,42 @@ void duo_attention_backward(const duo_attention_shape *s, const float *q, const 
                             const float *dout, float *dq, float *dk, float *dv,
                             size_t bh_begin, size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
-    float *kT = malloc(sizeof(float) * (d * Tk * 4 + Tk));
-    float *vT = kT + d * Tk, *dkT = vT + d * Tk, *dvT = dkT + d * Tk, *ds = dvT + d * Tk;
+    scratch w = scratch_alloc(s);
+    float *spare_p = w.ds + QB * Tk;  // [QB][Tk] of zeros for padded rows
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
         size_t b = bh / s->H, h = bh % s->H;
-        gather_transposed(k + b * Tk * s->ldk + h * d, s->ldk, Tk, d, kT);
-        gather_transposed(v + b * Tk * s->ldv + h * d, s->ldv, Tk, d, vT);
-        for (size_t j = 0; j < 2 * d * Tk; j++) dkT[j] = 0.0f;  // dkT and dvT
-        for (size_t i = 0; i < Tq; i++) {
-            const float *qi = q + (b * Tq + i) * s->ldq + h * d;
-            const float *oi = out + (b * Tq + i) * s->ldo + h * d;
-            const float *doi = dout + (b * Tq + i) * s->ldo + h * d;
-            float *dqi = dq + (b * Tq + i) * s->ldq + h * d;
-            const float *p = probs + (bh * Tq + i) * Tk;
-            size_t n = visible_keys(s, i);
-            float row = 0;
-            for (size_t c = 0; c < d; c++) row += doi[c] * oi[c];
-            // dP[j] = <dO_i, v_j>, then dS[j] = scale * P[j] * (dP[j] - row)
-            for (size_t j = 0; j < n; j++) ds[j] = 0.0f;
-            for (size_t c = 0; c < d; c++) axpy(doi[c], vT + c * Tk, ds, n);
-            for (size_t j = 0; j < n; j++) ds[j] = s->scale * p[j] * (ds[j] - row);
-            for (size_t c = 0; c < d; c++) {
-                dqi[c] = dot(ds, kT + c * Tk, n);
-                axpy(qi[c], ds, dkT + c * Tk, n);
-                axpy(doi[c], p, dvT + c * Tk, n);
+        gather_transposed(k + b * Tk * s->ldk + h * d, s->ldk, Tk, d, w.kT);
+        gather_transposed(v + b * Tk * s->ldv + h * d, s->ldv, Tk, d, w.vT);
+        memset(w.dkT, 0, sizeof(float) * 2 * d * Tk);  // dkT and dvT
+        for (size_t i0 = 0; i0 < Tq; i0 += QB) {
+            const float *qr[QB], *dor[QB], *pr[QB];
+            float *dsr[QB], *dqr[QB], row[QB];
+            size_t n_max = 0;
+            for (int r = 0; r < QB; r++) {
+                size_t i = i0 + r;
+                int real = i < Tq;
+                qr[r] = real ? q + (b * Tq + i) * s->ldq + h * d : w.zeros;
+                dor[r] = real ? dout + (b * Tq + i) * s->ldo + h * d : w.zeros;
+                pr[r] = real ? probs + (bh * Tq + i) * Tk : spare_p;
+                dqr[r] = real ? dq + (b * Tq + i) * s->ldq + h * d : w.dummy;
+                dsr[r] = w.ds + r * Tk;
+                size_t n = real ? visible_keys(s, i) : 1;
+                n_max = n > n_max ? n : n_max;
+                const float *o = real ? out + (b * Tq + i) * s->ldo + h * d : w.zeros;
+                row[r] = 0;
+                for (size_t c = 0; c < d; c++) row[r] += dor[r][c] * o[c];
             }
+            rows_times(dor, w.vT, Tk, d, n_max, 1.0f, dsr);  // dP
+            for (int r = 0; r < QB; r++) scale_softmax_gradient(dsr[r], pr[r], row[r], s->scale, n_max);
+            if (n_max < FEW_KEYS)
+                rows_mix((const float *const *)dsr, k + b * Tk * s->ldk + h * d, s->ldk, d, n_max, dqr);
+            else
+                rows_dot((const float *const *)dsr, w.kT, Tk, d, n_max, dqr);
+            rank_update(w.dkT, Tk, d, n_max, qr, (const float *const *)dsr);
+            rank_update(w.dvT, Tk, d, n_max, dor, pr);
         }
-        scatter_transposed(dkT, Tk, d, dk + b * Tk * s->ldk + h * d, s->ldk);
-        scatter_transposed(dvT, Tk, d, dv + b * Tk * s->ldv + h * d, s->ldv);
+        scatter_transposed(w.dkT, Tk, d, dk + b * Tk * s->ldk + h * d, s->ldk);
+        scatter_transposed(w.dvT, Tk, d, dv + b * Tk * s->ldv + h * d, s->ldv);
     }
-    free(kT);
+    free(w.kT);
 }

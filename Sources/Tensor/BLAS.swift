@@ -1,7 +1,14 @@
 import CBLAS
 
 /// The bridge to OpenBLAS: the only file that imports CBLAS.
+///
+/// OpenBLAS runs single-threaded here and large GEMMs are split over cores by
+/// `Parallel`. OpenBLAS's own worker threads spin (sched_yield) for a long while after
+/// each call; on two cores that took about a fifth of the CPU from the kernels that run
+/// between GEMMs (see BENCHMARKS.md), while a split GEMM runs as fast.
 public enum BLAS {
+    private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
+
     /// C = alpha * op(A) * op(B) + beta * C for row-major matrices, op(X) = X or X^T.
     /// op(A) is [m, k], op(B) is [k, n], C is [m, n].
     public static func gemm(
@@ -10,20 +17,47 @@ public enum BLAS {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        _ = singleThreaded
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
-            // BLAS leaves C untouched for k = 0 only when beta = 1; make it C *= beta.
-            for row in 0..<m { (c + row * ldc).update(repeating: 0, count: n) }
+            // C = beta * C (BLAS may skip the scaling when k = 0).
+            for row in 0..<m { for j in 0..<n { c[row * ldc + j] *= beta } }
             return
         }
+        // Split the wider of the two output dimensions into column or row panels.
+        let splitColumns = n >= m
+        let parts = splitColumns ? n : m
+        Parallel.forEach(parts, costPerItem: 2 * k * (splitColumns ? m : n)) { r in
+            let (lo, count) = (r.lowerBound, r.count)
+            if splitColumns {
+                call(transA, transB, m, count, k, alpha, a, lda, b + (transB ? lo * ldb : lo), ldb,
+                     beta, c + lo, ldc)
+            } else {
+                call(transA, transB, count, n, k, alpha, a + (transA ? lo : lo * lda), lda, b, ldb,
+                     beta, c + lo * ldc, ldc)
+            }
+        }
+    }
+
+    /// One OpenBLAS call with OpenBLAS's own threading over `threads` threads: the
+    /// reference that `make bench` compares the core against.
+    public static func referenceGEMM(
+        threads: Int, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+        c: UnsafeMutablePointer<Float>
+    ) {
+        _ = singleThreaded
+        openblas_set_num_threads(Int32(threads))
+        call(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+        openblas_set_num_threads(1)
+    }
+
+    private static func call(
+        _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-
-    /// The number of threads OpenBLAS uses for one call.
-    public static var threadCount: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
     }
 }

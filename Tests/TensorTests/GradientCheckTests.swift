@@ -74,6 +74,19 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([q, k, v], "causal self-attention") {
             scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 2, causal: true)
         }
+        // Longer rows take the kernel's blocked paths (16-key vectors, >= 48 keys).
+        for keys in [20, 64] {
+            let (longQ, longK, longV) = (randomTensor([1, 9, 16], seed: 30), randomTensor([1, keys, 16], seed: 31),
+                                         randomTensor([1, keys, 16], seed: 32))
+            checkGradients([longQ, longK, longV], "attention with \(keys) keys") {
+                scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 2)
+            }
+        }
+        let causalQ = randomTensor([1, 50, 8], seed: 33)
+        checkGradients([causalQ, randomTensor([1, 50, 8], seed: 34), randomTensor([1, 50, 8], seed: 35)],
+                       "causal attention, 50 tokens") {
+            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 1, causal: true)
+        }
         let textK = randomTensor([2, 3, 8], seed: 23)
         let textV = randomTensor([2, 3, 8], seed: 24)
         checkGradients([q, textK, textV], "cross-attention") {

@@ -108,8 +108,10 @@ final class OpValueTests: XCTestCase {
     }
 
     func testAttentionMatchesNaiveSoftmaxAttention() {
-        for (tk, causal) in [(6, false), (6, true), (3, false)] {
-            let (batch, tq, heads, d) = (2, 6, 2, 4)
+        // Key counts cover the kernel's paths: short rows, 16-wide blocks with a tail, and
+        // the long-row path (>= 48 keys); 11 queries leave a partial block of queries.
+        for (tk, causal) in [(11, false), (11, true), (3, false), (20, false), (64, false), (70, true)] {
+            let (batch, tq, heads, d) = (2, causal ? tk : 11, 2, 12)
             let q = randomTensor([batch, tq, heads * d], seed: 15)
             let k = randomTensor([batch, tk, heads * d], seed: 16)
             let v = randomTensor([batch, tk, heads * d], seed: 17)
@@ -117,7 +119,7 @@ final class OpValueTests: XCTestCase {
             let (qv, kv, vv) = (q.scalars, k.scalars, v.scalars)
             var expected = [Float](repeating: 0, count: out.count)
             for n in 0..<batch { for h in 0..<heads { for i in 0..<tq {
-                let visible = causal ? (0...i) : (0...(tk - 1))
+                let visible = causal ? (0...(i + tk - tq)) : (0...(tk - 1))
                 let scores = visible.map { j in
                     (0..<d).reduce(0.0) { $0 + Double(qv[(n * tq + i) * heads * d + h * d + $1]) * Double(kv[(n * tk + j) * heads * d + h * d + $1]) } / Double(d).squareRoot()
                 }

@@ -19,14 +19,21 @@ public func conv2d(
     precondition(bias == nil || bias!.shape == [outC], "conv2d: bias \(bias!.shape)")
     let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
     let y = Tensor.empty([batch, outC, s.Ho, s.Wo])
-    let columns = Im2Col(shape: s)
-    for b in 0..<batch {
-        let cols = columns.fill(x.pointer + b * s.C * s.H * s.W)
-        let yb = y.pointer + b * outC * p
-        if let bias { for o in 0..<outC { (yb + o * p).update(repeating: bias.pointer[o], count: p) } }
-        // Y_b [outC, P] = W [outC, K] x cols [K, P]
-        BLAS.gemm(m: outC, n: p, k: k, a: weight.pointer, lda: k, b: cols, ldb: p,
-                  beta: bias == nil ? 0 : 1, c: yb, ldc: p)
+    // Images are split over cores, each part with its own column buffer; a single image
+    // is split inside im2col and the GEMM instead.
+    let cost = 2 * k * p * outC
+    let columns = (0..<Parallel.partCount(batch, costPerItem: cost)).map { _ in Im2Col(shape: s) }
+    Parallel.forEachPart(batch, costPerItem: cost) { part, images in
+        for b in images {
+            let cols = columns[part].fill(x.pointer + b * s.C * s.H * s.W)
+            let yb = y.pointer + b * outC * p
+            if let bias {
+                for o in 0..<outC { (yb + o * p).update(repeating: bias.pointer[o], count: p) }
+            }
+            // Y_b [outC, P] = W [outC, K] x cols [K, P]
+            BLAS.gemm(m: outC, n: p, k: k, a: weight.pointer, lda: k, b: cols, ldb: p,
+                      beta: bias == nil ? 0 : 1, c: yb, ldc: p)
+        }
     }
     let (savedX, savedW) = (x.detached(), weight.detached())
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
@@ -41,29 +48,36 @@ private func conv2dBackward(
     let (batch, outC) = (x.shape[0], weight.shape[0])
     let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
     let dX = needs[0] ? Tensor.zeros(x.shape) : nil
-    let dW = needs[1] ? Tensor.zeros(weight.shape) : nil
-    let columns = Im2Col(shape: s)
-    for b in 0..<batch {
-        let dYb = dY.pointer + b * outC * p
-        if let dW {
-            // dW += dY_b [outC, P] x cols_b^T [P, K]
-            let cols = columns.fill(x.pointer + b * s.C * s.H * s.W)
-            BLAS.gemm(transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
-                      beta: 1, c: dW.pointer, ldc: k)
-        }
-        if let dX {
-            // dcols [K, P] = W^T [K, outC] x dY_b [outC, P], then scattered back to pixels
-            let dCols = columns.scratch
-            BLAS.gemm(transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,
-                      ldb: p, c: dCols, ldc: p)
-            let dXb = dX.pointer + b * s.C * s.H * s.W
-            withUnsafePointer(to: s) { shape in
-                Parallel.forEach(s.C, costPerItem: s.kh * s.kw * p) { r in
-                    duo_col2im(shape, dCols, dXb, r.lowerBound, r.upperBound)
+    let cost = 4 * k * p * outC
+    let parts = Parallel.partCount(batch, costPerItem: cost)
+    let columns = (0..<parts).map { _ in Im2Col(shape: s) }
+    // Each part sums its images' weight gradients; the parts are added in order after.
+    let dWParts = needs[1] ? (0..<parts).map { _ in Tensor.zeros(weight.shape) } : []
+    Parallel.forEachPart(batch, costPerItem: cost) { part, images in
+        for b in images {
+            let dYb = dY.pointer + b * outC * p
+            if needs[1] {
+                // dW += dY_b [outC, P] x cols_b^T [P, K]
+                let cols = columns[part].fill(x.pointer + b * s.C * s.H * s.W)
+                BLAS.gemm(transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
+                          beta: 1, c: dWParts[part].pointer, ldc: k)
+            }
+            if let dX {
+                // dcols [K, P] = W^T [K, outC] x dY_b [outC, P], then scattered back to pixels
+                let dCols = columns[part].scratch
+                BLAS.gemm(transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,
+                          ldb: p, c: dCols, ldc: p)
+                let dXb = dX.pointer + b * s.C * s.H * s.W
+                withUnsafePointer(to: s) { shape in
+                    Parallel.forEach(s.C, costPerItem: s.kh * s.kw * p) { r in
+                        duo_col2im(shape, dCols, dXb, r.lowerBound, r.upperBound)
+                    }
                 }
             }
         }
     }
+    let dW = dWParts.first
+    for extra in dWParts.dropFirst() { dW!.addInPlace(extra) }
     var grads: [Tensor?] = [dX, dW]
     if needs.count == 3 {
         grads.append(needs[2] ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil)

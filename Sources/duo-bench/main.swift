@@ -1,0 +1,123 @@
+// `make bench`: throughput of the tensor core on the model's shapes, each figure beside
+// OpenBLAS's own sgemm measured in the same run.
+import Foundation
+import Tensor
+
+/// Best seconds of `body` over `repeats` runs after one warm-up (the least disturbed run).
+func time(repeats: Int = 21, _ body: () -> Void) -> Double {
+    body()
+    var samples: [Double] = []
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return samples.min()!
+}
+
+func gflops(_ flops: Double, _ seconds: Double) -> Double { flops / seconds / 1e9 }
+
+func row(_ name: String, _ value: Double, _ unit: String, _ note: String = "") {
+    print(name.padding(toLength: 58, withPad: " ", startingAt: 0)
+          + String(format: "%9.1f %@", value, unit) + (note.isEmpty ? "" : "   " + note))
+}
+
+/// OpenBLAS sgemm, C[m, n] = A[m, k] B[k, n], threaded by OpenBLAS itself.
+func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let a = Tensor.randn([m, k], key: RandomKey(seed: 1))
+    let b = Tensor.randn([k, n], key: RandomKey(seed: 2))
+    let c = Tensor.zeros([m, n])
+    let seconds = time {
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    BLAS.referenceGEMM(threads: cores, m: m, n: n, k: k, a: a.baseAddress!,
+                                       b: b.baseAddress!, c: c.baseAddress!)
+                }
+            }
+        }
+    }
+    return gflops(2 * Double(m * n * k), seconds)
+}
+
+/// `duo-bench [section...]` runs only the named sections (sgemm, conv, attention, exp).
+let sections = Set(CommandLine.arguments.dropFirst())
+func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
+
+print("duo bench — \(ProcessInfo.processInfo.activeProcessorCount) cores; duo splits GEMMs over cores")
+print("itself (single-threaded OpenBLAS); the sgemm references use OpenBLAS's own threads.")
+let convGEMM = sgemmGFLOPs(m: 64, n: 1024, k: 576)
+if wanted("sgemm") {
+print("\n# OpenBLAS sgemm at the models' shapes (M x K x N)")
+row("conv 3x3 64->64 at 32x32, per image (64 x 576 x 1024)", convGEMM, "GFLOP/s")
+row("conv 3x3 32->32 at 32x32, per image (32 x 288 x 1024)", sgemmGFLOPs(m: 32, n: 1024, k: 288), "GFLOP/s")
+row("linear 64->64 over 8x256 tokens (2048 x 64 x 64)", sgemmGFLOPs(m: 2048, n: 64, k: 64), "GFLOP/s")
+row("feed-forward 64->512 over 8x256 tokens (2048 x 64 x 512)", sgemmGFLOPs(m: 2048, n: 512, k: 64), "GFLOP/s")
+row("square 1024 (peak reference)", sgemmGFLOPs(m: 1024, n: 1024, k: 1024), "GFLOP/s")
+}
+// OpenBLAS's idle workers spin for a while after a threaded call: let them settle so they
+// do not take cycles from what is measured next.
+Thread.sleep(forTimeInterval: 0.5)
+
+if wanted("conv") {
+print("\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1")
+    let x = Tensor.randn([16, 64, 32, 32], key: RandomKey(seed: 3))
+    let w = Tensor.randn([64, 64, 3, 3], key: RandomKey(seed: 4)) * 0.05
+    let b = Tensor.zeros([64])
+    let flops = 2.0 * 16 * 64 * 576 * 1024
+    let forward = time { _ = GradMode.withNoGrad { conv2d(x, weight: w, bias: b, padding: 1) } }
+    let fwd = gflops(flops, forward)
+    row("forward", fwd, "GFLOP/s", String(format: "%.2f of sgemm (goal >= 0.6)", fwd / convGEMM))
+    [x, w, b].forEach { $0.requiresGrad = true }
+    let dY = Tensor.randn([16, 64, 32, 32], key: RandomKey(seed: 5))
+    let both = time {
+        conv2d(x, weight: w, bias: b, padding: 1).backward(dY)
+        [x, w, b].forEach { $0.zeroGrad() }
+    }
+    let fwdBwd = gflops(3 * flops, both)
+    row("forward + backward (dX, dW, db)", fwdBwd, "GFLOP/s",
+        String(format: "%.2f of sgemm (goal >= 0.5)", fwdBwd / convGEMM))
+}
+
+if wanted("attention") {
+print("\n# attention: 8 heads of size 8, 256 query tokens, batch 8")
+for (name, keys) in [("self (256 keys)", 256), ("cross (16 keys)", 16)] {
+    let q = Tensor.randn([8, 256, 64], key: RandomKey(seed: 6))
+    let k = Tensor.randn([8, keys, 64], key: RandomKey(seed: 7))
+    let v = Tensor.randn([8, keys, 64], key: RandomKey(seed: 8))
+    // QK^T and PV: 2 * 2 * Tq * Tk * d per head; the backward pass does twice that.
+    let flops = 4.0 * 8 * 8 * 256 * Double(keys) * 8
+    let forward = time {
+        _ = GradMode.withNoGrad { scaledDotProductAttention(query: q, key: k, value: v, heads: 8) }
+    }
+    row("\(name) forward", gflops(flops, forward), "GFLOP/s")
+    [q, k, v].forEach { $0.requiresGrad = true }
+    let dOut = Tensor.randn([8, 256, 64], key: RandomKey(seed: 9))
+    let both = time {
+        scaledDotProductAttention(query: q, key: k, value: v, heads: 8).backward(dOut)
+        [q, k, v].forEach { $0.zeroGrad() }
+    }
+    row("\(name) forward + backward", gflops(3 * flops, both), "GFLOP/s", "(goal >= 40)")
+}
+}
+
+if wanted("exp") {
+print("\n# why the pointwise kernels are C: exp over 4M floats, one core each")
+    let n = 1 << 22
+    let x = Tensor.randn([n], key: RandomKey(seed: 10))
+    let input = x.scalars
+    var output = [Float](repeating: 0, count: n)
+    let swiftSeconds = time(repeats: 7) {
+        input.withUnsafeBufferPointer { src in
+            output.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<n { dst[i] = Foundation.exp(Swift.min(Swift.max(src[i], -87.3), 88.3)) }
+            }
+        }
+    }
+    Parallel.threadCount = 1
+    let kernelSeconds = time(repeats: 7) { _ = GradMode.withNoGrad { exp(x) } }
+    let bytes = Double(8 * n)
+    row("Swift loop, Foundation.exp with clamp (1 core)", bytes / swiftSeconds / 1e9, "GB/s")
+    row("C kernel duo_exp via exp(Tensor)", bytes / kernelSeconds / 1e9, "GB/s")
+}
