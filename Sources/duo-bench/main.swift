@@ -102,6 +102,28 @@ for (name, keys) in [("self (256 keys)", 256), ("cross (16 keys)", 16)] {
 }
 }
 
+if wanted("pointwise") {
+print("\n# pointwise and normalization passes over 16M floats (bytes read + written), all cores")
+do {
+    let n = 1 << 24
+    let x = Tensor.randn([16, 64, 128, 128], key: RandomKey(seed: 11))
+    let bias = Tensor.randn([64, 1, 1], key: RandomKey(seed: 12))
+    let (gamma, beta) = (Tensor.ones([64]), Tensor.zeros([64]))
+    let bytes = Double(8 * n)
+    let cases: [(String, () -> Tensor)] = [
+        ("x + bias (broadcast over channels)", { x + bias }),
+        ("silu(x)", { silu(x) }),
+        ("gelu(x), exact", { gelu(x) }),
+        ("groupNorm(x), 32 groups", { groupNorm(x, groups: 32, weight: gamma, bias: beta) }),
+        ("softmax over rows of 128", { softmax(x) }),
+    ]
+    for (name, op) in cases {
+        let seconds = time(repeats: 7) { _ = GradMode.withNoGrad(op) }
+        row(name, bytes / seconds / 1e9, "GB/s")
+    }
+}
+}
+
 if wanted("exp") {
 print("\n# why the pointwise kernels are C: exp over 4M floats, one core each")
     let n = 1 << 22

@@ -48,16 +48,18 @@ enum Broadcast {
         return (dims, sets)
     }
 
-    /// Visits each innermost run of a collapsed iteration: `body(outer index, offsets)`
-    /// where offsets are the starting element of each operand for that run.
+    /// Visits each innermost run of a collapsed iteration: `body(offsets)` where offsets
+    /// are the starting element of each operand for that run. The offsets buffer is
+    /// reused across runs (no allocation per run: runs can be short and many).
     static func forEachRun(
         _ dims: [Int], _ strideSets: [[Int]], outer: Range<Int>, _ body: ([Int]) -> Void
     ) {
-        let outerDims = Array(dims.dropLast())
+        let outerDims = dims.dropLast()
+        var offsets = Array(repeating: 0, count: strideSets.count)
         for index in outer {
             var rest = index
-            var offsets = Array(repeating: 0, count: strideSets.count)
-            for d in stride(from: outerDims.count - 1, through: 0, by: -1) {
+            for s in offsets.indices { offsets[s] = 0 }
+            for d in outerDims.indices.reversed() {
                 let i = rest % outerDims[d]
                 rest /= outerDims[d]
                 for s in offsets.indices { offsets[s] += i * strideSets[s][d] }
