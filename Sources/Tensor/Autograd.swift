@@ -60,7 +60,8 @@ extension Tensor {
                 node.accumulateGrad(dOut)
                 continue
             }
-            let dInputs = fn.backward(dOut)
+            // Gradients are values, not graphs: nothing inside a backward pass records.
+            let dInputs = GradMode.withNoGrad { fn.backward(dOut) }
             precondition(dInputs.count == fn.inputs.count, "\(fn.name): gradient count")
             for (input, dInput) in zip(fn.inputs, dInputs) {
                 guard input.requiresGrad, let dInput else { continue }

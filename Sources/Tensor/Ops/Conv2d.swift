@@ -89,12 +89,9 @@ private func conv2dBackward(
 /// needs no copy: the image itself is the column matrix.
 private final class Im2Col {
     let shape: duo_conv_shape
-    let buffer: Tensor
+    private(set) lazy var buffer = Tensor.empty([shape.C * shape.kh * shape.kw * shape.Ho * shape.Wo])
 
-    init(shape: duo_conv_shape) {
-        self.shape = shape
-        buffer = Tensor.empty([shape.C * shape.kh * shape.kw * shape.Ho * shape.Wo])
-    }
+    init(shape: duo_conv_shape) { self.shape = shape }
 
     var isIdentity: Bool {
         shape.kh == 1 && shape.kw == 1 && shape.stride == 1 && shape.pad == 0
