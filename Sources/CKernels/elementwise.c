@@ -48,15 +48,18 @@ double duo_sum(const float *x, size_t n) {
     return total;
 }
 
-double duo_sum_squares(const float *x, size_t n) {
+double duo_sum_squared_deviations(const float *x, size_t n, float center) {
     double total = 0;
     size_t i = 0;
     while (i < n) {
         size_t end = n - i > 4096 ? i + 4096 : n;
         float lanes[16] = {0};
         for (; i + 16 <= end; i += 16)
-            for (int l = 0; l < 16; l++) lanes[l] += x[i + l] * x[i + l];
-        for (; i < end; i++) lanes[0] += x[i] * x[i];
+            for (int l = 0; l < 16; l++) {
+                float c = x[i + l] - center;
+                lanes[l] += c * c;
+            }
+        for (; i < end; i++) lanes[0] += (x[i] - center) * (x[i] - center);
         for (int l = 0; l < 16; l++) total += lanes[l];
     }
     return total;

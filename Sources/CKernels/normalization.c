@@ -36,21 +36,8 @@ void duo_softmax_backward(const float *y, const float *dy, float *dx, size_t d,
 // Two passes (mean, then centred variance) keep the variance accurate when |mean| >> std.
 static void moments(const float *x, size_t n, float *mean_out, float *var_out) {
     float mean = (float)(duo_sum(x, n) / (double)n);
-    double acc = 0;
-    size_t i = 0;
-    while (i < n) {
-        size_t end = n - i > 4096 ? i + 4096 : n;
-        float lanes[16] = {0};
-        for (; i + 16 <= end; i += 16)
-            for (int l = 0; l < 16; l++) {
-                float c = x[i + l] - mean;
-                lanes[l] += c * c;
-            }
-        for (; i < end; i++) lanes[0] += (x[i] - mean) * (x[i] - mean);
-        for (int l = 0; l < 16; l++) acc += lanes[l];
-    }
     *mean_out = mean;
-    *var_out = (float)(acc / (double)n);
+    *var_out = (float)(duo_sum_squared_deviations(x, n, mean) / (double)n);
 }
 
 // Group norm (Wu & He 2018): statistics over (C/G channels x S pixels) per sample and group.

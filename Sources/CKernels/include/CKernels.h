@@ -29,7 +29,8 @@ void duo_binary(int op, const float *a, ptrdiff_t sa, const float *b, ptrdiff_t 
 void duo_axpy(float alpha, const float *x, ptrdiff_t sx, float *y, size_t n);
 void duo_scale(float alpha, const float *x, float *y, size_t n);
 double duo_sum(const float *x, size_t n);
-double duo_sum_squares(const float *x, size_t n);
+// sum (x_i - center)^2: the squared norm with center 0, the variance's numerator with the mean.
+double duo_sum_squared_deviations(const float *x, size_t n, float center);
 
 // Softmax over the last dimension of rows [rows, d]; rows in [row_begin, row_end).
 void duo_softmax_forward(const float *x, float *y, size_t d, size_t row_begin, size_t row_end);
