@@ -1,0 +1,137 @@
+/// A safetensors file, memory-mapped and validated on open.
+///
+/// Opening maps the file and checks the whole header (lengths, JSON, dtypes, shapes, byte
+/// sizes, bounds, overlaps); tensor data is paged in only when a tensor is read, so listing a
+/// multi-gigabyte checkpoint is cheap. Every error names the file, and the tensor if any.
+///
+/// ```swift
+/// let file = try SafeTensorsReader(path: "unet/diffusion_pytorch_model.safetensors")
+/// for tensor in file.tensors { print(tensor.name, tensor.shape) }
+/// let weight = try file.floats("conv_in.weight")
+/// ```
+public final class SafeTensorsReader: @unchecked Sendable {
+    // Immutable after init, and the mapping is read-only: safe to share across threads.
+
+    /// The path the file was opened by, as given.
+    public let path: String
+    /// The tensors, in the order of their data offsets in the file.
+    public let tensors: [SafeTensorInfo]
+    /// The header's `__metadata__` map (empty when absent).
+    public let metadata: [String: String]
+
+    private let file: MappedFile
+    private let dataStart: Int
+    private let indexByName: [String: Int]
+
+    /// Maps and validates the file at `path`.
+    public init(path: String) throws {
+        self.path = path
+        file = try MappedFile(path: path)
+        let header = try SafeTensorsHeader.parse(file.bytes, path: path)
+        tensors = header.tensors
+        metadata = header.metadata
+        dataStart = header.dataStart
+        indexByName = Dictionary(
+            tensors.enumerated().map { ($0.element.name, $0.offset) },
+            uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The tensor names, in file order.
+    public var names: [String] { tensors.map(\.name) }
+
+    /// The description of tensor `name`; throws `missingTensor` if the file has none.
+    public func info(_ name: String) throws -> SafeTensorInfo {
+        guard let index = indexByName[name] else {
+            throw FormatError(.missingTensor, path: path, tensor: name, reason: "no such tensor")
+        }
+        return tensors[index]
+    }
+
+    /// Whether the file holds a tensor called `name`.
+    public func contains(_ name: String) -> Bool {
+        indexByName[name] != nil
+    }
+
+    /// Tensor `name`'s elements as Floats, row-major. F32 is copied as is; F16 and BF16
+    /// are widened exactly. Other dtypes throw `unsupportedDType`.
+    public func floats(_ name: String) throws -> [Float] {
+        let info = try info(name)
+        let converted = try withUnsafeRawBytes(name) { raw in
+            Self.convertToFloats(raw, count: info.elementCount, dtype: info.dtype)
+        }
+        guard let converted else {
+            throw FormatError(
+                .unsupportedDType, path: path, tensor: name,
+                reason: "dtype \(info.dtype.rawValue) cannot be read as floats "
+                    + "(supported: F32, F16, BF16)")
+        }
+        return converted
+    }
+
+    /// Little-endian F32, F16 or BF16 elements → Floats; `nil` for any other dtype.
+    private static func convertToFloats(
+        _ raw: UnsafeRawBufferPointer, count: Int, dtype: SafeTensorsDType
+    ) -> [Float]? {
+        func halves(_ widen: (UInt16) -> Float) -> [Float] {
+            (0..<count).map { i in
+                widen(
+                    UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+            }
+        }
+        switch dtype {
+        case .f32 where isLittleEndianHost:
+            // The common case for large checkpoints: one memcpy out of the mapping.
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
+                initialized = count
+            }
+        case .f32:
+            return (0..<count).map { i in
+                Float(
+                    bitPattern: UInt32(
+                        littleEndian: raw.loadUnaligned(
+                            fromByteOffset: 4 * i, as: UInt32.self)))
+            }
+        case .f16: return halves(floatFromHalfBits)
+        case .bf16: return halves(floatFromBFloat16Bits)
+        default: return nil
+        }
+    }
+
+    /// Calls `body` with tensor `name`'s bytes, straight from the mapping (no copy).
+    /// The buffer is valid only during the call.
+    public func withUnsafeRawBytes<Result>(
+        _ name: String, _ body: (UnsafeRawBufferPointer) throws -> Result
+    ) throws -> Result {
+        let info = try info(name)
+        let start = dataStart + info.dataOffsets.lowerBound
+        let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[start..<(start + info.byteCount)])
+        return try withExtendedLifetime(file) { try body(bytes) }
+    }
+
+    /// Calls `body` with tensor `name`'s F32 elements without copying them, when the data
+    /// is 4-byte aligned in the mapping (it is in files whose writer padded the header, as
+    /// safetensors' own does); a misaligned tensor is copied first. Throws
+    /// `unsupportedDType` for anything but F32. The buffer is valid only during the call.
+    public func withUnsafeFloat32Buffer<Result>(
+        _ name: String, _ body: (UnsafeBufferPointer<Float>) throws -> Result
+    ) throws -> Result {
+        let info = try info(name)
+        guard info.dtype == .f32 else {
+            throw FormatError(
+                .unsupportedDType, path: path, tensor: name,
+                reason: "dtype \(info.dtype.rawValue) is not F32")
+        }
+        return try withUnsafeRawBytes(name) { raw in
+            let aligned = Int(bitPattern: raw.baseAddress) % MemoryLayout<Float>.alignment == 0
+            guard aligned, isLittleEndianHost else {
+                let copy = try floats(name)
+                return try copy.withUnsafeBufferPointer(body)
+            }
+            return try body(raw.assumingMemoryBound(to: Float.self))
+        }
+    }
+}
+
+/// Safetensors data is little-endian; only on such a host can it be used in place.
+private let isLittleEndianHost = 1.littleEndian == 1
