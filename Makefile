@@ -16,7 +16,7 @@ deps:
 		echo "make deps: installing$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --fix-broken $$missing; \
 	fi
 
 build: deps
