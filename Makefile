@@ -15,8 +15,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		export DEBIAN_FRONTEND=noninteractive; \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --fix-broken $$missing; \
+		{ $$SUDO apt-get install -y -qq $$missing || \
+		  { $$SUDO apt-get install -y -qq --fix-broken && $$SUDO apt-get install -y -qq $$missing; }; }; \
 	fi
 
 build: deps
