@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "duo", targets: ["duo"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "Formats", targets: ["Formats"]),
+        .library(name: "Diffusion", targets: ["Diffusion"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -28,11 +29,14 @@ let package = Package(
         // File formats: safetensors, PNG, image grids. Independent of Tensor.
         .target(name: "Formats", dependencies: ["CPNG"]),
 
+        // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
+        .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
+
         // The CLI: one file per subcommand.
         .executableTarget(
             name: "duo",
             dependencies: [
-                "Tensor", "Formats",
+                "Tensor", "Formats", "Diffusion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
@@ -42,6 +46,9 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
         .testTarget(
             name: "FormatsTests", dependencies: ["Formats"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats"]),
     ]

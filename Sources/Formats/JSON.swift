@@ -1,4 +1,4 @@
-// A small strict JSON reader and string quoting for safetensors headers.
+// A small strict JSON reader and string quoting, for safetensors headers and model configs.
 //
 // Why not JSONSerialization: it hands back NSNumber, where 2, 2.0 and true blur together,
 // silently keeps one of two duplicate keys, and its failures are multi-line. A header is a
@@ -7,7 +7,7 @@
 
 /// A parsed JSON value. Numbers keep their source text, so `2` and `2.0` stay distinct and
 /// integers are converted exactly (or rejected) by whoever reads them.
-enum JSONValue {
+public enum JSONValue {
     case object([(key: String, value: JSONValue)])
     case array([JSONValue])
     case string(String)
@@ -16,7 +16,7 @@ enum JSONValue {
     case null
 
     /// A short name of the value's type for error messages ("string", "array", ...).
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .object: return "object"
         case .array: return "array"
@@ -29,13 +29,13 @@ enum JSONValue {
 }
 
 /// Why a JSON text was rejected, and where.
-struct JSONParseError: Error {
-    let offset: Int
-    let message: String
+public struct JSONParseError: Error {
+    public let offset: Int
+    public let message: String
 }
 
 /// A recursive-descent parser over UTF-8 bytes (RFC 8259, no extensions).
-struct JSONParser {
+public struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private var depth = 0
@@ -43,7 +43,7 @@ struct JSONParser {
     private static let maxDepth = 64
 
     /// Parses one JSON value that spans all of `bytes` (surrounding whitespace allowed).
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue()

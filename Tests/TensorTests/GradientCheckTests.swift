@@ -62,6 +62,10 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([x], "softplus") { softplus($0[0]) }
         checkGradients([x], "logSigmoid") { logSigmoid($0[0]) }
         checkGradients([x], "exp") { exp($0[0]) }
+        // Inputs kept 0.05 away from the bounds, where clamp is not differentiable.
+        let away = Tensor(x.scalars.map { abs($0 - 1) < 0.05 || abs($0 + 1) < 0.05 ? $0 + 0.1 : $0 },
+                          shape: x.shape)
+        checkGradients([away], "clamp") { clamp($0[0], min: -1, max: 1) }
     }
 
     func testAttention() {
@@ -101,6 +105,9 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([x], "transpose") { $0[0].transposed(1, 2) }
         checkGradients([randomTensor([1, 2, 3, 3], seed: 26)], "upsampleNearest2x") {
             upsampleNearest2x($0[0])
+        }
+        checkGradients([randomTensor([2, 2, 3, 4], seed: 36)], "pad2d") {
+            pad2d($0[0], left: 1, right: 2, top: 0, bottom: 1)
         }
         let y = randomTensor([2, 2, 4], seed: 27)
         checkGradients([x, y], "concat") { concat([$0[0], $0[1]], axis: 1) }

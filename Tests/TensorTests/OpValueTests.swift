@@ -150,6 +150,8 @@ final class OpValueTests: XCTestCase {
         XCTAssertEqual(p.scalars[(3 * 2 + 1) * 3 + 2], Float((1 * 3 + 2) * 4 + 3))
         let up = upsampleNearest2x(Tensor([1, 2, 3, 4], shape: [1, 1, 2, 2]))
         XCTAssertEqual(up.scalars, [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])
+        let padded = pad2d(Tensor([1, 2, 3, 4], shape: [1, 2, 2]), right: 1, bottom: 1)
+        XCTAssertEqual(padded.scalars, [1, 2, 0, 3, 4, 0, 0, 0, 0])
         let joined = concat([x, Tensor.full(-1, [2, 1, 4])], axis: 1)
         XCTAssertEqual(joined.shape, [2, 4, 4])
         XCTAssertEqual(Array(joined.scalars[12..<20]), [-1, -1, -1, -1, 12, 13, 14, 15])

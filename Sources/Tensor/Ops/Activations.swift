@@ -61,3 +61,17 @@ public func exp(_ x: Tensor) -> Tensor {
     let saved = y.detached()
     return y.recorded("exp", from: [x]) { dY in [mul(dY, saved)] }
 }
+
+/// min(max(x, low), high); the gradient passes where low <= x <= high.
+public func clamp(_ x: Tensor, min low: Float, max high: Float) -> Tensor {
+    let y = Tensor.empty(x.shape)
+    let (src, dst) = (x.pointer, y.pointer)
+    for i in 0..<x.count { dst[i] = Swift.min(Swift.max(src[i], low), high) }
+    let saved = x.detached()
+    return y.recorded("clamp", from: [x]) { dY in
+        let dX = Tensor.empty(saved.shape)
+        let (s, g, d) = (saved.pointer, dY.pointer, dX.pointer)
+        for i in 0..<saved.count { d[i] = s[i] >= low && s[i] <= high ? g[i] : 0 }
+        return [dX]
+    }
+}

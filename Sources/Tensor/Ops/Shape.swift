@@ -143,3 +143,32 @@ public func upsampleNearest2x(_ x: Tensor) -> Tensor {
         return [dX]
     }
 }
+
+/// Zero padding of the last two dimensions: [..., H, W] -> [..., top + H + bottom,
+/// left + W + right] (torch.nn.functional.pad with (left, right, top, bottom)).
+public func pad2d(_ x: Tensor, left: Int = 0, right: Int = 0, top: Int = 0, bottom: Int = 0)
+    -> Tensor
+{
+    precondition(x.rank >= 2 && [left, right, top, bottom].allSatisfy { $0 >= 0 },
+                 "pad2d of \(x.shape) by \([left, right, top, bottom])")
+    let (h, w) = (x.shape[x.rank - 2], x.shape[x.rank - 1])
+    let (ph, pw) = (h + top + bottom, w + left + right)
+    let planes = x.count / max(h * w, 1)
+    let y = Tensor.zeros(Array(x.shape.dropLast(2)) + [ph, pw])
+    for p in 0..<planes {
+        for i in 0..<h {
+            (y.pointer + p * ph * pw + (i + top) * pw + left).update(from: x.pointer + p * h * w + i * w, count: w)
+        }
+    }
+    let inputShape = x.shape
+    return y.recorded("pad2d", from: [x]) { dY in
+        // The gradient of padding is the crop.
+        let dX = Tensor.empty(inputShape)
+        for p in 0..<planes {
+            for i in 0..<h {
+                (dX.pointer + p * h * w + i * w).update(from: dY.pointer + p * ph * pw + (i + top) * pw + left, count: w)
+            }
+        }
+        return [dX]
+    }
+}

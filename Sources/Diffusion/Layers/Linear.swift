@@ -1,0 +1,40 @@
+import Foundation
+import Tensor
+
+/// y = x W^T + b, as torch.nn.Linear. weight: [out, in], bias: [out].
+///
+/// A 1x1 convolution is the same map over channels: with `pointwiseConv` the weight is
+/// kept as the conv's [out, in, 1, 1] (as checkpoints store it) and applied to [..., in].
+public final class Linear: Layer {
+    public let weight: Tensor
+    public let bias: Tensor?
+    /// A low-rank adapter added to the output when present and enabled.
+    public var lora: LoRA?
+
+    /// PyTorch's default initialization: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+    public init(
+        _ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, pointwiseConv: Bool = false,
+        key: RandomKey
+    ) {
+        let bound = 1 / Float(inFeatures).squareRoot()
+        let keys = key.split(2)
+        weight = Tensor.uniform([outFeatures, inFeatures] + (pointwiseConv ? [1, 1] : []),
+                                low: -bound, high: bound, key: keys[0])
+        self.bias = bias ? Tensor.uniform([outFeatures], low: -bound, high: bound, key: keys[1]) : nil
+    }
+
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public var namedParameters: [(String, Tensor)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    /// x: [..., in] -> [..., out]
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let matrix = weight.rank == 2 ? weight : weight.reshaped([outFeatures, inFeatures])
+        let y = linear(x, weight: matrix, bias: bias)
+        guard let lora, lora.isEnabled else { return y }
+        return y + lora(x)
+    }
+}

@@ -1,0 +1,140 @@
+import Tensor
+
+/// The settings of transformers' CLIPTextConfig that the model uses.
+public struct CLIPTextConfig: Equatable, Sendable {
+    public enum Activation: String, Sendable { case quickGELU = "quick_gelu", gelu }
+
+    public var vocabularySize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layers: Int
+    public var heads: Int
+    public var maxPositions: Int
+    public var activation: Activation
+    public var layerNormEps: Float
+
+    public init(
+        vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layers: Int, heads: Int,
+        maxPositions: Int = 77, activation: Activation = .quickGELU, layerNormEps: Float = 1e-5
+    ) {
+        self.vocabularySize = vocabularySize
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.layers = layers
+        self.heads = heads
+        self.maxPositions = maxPositions
+        self.activation = activation
+        self.layerNormEps = layerNormEps
+    }
+
+    /// Reads `text_encoder/config.json`.
+    public init(file config: ConfigFile) throws {
+        let name = try config.string("hidden_act", default: "quick_gelu")
+        guard let activation = Activation(rawValue: name) else {
+            throw ModelError(file: config.path, key: "hidden_act",
+                             "expected quick_gelu or gelu, found \(name)")
+        }
+        self.init(
+            vocabularySize: try config.int("vocab_size"), hiddenSize: try config.int("hidden_size"),
+            intermediateSize: try config.int("intermediate_size"),
+            layers: try config.int("num_hidden_layers"), heads: try config.int("num_attention_heads"),
+            maxPositions: try config.int("max_position_embeddings", default: 77),
+            activation: activation, layerNormEps: try config.float("layer_norm_eps", default: 1e-5))
+        guard hiddenSize % heads == 0 else {
+            throw ModelError(file: config.path, key: "num_attention_heads",
+                             "\(heads) heads do not divide hidden_size \(hiddenSize)")
+        }
+    }
+}
+
+/// One pre-norm transformer layer of CLIP's text encoder: causal self-attention, then an
+/// MLP, each residual.
+public final class CLIPEncoderLayer: Layer {
+    public let layerNorm1: LayerNorm
+    public let qProj: Linear
+    public let kProj: Linear
+    public let vProj: Linear
+    public let outProj: Linear
+    public let layerNorm2: LayerNorm
+    public let fc1: Linear
+    public let fc2: Linear
+    let config: CLIPTextConfig
+
+    init(config c: CLIPTextConfig, key: RandomKey) {
+        let keys = key.split(6)
+        config = c
+        layerNorm1 = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
+        qProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[0])
+        kProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[1])
+        vProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[2])
+        outProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[3])
+        layerNorm2 = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
+        fc1 = Linear(c.hiddenSize, c.intermediateSize, key: keys[4])
+        fc2 = Linear(c.intermediateSize, c.hiddenSize, key: keys[5])
+    }
+
+    public var namedParameters: [(String, Tensor)] {
+        scoped("layer_norm1", layerNorm1) + scoped("self_attn.q_proj", qProj)
+            + scoped("self_attn.k_proj", kProj) + scoped("self_attn.v_proj", vProj)
+            + scoped("self_attn.out_proj", outProj) + scoped("layer_norm2", layerNorm2)
+            + scoped("mlp.fc1", fc1) + scoped("mlp.fc2", fc2)
+    }
+
+    /// x: [B, T, hidden] -> same shape
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var x = x
+        // causal self-attention
+        let h = layerNorm1(x)
+        let attended = scaledDotProductAttention(
+            query: qProj(h), key: kProj(h), value: vProj(h), heads: config.heads, causal: true)
+        x = x + outProj(attended)
+        // MLP
+        let inner = fc1(layerNorm2(x))
+        x = x + fc2(config.activation == .quickGELU ? quickGELU(inner) : gelu(inner))
+        return x
+    }
+}
+
+/// transformers' CLIPTextModel (Radford et al. 2021): token and position embeddings,
+/// causal transformer layers, a final layer norm. Its last hidden state is what Stable
+/// Diffusion conditions on.
+public final class CLIPTextModel: Layer {
+    public let config: CLIPTextConfig
+    public let tokenEmbedding: Tensor
+    public let positionEmbedding: Tensor
+    public let layers: [CLIPEncoderLayer]
+    public let finalLayerNorm: LayerNorm
+
+    /// Random initialization as transformers' CLIP: N(0, 0.02) embeddings.
+    public init(config c: CLIPTextConfig, key: RandomKey) {
+        let keys = key.split(c.layers + 2)
+        config = c
+        tokenEmbedding = Tensor.randn([c.vocabularySize, c.hiddenSize], key: keys[0]) * 0.02
+        positionEmbedding = Tensor.randn([c.maxPositions, c.hiddenSize], key: keys[1]) * 0.01
+        layers = (0..<c.layers).map { CLIPEncoderLayer(config: c, key: keys[$0 + 2]) }
+        finalLayerNorm = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
+    }
+
+    public var namedParameters: [(String, Tensor)] {
+        [("embeddings.token_embedding.weight", tokenEmbedding),
+         ("embeddings.position_embedding.weight", positionEmbedding)]
+            + scoped("encoder.layers", layers) + scoped("final_layer_norm", finalLayerNorm)
+    }
+
+    /// Checkpoints saved by transformers before v5 (SD 1.x among them) prefix every key
+    /// with `text_model.`.
+    static func legacyName(_ key: String) -> [String] { ["text_model." + key] }
+
+    /// tokenIDs: B sequences of the same length T <= maxPositions -> [B, T, hidden]
+    public func callAsFunction(_ tokenIDs: [[Int]]) -> Tensor {
+        let length = tokenIDs[0].count
+        precondition(tokenIDs.allSatisfy { $0.count == length } && length <= config.maxPositions,
+                     "text encoder input: \(tokenIDs.count) sequences, lengths must be equal and <= \(config.maxPositions)")
+        let tokens = embedding(tokenIDs.flatMap { $0 }, weight: tokenEmbedding)
+            .reshaped([tokenIDs.count, length, config.hiddenSize])
+        let positions = embedding(Array(0..<length), weight: positionEmbedding)
+        var x = tokens + positions
+        for layer in layers { x = layer(x) }
+        return finalLayerNorm(x)
+    }
+}

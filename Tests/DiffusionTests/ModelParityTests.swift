@@ -1,0 +1,63 @@
+import Diffusion
+import Formats
+import Foundation
+import Tensor
+import TestSupport
+import XCTest
+
+/// Forward passes of the tiny random models in Fixtures/models against the outputs
+/// diffusers and transformers computed for the same inputs (tools/make_model_fixtures.py).
+///
+/// The issue asks for a max abs error <= 1e-4; the measured error is below 2e-6, and the
+/// tests hold 1e-5, tight enough to tell exact GELU from its tanh approximation.
+final class ModelParityTests: XCTestCase {
+    static let models = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        .appendingPathComponent("models").path
+    static let reference = try! SafeTensorsReader(path: models + "/reference.safetensors")
+
+    func tensor(_ name: String) throws -> Tensor {
+        let info = try Self.reference.info(name)
+        return Tensor(try Self.reference.floats(name), shape: info.shape)
+    }
+
+    func testTextEncoderMatchesTransformers() throws {
+        let encoder = try CLIPTextModel.load(directory: Self.models + "/pipeline/text_encoder")
+        let ids = try tensor("text.input_ids")
+        let rows = (0..<ids.shape[0]).map { r in (0..<ids.shape[1]).map { Int(ids.scalars[r * ids.shape[1] + $0]) } }
+        let hidden = GradMode.withNoGrad { encoder(rows) }
+        assertClose(hidden, try tensor("text.last_hidden_state").scalars, rtol: 0, atol: 1e-5,
+                    "CLIPTextModel last_hidden_state (transformers)")
+    }
+
+    func unetOutput(_ folder: String, _ prefix: String, context: Bool) throws -> Tensor {
+        let unet = try UNet2DConditionModel.load(directory: Self.models + folder)
+        let timesteps = try tensor(prefix + ".timesteps").scalars
+        let sample = try tensor(prefix + ".sample")
+        let ctx = context ? try tensor(prefix + ".context") : nil
+        return GradMode.withNoGrad { unet(sample, timesteps: timesteps, context: ctx) }
+    }
+
+    func testUNetWithCrossAttentionMatchesDiffusers() throws {
+        assertClose(try unetOutput("/pipeline/unet", "unet_a", context: true),
+                    try tensor("unet_a.output").scalars, rtol: 0, atol: 1e-5, "UNet a (diffusers)")
+    }
+
+    func testUNetWithPerBlockHeadsAndLinearProjectionMatchesDiffusers() throws {
+        assertClose(try unetOutput("/unet-b", "unet_b", context: true),
+                    try tensor("unet_b.output").scalars, rtol: 0, atol: 1e-5, "UNet b, fp16 weights (diffusers)")
+    }
+
+    func testUNetWithoutCrossAttentionMatchesDiffusers() throws {
+        assertClose(try unetOutput("/unet-c", "unet_c", context: false),
+                    try tensor("unet_c.output").scalars, rtol: 0, atol: 1e-5, "UNet c, no context (diffusers)")
+    }
+
+    func testVAEEncodeAndDecodeMatchDiffusers() throws {
+        let vae = try AutoencoderKL.load(directory: Self.models + "/pipeline/vae")
+        let (mean, std) = GradMode.withNoGrad { vae.encode(try! tensor("vae.image")) }
+        assertClose(mean, try tensor("vae.mean").scalars, rtol: 0, atol: 1e-5, "VAE posterior mean")
+        assertClose(std, try tensor("vae.std").scalars, rtol: 0, atol: 1e-5, "VAE posterior std")
+        let decoded = GradMode.withNoGrad { vae.decode(try! tensor("vae.latents")) }
+        assertClose(decoded, try tensor("vae.decoded").scalars, rtol: 0, atol: 1e-5, "VAE decode")
+    }
+}
