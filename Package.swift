@@ -48,7 +48,7 @@ let package = Package(
             name: "FormatsTests", dependencies: ["Formats"],
             resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"],
+            name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats"]),
     ]
