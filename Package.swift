@@ -27,7 +27,7 @@ let package = Package(
         // The core: tensors, ops with their gradients, autodiff, RNG, optimizers.
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         // File formats: safetensors, PNG, image grids. Independent of Tensor.
-        .target(name: "Formats", dependencies: ["CPNG"]),
+        .target(name: "Formats", dependencies: ["CPNG", "CKernels"]),
 
         // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
         .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
@@ -40,7 +40,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
-        .executableTarget(name: "duo-bench", dependencies: ["Tensor"]),
+        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "Diffusion"]),
 
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A safetensors file, memory-mapped and validated on open.
 ///
 /// Opening maps the file and checks the whole header (lengths, JSON, dtypes, shapes, byte
@@ -55,47 +57,72 @@ public final class SafeTensorsReader: @unchecked Sendable {
     /// Tensor `name`'s elements as Floats, row-major. F32 is copied as is; F16 and BF16
     /// are widened exactly. Other dtypes throw `unsupportedDType`.
     public func floats(_ name: String) throws -> [Float] {
-        let info = try info(name)
-        let converted = try withUnsafeRawBytes(name) { raw in
-            Self.convertToFloats(raw, count: info.elementCount, dtype: info.dtype)
+        let count = try info(name).elementCount
+        return try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try convert(name, into: buffer)
+            initialized = count
         }
-        guard let converted else {
+    }
+
+    /// Converts tensor `name` into `destination` (exactly its element count), reading the
+    /// file in chunks rather than through the memory map: loading a large checkpoint this
+    /// way needs no copy beyond the destination and never keeps the file resident.
+    public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let info = try info(name)
+        precondition(destination.count == info.elementCount, "destination of \(destination.count) for \(info.shape)")
+        guard [.f32, .f16, .bf16].contains(info.dtype) else { return try convert(name, into: destination) }
+        let size = info.dtype.byteSize
+        let start = dataStart + info.dataOffsets.lowerBound
+        try readRange(path, start..<(start + info.byteCount), chunkBytes: size << 22) { chunk, offset in
+            let first = offset / size
+            let part = UnsafeMutableBufferPointer(rebasing: destination[first..<(first + chunk.count / size)])
+            _ = Self.convert(chunk, dtype: info.dtype, into: part)
+        }
+    }
+
+    private func convert(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let info = try info(name)
+        precondition(destination.count == info.elementCount, "destination of \(destination.count) for \(info.shape)")
+        let converted = try withUnsafeRawBytes(name) { raw in
+            Self.convert(raw, dtype: info.dtype, into: destination)
+        }
+        guard converted else {
             throw FormatError(
                 .unsupportedDType, path: path, tensor: name,
                 reason: "dtype \(info.dtype.rawValue) cannot be read as floats "
                     + "(supported: F32, F16, BF16)")
         }
-        return converted
     }
 
-    /// Little-endian F32, F16 or BF16 elements → Floats; `nil` for any other dtype.
-    private static func convertToFloats(
-        _ raw: UnsafeRawBufferPointer, count: Int, dtype: SafeTensorsDType
-    ) -> [Float]? {
-        func halves(_ widen: (UInt16) -> Float) -> [Float] {
-            (0..<count).map { i in
-                widen(
-                    UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+    /// Little-endian F32, F16 or BF16 elements into Floats; false for any other dtype.
+    private static func convert(
+        _ raw: UnsafeRawBufferPointer, dtype: SafeTensorsDType,
+        into out: UnsafeMutableBufferPointer<Float>
+    ) -> Bool {
+        func halves(_ widen: (UInt16) -> Float, _ kernel: (UnsafePointer<UInt16>?, UnsafeMutablePointer<Float>?, Int) -> Void) {
+            // The vectorized C conversion when the data is aligned (it is in files whose
+            // writer padded the header, as safetensors' own does).
+            if isLittleEndianHost, let base = raw.baseAddress, Int(bitPattern: base) % 2 == 0 {
+                kernel(base.assumingMemoryBound(to: UInt16.self), out.baseAddress, out.count)
+                return
+            }
+            for i in out.indices {
+                out[i] = widen(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             }
         }
         switch dtype {
         case .f32 where isLittleEndianHost:
             // The common case for large checkpoints: one memcpy out of the mapping.
-            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
-                initialized = count
-            }
+            UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
         case .f32:
-            return (0..<count).map { i in
-                Float(
-                    bitPattern: UInt32(
-                        littleEndian: raw.loadUnaligned(
-                            fromByteOffset: 4 * i, as: UInt32.self)))
+            for i in out.indices {
+                out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
             }
-        case .f16: return halves(floatFromHalfBits)
-        case .bf16: return halves(floatFromBFloat16Bits)
-        default: return nil
+        case .f16: halves(floatFromHalfBits, duo_f16_to_f32)
+        case .bf16: halves(floatFromBFloat16Bits, duo_bf16_to_f32)
+        default: return false
         }
+        return true
     }
 
     /// Calls `body` with tensor `name`'s bytes, straight from the mapping (no copy).

@@ -1,5 +1,6 @@
 // `make bench`: throughput of the tensor core on the model's shapes, each figure beside
 // OpenBLAS's own sgemm measured in the same run.
+import Diffusion
 import Foundation
 import Tensor
 
@@ -41,9 +42,16 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
     return gflops(2 * Double(m * n * k), seconds)
 }
 
-/// `duo-bench [section...]` runs only the named sections (sgemm, conv, attention, exp).
+/// `duo-bench [section...]` runs only the named sections (sgemm, conv, attention,
+/// pointwise, exp); `duo-bench sd-unet DIR` measures loading and running a full-size
+/// SD 1.x UNet (run on its own: it reports the process's peak memory).
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
+
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "sd-unet" {
+    runSDUNetBenchmark(directory: CommandLine.arguments[2])
+    exit(0)
+}
 
 print("duo bench — \(ProcessInfo.processInfo.activeProcessorCount) cores; duo splits GEMMs over cores")
 print("itself (single-threaded OpenBLAS); the sgemm references use OpenBLAS's own threads.")

@@ -6,6 +6,7 @@
 #define DUO_CKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 // Pointwise activations on n contiguous floats. Backward: dx = dy * f'(x).
 void duo_silu_forward(const float *x, float *y, size_t n);
@@ -96,5 +97,10 @@ void duo_upsample_nearest2x_backward(const float *dy, float *dx, size_t H, size_
 void duo_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay,
                     float bias_correction1, float bias_correction2);
+
+// IEEE half (binary16) and bfloat16 to float, exactly (subnormals, inf and NaN included).
+// src must be 2-byte aligned (little-endian values).
+void duo_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void duo_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 
 #endif

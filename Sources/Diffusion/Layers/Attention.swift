@@ -13,7 +13,7 @@ public final class Attention: Layer {
     /// or nil for self-attention; projections without bias as in the UNet unless `bias`.
     public init(
         queryDim: Int, contextDim: Int? = nil, heads: Int, headDim: Int, bias: Bool = false,
-        key: RandomKey
+        key: RandomKey?
     ) {
         let inner = heads * headDim
         let keys = key.split(4)
@@ -44,7 +44,7 @@ public final class SpatialSelfAttention: Layer {
     public let groupNorm: GroupNorm
     public let attention: Attention
 
-    public init(channels: Int, heads: Int, groups: Int, eps: Float, key: RandomKey) {
+    public init(channels: Int, heads: Int, groups: Int, eps: Float, key: RandomKey?) {
         groupNorm = GroupNorm(groups: groups, channels: channels, eps: eps)
         attention = Attention(queryDim: channels, heads: heads, headDim: channels / heads,
                               bias: true, key: key)

@@ -7,16 +7,16 @@ public final class Conv2d: Layer {
     public let stride: Int
     public let padding: Int
 
-    /// PyTorch's default initialization: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), fanIn = in*k*k.
+    /// PyTorch's default initialization: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), fanIn = in*k*k
+    /// (zeros with a nil key, for loading).
     public init(
         _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-        bias: Bool = true, key: RandomKey
+        bias: Bool = true, key: RandomKey?
     ) {
         let bound = 1 / Float(inChannels * kernel * kernel).squareRoot()
         let keys = key.split(2)
-        weight = Tensor.uniform([outChannels, inChannels, kernel, kernel], low: -bound,
-                                high: bound, key: keys[0])
-        self.bias = bias ? Tensor.uniform([outChannels], low: -bound, high: bound, key: keys[1]) : nil
+        weight = initialUniform([outChannels, inChannels, kernel, kernel], bound: bound, key: keys[0])
+        self.bias = bias ? initialUniform([outChannels], bound: bound, key: keys[1]) : nil
         self.stride = stride
         self.padding = padding
     }

@@ -7,7 +7,7 @@ public final class FeedForward: Layer {
     public let projIn: Linear
     public let projOut: Linear
 
-    public init(dim: Int, multiplier: Int = 4, key: RandomKey) {
+    public init(dim: Int, multiplier: Int = 4, key: RandomKey?) {
         let keys = key.split(2)
         projIn = Linear(dim, 2 * dim * multiplier, key: keys[0])
         projOut = Linear(dim * multiplier, dim, key: keys[1])

@@ -33,3 +33,23 @@ public func scoped(_ prefix: String, _ layer: Layer?) -> [(String, Tensor)] {
 public func scoped(_ prefix: String, _ layers: [Layer]) -> [(String, Tensor)] {
     layers.enumerated().flatMap { scoped("\(prefix).\($0.offset)", $0.element) }
 }
+
+extension Optional where Wrapped == RandomKey {
+    /// `n` keys derived from this one. A nil key means no random initialization (the
+    /// parameters start at zero, to be loaded from a checkpoint) and stays nil.
+    func split(_ n: Int) -> [RandomKey?] {
+        map { $0.split(n) } ?? Array(repeating: nil, count: n)
+    }
+}
+
+/// A parameter drawn from U(-bound, bound) with `key`, or zeros when `key` is nil.
+func initialUniform(_ shape: [Int], bound: Float, key: RandomKey?) -> Tensor {
+    guard let key else { return Tensor.zeros(shape) }
+    return Tensor.uniform(shape, low: -bound, high: bound, key: key)
+}
+
+/// A parameter drawn from N(0, std^2) with `key`, or zeros when `key` is nil.
+func initialNormal(_ shape: [Int], std: Float, key: RandomKey?) -> Tensor {
+    guard let key else { return Tensor.zeros(shape) }
+    return Tensor.randn(shape, key: key) * std
+}

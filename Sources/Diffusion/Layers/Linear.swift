@@ -11,16 +11,17 @@ public final class Linear: Layer {
     /// A low-rank adapter added to the output when present and enabled.
     public var lora: LoRA?
 
-    /// PyTorch's default initialization: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+    /// PyTorch's default initialization: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias
+    /// (zeros with a nil key, for loading).
     public init(
         _ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, pointwiseConv: Bool = false,
-        key: RandomKey
+        key: RandomKey?
     ) {
         let bound = 1 / Float(inFeatures).squareRoot()
         let keys = key.split(2)
-        weight = Tensor.uniform([outFeatures, inFeatures] + (pointwiseConv ? [1, 1] : []),
-                                low: -bound, high: bound, key: keys[0])
-        self.bias = bias ? Tensor.uniform([outFeatures], low: -bound, high: bound, key: keys[1]) : nil
+        weight = initialUniform([outFeatures, inFeatures] + (pointwiseConv ? [1, 1] : []),
+                                bound: bound, key: keys[0])
+        self.bias = bias ? initialUniform([outFeatures], bound: bound, key: keys[1]) : nil
     }
 
     public var inFeatures: Int { weight.shape[1] }

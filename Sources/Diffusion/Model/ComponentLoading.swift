@@ -29,7 +29,7 @@ extension UNet2DConditionModel {
     /// Loads `directory` (a diffusers `unet/` folder).
     public static func load(directory: String) throws -> UNet2DConditionModel {
         let config = try UNetConfig(file: try ComponentLoading.config(in: directory))
-        let model = UNet2DConditionModel(config: config, key: RandomKey(seed: 0))
+        let model = UNet2DConditionModel(config: config, key: nil)
         let weights = try ComponentLoading.weightsFile(in: directory, names: ["diffusion_pytorch_model"])
         try WeightLoading.load(model, from: weights, alternatives: SpatialSelfAttention.legacyName)
         return model
@@ -41,7 +41,7 @@ extension CLIPTextModel {
     /// `text_model.` prefix).
     public static func load(directory: String) throws -> CLIPTextModel {
         let config = try CLIPTextConfig(file: try ComponentLoading.config(in: directory))
-        let model = CLIPTextModel(config: config, key: RandomKey(seed: 0))
+        let model = CLIPTextModel(config: config, key: nil)
         let weights = try ComponentLoading.weightsFile(in: directory, names: ["model"])
         try WeightLoading.load(model, from: weights, alternatives: CLIPTextModel.legacyName)
         return model
@@ -52,7 +52,7 @@ extension AutoencoderKL {
     /// Loads `directory` (a diffusers `vae/` folder).
     public static func load(directory: String) throws -> AutoencoderKL {
         let config = try VAEConfig(file: try ComponentLoading.config(in: directory))
-        let model = AutoencoderKL(config: config, key: RandomKey(seed: 0))
+        let model = AutoencoderKL(config: config, key: nil)
         let weights = try ComponentLoading.weightsFile(in: directory, names: ["diffusion_pytorch_model"])
         try WeightLoading.load(model, from: weights, alternatives: SpatialSelfAttention.legacyName)
         return model

@@ -21,10 +21,7 @@ public enum WeightLoading {
                 throw ModelError(file: file.path, key: found,
                                  "expected shape \(parameter.shape), found \(info.shape)")
             }
-            let values = try file.floats(found)
-            parameter.withUnsafeMutableBufferPointer { dst in
-                values.withUnsafeBufferPointer { dst.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-            }
+            try parameter.withUnsafeMutableBufferPointer { try file.read(found, into: $0) }
         }
     }
 

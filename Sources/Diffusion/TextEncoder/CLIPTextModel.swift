@@ -60,7 +60,7 @@ public final class CLIPEncoderLayer: Layer {
     public let fc2: Linear
     let config: CLIPTextConfig
 
-    init(config c: CLIPTextConfig, key: RandomKey) {
+    init(config c: CLIPTextConfig, key: RandomKey?) {
         let keys = key.split(6)
         config = c
         layerNorm1 = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
@@ -106,11 +106,11 @@ public final class CLIPTextModel: Layer {
     public let finalLayerNorm: LayerNorm
 
     /// Random initialization as transformers' CLIP: N(0, 0.02) embeddings.
-    public init(config c: CLIPTextConfig, key: RandomKey) {
+    public init(config c: CLIPTextConfig, key: RandomKey?) {
         let keys = key.split(c.layers + 2)
         config = c
-        tokenEmbedding = Tensor.randn([c.vocabularySize, c.hiddenSize], key: keys[0]) * 0.02
-        positionEmbedding = Tensor.randn([c.maxPositions, c.hiddenSize], key: keys[1]) * 0.01
+        tokenEmbedding = initialNormal([c.vocabularySize, c.hiddenSize], std: 0.02, key: keys[0])
+        positionEmbedding = initialNormal([c.maxPositions, c.hiddenSize], std: 0.01, key: keys[1])
         layers = (0..<c.layers).map { CLIPEncoderLayer(config: c, key: keys[$0 + 2]) }
         finalLayerNorm = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
     }

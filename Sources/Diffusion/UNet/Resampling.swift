@@ -7,7 +7,7 @@ public final class Downsample2D: Layer {
     public let conv: Conv2d
     public let asymmetricPadding: Bool
 
-    public init(channels: Int, asymmetricPadding: Bool = false, key: RandomKey) {
+    public init(channels: Int, asymmetricPadding: Bool = false, key: RandomKey?) {
         self.asymmetricPadding = asymmetricPadding
         conv = Conv2d(channels, channels, kernel: 3, stride: 2, padding: asymmetricPadding ? 0 : 1,
                       key: key)
@@ -26,7 +26,7 @@ public final class Downsample2D: Layer {
 public final class Upsample2D: Layer {
     public let conv: Conv2d
 
-    public init(channels: Int, key: RandomKey) {
+    public init(channels: Int, key: RandomKey?) {
         conv = Conv2d(channels, channels, kernel: 3, padding: 1, key: key)
     }
 

@@ -13,7 +13,7 @@ public final class ResnetBlock2D: Layer {
 
     public init(
         inChannels: Int, outChannels: Int, timeEmbedChannels: Int?, groups: Int, eps: Float,
-        key: RandomKey
+        key: RandomKey?
     ) {
         let keys = key.split(4)
         norm1 = GroupNorm(groups: groups, channels: inChannels, eps: eps)

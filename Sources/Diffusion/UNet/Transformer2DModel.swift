@@ -10,7 +10,7 @@ public final class BasicTransformerBlock: Layer {
     public let norm3: LayerNorm
     public let ff: FeedForward
 
-    public init(dim: Int, heads: Int, headDim: Int, contextDim: Int, key: RandomKey) {
+    public init(dim: Int, heads: Int, headDim: Int, contextDim: Int, key: RandomKey?) {
         let keys = key.split(3)
         norm1 = LayerNorm(dim)
         attn1 = Attention(queryDim: dim, heads: heads, headDim: headDim, key: keys[0])
@@ -49,7 +49,7 @@ public final class Transformer2DModel: Layer {
 
     public init(
         channels: Int, heads: Int, layers: Int, contextDim: Int, groups: Int,
-        useLinearProjection: Bool, key: RandomKey
+        useLinearProjection: Bool, key: RandomKey?
     ) {
         let keys = key.split(layers + 2)
         norm = GroupNorm(groups: groups, channels: channels, eps: 1e-6)

@@ -13,8 +13,9 @@ public final class UNet2DConditionModel: Layer {
     public let convNormOut: GroupNorm
     public let convOut: Conv2d
 
-    /// A model with PyTorch-style random initialization from `key`.
-    public init(config c: UNetConfig, key: RandomKey) {
+    /// A model with PyTorch-style random initialization from `key` (zeros when nil: the
+    /// weights are then loaded from a checkpoint).
+    public init(config c: UNetConfig, key: RandomKey?) {
         config = c
         let keys = key.split(7)
         let channels = c.blockOutChannels

@@ -10,7 +10,7 @@ public final class DownBlock: Layer {
     public let attentions: [Transformer2DModel]
     public let downsampler: Downsample2D?
 
-    init(inChannels: Int, outChannels: Int, index: Int, config c: UNetConfig, key: RandomKey) {
+    init(inChannels: Int, outChannels: Int, index: Int, config c: UNetConfig, key: RandomKey?) {
         let keys = key.split(2 * c.layersPerBlock + 1)
         resnets = (0..<c.layersPerBlock).map { j in
             ResnetBlock2D(inChannels: j == 0 ? inChannels : outChannels, outChannels: outChannels,
@@ -54,7 +54,7 @@ public final class MidBlock: Layer {
     public let resnets: [ResnetBlock2D]
     public let attentions: [Transformer2DModel]
 
-    init(config c: UNetConfig, key: RandomKey) {
+    init(config c: UNetConfig, key: RandomKey?) {
         let channels = c.blockOutChannels.last!
         let keys = key.split(3)
         let crossAttention = c.midBlock == .crossAttention
@@ -90,7 +90,7 @@ public final class UpBlock: Layer {
     public let upsampler: Upsample2D?
 
     /// index counts up blocks from the bottom; channel counts as diffusers derives them.
-    init(index: Int, config c: UNetConfig, key: RandomKey) {
+    init(index: Int, config c: UNetConfig, key: RandomKey?) {
         let reversed = Array(c.blockOutChannels.reversed())
         let layers = c.layersPerBlock + 1
         let out = reversed[index]

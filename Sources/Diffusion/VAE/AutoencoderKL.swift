@@ -60,7 +60,7 @@ public final class VAEMidBlock: Layer {
     public let resnets: [ResnetBlock2D]
     public let attention: SpatialSelfAttention?
 
-    init(channels: Int, config c: VAEConfig, key: RandomKey) {
+    init(channels: Int, config c: VAEConfig, key: RandomKey?) {
         let keys = key.split(3)
         resnets = (0..<2).map {
             ResnetBlock2D(inChannels: channels, outChannels: channels, timeEmbedChannels: nil,
@@ -89,7 +89,7 @@ public final class VAEBlock: Layer {
     public let upsampler: Upsample2D?
 
     init(inChannels: Int, outChannels: Int, layers: Int, down: Bool, resample: Bool,
-         groups: Int, key: RandomKey) {
+         groups: Int, key: RandomKey?) {
         let keys = key.split(layers + 1)
         resnets = (0..<layers).map { j in
             ResnetBlock2D(inChannels: j == 0 ? inChannels : outChannels, outChannels: outChannels,
@@ -133,7 +133,7 @@ public final class AutoencoderKL: Layer {
     public let decoderNormOut: GroupNorm
     public let decoderConvOut: Conv2d
 
-    public init(config c: VAEConfig, key: RandomKey) {
+    public init(config c: VAEConfig, key: RandomKey?) {
         config = c
         let keys = key.split(12)
         let channels = c.blockOutChannels
