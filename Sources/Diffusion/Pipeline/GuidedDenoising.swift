@@ -1,0 +1,50 @@
+import Tensor
+
+/// The denoising loop of text-to-image sampling with classifier-free guidance
+/// (Ho & Salimans 2022, eq. 6): ε̃ = ε(x, ∅) + w (ε(x, c) − ε(x, ∅)), as diffusers'
+/// StableDiffusionPipeline runs it. Scheduler-agnostic: it takes the timesteps and a step
+/// function (x_t, ε̃, t) -> x_{t−1}.
+public enum GuidedDenoising {
+    /// latents: [B, C, h, w] at the first timestep; condition/unconditional: [1 or B, S, D]
+    /// text states (unconditional nil or guidance 1: no guidance) -> latents at the end.
+    public static func run(
+        unet: UNet2DConditionModel, latents: Tensor, condition: Tensor, unconditional: Tensor?,
+        guidance: Float, timesteps: [Int],
+        step: (_ sample: Tensor, _ noisePrediction: Tensor, _ timestep: Int, _ index: Int) -> Tensor,
+        progress: (Int) -> Void = { _ in }
+    ) -> Tensor {
+        let batch = latents.shape[0]
+        let cond = repeatBatch(condition, to: batch)
+        let guided = unconditional != nil && guidance != 1
+        // One UNet call for both halves, unconditional first, as diffusers batches them.
+        let context = guided ? concat([repeatBatch(unconditional!, to: batch), cond], axis: 0) : cond
+        var x = latents
+        for (index, t) in timesteps.enumerated() {
+            x = GradMode.withNoGrad {
+                let input = guided ? concat([x, x], axis: 0) : x
+                let prediction = unet(input, timesteps: Array(repeating: Float(t), count: input.shape[0]),
+                                      context: context)
+                var noise = prediction
+                if guided {
+                    let halves = split(prediction, sizes: [batch, batch], axis: 0)
+                    noise = halves[0] + (halves[1] - halves[0]) * guidance
+                }
+                return step(x, noise, t, index)
+            }
+            progress(index + 1)
+        }
+        return x
+    }
+
+    /// [1, S, D] repeated to [B, S, D]; [B, S, D] unchanged.
+    static func repeatBatch(_ states: Tensor, to batch: Int) -> Tensor {
+        if states.shape[0] == batch { return states }
+        precondition(states.shape[0] == 1, "text states \(states.shape) for a batch of \(batch)")
+        return concat(Array(repeating: states, count: batch), axis: 0)
+    }
+
+    /// Model-space images in about [-1, 1] -> [0, 1] (diffusers' postprocessing).
+    public static func toUnitRange(_ images: Tensor) -> Tensor {
+        clamp(images * 0.5 + 0.5, min: 0, max: 1)
+    }
+}
