@@ -28,8 +28,19 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# The core's figures; then, where the model venv exists (tools/make_model_fixtures.py),
+# a full-size SD UNet (made once by tools/make_sd_unet.py) and sampling against diffusers.
 bench: deps
-	$(SWIFT) run -c release duo-bench
+	$(SWIFT) build -c release --product duo-bench
+	.build/release/duo-bench
+	@if [ -x tools/.venv-models/bin/python ]; then \
+		[ -d .build/sd-unet ] || tools/.venv-models/bin/python tools/make_sd_unet.py; \
+		.build/release/duo-bench sd-unet .build/sd-unet; \
+		.build/release/duo-bench sampling Tests/DiffusionTests/Fixtures/models/pipeline \
+			tools/.venv-models/bin/python; \
+	else \
+		echo "(model benchmarks skipped: they need tools/.venv-models, see tools/make_model_fixtures.py)"; \
+	fi
 
 clean:
 	rm -rf .build

@@ -44,12 +44,18 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 
 /// `duo-bench [section...]` runs only the named sections (sgemm, conv, attention,
 /// pointwise, exp); `duo-bench sd-unet DIR` measures loading and running a full-size
-/// SD 1.x UNet (run on its own: it reports the process's peak memory).
+/// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
+/// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
 
 if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "sd-unet" {
     runSDUNetBenchmark(directory: CommandLine.arguments[2])
+    exit(0)
+}
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sampling" {
+    let arguments = CommandLine.arguments
+    runSamplingBenchmark(directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
     exit(0)
 }
 

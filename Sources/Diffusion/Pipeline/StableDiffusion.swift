@@ -1,0 +1,75 @@
+import Foundation
+import Formats
+import Tensor
+
+/// A text-to-image model loaded from a diffusers folder: tokenizer, text encoder, UNet,
+/// scheduler config, and a VAE when it works in latent space (a pixel-space model, like
+/// the embedded default, has none).
+public final class StableDiffusion {
+    public let directory: String
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL?
+    public let schedulerConfigPath: String
+
+    public init(
+        directory: String, tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel,
+        unet: UNet2DConditionModel, vae: AutoencoderKL?, schedulerConfigPath: String
+    ) {
+        self.directory = directory
+        self.tokenizer = tokenizer
+        self.textEncoder = textEncoder
+        self.unet = unet
+        self.vae = vae
+        self.schedulerConfigPath = schedulerConfigPath
+    }
+
+    /// Loads the components of `directory`; a missing one fails naming its path.
+    public static func load(directory: String) throws -> StableDiffusion {
+        func path(_ component: String) throws -> String {
+            let p = (directory as NSString).appendingPathComponent(component)
+            guard FileManager.default.fileExists(atPath: p) else {
+                throw ModelError(file: p, "missing (a model folder needs \(component))")
+            }
+            return p
+        }
+        let vaePath = (directory as NSString).appendingPathComponent("vae")
+        return StableDiffusion(
+            directory: directory,
+            tokenizer: try CLIPTokenizer(directory: try path("tokenizer")),
+            textEncoder: try CLIPTextModel.load(directory: try path("text_encoder")),
+            unet: try UNet2DConditionModel.load(directory: try path("unet")),
+            vae: FileManager.default.fileExists(atPath: vaePath) ? try AutoencoderKL.load(directory: vaePath) : nil,
+            schedulerConfigPath: try path("scheduler/scheduler_config.json"))
+    }
+
+    /// Pixels per latent pixel along each side: 2^(VAE blocks − 1), or 1 without a VAE.
+    public var scaleFactor: Int { vae.map { 1 << ($0.config.blockOutChannels.count - 1) } ?? 1 }
+
+    /// The text encoder's last hidden states for `prompts` (padded to the tokenizer's
+    /// max length) -> [B, maxLength, hidden].
+    public func encode(_ prompts: [String]) -> Tensor {
+        let ids = prompts.map { tokenizer.encode($0, padTo: tokenizer.maxLength) }
+        return GradMode.withNoGrad { textEncoder(ids) }
+    }
+
+    /// Images in model space (about [-1, 1]) from final latents.
+    public func decode(_ latents: Tensor) -> Tensor {
+        guard let vae else { return latents }
+        return GradMode.withNoGrad { vae.decode(latents / vae.config.scalingFactor) }
+    }
+
+    /// The scheduler of `kind` on this model's noise schedule. As diffusers'
+    /// StableDiffusionPipeline does on loading, steps_offset is 1 and sample clipping off
+    /// (SD 1.x folders ship a PNDM config, which leaves DDIM's default clipping on).
+    public func scheduler(_ kind: SchedulerKind) throws -> DiffusionScheduler {
+        var config = try SchedulerConfig(contentsOf: schedulerConfigPath, for: kind)
+        config.stepsOffset = 1
+        config.clipSample = false
+        switch kind {
+        case .ddim: return DDIMScheduler(config: config)
+        case .ddpm: return DDPMScheduler(config: config)
+        }
+    }
+}

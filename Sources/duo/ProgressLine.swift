@@ -1,0 +1,32 @@
+import Foundation
+
+/// Progress of a long run on stderr: one line redrawn in place (steps, rate, ETA) on a
+/// terminal, plain lines otherwise (logs, CI).
+final class ProgressLine {
+    private let label: String
+    private let start = Date()
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+    private var lastPlain = Date.distantPast
+
+    init(_ label: String) { self.label = label }
+
+    func update(_ done: Int, of total: Int) {
+        let elapsed = Date().timeIntervalSince(start)
+        let rate = Double(done) / max(elapsed, 1e-9)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let text = String(format: "%@ %d/%d  %.2f/s  ETA %@", label, done, total, rate, Self.clock(eta))
+        if isTerminal {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text + (done == total ? "\n" : "")).utf8))
+        } else if done == total || Date().timeIntervalSince(lastPlain) >= 5 {
+            // At most a line every 5 s, and the last one.
+            lastPlain = Date()
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
+    }
+
+    private static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+            : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}

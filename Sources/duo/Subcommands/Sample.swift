@@ -1,0 +1,97 @@
+import ArgumentParser
+import Diffusion
+import Formats
+import Foundation
+import Tensor
+
+extension Duo {
+    /// `duo sample`: text to image with a model folder (and, later, a LoRA).
+    struct Sample: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Generate images from a prompt with a diffusers model folder.",
+            discussion: """
+                Classifier-free guided sampling as diffusers' StableDiffusionPipeline. The \
+                same seed gives the same images; image i of --count N is the same image \
+                whatever N is.
+                """)
+
+        @Option(help: "A diffusers model folder (model_index.json, unet/, text_encoder/, ...).")
+        var model: String
+
+        @Option(help: "The prompt.")
+        var prompt: String
+
+        @Option(help: "The prompt to steer away from (the unconditional side of guidance).")
+        var negativePrompt = ""
+
+        @Option(help: "Denoising steps (diffusers' default).")
+        var steps = 50
+
+        @Option(help: "Classifier-free guidance scale (diffusers' default).")
+        var guidance: Float = 7.5
+
+        @Option(help: "Random seed for the initial noise.")
+        var seed: UInt64 = 0
+
+        @Option(help: "Initial noise from a .safetensors file (its tensor 'latents', [count, C, h, w]), as diffusers' latents= argument.")
+        var latents: String?
+
+        @Option(help: "ddim or ddpm.")
+        var scheduler = "ddim"
+
+        @Option(help: "Image height in pixels (default: the model's sample size).")
+        var height: Int?
+
+        @Option(help: "Image width in pixels (default: the model's sample size).")
+        var width: Int?
+
+        @Option(help: "How many images.")
+        var count = 1
+
+        @Option(help: "Output PNG path; with --count > 1, NAME-1.png ... NAME-N.png.")
+        var out: String
+
+        func validate() throws {
+            guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+            guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+            guard guidance >= 0 else { throw ValidationError("--guidance must not be negative") }
+            guard kind != nil else { throw ValidationError("--scheduler must be ddim or ddpm, got \(scheduler)") }
+            guard out.hasSuffix(".png") else { throw ValidationError("--out must name a .png file, got \(out)") }
+        }
+
+        private var kind: SchedulerKind? {
+            ["ddim": SchedulerKind.ddim, "ddpm": .ddpm][scheduler]
+        }
+
+        func run() throws {
+            let diffusion = try StableDiffusion.load(directory: model)
+            var parameters = TextToImage.Parameters(prompt: prompt)
+            parameters.negativePrompt = negativePrompt
+            parameters.steps = steps
+            parameters.guidance = guidance
+            parameters.seed = seed
+            parameters.height = height
+            parameters.width = width
+            parameters.count = count
+            parameters.scheduler = kind!
+            let initial = try latents.map { try Self.readLatents($0) }
+            let bar = ProgressLine("sampling")
+            let images = try TextToImage.sample(model: diffusion, parameters: parameters, latents: initial) {
+                bar.update($0, of: $1)
+            }
+            for (i, image) in ImageConversion.pngImages(images).enumerated() {
+                let path = count == 1 ? out : String(out.dropLast(4)) + "-\(i + 1).png"
+                try image.write(to: path)
+                print(path)
+            }
+        }
+
+        /// The tensor 'latents' (or the file's only tensor).
+        static func readLatents(_ path: String) throws -> Tensor {
+            let file = try SafeTensorsReader(path: path)
+            let name = file.contains("latents") ? "latents" : (file.tensors.count == 1 ? file.tensors[0].name : "latents")
+            let info = try file.info(name)
+            return Tensor(try file.floats(name), shape: info.shape)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import XCTest
+
+/// `duo sample` on the tiny pipeline folder of DiffusionTests' fixtures.
+final class SampleCommandTests: XCTestCase {
+    private static let pipeline = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("DiffusionTests/Fixtures/models/pipeline").path
+
+    private var scratch: String!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("duo-sample-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
+
+    private func sample(_ extra: [String], out: String) throws -> DuoResult {
+        try runDuo(["sample", "--model", Self.pipeline, "--prompt", "a photo", "--steps", "4",
+                    "--out", scratch + "/" + out] + extra)
+    }
+
+    private func bytes(_ name: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: scratch + "/" + name))
+    }
+
+    func testSameSeedSameImagesAndImagesDoNotDependOnCount() throws {
+        XCTAssertEqual(try sample(["--seed", "3"], out: "a.png").status, 0)
+        XCTAssertEqual(try sample(["--seed", "3"], out: "b.png").status, 0)
+        XCTAssertEqual(try bytes("a.png"), try bytes("b.png"))
+        let many = try sample(["--seed", "3", "--count", "2"], out: "m.png")
+        XCTAssertEqual(many.status, 0, many.stderr)
+        XCTAssertEqual(try bytes("m-1.png"), try bytes("a.png"), "image 1 of 2 is the image of a single run")
+        XCTAssertNotEqual(try bytes("m-2.png"), try bytes("a.png"))
+        XCTAssertEqual(try sample(["--seed", "4"], out: "c.png").status, 0)
+        XCTAssertNotEqual(try bytes("c.png"), try bytes("a.png"))
+    }
+
+    func testBadRequestsAreOneLineErrors() throws {
+        for (arguments, expected) in [(["--scheduler", "euler"], "--scheduler"),
+                                      (["--height", "18"], "multiples of 4"),
+                                      (["--latents", "/nonexistent.safetensors"], "/nonexistent.safetensors")] {
+            let result = try sample(arguments, out: "x.png")
+            XCTAssertNotEqual(result.status, 0, "\(arguments)")
+            XCTAssertTrue(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/x.png"), "no output on failure")
+        }
+        let missing = try runDuo(["sample", "--model", scratch, "--prompt", "x", "--out", scratch + "/y.png"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains(scratch + "/tokenizer"), missing.stderr)
+    }
+}
