@@ -78,6 +78,28 @@ final class OpValueTests: XCTestCase {
         }
     }
 
+    func testSingleLargeImageConvolutionSplitOverCoresMatchesDirectConvolution() {
+        // One image large enough that im2col and the GEMM are split over threads.
+        let x = randomTensor([1, 8, 32, 32], seed: 40)
+        let w = randomTensor([4, 8, 3, 3], seed: 41)
+        let (xv, wv) = (x.scalars, w.scalars)
+        var expected: [Float] = []
+        for o in 0..<4 { for oy in 0..<32 { for ox in 0..<32 {
+            var acc = 0.0
+            for c in 0..<8 { for ky in 0..<3 { for kx in 0..<3 {
+                let (iy, ix) = (oy - 1 + ky, ox - 1 + kx)
+                guard (0..<32).contains(iy), (0..<32).contains(ix) else { continue }
+                acc += Double(xv[(c * 32 + iy) * 32 + ix]) * Double(wv[((o * 8 + c) * 3 + ky) * 3 + kx])
+            } } }
+            expected.append(Float(acc))
+        } } }
+        // Repeated: a race between the threads shows up only now and then.
+        for _ in 0..<20 {
+            assertClose(conv2d(x, weight: w, padding: 1), expected, rtol: 1e-5, atol: 1e-5,
+                        "conv2d, one 8x32x32 image")
+        }
+    }
+
     func testGroupNormAndLayerNormMatchDefinitions() {
         let x = randomTensor([2, 6, 4, 4], seed: 9, scale: 3) + 5
         let (w, b) = (randomTensor([6], seed: 10), randomTensor([6], seed: 11))

@@ -103,11 +103,14 @@ private final class Im2Col {
     func fill(_ image: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         if isIdentity { return image }
         let rows = shape.C * shape.kh * shape.kw
+        // Created here, before the threads: a lazy property first touched by two threads
+        // at once would be created twice.
+        let columns = buffer.pointer
         withUnsafePointer(to: shape) { s in
             Parallel.forEach(rows, costPerItem: shape.Ho * shape.Wo) { r in
-                duo_im2col(s, image, buffer.pointer, r.lowerBound, r.upperBound)
+                duo_im2col(s, image, columns, r.lowerBound, r.upperBound)
             }
         }
-        return buffer.pointer
+        return columns
     }
 }
