@@ -14,7 +14,8 @@ diffusers folders, and their reference outputs for fixed inputs, written as safe
                        gradients of a fixed loss with respect to every parameter of the
                        text encoder and UNet "a".
 
-Run once, never in CI (needs torch, diffusers, transformers):
+Run once, never in CI (needs torch, diffusers, transformers); `--check-reload` only checks
+that the committed folders load back in diffusers with the recorded outputs:
   python3 -m venv tools/.venv-models
   tools/.venv-models/bin/pip install torch diffusers transformers safetensors numpy
   tools/.venv-models/bin/python tools/make_model_fixtures.py
@@ -195,5 +196,28 @@ def main():
         print(name, sum(p.numel() for p in model.parameters()), "parameters")
 
 
+def check_reload():
+    """The saved folders load back in diffusers and give the recorded outputs (the
+    issue's round-trip check; once `duo merge` writes folders, they get the same check)."""
+    from safetensors.torch import load_file
+    ref = load_file(os.path.join(ROOT, "reference.safetensors"))
+    pipe = StableDiffusionPipeline.from_pretrained(os.path.join(ROOT, "pipeline"))
+    with torch.no_grad():
+        unet_out = pipe.unet(ref["unet_a.sample"], ref["unet_a.timesteps"].long(),
+                             encoder_hidden_states=ref["unet_a.context"]).sample
+        b = UNet2DConditionModel.from_pretrained(os.path.join(ROOT, "unet-b")).float()
+        b_out = b(ref["unet_b.sample"], ref["unet_b.timesteps"].long(),
+                  encoder_hidden_states=ref["unet_b.context"]).sample
+        decoded = pipe.vae.decode(ref["vae.latents"]).sample
+    for name, got in [("unet_a.output", unet_out), ("unet_b.output", b_out),
+                      ("vae.decoded", decoded)]:
+        err = (got - ref[name]).abs().max().item()
+        assert err < 1e-5, (name, err)
+        print(f"reloaded in diffusers: {name} max abs difference {err:.2e}")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if "--check-reload" not in sys.argv:
+        main()
+    check_reload()
