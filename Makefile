@@ -35,7 +35,7 @@ bench: deps
 	.build/release/duo-bench
 	@if [ -x tools/.venv-models/bin/python ]; then \
 		[ -d .build/sd-unet ] || tools/.venv-models/bin/python tools/make_sd_unet.py; \
-		.build/release/duo-bench sd-unet .build/sd-unet; \
+		.build/release/duo-bench sd-unet .build/sd-unet tools/.venv-models/bin/python; \
 		.build/release/duo-bench sampling Tests/DiffusionTests/Fixtures/models/pipeline \
 			tools/.venv-models/bin/python; \
 	else \

@@ -11,7 +11,7 @@ func peakResidentBytes() -> Double {
 
 /// Loads a full-size SD 1.x UNet from fp16 safetensors (tools/make_sd_unet.py) and runs
 /// one forward pass at 64x64 latents, batch 2.
-func runSDUNetBenchmark(directory: String) {
+func runSDUNetBenchmark(directory: String, python: String?) {
     print("# SD 1.x UNet from fp16 safetensors (\(directory))")
     let start = Date()
     let unet: UNet2DConditionModel
@@ -34,4 +34,11 @@ func runSDUNetBenchmark(directory: String) {
     }
     row("forward, 64x64 latents, batch 2", forward, "s")
     row("peak RSS after forward", peakResidentBytes() / 1e9, "GB")
+    // diffusers on the same folder, in its own process (tools/peer_sd_unet.py).
+    guard let python, let line = runPeer(python, ["tools/peer_sd_unet.py", directory]) else { return }
+    let fields = line.split(separator: " ")
+    guard fields.count == 5, let peerLoad = Double(fields[2]), let peerForward = Double(fields[4]) else { return }
+    row("diffusers (PyTorch, 2 threads) load", peerLoad, "s", String(format: "duo/diffusers %.2f", loadSeconds / peerLoad))
+    row("diffusers (PyTorch, 2 threads) forward", peerForward, "s",
+        String(format: "duo is %.2fx as fast", peerForward / forward))
 }

@@ -35,20 +35,29 @@ func runSamplingBenchmark(directory: String, python: String?) {
     }
     row("duo, per image", seconds * 1000, "ms")
     guard let python else { return }
+    guard let line = runPeer(python, ["tools/peer_sampling.py", directory, "\(steps)", "\(size)", "\(repeats)"]),
+          let peerSeconds = Double(line.split(separator: " ")[1]) else { return }
+    row("diffusers (PyTorch, 2 threads), per image", peerSeconds * 1000, "ms",
+        String(format: "duo is %.1fx faster", peerSeconds / seconds))
+}
+
+/// Runs a peer script and returns its last line starting with "diffusers ".
+func runPeer(_ python: String, _ arguments: [String]) -> String? {
     let peer = Process()
     peer.executableURL = URL(fileURLWithPath: python)
-    peer.arguments = ["tools/peer_sampling.py", directory, "\(steps)", "\(size)", "\(repeats)"]
+    peer.arguments = arguments
     let pipe = Pipe()
     peer.standardOutput = pipe
     peer.standardError = FileHandle.nullDevice
-    do { try peer.run() } catch { print("peer: \(error)"); return }
-    peer.waitUntilExit()
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("diffusers ") }),
-          let peerSeconds = Double(line.dropFirst("diffusers ".count)) else {
-        print("peer: no result (\(output.suffix(200)))")
-        return
+    do { try peer.run() } catch {
+        print("peer: \(error)")
+        return nil
     }
-    row("diffusers (PyTorch, 2 threads), per image", peerSeconds * 1000, "ms",
-        String(format: "duo is %.1fx faster", peerSeconds / seconds))
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    peer.waitUntilExit()
+    guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("diffusers ") }) else {
+        print("peer: no result (\(output.suffix(200)))")
+        return nil
+    }
+    return String(line)
 }

@@ -49,8 +49,9 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
 
-if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "sd-unet" {
-    runSDUNetBenchmark(directory: CommandLine.arguments[2])
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sd-unet" {
+    let arguments = CommandLine.arguments
+    runSDUNetBenchmark(directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
     exit(0)
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sampling" {
