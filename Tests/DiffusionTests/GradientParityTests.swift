@@ -12,17 +12,12 @@ final class GradientParityTests: XCTestCase {
     func testEveryParameterGradientMatchesPyTorch() throws {
         let models = ModelParityTests.models
         let reference = ModelParityTests.reference
-        func tensor(_ name: String) throws -> Tensor {
-            Tensor(try reference.floats(name), shape: try reference.info(name).shape)
-        }
+        let tensor = ModelParityTests.tensor
         let encoder = try CLIPTextModel.load(directory: models + "/pipeline/text_encoder")
         let unet = try UNet2DConditionModel.load(directory: models + "/pipeline/unet")
         encoder.setTrainable(true)
         unet.setTrainable(true)
-        let ids = try tensor("text.input_ids")
-        let rows = (0..<ids.shape[0]).map { r in
-            (0..<ids.shape[1]).map { Int(ids.scalars[r * ids.shape[1] + $0]) }
-        }
+        let rows = try ModelParityTests.ids("text.input_ids")
         let prediction = unet(try tensor("unet_a.sample"), timesteps: try tensor("unet_a.timesteps").scalars,
                               context: encoder(rows))
         let difference = prediction - (try tensor("grad.noise_target"))

@@ -15,15 +15,23 @@ final class ModelParityTests: XCTestCase {
         .appendingPathComponent("models").path
     static let reference = try! SafeTensorsReader(path: models + "/reference.safetensors")
 
-    func tensor(_ name: String) throws -> Tensor {
-        let info = try Self.reference.info(name)
-        return Tensor(try Self.reference.floats(name), shape: info.shape)
+    /// A reference tensor of the fixture script.
+    static func tensor(_ name: String) throws -> Tensor {
+        Tensor(try reference.floats(name), shape: try reference.info(name).shape)
     }
+
+    /// Token id sequences stored as a [B, T] float tensor.
+    static func ids(_ name: String) throws -> [[Int]] {
+        let t = try tensor(name)
+        let (rows, length) = (t.shape[0], t.shape[1])
+        return (0..<rows).map { r in (0..<length).map { Int(t.scalars[r * length + $0]) } }
+    }
+
+    func tensor(_ name: String) throws -> Tensor { try Self.tensor(name) }
 
     func testTextEncoderMatchesTransformers() throws {
         let encoder = try CLIPTextModel.load(directory: Self.models + "/pipeline/text_encoder")
-        let ids = try tensor("text.input_ids")
-        let rows = (0..<ids.shape[0]).map { r in (0..<ids.shape[1]).map { Int(ids.scalars[r * ids.shape[1] + $0]) } }
+        let rows = try Self.ids("text.input_ids")
         let hidden = GradMode.withNoGrad { encoder(rows) }
         assertClose(hidden, try tensor("text.last_hidden_state").scalars, rtol: 0, atol: 1e-5,
                     "CLIPTextModel last_hidden_state (transformers)")

@@ -10,11 +10,7 @@ import XCTest
 final class SamplingParityTests: XCTestCase {
     func testDDIMWithGuidanceMatchesDiffusersPipeline() throws {
         let models = ModelParityTests.models
-        let reference = ModelParityTests.reference
-        func tensor(_ name: String) throws -> Tensor {
-            Tensor(try reference.floats(name), shape: try reference.info(name).shape)
-        }
-        func ids(_ name: String) throws -> [[Int]] { [try reference.floats(name).map { Int($0) }] }
+        let (tensor, ids) = (ModelParityTests.tensor, ModelParityTests.ids)
         let encoder = try CLIPTextModel.load(directory: models + "/pipeline/text_encoder")
         let unet = try UNet2DConditionModel.load(directory: models + "/pipeline/unet")
         let vae = try AutoencoderKL.load(directory: models + "/pipeline/vae")

@@ -20,19 +20,26 @@ public enum ComponentLoading {
         throw ModelError(file: directory, "missing weights (expected \(candidates.joined(separator: " or ")))")
     }
 
-    static func config(in directory: String) throws -> ConfigFile {
-        try ConfigFile(path: (directory as NSString).appendingPathComponent("config.json"))
+    /// Builds a component from its `config.json` (without random initialization) and
+    /// fills it from its weights file, trying `alternatives` for older key spellings.
+    static func load<Model: Layer>(
+        _ directory: String, weights: String, alternatives: @escaping (String) -> [String],
+        build: (ConfigFile) throws -> Model
+    ) throws -> Model {
+        let model = try build(try ConfigFile(path: (directory as NSString).appendingPathComponent("config.json")))
+        let file = try weightsFile(in: directory, names: [weights])
+        try WeightLoading.load(model, from: file, alternatives: alternatives)
+        return model
     }
 }
 
 extension UNet2DConditionModel {
     /// Loads `directory` (a diffusers `unet/` folder).
     public static func load(directory: String) throws -> UNet2DConditionModel {
-        let config = try UNetConfig(file: try ComponentLoading.config(in: directory))
-        let model = UNet2DConditionModel(config: config, key: nil)
-        let weights = try ComponentLoading.weightsFile(in: directory, names: ["diffusion_pytorch_model"])
-        try WeightLoading.load(model, from: weights, alternatives: SpatialSelfAttention.legacyName)
-        return model
+        try ComponentLoading.load(directory, weights: "diffusion_pytorch_model",
+                                  alternatives: SpatialSelfAttention.legacyName) {
+            UNet2DConditionModel(config: try UNetConfig(file: $0), key: nil)
+        }
     }
 }
 
@@ -40,21 +47,18 @@ extension CLIPTextModel {
     /// Loads `directory` (a diffusers `text_encoder/` folder, keys with or without the
     /// `text_model.` prefix).
     public static func load(directory: String) throws -> CLIPTextModel {
-        let config = try CLIPTextConfig(file: try ComponentLoading.config(in: directory))
-        let model = CLIPTextModel(config: config, key: nil)
-        let weights = try ComponentLoading.weightsFile(in: directory, names: ["model"])
-        try WeightLoading.load(model, from: weights, alternatives: CLIPTextModel.legacyName)
-        return model
+        try ComponentLoading.load(directory, weights: "model", alternatives: CLIPTextModel.legacyName) {
+            CLIPTextModel(config: try CLIPTextConfig(file: $0), key: nil)
+        }
     }
 }
 
 extension AutoencoderKL {
     /// Loads `directory` (a diffusers `vae/` folder).
     public static func load(directory: String) throws -> AutoencoderKL {
-        let config = try VAEConfig(file: try ComponentLoading.config(in: directory))
-        let model = AutoencoderKL(config: config, key: nil)
-        let weights = try ComponentLoading.weightsFile(in: directory, names: ["diffusion_pytorch_model"])
-        try WeightLoading.load(model, from: weights, alternatives: SpatialSelfAttention.legacyName)
-        return model
+        try ComponentLoading.load(directory, weights: "diffusion_pytorch_model",
+                                  alternatives: SpatialSelfAttention.legacyName) {
+            AutoencoderKL(config: try VAEConfig(file: $0), key: nil)
+        }
     }
 }
