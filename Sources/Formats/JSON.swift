@@ -267,7 +267,7 @@ public struct JSONParser {
 
 /// `text` as a JSON string literal: quotes, backslashes and control characters escaped,
 /// everything else written as UTF-8 (as the Rust serializer behind safetensors does).
-func jsonQuoted(_ text: String) -> String {
+public func jsonQuoted(_ text: String) -> String {
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {
