@@ -1,0 +1,54 @@
+import Formats
+import Tensor
+
+/// A training run's state in one safetensors file: the trained parameters, AdamW's
+/// moments and step, and string metadata (the run's settings). Written atomically, so an
+/// interrupted save leaves the previous checkpoint intact; resuming from it continues the
+/// run bit for bit.
+public enum TrainingCheckpoint {
+    /// Saves `parameters` (named, in the optimizer's order) and `optimizer`'s state.
+    public static func save(
+        to path: String, parameters: [(String, Tensor)], optimizer: AdamW, step: Int,
+        metadata: [String: String] = [:]
+    ) throws {
+        precondition(parameters.count == optimizer.parameters.count, "one name per optimized parameter")
+        var writer = SafeTensorsWriter(metadata: metadata.merging(["step": String(step)]) { $1 })
+        for (i, (name, parameter)) in parameters.enumerated() {
+            try writer.add("param." + name, shape: parameter.shape, values: parameter.scalars)
+            try writer.add("adam.m." + name, shape: parameter.shape, values: optimizer.firstMoments[i].scalars)
+            try writer.add("adam.v." + name, shape: parameter.shape, values: optimizer.secondMoments[i].scalars)
+        }
+        try writer.write(to: path)
+    }
+
+    /// Restores `parameters` and `optimizer` from `path`; returns the step and metadata.
+    public static func load(
+        from path: String, parameters: [(String, Tensor)], optimizer: AdamW
+    ) throws -> (step: Int, metadata: [String: String]) {
+        let file = try SafeTensorsReader(path: path)
+        guard let stepText = file.metadata["step"], let step = Int(stepText) else {
+            throw ModelError(file: path, key: "__metadata__.step", "missing (expected the step of a duo training checkpoint)")
+        }
+        var firsts: [Tensor] = []
+        var seconds: [Tensor] = []
+        for (name, parameter) in parameters {
+            let layer = CheckpointEntry(parameter)
+            try WeightLoading.load(layer, from: file, prefix: "param." + name)
+            let m = CheckpointEntry(Tensor.zeros(parameter.shape))
+            let v = CheckpointEntry(Tensor.zeros(parameter.shape))
+            try WeightLoading.load(m, from: file, prefix: "adam.m." + name)
+            try WeightLoading.load(v, from: file, prefix: "adam.v." + name)
+            firsts.append(m.tensor)
+            seconds.append(v.tensor)
+        }
+        optimizer.restore(step: step, firstMoments: firsts, secondMoments: seconds)
+        return (step, file.metadata.filter { $0.key != "step" })
+    }
+}
+
+/// One tensor as a layer with the empty key, so that WeightLoading's checks serve it.
+private final class CheckpointEntry: Layer {
+    let tensor: Tensor
+    init(_ tensor: Tensor) { self.tensor = tensor }
+    var namedParameters: [(String, Tensor)] { [("", tensor)] }
+}
