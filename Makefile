@@ -38,6 +38,7 @@ bench: deps
 		.build/release/duo-bench sd-unet .build/sd-unet tools/.venv-models/bin/python; \
 		.build/release/duo-bench sampling Tests/DiffusionTests/Fixtures/models/pipeline \
 			tools/.venv-models/bin/python; \
+		.build/release/duo-bench train-vs-diffusers tools/.venv-models/bin/python; \
 	else \
 		echo "(model benchmarks skipped: they need tools/.venv-models, see tools/make_model_fixtures.py)"; \
 	fi

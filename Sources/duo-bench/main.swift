@@ -43,15 +43,20 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 }
 
 /// `duo-bench [section...]` runs only the named sections (sgemm, conv, attention,
-/// pointwise, exp); `duo-bench sd-unet DIR` measures loading and running a full-size
+/// pointwise, train, exp); `duo-bench sd-unet DIR` measures loading and running a full-size
 /// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
-/// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder.
+/// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder;
+/// `duo-bench train-vs-diffusers PYTHON` a training step against PyTorch's.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
 
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sd-unet" {
     let arguments = CommandLine.arguments
     runSDUNetBenchmark(directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
+    exit(0)
+}
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "train-vs-diffusers" {
+    runTrainingStepBenchmark(python: CommandLine.arguments[2])
     exit(0)
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sampling" {
@@ -138,6 +143,8 @@ do {
     }
 }
 }
+
+if wanted("train") { runTrainingStepBenchmark() }
 
 if wanted("exp") {
 print("\n# why the pointwise kernels are C: exp over 4M floats, one core each")
