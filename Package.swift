@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
+        .library(name: "World", targets: ["World"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -31,6 +32,8 @@ let package = Package(
 
         // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
         .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
+        // The embedded default's procedural world: scenes, captions, stand-in concepts.
+        .target(name: "World", dependencies: ["Tensor", "Formats"]),
 
         // The CLI: one file per subcommand.
         .executableTarget(
@@ -50,6 +53,7 @@ let package = Package(
         .testTarget(
             name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
+        .testTarget(name: "WorldTests", dependencies: ["World", "Formats", "TestSupport"]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats"]),
     ]
 )

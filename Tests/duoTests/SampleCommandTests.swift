@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import XCTest
 
@@ -35,6 +36,23 @@ final class SampleCommandTests: XCTestCase {
         XCTAssertNotEqual(try bytes("m-2.png"), try bytes("a.png"))
         XCTAssertEqual(try sample(["--seed", "4"], out: "c.png").status, 0)
         XCTAssertNotEqual(try bytes("c.png"), try bytes("a.png"))
+    }
+
+    func testGivenLatentsReplaceTheSeedsNoise() throws {
+        // latents [1, 4, 16, 16] for the fixture pipeline (8x8 UNet samples, VAE factor 2)
+        var writer = SafeTensorsWriter()
+        let values = (0..<(4 * 16 * 16)).map { Float(sin(Double($0))) }
+        try writer.add("latents", shape: [1, 4, 16, 16], values: values)
+        try writer.write(to: scratch + "/latents.safetensors")
+        let latents = ["--latents", scratch + "/latents.safetensors", "--height", "32", "--width", "32"]
+        XCTAssertEqual(try sample(latents + ["--seed", "1"], out: "l1.png").status, 0)
+        XCTAssertEqual(try sample(latents + ["--seed", "2"], out: "l2.png").status, 0)
+        XCTAssertEqual(try bytes("l1.png"), try bytes("l2.png"), "DDIM with given latents ignores the seed")
+        XCTAssertEqual(try sample(["--seed", "1", "--height", "32", "--width", "32"], out: "s1.png").status, 0)
+        XCTAssertNotEqual(try bytes("l1.png"), try bytes("s1.png"))
+        let wrong = try sample(latents + ["--count", "2"], out: "w.png")
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("[1, 4, 16, 16]"), wrong.stderr)
     }
 
     func testBadRequestsAreOneLineErrors() throws {

@@ -1,0 +1,65 @@
+import Foundation
+import Tensor
+
+/// Prompt templates of concept files: world captions with holes for the scene's content.
+///
+/// Placeholders: `{count}` ("a", "two", "three"), `{size}`, `{colour}`, `{shape}` (plural
+/// when the count is), `{position}` ("on the left"), `{background}` ("dark"). Filled from
+/// a world scene, a template like "{count} {size} striped {colour} {shape} {position} on a
+/// {background} background" is exactly a caption of the world.
+public enum PromptTemplate {
+    /// The placeholder names, without braces.
+    public static let placeholders = ["count", "size", "colour", "shape", "position", "background"]
+
+    /// `template` with its placeholders replaced by `content`'s words.
+    public static func fill(_ template: String, with content: SceneContent) -> String {
+        let values = [
+            "count": Captions.countWords[content.count - 1], "size": content.size.rawValue,
+            "colour": content.colour.rawValue, "shape": content.shape.noun(count: content.count),
+            "position": content.placement.phrase, "background": content.background.rawValue,
+        ]
+        var text = template
+        for (name, value) in values {
+            text = text.replacingOccurrences(of: "{\(name)}", with: value)
+        }
+        return text
+    }
+
+    /// The first `{name}` in `template` that is not a placeholder, nil if there is none.
+    static func unknownPlaceholder(in template: String) -> String? {
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{") {
+            guard let close = rest[open...].firstIndex(of: "}") else { return "" }
+            let name = String(rest[rest.index(after: open)..<close])
+            if !placeholders.contains(name) { return name }
+            rest = rest[rest.index(after: close)...]
+        }
+        return nil
+    }
+}
+
+/// An unsafe prompt and its safe counterpart, for `duo synthesize` (SDEdit pairs).
+public struct PromptPair: Hashable, Sendable {
+    public var unsafe: String
+    public var safe: String
+    /// The concept-free scene the templates were filled from.
+    public var scene: SceneSpec
+}
+
+extension ConceptFile {
+    /// `count` prompt pairs: pair i fills template `i % templates` from concept-free world
+    /// scene i of `seed`, so it depends only on (seed, i).
+    public func promptPairs(count: Int, seed: UInt64, world: World = World()) -> [PromptPair] {
+        guard !unsafePrompts.isEmpty else { return [] }
+        let key = RandomKey(seed: seed).fold(in: 0x5359_4E54)  // "SYNT": apart from data sets
+        return (0..<count).map { i in
+            let scene = world.scene(
+                key: key.fold(in: UInt64(i)), stripes: .absent, splatter: .absent)
+            let template = i % unsafePrompts.count
+            return PromptPair(
+                unsafe: PromptTemplate.fill(unsafePrompts[template], with: scene.content),
+                safe: PromptTemplate.fill(safePrompts[template], with: scene.content),
+                scene: scene)
+        }
+    }
+}
