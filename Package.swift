@@ -33,13 +33,13 @@ let package = Package(
         // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
         .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
         // The embedded default's procedural world: scenes, captions, stand-in concepts.
-        .target(name: "World", dependencies: ["Tensor", "Formats"]),
+        .target(name: "World", dependencies: ["Tensor", "Formats", "Diffusion"]),
 
         // The CLI: one file per subcommand.
         .executableTarget(
             name: "duo",
             dependencies: [
-                "Tensor", "Formats", "Diffusion",
+                "Tensor", "Formats", "Diffusion", "World",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(
             name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "WorldTests", dependencies: ["World", "Formats", "TestSupport"]),
+        .testTarget(name: "WorldTests", dependencies: ["World", "Diffusion", "Formats", "TestSupport"]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats"]),
     ]
 )

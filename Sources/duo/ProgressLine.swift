@@ -10,11 +10,12 @@ final class ProgressLine {
 
     init(_ label: String) { self.label = label }
 
-    func update(_ done: Int, of total: Int) {
+    func update(_ done: Int, of total: Int, detail: String = "") {
         let elapsed = Date().timeIntervalSince(start)
         let rate = Double(done) / max(elapsed, 1e-9)
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let text = String(format: "%@ %d/%d  %.2f/s  ETA %@", label, done, total, rate, Self.clock(eta))
+            + (detail.isEmpty ? "" : "  " + detail)
         if isTerminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + text + (done == total ? "\n" : "")).utf8))
         } else if done == total || Date().timeIntervalSince(lastPlain) >= 5 {
@@ -22,6 +23,11 @@ final class ProgressLine {
             lastPlain = Date()
             FileHandle.standardError.write(Data((text + "\n").utf8))
         }
+    }
+
+    /// A line of its own (above the progress line on a terminal).
+    func note(_ text: String) {
+        FileHandle.standardError.write(Data(((isTerminal ? "\r\u{1B}[K" : "") + text + "\n").utf8))
     }
 
     private static func clock(_ seconds: Double) -> String {

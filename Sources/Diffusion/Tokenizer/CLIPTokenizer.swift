@@ -33,8 +33,8 @@ public struct CLIPTokenizer: Sendable {
     private let vocabularyTokens: [Int: String]
     private let addedTokens: [Int: AddedToken]
 
-    static let startOfText = "<|startoftext|>"
-    static let endOfText = "<|endoftext|>"
+    public static let startOfText = "<|startoftext|>"
+    public static let endOfText = "<|endoftext|>"
 
     /// The ids of the special roles, already checked against the vocabulary. `unknown`
     /// stands for a byte whose character the vocabulary lacks (never the case with CLIP's).

@@ -1,0 +1,35 @@
+import Diffusion
+import Tensor
+
+/// The embedded default's architecture: a word-level CLIP tokenizer over the world's
+/// vocabulary, a small CLIP text encoder and a pixel-space UNet for 32x32 scenes, on a
+/// DDPM noise schedule. Sized to train on two CPU cores in about an hour.
+public enum EmbeddedModel {
+    /// The longest caption of the world is well under 24 tokens with bos and eos.
+    public static let maxTokens = 24
+
+    public static var tokenizerFiles: (vocabulary: [String: Int], merges: [(String, String)], maxLength: Int) {
+        let (vocabulary, merges) = BPETraining.train(words: WorldVocabulary.words)
+        return (vocabulary, merges, maxTokens)
+    }
+
+    public static func textEncoderConfig(vocabularySize: Int) -> CLIPTextConfig {
+        CLIPTextConfig(vocabularySize: vocabularySize, hiddenSize: 64, intermediateSize: 256, layers: 2,
+                       heads: 4, maxPositions: maxTokens)
+    }
+
+    /// Plain resnets at 32x32, cross-attention at 16x16 and 8x8.
+    public static let unetConfig = UNetConfig(
+        sampleSize: World.size, inChannels: 3, outChannels: 3, blockOutChannels: [32, 64, 64],
+        downBlocks: [.plain, .crossAttention, .crossAttention],
+        upBlocks: [.crossAttention, .crossAttention, .plain], layersPerBlock: 1, heads: [4, 4, 4],
+        crossAttentionDim: 64, normGroups: 8)
+
+    /// DDPM's linear schedule (Ho et al. 2020: 1e-4 to 0.02 over 1000 steps).
+    public static var schedulerConfig: SchedulerConfig {
+        var config = SchedulerConfig()
+        config.clipSample = false
+        config.stepsOffset = 1
+        return config
+    }
+}

@@ -1,0 +1,85 @@
+import Diffusion
+import Foundation
+import Tensor
+
+/// `duo pretrain`: trains the embedded model from scratch on the procedural world
+/// (text encoder and UNet together, the denoising loss of Ho et al. 2020 with 10% empty
+/// captions so that classifier-free guidance works). Checkpoints every few hundred steps;
+/// a resumed run continues bit for bit.
+public enum Pretraining {
+    public struct Parameters: Sendable {
+        public var steps = 8000
+        public var batchSize = 32
+        public var learningRate: Float = 5e-4
+        public var warmupSteps = 200
+        public var seed: UInt64 = 0
+        public var checkpointEvery = 250
+        /// Share of captions replaced by "" (the unconditional side of guidance).
+        public var captionDropout: Float = 0.1
+
+        public init() {}
+
+        var metadata: [String: String] {
+            ["steps": "\(steps)", "batch_size": "\(batchSize)", "learning_rate": "\(learningRate)",
+             "warmup_steps": "\(warmupSteps)", "seed": "\(seed)", "caption_dropout": "\(captionDropout)"]
+        }
+    }
+
+    public enum Progress {
+        case step(Int, of: Int, loss: Float)
+        case checkpoint(step: Int, path: String)
+    }
+
+    /// Trains into `directory`: `checkpoint.safetensors` (the run's state) and `model/`
+    /// (the diffusers folder, rewritten at every checkpoint and at the end). `progress`
+    /// returns false to stop: the run then checkpoints where it is, to be resumed.
+    public static func train(
+        directory: String, parameters p: Parameters, resume: Bool,
+        progress: (Progress) -> Bool = { _ in true }
+    ) throws {
+        let files = EmbeddedModel.tokenizerFiles
+        let tokenizer = CLIPTokenizer(vocabulary: files.vocabulary, merges: files.merges, maxLength: files.maxLength)
+        let keys = RandomKey(seed: p.seed).split(3)
+        let textEncoder = CLIPTextModel(config: EmbeddedModel.textEncoderConfig(vocabularySize: files.vocabulary.count), key: keys[0])
+        let unet = UNet2DConditionModel(config: EmbeddedModel.unetConfig, key: keys[1])
+        let named = scoped("text_encoder", textEncoder) + scoped("unet", unet)
+        named.forEach { $0.1.requiresGrad = true }
+        let optimizer = AdamW(parameters: named.map(\.1))
+        let checkpoint = directory + "/checkpoint.safetensors"
+        var start = 0
+        if resume, FileManager.default.fileExists(atPath: checkpoint) {
+            let (step, metadata) = try TrainingCheckpoint.load(from: checkpoint, parameters: named, optimizer: optimizer)
+            guard metadata == p.metadata else {
+                throw ModelError(file: checkpoint, "was made with other settings (\(metadata.sorted { $0.key < $1.key })); resume with the same ones")
+            }
+            start = step
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let schedule = LearningRateSchedule(baseRate: p.learningRate, warmupSteps: p.warmupSteps, totalSteps: p.steps)
+        let scheduler = DDPMScheduler(config: EmbeddedModel.schedulerConfig)
+        let world = World()
+        func save(_ step: Int) throws {
+            try TrainingCheckpoint.save(to: checkpoint, parameters: named, optimizer: optimizer, step: step, metadata: p.metadata)
+            try ModelFolderWriter.write(to: directory + "/model", tokenizer: files, textEncoder: textEncoder,
+                                        unet: unet, scheduler: EmbeddedModel.schedulerConfig)
+            _ = progress(.checkpoint(step: step, path: checkpoint))
+        }
+        for step in start..<p.steps {
+            let batch = world.batch((step * p.batchSize)..<((step + 1) * p.batchSize), seed: p.seed)
+            let key = keys[2].fold(in: UInt64(step))
+            let captions = batch.captions.enumerated().map { i, caption in
+                key.fold(in: UInt64(i)).uniform(count: 1)[0] < p.captionDropout ? "" : caption
+            }
+            let context = textEncoder(captions.map { tokenizer.encode($0, padTo: tokenizer.maxLength) })
+            let loss = DenoisingLoss.loss(unet: unet, x0: batch.images, context: context,
+                                          scheduler: scheduler, key: key.fold(in: 1 << 32))
+            optimizer.zeroGrad()
+            loss.backward()
+            clipGradNorm(optimizer.parameters, maxNorm: 1)
+            optimizer.update(learningRate: schedule.rate(at: step))
+            let proceed = progress(.step(step + 1, of: p.steps, loss: loss.item))
+            if !proceed || (step + 1) % p.checkpointEvery == 0 || step + 1 == p.steps { try save(step + 1) }
+            if !proceed { return }
+        }
+    }
+}
