@@ -25,10 +25,12 @@ public enum EmbeddedModel {
         upBlocks: [.crossAttention, .crossAttention, .plain], layersPerBlock: 1, heads: [4, 4, 4],
         crossAttentionDim: 64, normGroups: 8)
 
-    /// DDPM's linear schedule (Ho et al. 2020: 1e-4 to 0.02 over 1000 steps).
+    /// DDPM's linear schedule (Ho et al. 2020: 1e-4 to 0.02 over 1000 steps), with x̂₀
+    /// clipped to the pixel range [-1, 1] while sampling, as diffusers' pixel-space DDPM
+    /// models are configured.
     public static var schedulerConfig: SchedulerConfig {
         var config = SchedulerConfig()
-        config.clipSample = false
+        config.clipSample = true
         config.stepsOffset = 1
         return config
     }

@@ -60,13 +60,18 @@ public final class StableDiffusion {
         return GradMode.withNoGrad { vae.decode(latents / vae.config.scalingFactor) }
     }
 
-    /// The scheduler of `kind` on this model's noise schedule. As diffusers'
-    /// StableDiffusionPipeline does on loading, steps_offset is 1 and sample clipping off
-    /// (SD 1.x folders ship a PNDM config, which leaves DDIM's default clipping on).
+    /// The scheduler of `kind` on this model's noise schedule. For a latent model, as
+    /// diffusers' StableDiffusionPipeline does on loading, steps_offset is 1 and sample
+    /// clipping off (SD 1.x folders ship a PNDM config, which leaves DDIM's default
+    /// clipping on, wrong for unbounded latents). A pixel-space model keeps its config:
+    /// there clipping x̂₀ to [-1, 1] is what keeps DDIM's first steps from amplifying the
+    /// noise estimate's error 1/sqrt(ᾱ_t)-fold.
     public func scheduler(_ kind: SchedulerKind) throws -> DiffusionScheduler {
         var config = try SchedulerConfig(contentsOf: schedulerConfigPath, for: kind)
-        config.stepsOffset = 1
-        config.clipSample = false
+        if vae != nil {
+            config.stepsOffset = 1
+            config.clipSample = false
+        }
         switch kind {
         case .ddim: return DDIMScheduler(config: config)
         case .ddpm: return DDPMScheduler(config: config)
