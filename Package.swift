@@ -33,7 +33,9 @@ let package = Package(
         // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
         .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
         // The embedded default's procedural world: scenes, captions, stand-in concepts.
-        .target(name: "World", dependencies: ["Tensor", "Formats", "Diffusion"]),
+        .target(
+            name: "World", dependencies: ["Tensor", "Formats", "Diffusion"],
+            resources: [.copy("Resources")]),
 
         // The CLI: one file per subcommand.
         .executableTarget(

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import World
+
+extension Duo {
+    /// `duo detect`: the built-in world detectors, speaking the external detector protocol.
+    struct Detect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Score PNG images with the built-in world detectors.",
+            discussion: """
+                Prints one JSON line per image: {"path": P, "scores": {CONCEPT: p, ...}, \
+                "shape": S, "colour": C}, the line protocol an external detector speaks. An \
+                unreadable image gets a one-line error on stderr instead, and the command \
+                exits non-zero after scoring the others. With --train-to it instead trains \
+                the detectors from scratch on world images and writes their weights.
+                """)
+
+        @Option(
+            name: .customLong("concept"),
+            help: "A concept to score (repeatable; default: all of \(Self.conceptNames)).")
+        var concepts: [String] = []
+
+        @Option(help: "Detector weights (.safetensors; default: the shipped ones).")
+        var weights: String?
+
+        @Option(help: "Train the detectors and write their weights to this .safetensors file.")
+        var trainTo: String?
+
+        @Option(help: "Training steps (with --train-to).")
+        var steps = DetectorTraining.Parameters().steps
+
+        @Option(help: "Training seed (with --train-to).")
+        var seed = DetectorTraining.Parameters().seed
+
+        @Argument(help: "PNG images (32x32 world images).")
+        var paths: [String] = []
+
+        static var conceptNames: String { Concept.allCases.map(\.rawValue).joined(separator: ", ") }
+
+        func validate() throws {
+            for name in concepts where Concept(rawValue: name) == nil {
+                throw ValidationError("unknown concept '\(name)'; known: \(Self.conceptNames)")
+            }
+            guard (trainTo == nil) != paths.isEmpty else {
+                throw ValidationError(
+                    "give PNG paths to score, or --train-to FILE to train (not both)")
+            }
+            guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        }
+
+        func run() throws {
+            if let trainTo { return try train(to: trainTo) }
+            let detector = try weights.map(WorldDetector.load(from:)) ?? WorldDetector.shipped()
+            let selected = concepts.isEmpty ? Concept.allCases : concepts.compactMap(Concept.init)
+            var failed = false
+            for path in paths {
+                do {
+                    let image = try WorldDetector.image(contentsOf: path)
+                    let prediction = detector.predict(images: [image])[0]
+                    print(prediction.jsonLine(path: path, concepts: selected))
+                } catch {
+                    failed = true
+                    // Format errors already name the file; others get it here.
+                    let message = "\(error)".contains(path) ? "\(error)" : "\(path): \(error)"
+                    FileHandle.standardError.write(Data("duo detect: \(message)\n".utf8))
+                }
+            }
+            if failed { throw ExitCode.failure }
+        }
+
+        private func train(to path: String) throws {
+            var parameters = DetectorTraining.Parameters()
+            parameters.steps = steps
+            parameters.seed = seed
+            let bar = ProgressLine("training detectors")
+            let detector = DetectorTraining.train(parameters: parameters) { event in
+                if case .step(let step, let total, let loss) = event {
+                    bar.update(step, of: total, detail: String(format: "loss %.4f", loss))
+                }
+                return true
+            }
+            try detector.save(to: path, metadata: parameters.metadata)
+            let accuracy = DetectorTraining.evaluate(detector, count: 2000)
+            let concepts = Concept.allCases.map {
+                String(format: "%@ %.4f", $0.rawValue, accuracy.concepts[$0]!)
+            }
+            bar.note(
+                "wrote \(path); held-out accuracy on \(accuracy.count) images: "
+                    + concepts.joined(separator: ", ")
+                    + String(format: ", shape %.4f, colour %.4f", accuracy.shape, accuracy.colour))
+        }
+    }
+}
