@@ -1,0 +1,54 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import World
+
+extension Duo {
+    /// `duo world check`: concept rates per prompt row, faithfulness and world FID.
+    struct WorldCheckCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check",
+            abstract: "Sample a world model on prompt rows and read the images with the world detectors.",
+            discussion: """
+                For each concept: the share of images showing it for explicit, synonym, \
+                implicit and neutral prompts; prompt faithfulness (shape and colour as \
+                prompted) on neutral prompts; the world FID against real world images; and \
+                the detectors' accuracy on held-out world images.
+                """)
+
+        @Option(help: "A world model folder (from duo pretrain: DIR/model).")
+        var model: String
+
+        @Option(help: "Images per prompt row (the issue's acceptance uses 200).")
+        var samples = WorldCheck.Parameters().samples
+
+        @Option(help: "DDIM steps.")
+        var steps = WorldCheck.Parameters().steps
+
+        @Option(help: "Classifier-free guidance scale.")
+        var guidance = WorldCheck.Parameters().guidance
+
+        @Option(help: "Seed for the prompts and the noise.")
+        var seed = WorldCheck.Parameters().seed
+
+        @Flag(help: "Print one JSON object instead of a table.")
+        var json = false
+
+        func validate() throws {
+            guard samples >= 2, steps >= 1 else { throw ValidationError("--samples must be at least 2 and --steps at least 1") }
+        }
+
+        func run() throws {
+            let diffusion = try StableDiffusion.load(directory: model)
+            var parameters = WorldCheck.Parameters()
+            parameters.samples = samples
+            parameters.steps = steps
+            parameters.guidance = guidance
+            parameters.seed = seed
+            let bar = ProgressLine("prompt rows")
+            let result = try WorldCheck.run(model: diffusion, detector: try WorldDetector.shipped(),
+                                            parameters: parameters) { bar.update($0, of: $1) }
+            print(json ? result.json : result.table)
+        }
+    }
+}

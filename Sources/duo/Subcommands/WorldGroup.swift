@@ -1,0 +1,11 @@
+import ArgumentParser
+
+extension Duo {
+    /// `duo world ...`: commands about the embedded procedural world.
+    struct WorldGroup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "world",
+            abstract: "Commands about the embedded procedural world and its model.",
+            subcommands: [WorldCheckCommand.self])
+    }
+}
