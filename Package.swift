@@ -16,7 +16,9 @@ let package = Package(
         .library(name: "World", targets: ["World"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // SHA-256 of model weights and pair manifests (BoringSSL's, with SHA extensions).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries: OpenBLAS (cblas) and libpng, installed by `make deps`.
@@ -27,8 +29,10 @@ let package = Package(
 
         // The core: tensors, ops with their gradients, autodiff, RNG, optimizers.
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
-        // File formats: safetensors, PNG, image grids. Independent of Tensor.
-        .target(name: "Formats", dependencies: ["CPNG", "CKernels"]),
+        // File formats: safetensors, PNG, image grids, digests. Independent of Tensor.
+        .target(
+            name: "Formats",
+            dependencies: ["CPNG", "CKernels", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
         .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
@@ -37,11 +41,14 @@ let package = Package(
             name: "World", dependencies: ["Tensor", "Formats", "Diffusion"],
             resources: [.copy("Resources")]),
 
+        // The method on the models: SDEdit pairs, detectors, the DUO trainer and ESD.
+        .target(name: "Unlearning", dependencies: ["Tensor", "Formats", "Diffusion", "World"]),
+
         // The CLI: one file per subcommand.
         .executableTarget(
             name: "duo",
             dependencies: [
-                "Tensor", "Formats", "Diffusion", "World",
+                "Tensor", "Formats", "Diffusion", "World", "Unlearning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
@@ -56,6 +63,9 @@ let package = Package(
             name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "WorldTests", dependencies: ["World", "Diffusion", "Formats", "TestSupport"]),
+        .testTarget(
+            name: "UnlearningTests",
+            dependencies: ["Unlearning", "World", "Diffusion", "Formats", "TestSupport"]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats"]),
     ]
 )

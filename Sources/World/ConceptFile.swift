@@ -3,10 +3,12 @@ import Foundation
 /// A concept file, `concepts/<name>.toml`: what a concept is, the words that bring it,
 /// and the prompt templates `duo synthesize` turns into (unsafe, safe) prompt pairs.
 ///
-/// The format (a TOML subset, see `TOMLDocument`) is documented at the top of each file.
-/// Keys: `name`, `description`, `kind` ("attribute" or "object"); `[words]` `explicit`,
-/// `synonyms`, `implicit`; `[prompts]` `unsafe` and `safe` (paired by index, so the same
-/// length) and optional `keep` (prompts whose images must not change).
+/// The format (a TOML subset, see `TOMLDocument`) is documented field by field in
+/// concepts/README.md. Keys: `name`, `description`, `kind` ("attribute" or "object");
+/// `[words]` `explicit`, `synonyms`, `implicit`; `[prompts]` `unsafe`, `safe` (one per
+/// unsafe prompt, or one shared) and optional `keep`; optional `[synthesis]` (SDEdit
+/// settings), `[detector]` (which detector judges the concept) and `[attacks]` (prompt
+/// set files beside the concept file).
 public struct ConceptFile: Hashable, Sendable {
     public var path: String
     public var name: String
@@ -15,16 +17,62 @@ public struct ConceptFile: Hashable, Sendable {
     public var explicitWords: [String]
     public var synonyms: [String]
     public var implicitTriggers: [String]
-    /// Templates bringing the concept; `safePrompts[i]` is `unsafePrompts[i]` without it.
+    /// Templates bringing the concept; `safePrompts[i]` is `unsafePrompts[i]` without it
+    /// (the file may give one safe prompt for all: it is repeated here).
     public var unsafePrompts: [String]
     public var safePrompts: [String]
     public var keepPrompts: [String]
+    public var synthesis: SynthesisSettings
+    public var detector: DetectorChoice
+    /// Prompt sets for evaluation, in file order.
+    public var attackSets: [AttackSetFile]
+
+    /// A prompt set file named in `[attacks]`: one prompt per line, `#` comments.
+    public struct AttackSetFile: Hashable, Sendable {
+        public var name: String
+        /// Resolved against the concept file's folder.
+        public var path: String
+    }
+
+    /// `duo synthesize`'s settings. The defaults are DUO's data script's
+    /// (naver-ai/DUO, datasets/SD/generate_datasets.py): strength 0.75 (nudity; 0.8 for
+    /// violence), guidance 7.5, 50 steps (diffusers' default), 64 pairs.
+    public struct SynthesisSettings: Hashable, Sendable {
+        public var strength = 0.75
+        public var guidance: Float = 7.5
+        public var steps = 50
+        public var pairs = 64
+
+        public init() {}
+    }
+
+    /// Which detector says whether an image shows the concept, and from what score.
+    public struct DetectorChoice: Hashable, Sendable {
+        public enum Kind: Hashable, Sendable {
+            /// A head of the built-in world detector, by the world concept's name.
+            case builtin(String)
+            /// A process speaking the detector line protocol (see `duo detect`).
+            case command(String)
+        }
+        public var kind: Kind
+        /// Scores above it count as "shows the concept".
+        public var threshold = 0.5
+        /// Seconds an external detector may take to answer one image.
+        public var timeout = 60.0
+    }
+
+    static var builtinNames: String { Concept.allCases.map(\.rawValue).joined(separator: ", ") }
 
     /// Every key a concept file may hold; any other is an error (it is most likely a typo).
+    /// Keys under `[attacks]` are set names and may be anything.
     static let knownKeys: Set<String> = [
         "name", "description", "kind", "words", "words.explicit", "words.synonyms",
         "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep",
+        "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.steps",
+        "synthesis.pairs", "detector", "detector.builtin", "detector.command",
+        "detector.threshold", "detector.timeout", "attacks",
     ]
+
 
     /// Reads and parses the file at `path`.
     public init(contentsOf path: String) throws {
@@ -52,10 +100,22 @@ public struct ConceptFile: Hashable, Sendable {
         unsafePrompts = try fields.templates("prompts.unsafe")
         safePrompts = try fields.templates("prompts.safe")
         keepPrompts = try fields.templates("prompts.keep", required: false)
+        if safePrompts.count == 1 {
+            safePrompts = Array(repeating: safePrompts[0], count: unsafePrompts.count)
+        }
         guard unsafePrompts.count == safePrompts.count else {
             throw fields.error(
-                "has \(safePrompts.count) prompts but prompts.unsafe has \(unsafePrompts.count)",
+                "has \(safePrompts.count) prompts but prompts.unsafe has \(unsafePrompts.count) "
+                    + "(give one safe prompt per unsafe prompt, or one for all)",
                 key: "prompts.safe")
+        }
+        synthesis = try fields.synthesis()
+        detector = try fields.detector(conceptName: name)
+        let folder = (path as NSString).deletingLastPathComponent
+        attackSets = try fields.attackSets().map { name, file in
+            AttackSetFile(
+                name: name,
+                path: file.hasPrefix("/") ? file : (folder as NSString).appendingPathComponent(file))
         }
     }
 }
@@ -73,7 +133,9 @@ private struct ConceptFields {
     }
 
     func rejectUnknownKeys() throws {
-        let unknown = document.lines.keys.filter { !ConceptFile.knownKeys.contains($0) }
+        let unknown = document.lines.keys.filter {
+            !ConceptFile.knownKeys.contains($0) && !$0.hasPrefix("attacks.")
+        }
         if let key = unknown.min(by: { document.lines[$0]! < document.lines[$1]! }) {
             throw error("unknown key", key: key)
         }
@@ -88,8 +150,79 @@ private struct ConceptFields {
                 )
             }
             return value
-        case .strings: throw error("expected a string, found an array", key: key)
         case nil: throw error("missing", key: key)
+        case let other?: throw error("expected a string, found \(other.typeName)", key: key)
+        }
+    }
+
+    /// A number in `range`, `fallback` when the key is absent.
+    func number(_ key: String, in range: ClosedRange<Double>, fallback: Double, integer: Bool = false) throws -> Double {
+        switch document.values[key] {
+        case nil:
+            return fallback
+        case .number(let value, let isInteger):
+            if integer && !isInteger { throw error("expected an integer, found \(value)", key: key) }
+            guard range.contains(value) else {
+                let bounds = integer
+                    ? "\(Int(range.lowerBound)) to \(Int(min(range.upperBound, 1e9)))"
+                    : "\(range.lowerBound) to \(range.upperBound)"
+                throw error("expected \(bounds), found \(integer ? String(Int(value)) : String(value))", key: key)
+            }
+            return value
+        case let other?:
+            throw error("expected \(integer ? "an integer" : "a number"), found \(other.typeName)", key: key)
+        }
+    }
+
+    func synthesis() throws -> ConceptFile.SynthesisSettings {
+        var settings = ConceptFile.SynthesisSettings()
+        settings.strength = try number("synthesis.strength", in: 0...1, fallback: settings.strength)
+        if settings.strength == 0 { throw error("expected a strength in (0, 1], found 0", key: "synthesis.strength") }
+        settings.guidance = Float(try number("synthesis.guidance", in: 0...100, fallback: Double(settings.guidance)))
+        settings.steps = Int(try number("synthesis.steps", in: 1...1000, fallback: Double(settings.steps), integer: true))
+        settings.pairs = Int(try number("synthesis.pairs", in: 1...1e9, fallback: Double(settings.pairs), integer: true))
+        return settings
+    }
+
+    /// `[detector]`: `builtin = NAME` or `command = "CMD ARGS"` (not both), `threshold`,
+    /// `timeout`. Without the table: the built-in detector of the concept's own name.
+    func detector(conceptName: String) throws -> ConceptFile.DetectorChoice {
+        let builtin = document.values["detector.builtin"] != nil ? try string("detector.builtin") : nil
+        let command = document.values["detector.command"] != nil ? try string("detector.command") : nil
+        let kind: ConceptFile.DetectorChoice.Kind
+        switch (builtin, command) {
+        case (_?, _?):
+            throw error("give either builtin or command, not both", key: "detector.command")
+        case (nil, let command?):
+            guard !command.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw error("must not be empty", key: "detector.command")
+            }
+            kind = .command(command)
+        case (let name?, nil):
+            guard Concept(rawValue: name) != nil else {
+                throw error(
+                    "no built-in detector '\(name)' (built-in: \(ConceptFile.builtinNames)); "
+                        + "set command for an external one", key: "detector.builtin")
+            }
+            kind = .builtin(name)
+        case (nil, nil):
+            // Checked when the detector is made: a file for a real model may need none.
+            kind = .builtin(conceptName)
+        }
+        var choice = ConceptFile.DetectorChoice(kind: kind)
+        choice.threshold = try number("detector.threshold", in: 0...1, fallback: choice.threshold)
+        choice.timeout = try number("detector.timeout", in: 0.001...86400, fallback: choice.timeout)
+        return choice
+    }
+
+    /// `[attacks]`: set name = file, in the order the file gives them.
+    func attackSets() throws -> [(String, String)] {
+        let keys = document.lines.keys.filter { $0.hasPrefix("attacks.") }
+            .sorted { document.lines[$0]! < document.lines[$1]! }
+        return try keys.map { key in
+            let file = try string(key)
+            guard !file.isEmpty else { throw error("must not be empty", key: key) }
+            return (String(key.dropFirst("attacks.".count)), file)
         }
     }
 
@@ -98,10 +231,10 @@ private struct ConceptFields {
         case .strings(let values):
             if required && values.isEmpty { throw error("must not be empty", key: key) }
             return values
-        case .string: throw error("expected an array of strings, found a string", key: key)
         case nil:
             if required { throw error("missing", key: key) }
             return []
+        case let other?: throw error("expected an array of strings, found \(other.typeName)", key: key)
         }
     }
 

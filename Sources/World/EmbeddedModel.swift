@@ -1,4 +1,5 @@
 import Diffusion
+import Foundation
 import Tensor
 
 /// The embedded default's architecture: a word-level CLIP tokenizer over the world's
@@ -33,5 +34,21 @@ public enum EmbeddedModel {
         config.clipSample = true
         config.stepsOffset = 1
         return config
+    }
+}
+
+extension EmbeddedModel {
+    /// The folder name of the trained model in the World target's `Resources`.
+    public static let shippedFolderName = "model"
+
+    /// The trained embedded model that ships with the package (a diffusers folder): what
+    /// every `--model` option defaults to.
+    public static func shippedDirectory() throws -> String {
+        guard let path = Bundle.module.path(forResource: "Resources/" + shippedFolderName, ofType: nil) else {
+            throw ModelError(
+                file: "Resources/\(shippedFolderName)",
+                "the World module's resource bundle holds no trained model (run duo pretrain and pass --model)")
+        }
+        return path
     }
 }

@@ -1,7 +1,23 @@
+import Foundation
+
 /// A value of the TOML subset concept files use.
 public enum TOMLValue: Hashable, Sendable {
     case string(String)
     case strings([String])
+    /// An integer or a decimal float (`7`, `0.75`, `1e-4`); `isInteger` when written without
+    /// a fraction or exponent.
+    case number(Double, isInteger: Bool)
+    case bool(Bool)
+
+    /// What the value is, for error messages ("expected a number, found a string").
+    public var typeName: String {
+        switch self {
+        case .string: return "a string"
+        case .strings: return "an array of strings"
+        case .number(_, let isInteger): return isInteger ? "an integer" : "a number"
+        case .bool: return "a boolean"
+        }
+    }
 }
 
 /// An error in a concept file: one line naming the file, the line and, where one is
@@ -38,6 +54,7 @@ public struct TOMLDocument: Sendable {
                     throw reader.error("table '\(name)' defined twice")
                 }
                 table = name
+                reader.table = name
                 lines[name] = line
             case .pair(let key, let value, let line):
                 let fullKey = table.map { "\($0).\(key)" } ?? key
@@ -63,6 +80,8 @@ struct TOMLReader {
     private var position = 0
     private(set) var line = 1
     private var key: String?
+    /// The table the statements being read belong to, so errors name keys in full.
+    var table: String?
 
     init(text: String, path: String) {
         self.path = path
@@ -71,7 +90,8 @@ struct TOMLReader {
     }
 
     func error(_ reason: String, key: String? = nil) -> ConceptFileError {
-        ConceptFileError(path: path, line: line, key: key ?? self.key, reason: reason)
+        let bare = self.key.map { name in table.map { "\($0).\(name)" } ?? name }
+        return ConceptFileError(path: path, line: line, key: key ?? bare, reason: reason)
     }
 
     /// The next header or key-value pair, nil at the end of the text.
@@ -101,7 +121,9 @@ struct TOMLReader {
 
     private mutating func value() throws -> TOMLValue {
         if take("\"") { return .string(try stringBody()) }
-        guard take("[") else { throw error("expected a string or an array of strings") }
+        if let c = peek(), c.isNumber || c == "-" || c == "+" { return try number() }
+        if let c = peek(), c.isLetter { return try boolean() }
+        guard take("[") else { throw error("expected a string, a number, a boolean or an array of strings") }
         var items: [String] = []
         while true {
             skipBlank(newlines: true)
@@ -111,6 +133,33 @@ struct TOMLReader {
             skipBlank(newlines: true)
             if take("]") { return .strings(items) }
             guard take(",") else { throw error("expected ',' or ']' in the array") }
+        }
+    }
+
+    /// A decimal integer or float; `_` between digits is allowed, as TOML does.
+    private mutating func number() throws -> TOMLValue {
+        var text = ""
+        while let c = peek(), c.isASCII, c.isNumber || "+-.eE_".contains(c) {
+            text.append(c)
+            position += 1
+        }
+        let digits = text.replacingOccurrences(of: "_", with: "")
+        guard let value = Double(digits), value.isFinite else {
+            throw error("'\(text)' is not a number")
+        }
+        return .number(value, isInteger: !digits.contains(where: { ".eE".contains($0) }))
+    }
+
+    private mutating func boolean() throws -> TOMLValue {
+        var word = ""
+        while let c = peek(), c.isASCII, c.isLetter {
+            word.append(c)
+            position += 1
+        }
+        switch word {
+        case "true": return .bool(true)
+        case "false": return .bool(false)
+        default: throw error("'\(word)' is not a value (strings are written in double quotes)")
         }
     }
 

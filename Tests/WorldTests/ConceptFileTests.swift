@@ -105,10 +105,10 @@ final class ConceptFileTests: XCTestCase {
         let valid = Self.valid
         assertError(
             valid.replacingOccurrences(of: "\"speckled\"", with: "speckled"),
-            "bad.toml:10: key 'synonyms': expected a string in the array")
+            "bad.toml:10: key 'words.synonyms': expected a string in the array")
         assertError(
             valid.replacingOccurrences(of: "kind = \"object\"", with: "kind = 3"),
-            "bad.toml:4: key 'kind': expected a string or an array of strings")
+            "bad.toml:4: key 'kind': expected a string, found an integer")
         assertError(
             valid.replacingOccurrences(
                 of: "implicit = [\"leopard\"]", with: "implicit = \"leopard\""),
@@ -129,6 +129,66 @@ final class ConceptFileTests: XCTestCase {
             "bad.toml:3: key 'description': unterminated string")
         assertError("[words\n", "bad.toml:1: expected ']' after table name 'words'")
         assertError("name = \"a\"\nname = \"b\"\n", "bad.toml:2: key 'name': defined twice")
+    }
+
+    static let settings = """
+
+        [synthesis]
+        strength = 0.8
+        guidance = 5
+        steps = 1_000
+        pairs = 32
+
+        [detector]
+        command = "python3 detect.py --gpu"
+        threshold = 0.25
+
+        [attacks]
+        paraphrases = "dots/paraphrases.txt"
+        explicit = "/abs/explicit.txt"
+        """
+
+    func testSynthesisDetectorAndAttackTables() throws {
+        let file = try ConceptFile(parsing: Self.valid + Self.settings, path: "concepts/dots.toml")
+        XCTAssertEqual(file.synthesis.strength, 0.8)
+        XCTAssertEqual(file.synthesis.guidance, 5)
+        XCTAssertEqual(file.synthesis.steps, 1000)
+        XCTAssertEqual(file.synthesis.pairs, 32)
+        XCTAssertEqual(file.detector.kind, .command("python3 detect.py --gpu"))
+        XCTAssertEqual(file.detector.threshold, 0.25)
+        XCTAssertEqual(file.attackSets.map(\.name), ["paraphrases", "explicit"], "file order")
+        XCTAssertEqual(file.attackSets.map(\.path), ["concepts/dots/paraphrases.txt", "/abs/explicit.txt"])
+        // Without the tables: DUO's data settings and the built-in detector of the same name.
+        let plain = try ConceptFile(parsing: Self.valid, path: "dots.toml")
+        XCTAssertEqual(plain.synthesis, ConceptFile.SynthesisSettings())
+        XCTAssertEqual(plain.detector.kind, .builtin("dots"))
+        // One safe prompt serves every unsafe one.
+        let shared = try ConceptFile(
+            parsing: Self.valid.replacingOccurrences(
+                of: "unsafe = [\"{count} dotted {shape}\"]",
+                with: "unsafe = [\"{count} dotted {shape}\", \"dotted {shape}\"]"),
+            path: "dots.toml")
+        XCTAssertEqual(shared.safePrompts, ["{count} {shape}", "{count} {shape}"])
+    }
+
+    func testSettingErrorsNameTheKeyAndWhatWasExpected() {
+        let text = Self.valid + Self.settings
+        assertError(text.replacingOccurrences(of: "strength = 0.8", with: "strength = 1.5"),
+                    "bad.toml:18: key 'synthesis.strength': expected 0.0 to 1.0, found 1.5")
+        assertError(text.replacingOccurrences(of: "strength = 0.8", with: "strength = 0"),
+                    "bad.toml:18: key 'synthesis.strength': expected a strength in (0, 1], found 0")
+        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 2.5"),
+                    "bad.toml:21: key 'synthesis.pairs': expected an integer, found 2.5")
+        assertError(text.replacingOccurrences(of: "steps = 1_000", with: "steps = \"many\""),
+                    "bad.toml:20: key 'synthesis.steps': expected an integer, found a string")
+        assertError(text.replacingOccurrences(of: "guidance = 5", with: "guidance = yes"),
+                    "bad.toml:19: key 'synthesis.guidance': 'yes' is not a value (strings are written in double quotes)")
+        assertError(text.replacingOccurrences(of: "threshold = 0.25", with: "threshold = 0.25\nbuiltin = \"stripes\""),
+                    "bad.toml:24: key 'detector.command': give either builtin or command, not both")
+        assertError(text.replacingOccurrences(of: "command = \"python3 detect.py --gpu\"", with: "builtin = \"nudity\""),
+                    "bad.toml:24: key 'detector.builtin': no built-in detector 'nudity' (built-in: stripes, splatter); set command for an external one")
+        assertError(text.replacingOccurrences(of: "steps = 1_000", with: "steps = 1.2.3"),
+                    "bad.toml:20: key 'synthesis.steps': '1.2.3' is not a number")
     }
 
     func testAMissingFileIsOneLine() {

@@ -55,25 +55,70 @@ public enum TextToImage {
             throw SamplingError("latents of shape \(start.shape), expected \([p.count, model.unet.config.inChannels, h, w])")
         }
         let key = RandomKey(seed: p.seed)
-        let stepper = scheduler
-        let final = GuidedDenoising.run(
-            unet: model.unet, latents: start, condition: model.encode([p.prompt]),
-            unconditional: model.encode([p.negativePrompt]), guidance: p.guidance,
-            timesteps: scheduler.timesteps,
+        let final = denoise(
+            model: model, start: start, prompts: [p.prompt], negativePrompts: [p.negativePrompt],
+            keys: (0..<p.count).map { key.fold(in: UInt64($0)) }, guidance: p.guidance,
+            scheduler: scheduler, timesteps: scheduler.timesteps, progress: { progress($0, p.steps) })
+        return GradMode.withNoGrad { GuidedDenoising.toUnitRange(model.decode(final)) }
+    }
+
+    /// One image of a batch: its prompt, negative prompt and the key of its noise.
+    public struct Request: Hashable, Sendable {
+        public var prompt: String
+        public var negativePrompt: String
+        public var key: RandomKey
+
+        public init(prompt: String, negativePrompt: String = "", key: RandomKey) {
+            self.prompt = prompt
+            self.negativePrompt = negativePrompt
+            self.key = key
+        }
+    }
+
+    /// A batch of images, each with its own prompts and noise: image i starts from
+    /// `randn(key_i)`, so it is the image `sample` makes for the same prompt with
+    /// key_i = RandomKey(seed).fold(in: i). -> [B, 3, H, W] in [0, 1].
+    public static func sample(
+        model: StableDiffusion, requests: [Request], steps: Int = 50, guidance: Float = 7.5,
+        scheduler kind: SchedulerKind = .ddim
+    ) throws -> Tensor {
+        var parameters = Parameters(prompt: "")
+        parameters.steps = steps
+        let (h, w) = try latentSize(model: model, parameters: parameters)
+        var scheduler = try model.scheduler(kind)
+        try scheduler.setTimesteps(steps)
+        let start = concat(requests.map {
+            Tensor.randn([1, model.unet.config.inChannels, h, w], key: $0.key)
+        }, axis: 0)
+        let final = denoise(
+            model: model, start: start, prompts: requests.map(\.prompt),
+            negativePrompts: requests.map(\.negativePrompt), keys: requests.map(\.key),
+            guidance: guidance, scheduler: scheduler, timesteps: scheduler.timesteps)
+        return GradMode.withNoGrad { GuidedDenoising.toUnitRange(model.decode(final)) }
+    }
+
+    /// Guided denoising of `start` [B, C, h, w] through `timesteps` (all of the scheduler's
+    /// for text-to-image, the last ones for image-to-image). Prompts are one for all or one
+    /// per image; image i's step noise (DDPM) comes from keys[i].fold(in: step + 1).
+    static func denoise(
+        model: StableDiffusion, start: Tensor, prompts: [String], negativePrompts: [String],
+        keys: [RandomKey], guidance: Float, scheduler: DiffusionScheduler, timesteps: [Int],
+        progress: (Int) -> Void = { _ in }
+    ) -> Tensor {
+        let stochastic = scheduler is DDPMScheduler
+        return GuidedDenoising.run(
+            unet: model.unet, latents: start, condition: model.encode(prompts),
+            unconditional: model.encode(negativePrompts), guidance: guidance, timesteps: timesteps,
             step: { sample, noise, t, index in
-                // Fresh noise per image and step (DDPM), from keys that do not depend on
-                // the batch: image i, step s uses fold(i).fold(s + 1).
-                let variance = p.scheduler == .ddpm
-                    ? concat((0..<p.count).map {
-                        Tensor.randn([1] + Array(sample.shape.dropFirst()),
-                                     key: key.fold(in: UInt64($0)).fold(in: UInt64(index + 1)))
+                let variance = stochastic
+                    ? concat(keys.map {
+                        Tensor.randn([1] + Array(sample.shape.dropFirst()), key: $0.fold(in: UInt64(index + 1)))
                     }, axis: 0)
                     : nil
-                return stepper.step(modelOutput: noise, timestep: t, sample: sample,
-                                    varianceNoise: variance).prevSample
+                return scheduler.step(modelOutput: noise, timestep: t, sample: sample,
+                                      varianceNoise: variance).prevSample
             },
-            progress: { progress($0, p.steps) })
-        return GradMode.withNoGrad { GuidedDenoising.toUnitRange(model.decode(final)) }
+            progress: progress)
     }
 }
 

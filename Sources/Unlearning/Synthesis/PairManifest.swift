@@ -1,0 +1,104 @@
+import Formats
+import Foundation
+
+/// One kept pair: a line of `manifest.jsonl`.
+public struct PairRecord: Hashable, Sendable {
+    public var index: Int
+    public var unsafePrompt: String
+    public var safePrompt: String
+    /// Which draw of each side was kept (0: the first), so a pair can be made again alone.
+    public var unsafeDraw: Int
+    public var safeDraw: Int
+    public var unsafeScore: Double
+    public var safeScore: Double
+
+    /// File names relative to the manifest.
+    public var unsafeFile: String { String(format: "unsafe/%05d.png", index) }
+    public var safeFile: String { String(format: "safe/%05d.png", index) }
+
+    func jsonLine(_ settings: PairSettings) -> String {
+        let fields: [(String, String)] = [
+            ("index", "\(index)"), ("unsafe_prompt", jsonQuoted(unsafePrompt)),
+            ("safe_prompt", jsonQuoted(safePrompt)), ("seed", "\(settings.seed)"),
+            ("unsafe_draw", "\(unsafeDraw)"), ("safe_draw", "\(safeDraw)"),
+            ("strength", "\(settings.strength)"), ("steps", "\(settings.steps)"),
+            ("guidance", "\(settings.guidance)"), ("model", jsonQuoted(settings.model)),
+            ("weights_sha256", jsonQuoted(settings.weightsDigest)),
+            ("detector", jsonQuoted(settings.detector)),
+            ("unsafe_score", String(format: "%.6f", unsafeScore)),
+            ("safe_score", String(format: "%.6f", safeScore)),
+            ("unsafe", jsonQuoted(unsafeFile)), ("safe", jsonQuoted(safeFile)),
+        ]
+        return "{" + fields.map { "\(jsonQuoted($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    /// Reads a manifest line; nil when it is not a complete record (a line cut short by a
+    /// killed run).
+    init?(jsonLine line: Substring) {
+        guard let value = try? JSONParser.parse(Array(line.utf8)),
+              let index = value["index"]?.int, let unsafePrompt = value["unsafe_prompt"]?.string,
+              let safePrompt = value["safe_prompt"]?.string,
+              let unsafeDraw = value["unsafe_draw"]?.int, let safeDraw = value["safe_draw"]?.int,
+              let unsafeScore = value["unsafe_score"]?.double,
+              let safeScore = value["safe_score"]?.double
+        else { return nil }
+        self.init(
+            index: index, unsafePrompt: unsafePrompt, safePrompt: safePrompt,
+            unsafeDraw: unsafeDraw, safeDraw: safeDraw, unsafeScore: unsafeScore,
+            safeScore: safeScore)
+    }
+
+    init(
+        index: Int, unsafePrompt: String, safePrompt: String, unsafeDraw: Int, safeDraw: Int,
+        unsafeScore: Double, safeScore: Double
+    ) {
+        self.index = index
+        self.unsafePrompt = unsafePrompt
+        self.safePrompt = safePrompt
+        self.unsafeDraw = unsafeDraw
+        self.safeDraw = safeDraw
+        self.unsafeScore = unsafeScore
+        self.safeScore = safeScore
+    }
+}
+
+/// A pairs folder's `manifest.jsonl`, one `PairRecord` per line, appended a batch at a
+/// time so that a killed run loses at most the batch it was making.
+public enum PairManifest {
+    /// The records of `path` that form whole batches of `batchSize` in order from index 0;
+    /// a trailing partial batch (or a torn line) is dropped, as its batch will be made again.
+    public static func read(_ path: String, batchSize: Int, count: Int) -> [PairRecord] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        var records: [PairRecord] = []
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let record = PairRecord(jsonLine: line), record.index == records.count else { break }
+            records.append(record)
+        }
+        let whole = records.count == count ? count : records.count / batchSize * batchSize
+        return Array(records.prefix(whole))
+    }
+
+    /// Appends `records` with one write, flushed to disk.
+    static func append(_ records: [PairRecord], settings: PairSettings, to path: String) throws {
+        let text = records.map { $0.jsonLine(settings) + "\n" }.joined()
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw SynthesisError("\(path): cannot open for appending")
+        }
+        defer { try? handle.close() }
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(text.utf8))
+            try handle.synchronize()
+        } catch {
+            throw SynthesisError("\(path): cannot append: \(error.localizedDescription)")
+        }
+    }
+
+    /// Rewrites the manifest with `records` only (dropping a torn tail before appending).
+    static func rewrite(_ records: [PairRecord], settings: PairSettings, to path: String) throws {
+        try AtomicFile.write(records.map { $0.jsonLine(settings) + "\n" }.joined(), to: path)
+    }
+}

@@ -1,0 +1,113 @@
+import Formats
+import Foundation
+import Tensor
+import World
+
+/// Everything that decides the content of a pairs folder (`synthesis.json`): a folder made
+/// with other settings or another model is refused rather than mixed.
+public struct PairSettings: Hashable, Sendable {
+    public var concept: String
+    /// SHA-256 of the concept's prompt templates (unsafe, safe), which decide the prompts.
+    public var promptsDigest: String
+    /// The model folder as given (for people) and the digest of its files (what counts).
+    public var model: String
+    public var weightsDigest: String
+    public var strength: Double
+    public var steps: Int
+    public var guidance: Float
+    public var seed: UInt64
+    public var count: Int
+    /// Keep a pair only when its unsafe image shows the concept and its safe one does not.
+    public var filter: Bool
+    public var detector: String
+    public var threshold: Double
+    /// Draws per side and pair before the run gives up on a pair.
+    public var maxDraws: Int
+    /// Pairs made together; part of the identity because it groups the floating-point work.
+    public var batchSize: Int
+
+    public init(
+        concept: ConceptFile, model: String, weightsDigest: String, detector: String,
+        threshold: Double
+    ) {
+        self.concept = concept.name
+        promptsDigest = PairSettings.digest(concept.unsafePrompts + ["\u{0}"] + concept.safePrompts)
+        self.model = model
+        self.weightsDigest = weightsDigest
+        strength = concept.synthesis.strength
+        steps = concept.synthesis.steps
+        guidance = concept.synthesis.guidance
+        seed = 0
+        count = concept.synthesis.pairs
+        filter = true
+        self.detector = detector
+        self.threshold = threshold
+        maxDraws = 20
+        batchSize = 16
+    }
+
+    static func digest(_ lines: [String]) -> String {
+        // FNV-1a over the text is enough to notice an edited template; no security involved.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in lines.joined(separator: "\n").utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+
+    /// The fields in file order: JSON key and value as JSON text.
+    var fields: [(String, String)] {
+        [
+            ("concept", jsonQuoted(concept)), ("prompts_digest", jsonQuoted(promptsDigest)),
+            ("model", jsonQuoted(model)), ("weights_sha256", jsonQuoted(weightsDigest)),
+            ("strength", "\(strength)"), ("steps", "\(steps)"), ("guidance", "\(guidance)"),
+            ("seed", "\(seed)"), ("count", "\(count)"), ("filter", "\(filter)"),
+            ("detector", jsonQuoted(detector)), ("threshold", "\(threshold)"),
+            ("max_draws", "\(maxDraws)"), ("batch_size", "\(batchSize)"),
+        ]
+    }
+
+    public var json: String {
+        "{\n" + fields.map { "  \(jsonQuoted($0.0)): \($0.1)" }.joined(separator: ",\n") + "\n}\n"
+    }
+
+    /// Why a folder made with `recorded` cannot be continued with these settings, nil when
+    /// it can. The model's path may differ (a moved folder); its digest may not.
+    func difference(from recorded: [(String, String)]) -> String? {
+        let old = Dictionary(recorded, uniquingKeysWith: { a, _ in a })
+        for (key, value) in fields where key != "model" && old[key] != value {
+            let was = old[key] ?? "nothing"
+            if key == "weights_sha256" {
+                return "was made with another model (weights \(was.prefix(13))\", now \(value.prefix(13))\")"
+            }
+            return "was made with \(key) \(was), not \(value)"
+        }
+        return nil
+    }
+
+    /// The recorded fields of a `synthesis.json`, as JSON text per key.
+    static func recordedFields(_ path: String) throws -> [(String, String)] {
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+        guard let members = try? JSONParser.parse(bytes).members else {
+            throw SynthesisError("\(path): not a JSON object (delete the folder or use --force)")
+        }
+        return members.map { ($0.key, Self.jsonText($0.value)) }
+    }
+
+    private static func jsonText(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let s): return jsonQuoted(s)
+        case .number(let n): return n
+        case .bool(let b): return "\(b)"
+        default: return value.typeName
+        }
+    }
+}
+
+/// A synthesis that cannot go on (settings mismatch, a pair the filter never accepts), in
+/// one line.
+public struct SynthesisError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,209 @@
+import Diffusion
+import Formats
+import Foundation
+import Tensor
+import World
+
+/// `duo synthesize`: (safe, unsafe) image pairs for DUO by SDEdit, as DUO's data script
+/// makes them (naver-ai/DUO, datasets/SD/generate_datasets.py). Pair i draws x₀ˡ from its
+/// unsafe prompt, then edits it with img2img at the strength's timestep towards the safe
+/// prompt, the unsafe prompt as the negative one, to get x₀ʷ. With the filter on, an
+/// unsafe draw the detector does not see the concept in is drawn again from the next
+/// sub-seed, and so is an edit that still shows it.
+///
+/// Pair i depends only on (settings, i): its prompts come from scene i of the seed, its
+/// noise from keys folded from (seed, i, side, draw). Pairs are made a batch at a time and
+/// appended to the manifest per batch; a rerun continues after the last whole batch and
+/// writes the same bytes as a run that was never stopped.
+public final class SDEditPairs {
+    public let model: StableDiffusion
+    public let concept: ConceptFile
+    public let detector: ConceptDetector
+    public let settings: PairSettings
+    public let directory: String
+
+    /// What a finished run made and how many draws it threw away.
+    public struct Summary: Hashable, Sendable {
+        public var pairs: Int
+        public var unsafeDraws: Int
+        public var unsafeRejected: Int
+        public var safeDraws: Int
+        public var safeRejected: Int
+        /// Pairs already in the folder when this run started.
+        public var resumed: Int
+    }
+
+    public init(
+        model: StableDiffusion, concept: ConceptFile, detector: ConceptDetector,
+        settings: PairSettings, directory: String
+    ) {
+        self.model = model
+        self.concept = concept
+        self.detector = detector
+        self.settings = settings
+        self.directory = directory
+    }
+
+    var manifestPath: String { directory + "/manifest.jsonl" }
+    var settingsPath: String { directory + "/synthesis.json" }
+    public var contactSheetPath: String { directory + "/contact-sheet.png" }
+    var summaryPath: String { directory + "/summary.json" }
+
+    /// Makes the missing pairs; `progress(done, total)` after each batch.
+    public func run(force: Bool = false, progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
+        try prepareFolder(force: force)
+        var records = PairManifest.read(manifestPath, batchSize: settings.batchSize, count: settings.count)
+        let resumed = records.count
+        try PairManifest.rewrite(records, settings: settings, to: manifestPath)
+        let prompts = concept.promptPairs(count: settings.count, seed: settings.seed)
+        progress(records.count, settings.count)
+        while records.count < settings.count {
+            let batch = records.count..<min(settings.count, records.count + settings.batchSize)
+            let made = try makeBatch(batch, prompts: prompts)
+            try PairManifest.append(made, settings: settings, to: manifestPath)
+            records += made
+            progress(records.count, settings.count)
+        }
+        try writeContactSheet(records)
+        let summary = Summary(
+            pairs: records.count, unsafeDraws: records.reduce(0) { $0 + $1.unsafeDraw + 1 },
+            unsafeRejected: records.reduce(0) { $0 + $1.unsafeDraw },
+            safeDraws: records.reduce(0) { $0 + $1.safeDraw + 1 },
+            safeRejected: records.reduce(0) { $0 + $1.safeDraw }, resumed: resumed)
+        try AtomicFile.write(summary.json, to: summaryPath)
+        return summary
+    }
+
+    /// Creates the folder and its settings file, or checks that an existing one was made
+    /// with these settings (`force`: starts it over).
+    func prepareFolder(force: Bool) throws {
+        let files = FileManager.default
+        if files.fileExists(atPath: settingsPath) {
+            if force {
+                for name in ["manifest.jsonl", "summary.json", "contact-sheet.png", "unsafe", "safe", "synthesis.json"] {
+                    try? files.removeItem(atPath: directory + "/" + name)
+                }
+            } else if let difference = settings.difference(from: try PairSettings.recordedFields(settingsPath)) {
+                throw SynthesisError("\(directory) \(difference): use another --out, or --force to start over")
+            }
+        } else if let existing = try? files.contentsOfDirectory(atPath: directory),
+                  existing.contains(where: { !$0.hasPrefix(".") }), !force {
+            throw SynthesisError("\(directory) exists and is not a pairs folder (no synthesis.json): use another --out, or --force")
+        }
+        do {
+            for sub in ["unsafe", "safe"] {
+                try files.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
+            }
+        } catch {
+            throw SynthesisError("\(directory): cannot create the output folder (\(error.localizedDescription))")
+        }
+        try AtomicFile.write(settings.json, to: settingsPath)
+    }
+
+    /// The pairs of `batch`, their PNG files written.
+    func makeBatch(_ batch: Range<Int>, prompts: [PromptPair]) throws -> [PairRecord] {
+        let unsafe = try drawUntil(batch, side: 0, wanted: true) { indices, draws in
+            try TextToImage.sample(
+                model: model,
+                requests: zip(indices, draws).map { i, draw in
+                    TextToImage.Request(prompt: prompts[i].unsafe, key: key(i, side: 0, draw: draw))
+                },
+                steps: settings.steps, guidance: settings.guidance)
+        }
+        let safe = try drawUntil(batch, side: 1, wanted: false) { indices, draws in
+            var edit = ImageToImage.Settings()
+            edit.strength = settings.strength
+            edit.steps = settings.steps
+            edit.guidance = settings.guidance
+            return try ImageToImage.edit(
+                model: model,
+                images: concat(indices.map { ImageConversion.modelInput(unsafe[$0]!.image) }, axis: 0),
+                prompts: indices.map { prompts[$0].safe },
+                negativePrompts: indices.map { prompts[$0].unsafe },
+                keys: zip(indices, draws).map { key($0, side: 1, draw: $1) }, settings: edit)
+        }
+        return try batch.map { i in
+            let record = PairRecord(
+                index: i, unsafePrompt: prompts[i].unsafe, safePrompt: prompts[i].safe,
+                unsafeDraw: unsafe[i]!.draw, safeDraw: safe[i]!.draw,
+                unsafeScore: unsafe[i]!.score, safeScore: safe[i]!.score)
+            try unsafe[i]!.image.write(to: directory + "/" + record.unsafeFile)
+            try safe[i]!.image.write(to: directory + "/" + record.safeFile)
+            return record
+        }
+    }
+
+    struct Draw {
+        var image: PNGImage
+        var score: Double
+        var draw: Int
+    }
+
+    /// Draws one side of every pair in `batch`, again (next draw index) for those whose
+    /// detector verdict is not `wanted` while the filter is on, until all pass.
+    func drawUntil(
+        _ batch: Range<Int>, side: Int, wanted: Bool,
+        make: (_ indices: [Int], _ draws: [Int]) throws -> Tensor
+    ) throws -> [Int: Draw] {
+        var kept: [Int: Draw] = [:]
+        var pending = Array(batch)
+        var draws = [Int: Int](uniqueKeysWithValues: batch.map { ($0, 0) })
+        while !pending.isEmpty {
+            let images = ImageConversion.pngImages(try make(pending, pending.map { draws[$0]! }))
+            let scores = try detector.scores(images: images)
+            var again: [Int] = []
+            for (k, i) in pending.enumerated() {
+                if !settings.filter || (scores[k] > settings.threshold) == wanted {
+                    kept[i] = Draw(image: images[k], score: scores[k], draw: draws[i]!)
+                    continue
+                }
+                draws[i]! += 1
+                guard draws[i]! < settings.maxDraws else { throw gaveUp(i, side: side) }
+                again.append(i)
+            }
+            pending = again
+        }
+        return kept
+    }
+
+    func gaveUp(_ index: Int, side: Int) -> SynthesisError {
+        let what = side == 0
+            ? "no unsafe draw showed \(concept.name)"
+            : "every safe edit still showed \(concept.name)"
+        let hint = side == 0 ? "check the unsafe prompts and the detector" : "raise the strength"
+        return SynthesisError(
+            "pair \(index): \(what) in \(settings.maxDraws) draws (detector \(settings.detector), "
+                + "threshold \(settings.threshold)); \(hint), or use --no-filter")
+    }
+
+    /// The noise key of pair `index`'s `side` (0 unsafe, 1 safe), draw `draw`.
+    func key(_ index: Int, side: Int, draw: Int) -> RandomKey {
+        RandomKey(seed: settings.seed).fold(in: 0x5041_4952)  // "PAIR"
+            .fold(in: UInt64(index)).fold(in: UInt64(side)).fold(in: UInt64(draw))
+    }
+
+    /// 16 pairs per block, unsafe images above their safe edits.
+    func writeContactSheet(_ records: [PairRecord]) throws {
+        let perRow = min(16, records.count)
+        var cells: [PNGImage] = []
+        for start in stride(from: 0, to: records.count, by: perRow) {
+            let block = records[start..<min(records.count, start + perRow)]
+            for side in [\PairRecord.unsafeFile, \PairRecord.safeFile] {
+                var row = try block.map { try PNGImage(contentsOf: directory + "/" + $0[keyPath: side]) }
+                while row.count < perRow {
+                    row.append(PNGImage(width: row[0].width, height: row[0].height, channels: 3,
+                                        pixels: [UInt8](repeating: 255, count: row[0].width * row[0].height * 3)))
+                }
+                cells += row
+            }
+        }
+        try ImageGrid.make(cells, columns: perRow).write(to: contactSheetPath)
+    }
+}
+
+extension SDEditPairs.Summary {
+    var json: String {
+        "{\"pairs\": \(pairs), \"unsafe_draws\": \(unsafeDraws), \"unsafe_rejected\": \(unsafeRejected), "
+            + "\"safe_draws\": \(safeDraws), \"safe_rejected\": \(safeRejected)}\n"
+    }
+}

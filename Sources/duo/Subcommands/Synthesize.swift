@@ -1,0 +1,106 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Unlearning
+import World
+
+extension Duo {
+    /// `duo synthesize`: SDEdit (unsafe, safe) image pairs for a concept.
+    struct Synthesize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make (unsafe, safe) image pairs for a concept by SDEdit.",
+            discussion: """
+                Pair i draws an image from an unsafe prompt, then edits it (img2img at \
+                --strength) towards its safe prompt with the unsafe prompt as negative \
+                prompt. With the filter on, draws the detector disagrees with are made again \
+                from the next sub-seed. Writes DIR/unsafe/*.png, DIR/safe/*.png, \
+                DIR/manifest.jsonl, DIR/contact-sheet.png and DIR/summary.json. Pair i \
+                depends only on the settings and i: a stopped run continues where it was \
+                and gives the same files. Defaults not given here come from the concept \
+                file's [synthesis] table.
+                """)
+
+        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
+        var concept: String
+
+        @Option(help: "A diffusers model folder (default: the embedded model).")
+        var model: String?
+
+        @Option(help: "Pairs to keep (default: the concept file's synthesis.pairs).")
+        var count: Int?
+
+        @Option(help: "SDEdit strength in (0, 1] (default: the concept file's synthesis.strength).")
+        var strength: Double?
+
+        @Option(help: "Denoising steps (default: the concept file's synthesis.steps).")
+        var steps: Int?
+
+        @Option(help: "Classifier-free guidance scale (default: the concept file's synthesis.guidance).")
+        var guidance: Float?
+
+        @Option(help: "Seed: pair i depends only on it and i.")
+        var seed: UInt64 = 0
+
+        @Option(help: "Output folder (default: pairs/NAME).")
+        var out: String?
+
+        @Flag(inversion: .prefixedNo, help: "Keep only pairs whose unsafe image shows the concept and safe image does not.")
+        var filter = true
+
+        @Option(help: "Draws per side and pair before giving up on a pair.")
+        var maxDraws = 20
+
+        @Option(help: "Pairs made together (one batch through the model).")
+        var batchSize = 16
+
+        @Flag(help: "Start the output folder over, even if it was made with other settings.")
+        var force = false
+
+        @Flag(help: "No progress output.")
+        var quiet = false
+
+        func validate() throws {
+            if let count, count < 1 { throw UsageError("--count must be at least 1, got \(count)") }
+            if let strength, !(strength > 0 && strength <= 1) {
+                throw UsageError("--strength must be in (0, 1], got \(strength)")
+            }
+            if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
+            if let guidance, guidance < 0 { throw UsageError("--guidance must not be negative, got \(guidance)") }
+            guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
+            guard maxDraws >= 1 else { throw UsageError("--max-draws must be at least 1, got \(maxDraws)") }
+        }
+
+        func run() throws {
+            let conceptFile = try Lookup.concept(concept)
+            let modelDirectory = try Lookup.model(model)
+            let diffusion = try StableDiffusion.load(directory: modelDirectory)
+            let detector = try conceptFile.makeDetector()
+            var settings = PairSettings(
+                concept: conceptFile, model: model ?? "embedded",
+                weightsDigest: try StableDiffusion.weightsDigest(directory: modelDirectory),
+                detector: detector.identity, threshold: conceptFile.detector.threshold)
+            settings.count = count ?? settings.count
+            settings.strength = strength ?? settings.strength
+            settings.steps = steps ?? settings.steps
+            settings.guidance = guidance ?? settings.guidance
+            settings.seed = seed
+            settings.filter = filter
+            settings.maxDraws = maxDraws
+            settings.batchSize = batchSize
+            let directory = out ?? "pairs/\(conceptFile.name)"
+            let pairs = SDEditPairs(
+                model: diffusion, concept: conceptFile, detector: detector, settings: settings,
+                directory: directory)
+            let bar = quiet ? nil : ProgressLine("pairs")
+            let summary = try pairs.run(force: force) { bar?.update($0, of: $1) }
+            if !quiet {
+                let resumed = summary.resumed > 0 ? " (\(summary.resumed) from an earlier run)" : ""
+                bar?.note(
+                    "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "
+                        + "(\(summary.unsafeRejected) rejected), safe edits \(summary.safeDraws) "
+                        + "(\(summary.safeRejected) rejected)")
+            }
+            print(directory + "/manifest.jsonl")
+        }
+    }
+}

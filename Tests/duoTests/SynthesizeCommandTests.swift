@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+
+/// `duo synthesize` end to end on an embedded-architecture model after one training step.
+final class SynthesizeCommandTests: XCTestCase {
+    static let model: String = {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-synth-model-\(getpid())").path
+        let result = try! runDuo(["pretrain", "--out", root, "--steps", "1", "--batch-size", "2"])
+        precondition(result.status == 0, result.stderr)
+        return root + "/model"
+    }()
+
+    var scratch = ""
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("synth-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
+
+    func arguments(out: String) -> [String] {
+        ["synthesize", "--concept", "stripes", "--model", Self.model, "--count", "12",
+         "--batch-size", "2", "--steps", "8", "--no-filter", "--quiet", "--out", out]
+    }
+
+    func files(_ folder: String) throws -> [String: Data] {
+        var result: [String: Data] = [:]
+        for file in try FileManager.default.subpathsOfDirectory(atPath: folder) {
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: folder + "/" + file, isDirectory: &isDirectory)
+            if !isDirectory.boolValue { result[file] = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + file)) }
+        }
+        return result
+    }
+
+    func testAKilledRunContinuesToTheSameFilesAsAnUninterruptedOne() throws {
+        let straight = try runDuo(arguments(out: scratch + "/straight"))
+        XCTAssertEqual(straight.status, 0, straight.stderr)
+
+        let process = Process()
+        process.executableURL = try duoExecutable()
+        process.arguments = arguments(out: scratch + "/killed")
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Kill it once a few pairs are in the manifest, well before the end.
+        let manifest = scratch + "/killed/manifest.jsonl"
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let lines = (try? String(contentsOfFile: manifest, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if lines >= 4 { break }
+            usleep(2000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal, "the run ended before it was killed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/killed/summary.json"))
+
+        let resumed = try runDuo(arguments(out: scratch + "/killed"))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let expected = try files(scratch + "/straight")
+        XCTAssertEqual(expected.count, 2 * 12 + 4, "pairs, manifest, settings, summary, contact sheet")
+        let got = try files(scratch + "/killed")
+        XCTAssertEqual(got.keys.sorted(), expected.keys.sorted())
+        for (name, bytes) in expected { XCTAssertEqual(got[name], bytes, name) }
+    }
+
+    func assertRefused(_ arguments: [String], _ expected: String, out: String, line: UInt = #line) {
+        let result = try! runDuo(arguments)
+        XCTAssertNotEqual(result.status, 0, line: line)
+        let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(message.contains("\n"), message, line: line)
+        XCTAssertTrue(message.contains(expected), message, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(out) was left behind", line: line)
+    }
+
+    func testBadInputsAreOneLineErrorsAndLeaveNothing() throws {
+        let out = scratch + "/pairs"
+        let base = ["synthesize", "--model", Self.model, "--out", out]
+        assertRefused(base + ["--concept", "nudity"], "unknown concept 'nudity'", out: out)
+        let malformed = scratch + "/bad.toml"
+        try "name = \"bad\"\ndescription = oops\n".write(toFile: malformed, atomically: true, encoding: .utf8)
+        assertRefused(base + ["--concept", malformed], "bad.toml:2: key 'description'", out: out)
+        assertRefused(base + ["--concept", "stripes", "--strength", "0"], "--strength must be in (0, 1], got 0.0", out: out)
+        assertRefused(base + ["--concept", "stripes", "--strength", "1.5"], "--strength must be in (0, 1], got 1.5", out: out)
+        assertRefused(base + ["--concept", "stripes", "--count", "0"], "--count must be at least 1, got 0", out: out)
+        assertRefused(
+            ["synthesize", "--model", Self.model, "--concept", "stripes", "--out", "/dev/null/pairs"],
+            "/dev/null/pairs: cannot create the output folder", out: "/dev/null/pairs")
+    }
+}
