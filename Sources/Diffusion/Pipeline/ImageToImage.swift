@@ -31,34 +31,56 @@ public enum ImageToImage {
                 "image-to-image of \(batch) images with \(keys.count) keys, \(prompts.count) "
                     + "prompts and \(negativePrompts.count) negative prompts")
         }
+        let latentShape = try latentShape(model, images)
+        let posteriorNoise = model.vae == nil ? nil : concat(keys.map {
+            Tensor.randn(latentShape, key: $0.fold(in: 3))
+        }, axis: 0)
+        let noise = concat(keys.map { Tensor.randn(latentShape, key: $0.fold(in: 1)) }, axis: 0)
+        // The step noise (DDPM) of image i comes from keys[i].fold(in: 2).fold(in: step + 1),
+        // apart from the two draws above.
+        return try edit(
+            model: model, images: images, prompts: prompts, negativePrompts: negativePrompts,
+            noise: noise, posteriorNoise: posteriorNoise, stepKeys: keys.map { $0.fold(in: 2) },
+            settings: settings)
+    }
+
+    /// The same edit with its random draws given: `noise` for add_noise and, for a latent
+    /// model, `posteriorNoise` for the VAE posterior sample (both [B, C, h, w]), as
+    /// diffusers draws them (to replay one of its runs).
+    static func edit(
+        model: StableDiffusion, images: Tensor, prompts: [String], negativePrompts: [String],
+        noise: Tensor, posteriorNoise: Tensor?, stepKeys: [RandomKey], settings: Settings
+    ) throws -> Tensor {
         var scheduler = try model.scheduler(settings.scheduler)
         try scheduler.setTimesteps(settings.steps)
         let timesteps = try scheduler.timesteps(strength: settings.strength)
-        let clean = encode(model, images, keys: keys)  // [B, C, h, w]
-        let noise = concat(keys.map {
-            Tensor.randn([1] + Array(clean.shape.dropFirst()), key: $0.fold(in: 1))
-        }, axis: 0)
+        let clean = encode(model, images, posteriorNoise: posteriorNoise)  // [B, C, h, w]
         let start = scheduler.addNoise(
-            original: clean, noise: noise, timesteps: Array(repeating: timesteps[0], count: batch))
-        // The step noise (DDPM) of image i comes from keys[i].fold(in: 2).fold(in: step + 1),
-        // apart from the two draws above.
+            original: clean, noise: noise,
+            timesteps: Array(repeating: timesteps[0], count: images.shape[0]))
         let final = TextToImage.denoise(
             model: model, start: start, prompts: prompts, negativePrompts: negativePrompts,
-            keys: keys.map { $0.fold(in: 2) }, guidance: settings.guidance, scheduler: scheduler,
-            timesteps: timesteps)
+            keys: stepKeys, guidance: settings.guidance, scheduler: scheduler, timesteps: timesteps)
         return GradMode.withNoGrad { GuidedDenoising.toUnitRange(model.decode(final)) }
     }
 
-    /// Model-space x₀ of images in [-1, 1]: the pixels, or a VAE posterior sample scaled
-    /// by the scaling factor (diffusers' `retrieve_latents` with sample mode).
-    static func encode(_ model: StableDiffusion, _ images: Tensor, keys: [RandomKey]) -> Tensor {
-        guard let vae = model.vae else { return images }
+    /// [1, C, h, w] of one image's model-space x₀.
+    static func latentShape(_ model: StableDiffusion, _ images: Tensor) throws -> [Int] {
+        let f = model.scaleFactor
+        guard images.rank == 4, images.shape[1] == 3, images.shape[2] % f == 0, images.shape[3] % f == 0 else {
+            throw SamplingError("image-to-image needs images [B, 3, H, W] with H and W multiples of \(f), got \(images.shape)")
+        }
+        let channels = model.vae?.config.latentChannels ?? images.shape[1]
+        return [1, channels, images.shape[2] / f, images.shape[3] / f]
+    }
+
+    /// Model-space x₀ of images in [-1, 1]: the pixels, or a VAE posterior sample
+    /// mean + std · noise times the scaling factor (diffusers' `retrieve_latents`, sample mode).
+    static func encode(_ model: StableDiffusion, _ images: Tensor, posteriorNoise: Tensor?) -> Tensor {
+        guard let vae = model.vae, let posteriorNoise else { return images }
         return GradMode.withNoGrad {
-            let single = split(images, sizes: Array(repeating: 1, count: keys.count), axis: 0)
-            let latents = concat(zip(single, keys).map { image, key in
-                vae.encodeSample(image, key: key.fold(in: 3))
-            }, axis: 0)
-            return latents * vae.config.scalingFactor
+            let (mean, std) = vae.encode(images)
+            return (mean + std * posteriorNoise) * vae.config.scalingFactor
         }
     }
 }

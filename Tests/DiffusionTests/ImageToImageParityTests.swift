@@ -1,0 +1,40 @@
+import Formats
+import Foundation
+import Tensor
+import XCTest
+
+@testable import Diffusion
+
+/// SDEdit as diffusers' StableDiffusionImg2ImgPipeline runs it (strength 0.6, 10 DDIM steps,
+/// guidance 7.5, a batch of two with their own prompts and negative prompts), replaying its
+/// random draws (tools/make_img2img_fixture.py).
+final class ImageToImageParityTests: XCTestCase {
+    func testImageToImageMatchesDiffusersImg2ImgPipeline() throws {
+        let models = ModelParityTests.models
+        let fixture = try SafeTensorsReader(path: models + "/img2img.safetensors")
+        func tensor(_ name: String) throws -> Tensor {
+            Tensor(try fixture.floats(name), shape: try fixture.info(name).shape)
+        }
+        let metadata = fixture.metadata
+        var settings = ImageToImage.Settings()
+        settings.strength = Double(metadata["strength"]!)!
+        settings.steps = Int(metadata["steps"]!)!
+        settings.guidance = Float(metadata["guidance"]!)!
+        let model = try StableDiffusion.load(directory: models + "/pipeline")
+        let image = try ImageToImage.edit(
+            model: model, images: try tensor("image"),
+            prompts: metadata["prompts"]!.components(separatedBy: "\n"),
+            negativePrompts: metadata["negative_prompts"]!.components(separatedBy: "\n"),
+            noise: try tensor("noise"), posteriorNoise: try tensor("posterior_noise"),
+            stepKeys: [RandomKey(seed: 0), RandomKey(seed: 1)], settings: settings)
+        let expected = try tensor("output")
+        XCTAssertEqual(image.shape, expected.shape)
+        let differences = zip(image.scalars, expected.scalars).map { abs($0 - $1) }
+        print("img2img parity: largest difference \(differences.max()!)")
+        XCTAssertLessThanOrEqual(differences.max()!, 2 / 255)
+        // Not a trivial match of saturated pixels, and the two images differ.
+        XCTAssertGreaterThan(expected.scalars.filter { $0 > 0.01 && $0 < 0.99 }.count, expected.count / 2)
+        let half = expected.count / 2
+        XCTAssertGreaterThan(zip(expected.scalars[..<half], expected.scalars[half...]).map { abs($0 - $1) }.max()!, 0.1)
+    }
+}
