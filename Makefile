@@ -29,7 +29,8 @@ test: deps
 	$(SWIFT) test --skip-build
 
 # The core's figures; then, where the model venv exists (tools/make_model_fixtures.py),
-# a full-size SD UNet (made once by tools/make_sd_unet.py) and sampling against diffusers.
+# a full-size SD UNet (made once by tools/make_sd_unet.py), sampling, a training step and
+# SDEdit pair synthesis against diffusers.
 bench: deps
 	$(SWIFT) build -c release --product duo-bench
 	.build/release/duo-bench
@@ -39,7 +40,9 @@ bench: deps
 		.build/release/duo-bench sampling Tests/DiffusionTests/Fixtures/models/pipeline \
 			tools/.venv-models/bin/python; \
 		.build/release/duo-bench train-vs-diffusers tools/.venv-models/bin/python; \
+		.build/release/duo-bench synthesis Sources/World/Resources/model tools/.venv-models/bin/python; \
 	else \
+		.build/release/duo-bench synthesis Sources/World/Resources/model; \
 		echo "(model benchmarks skipped: they need tools/.venv-models, see tools/make_model_fixtures.py)"; \
 	fi
 

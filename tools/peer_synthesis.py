@@ -1,0 +1,80 @@
+"""The PyTorch peer of `duo synthesize` for `make bench`: the same SDEdit pairs in diffusers'
+pipelines on CPU with 2 threads, on the same world model folder. StableDiffusionPipeline draws
+the unsafe images, StableDiffusionImg2ImgPipeline edits them (strength, guidance, steps as duo,
+DDIM, the unsafe prompt as negative prompt). The world model works in pixel space, so both
+pipelines get an identity "VAE" (scale factor 1): the work timed is the text encoder, the UNet
+and the scheduler, as in duo.
+
+  tools/.venv-models/bin/python tools/peer_synthesis.py MODEL_DIR PAIRS STEPS STRENGTH
+
+Prints one line: `diffusers <seconds for PAIRS pairs>` (one batch, after a warm-up).
+"""
+
+import sys
+import time
+from types import SimpleNamespace
+
+import torch
+from diffusers import (DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline,
+                       UNet2DConditionModel)
+from transformers import CLIPTextModel, CLIPTokenizer
+
+model, pairs, steps, strength = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+torch.set_num_threads(2)
+
+
+class PixelSpace(torch.nn.Module):
+    """An identity autoencoder: encode and decode return their input."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(scaling_factor=1.0, block_out_channels=[3], shift_factor=None,
+                                      latents_mean=None, latents_std=None, force_upcast=False)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a dtype and device
+
+    @property
+    def device(self):
+        return self.anchor.device
+
+    @property
+    def dtype(self):
+        return self.anchor.dtype
+
+    def encode(self, x, return_dict=True):
+        dist = SimpleNamespace(sample=lambda generator=None: x, mode=lambda: x)
+        return SimpleNamespace(latent_dist=dist)
+
+    def decode(self, z, return_dict=True, generator=None):
+        return (z,) if not return_dict else SimpleNamespace(sample=z)
+
+
+parts = dict(
+    tokenizer=CLIPTokenizer.from_pretrained(model, subfolder="tokenizer"),
+    text_encoder=CLIPTextModel.from_pretrained(model, subfolder="text_encoder").eval(),
+    unet=UNet2DConditionModel.from_pretrained(model, subfolder="unet").eval(),
+    scheduler=DDIMScheduler.from_pretrained(model, subfolder="scheduler"),
+    vae=PixelSpace(), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+draw = StableDiffusionPipeline(**parts)
+edit = StableDiffusionImg2ImgPipeline(**parts)
+for pipe in (draw, edit):
+    pipe.set_progress_bar_config(disable=True)
+size = parts["unet"].config.sample_size
+unsafe = [f"a small striped {c} circle on the left on a dark background"
+          for c in ["red", "blue", "green", "yellow"]] * (pairs // 4 + 1)
+safe = [p.replace("striped ", "") for p in unsafe]
+unsafe, safe = unsafe[:pairs], safe[:pairs]
+
+
+def run():
+    g = torch.Generator().manual_seed(0)
+    images = draw(prompt=unsafe, num_inference_steps=steps, guidance_scale=7.5, height=size,
+                  width=size, generator=g, output_type="pt").images
+    edit(prompt=safe, negative_prompt=unsafe, image=images, strength=strength,
+         num_inference_steps=steps, guidance_scale=7.5, generator=g, output_type="pt")
+
+
+with torch.no_grad():
+    run()
+    start = time.perf_counter()
+    run()
+print(f"diffusers {time.perf_counter() - start:.4f}")
