@@ -66,6 +66,6 @@ let package = Package(
         .testTarget(
             name: "UnlearningTests",
             dependencies: ["Unlearning", "World", "Diffusion", "Formats", "TestSupport"]),
-        .testTarget(name: "duoTests", dependencies: ["duo", "Formats"]),
+        .testTarget(name: "duoTests", dependencies: ["duo", "Formats", "World", "Unlearning"]),
     ]
 )

@@ -1,5 +1,7 @@
 import Formats
 import Foundation
+import Unlearning
+import World
 import XCTest
 
 /// `duo detect`: one JSON line per image, the external detector protocol.
@@ -29,5 +31,30 @@ final class DetectCommandTests: XCTestCase {
         let unknown = try runDuo(["detect", "--concept", "nudity", dir + "/gray.png"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("unknown concept 'nudity'"), unknown.stderr)
+    }
+
+    /// `duo detect -` as an external detector process gives the built-in detector's scores.
+    func testServesTheLineProtocolAsAProcess() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("duo-serve-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let world = World()
+        var images: [PNGImage] = []
+        for (i, stripes) in [ConceptChoice.absent, .word(.explicit, "striped")].enumerated() {
+            let scene = world.scene(key: World.key(seed: 3, index: i), stripes: stripes, splatter: .absent)
+            images.append(world.png(scene))
+        }
+        let paths = try images.enumerated().map { i, image in
+            let path = dir + "/\(i).png"
+            try image.write(to: path)
+            return path
+        }
+        let process = try DetectorProcess(command: "'\(try duoExecutable().path)' detect --concept stripes -", timeout: 30)
+        let external = try process.scores(paths: paths)
+        let builtin = try BuiltinConceptDetector(concept: .stripes, network: WorldDetector.shipped()).scores(paths: paths)
+        XCTAssertEqual(external.count, 2)
+        for (a, b) in zip(external, builtin) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        XCTAssertLessThan(external[0], 0.5)
+        XCTAssertGreaterThan(external[1], 0.5)
     }
 }

@@ -11,8 +11,11 @@ extension Duo {
                 Prints one JSON line per image: {"path": P, "scores": {CONCEPT: p, ...}, \
                 "shape": S, "colour": C}, the line protocol an external detector speaks. An \
                 unreadable image gets a one-line error on stderr instead, and the command \
-                exits non-zero after scoring the others. With --train-to it instead trains \
-                the detectors from scratch on world images and writes their weights.
+                exits non-zero after scoring the others. The path - reads paths from stdin, \
+                one per line, answering each at once (a detector process for --detector \
+                and concept files; an unreadable image then ends it). With --train-to it \
+                instead trains the detectors from scratch on world images and writes their \
+                weights.
                 """)
 
         @Option(
@@ -32,7 +35,7 @@ extension Duo {
         @Option(help: "Training seed (with --train-to).")
         var seed = DetectorTraining.Parameters().seed
 
-        @Argument(help: "PNG images (32x32 world images).")
+        @Argument(help: "PNG images (32x32 world images); - reads paths from stdin.")
         var paths: [String] = []
 
         static var conceptNames: String { Concept.allCases.map(\.rawValue).joined(separator: ", ") }
@@ -52,6 +55,7 @@ extension Duo {
             if let trainTo { return try train(to: trainTo) }
             let detector = try weights.map(WorldDetector.load(from:)) ?? WorldDetector.shipped()
             let selected = concepts.isEmpty ? Concept.allCases : concepts.compactMap(Concept.init)
+            if paths == ["-"] { return try serve(detector, selected) }
             var failed = false
             for path in paths {
                 do {
@@ -66,6 +70,17 @@ extension Duo {
                 }
             }
             if failed { throw ExitCode.failure }
+        }
+
+        /// The line protocol as a long-lived process: a path in, a JSON line out, flushed.
+        private func serve(_ detector: WorldDetector, _ selected: [Concept]) throws {
+            while let line = readLine() {
+                let path = line.trimmingCharacters(in: .whitespaces)
+                if path.isEmpty { continue }
+                let image = try WorldDetector.image(contentsOf: path)
+                print(detector.predict(images: [image])[0].jsonLine(path: path, concepts: selected))
+                fflush(stdout)
+            }
         }
 
         private func train(to path: String) throws {
