@@ -6,6 +6,8 @@ public final class Conv2d: Layer {
     public let bias: Tensor?
     public let stride: Int
     public let padding: Int
+    /// A low-rank adapter added to the output when present and enabled.
+    public var lora: LoRA?
 
     /// PyTorch's default initialization: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), fanIn = in*k*k
     /// (zeros with a nil key, for loading).
@@ -30,6 +32,10 @@ public final class Conv2d: Layer {
 
     /// x: [B, in, H, W] -> [B, out, H', W']
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        let y = conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        guard let lora, lora.isEnabled else { return y }
+        return y + lora.conv(x)
     }
+
+    public var kernel: Int { weight.shape[2] }
 }

@@ -1,8 +1,12 @@
 import Tensor
 
 /// A low-rank adapter (Hu et al. 2021, "LoRA", eq. 3): h = W0 x + (alpha / r) B A x,
-/// with A: [r, in] (`down`) drawn small and B: [out, r] (`up`) zero, so training starts at
-/// the base model. Keys follow diffusers/peft: `lora_A.weight` (down), `lora_B.weight` (up).
+/// with A (`down`) drawn small and B (`up`) zero, so training starts at the base model.
+/// Keys follow diffusers/peft: `lora_A.weight` (down), `lora_B.weight` (up).
+///
+/// On a linear layer A: [r, in], B: [out, r]. On a convolution, as peft does it, A is a
+/// convolution with the base's kernel, stride and padding, [r, in, k, k], and B a 1x1
+/// convolution [out, r, 1, 1].
 ///
 /// Switching it off makes the layer the frozen base again: the reference model of DPO
 /// without a second copy of the weights.
@@ -11,14 +15,37 @@ public final class LoRA: Layer {
     public let up: Tensor
     public let scale: Float
     public var isEnabled = true
+    let stride: Int
+    let padding: Int
 
-    /// down ~ U(-1/sqrt(in), 1/sqrt(in)) (Kaiming-uniform as peft), up = 0.
-    public init(inFeatures: Int, outFeatures: Int, rank: Int, alpha: Float, key: RandomKey) {
-        let bound = 1 / Float(inFeatures).squareRoot()
-        down = Tensor.uniform([rank, inFeatures], low: -bound, high: bound, key: key,
-                              requiresGrad: true)
-        up = Tensor.zeros([outFeatures, rank], requiresGrad: true)
+    /// How A starts (B always starts at zero).
+    public enum Initialization: String, Sendable {
+        /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): peft's default (Kaiming-uniform, a = sqrt 5).
+        case kaimingUniform = "kaiming-uniform"
+        /// N(0, 1/r): peft's `init_lora_weights="gaussian"`, what DUO's training uses.
+        case gaussian
+    }
+
+    /// An adapter of `rank` for a linear layer in -> out, or for a convolution with
+    /// `kernel` (and the base's stride and padding).
+    public init(
+        inFeatures: Int, outFeatures: Int, kernel: Int? = nil, stride: Int = 1, padding: Int = 0,
+        rank: Int, alpha: Float, initialization: Initialization = .kaimingUniform, key: RandomKey
+    ) {
+        let downShape = [rank, inFeatures] + (kernel.map { [$0, $0] } ?? [])
+        let count = downShape.reduce(1, *)
+        switch initialization {
+        case .kaimingUniform:
+            let bound = 1 / Float(count / rank).squareRoot()
+            down = Tensor.uniform(downShape, low: -bound, high: bound, key: key, requiresGrad: true)
+        case .gaussian:
+            let std = 1 / Float(rank)
+            down = Tensor(key.normal(count: count).map { $0 * std }, shape: downShape, requiresGrad: true)
+        }
+        up = Tensor.zeros([outFeatures, rank] + (kernel == nil ? [] : [1, 1]), requiresGrad: true)
         scale = alpha / Float(rank)
+        self.stride = stride
+        self.padding = padding
     }
 
     public var rank: Int { down.shape[0] }
@@ -27,8 +54,23 @@ public final class LoRA: Layer {
         [("lora_A.weight", down), ("lora_B.weight", up)]
     }
 
-    /// x: [..., in] -> [..., out], the adapter's contribution alone.
+    /// x: [..., in] -> [..., out], the adapter's contribution alone (linear layers).
     public func callAsFunction(_ x: Tensor) -> Tensor {
         linear(linear(x, weight: down), weight: up) * scale
+    }
+
+    /// x: [B, in, H, W] -> [B, out, H', W'], the contribution alone (convolutions).
+    public func conv(_ x: Tensor) -> Tensor {
+        conv2d(conv2d(x, weight: down, bias: nil, stride: stride, padding: padding),
+               weight: up, bias: nil, stride: 1, padding: 0) * scale
+    }
+
+    /// scale · B A as a weight delta shaped like the base weight ([out, in] or
+    /// [out, in, k, k]): what `duo merge` adds to W0.
+    public var weightDelta: Tensor {
+        let (out, r) = (up.shape[0], rank)
+        let flatDown = down.reshaped([r, down.count / r])
+        let delta = matmul(up.reshaped([out, r]), flatDown) * scale
+        return delta.reshaped([out] + Array(down.shape.dropFirst()))
     }
 }

@@ -1,31 +1,70 @@
 import Formats
 import Tensor
 
-/// LoRA adapters on the UNet's attention projections (`to_q`, `to_k`, `to_v`,
-/// `to_out.0` of every self- and cross-attention), as diffusers/peft place them for
-/// Stable Diffusion. The base weights stay frozen; switching the adapters off gives back
-/// the original model, which DUO uses as its reference.
+/// Which UNet layers get adapters, by the names peft's `target_modules` use for SD.
+public enum LoRATarget: String, CaseIterable, Hashable, Sendable {
+    /// attn1 to_q, to_k, to_v, to_out.0 (DUO's choice: `--no_cross_attn`).
+    case selfAttention = "self-attention"
+    /// attn2 to_q, to_k, to_v, to_out.0.
+    case crossAttention = "cross-attention"
+    /// ff.net.0.proj and ff.net.2 of the transformer blocks.
+    case feedForward = "feed-forward"
+    /// conv1 and conv2 of the ResNet blocks.
+    case convs
+}
+
+/// A layer an adapter can be attached to.
+public enum AdaptableLayer {
+    case linear(Linear)
+    case conv(Conv2d)
+}
+
+/// LoRA adapters on UNet layers, as diffusers/peft place them for Stable Diffusion. The
+/// base weights stay frozen; switching the adapters off gives back the original model,
+/// which DUO uses as its reference.
 public final class LoRASet: Layer {
-    /// (diffusers key of the adapted projection, its adapter), in model order.
+    /// (diffusers key of the adapted layer, its adapter), in model order.
     public let adapters: [(String, LoRA)]
 
     init(adapters: [(String, LoRA)]) { self.adapters = adapters }
 
-    /// Adds fresh adapters of `rank` with scale alpha / rank, and freezes the UNet.
+    /// Adds fresh adapters of `rank` with scale alpha / rank on the `targets`, and freezes
+    /// the UNet.
     public static func inject(
-        into unet: UNet2DConditionModel, rank: Int, alpha: Float, key: RandomKey
+        into unet: UNet2DConditionModel,
+        targets: Set<LoRATarget> = [.selfAttention, .crossAttention], rank: Int, alpha: Float,
+        initialization: LoRA.Initialization = .kaimingUniform, key: RandomKey
     ) -> LoRASet {
         unet.setTrainable(false)
-        let projections = unet.attentionProjections
-        let keys = key.split(projections.count)
-        let adapters = zip(projections, keys).map { projection, key -> (String, LoRA) in
-            let (name, layer) = projection
-            let adapter = LoRA(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures,
-                               rank: rank, alpha: alpha, key: key)
-            layer.lora = adapter
-            return (name, adapter)
+        let layers = unet.adaptableLayers(targets)
+        let adapters = zip(layers, key.split(layers.count)).map { named, key -> (String, LoRA) in
+            let (name, layer) = named
+            switch layer {
+            case .linear(let linear):
+                let adapter = LoRA(inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+                                   rank: rank, alpha: alpha, initialization: initialization, key: key)
+                linear.lora = adapter
+                return (name, adapter)
+            case .conv(let conv):
+                let adapter = LoRA(
+                    inFeatures: conv.inChannels, outFeatures: conv.outChannels, kernel: conv.kernel,
+                    stride: conv.stride, padding: conv.padding, rank: rank, alpha: alpha,
+                    initialization: initialization, key: key)
+                conv.lora = adapter
+                return (name, adapter)
+            }
         }
         return LoRASet(adapters: adapters)
+    }
+
+    /// Removes the adapters from `unet` (its layers compute the base again).
+    public func detach(from unet: UNet2DConditionModel) {
+        for (_, layer) in unet.adaptableLayers(Set(LoRATarget.allCases)) {
+            switch layer {
+            case .linear(let linear): linear.lora = nil
+            case .conv(let conv): conv.lora = nil
+            }
+        }
     }
 
     /// The trainable parameters, under peft's keys (`...to_q.lora_A.weight`).
@@ -47,21 +86,50 @@ public final class LoRASet: Layer {
 }
 
 extension UNet2DConditionModel {
-    /// Every attention projection of the transformer blocks, by diffusers key.
-    public var attentionProjections: [(String, Linear)] {
-        func transformers(_ prefix: String, _ list: [Transformer2DModel]) -> [(String, Linear)] {
+    /// The layers of `targets`, by diffusers key, in model order.
+    public func adaptableLayers(_ targets: Set<LoRATarget>) -> [(String, AdaptableLayer)] {
+        func resnets(_ prefix: String, _ list: [ResnetBlock2D]) -> [(String, AdaptableLayer)] {
+            guard targets.contains(.convs) else { return [] }
+            return list.enumerated().flatMap { i, resnet in
+                [("\(prefix).resnets.\(i).conv1", AdaptableLayer.conv(resnet.conv1)),
+                 ("\(prefix).resnets.\(i).conv2", .conv(resnet.conv2))]
+            }
+        }
+        func transformers(_ prefix: String, _ list: [Transformer2DModel]) -> [(String, AdaptableLayer)] {
             list.enumerated().flatMap { i, transformer in
-                transformer.blocks.enumerated().flatMap { j, block in
+                transformer.blocks.enumerated().flatMap { j, block -> [(String, AdaptableLayer)] in
                     let base = "\(prefix).attentions.\(i).transformer_blocks.\(j)"
-                    return block.attn1.projections.map { ("\(base).attn1.\($0.0)", $0.1) }
-                        + block.attn2.projections.map { ("\(base).attn2.\($0.0)", $0.1) }
+                    var layers: [(String, AdaptableLayer)] = []
+                    if targets.contains(.selfAttention) {
+                        layers += block.attn1.projections.map { ("\(base).attn1.\($0.0)", .linear($0.1)) }
+                    }
+                    if targets.contains(.crossAttention) {
+                        layers += block.attn2.projections.map { ("\(base).attn2.\($0.0)", .linear($0.1)) }
+                    }
+                    if targets.contains(.feedForward) {
+                        layers += [("\(base).ff.net.0.proj", .linear(block.ff.projIn)),
+                                   ("\(base).ff.net.2", .linear(block.ff.projOut))]
+                    }
+                    return layers
                 }
             }
         }
-        let down = downBlocks.enumerated().flatMap { transformers("down_blocks.\($0.offset)", $0.element.attentions) }
-        let mid = transformers("mid_block", midBlock.attentions)
-        let up = upBlocks.enumerated().flatMap { transformers("up_blocks.\($0.offset)", $0.element.attentions) }
+        let down = downBlocks.enumerated().flatMap { i, block in
+            resnets("down_blocks.\(i)", block.resnets) + transformers("down_blocks.\(i)", block.attentions)
+        }
+        let mid = resnets("mid_block", midBlock.resnets) + transformers("mid_block", midBlock.attentions)
+        let up = upBlocks.enumerated().flatMap { i, block in
+            resnets("up_blocks.\(i)", block.resnets) + transformers("up_blocks.\(i)", block.attentions)
+        }
         return down + mid + up
+    }
+
+    /// Every attention projection of the transformer blocks, by diffusers key.
+    public var attentionProjections: [(String, Linear)] {
+        adaptableLayers([.selfAttention, .crossAttention]).compactMap {
+            if case .linear(let layer) = $0.1 { return ($0.0, layer) }
+            return nil
+        }
     }
 }
 

@@ -37,7 +37,7 @@ public enum GuidedDenoising {
     }
 
     /// [1, S, D] repeated to [B, S, D]; [B, S, D] unchanged.
-    static func repeatBatch(_ states: Tensor, to batch: Int) -> Tensor {
+    public static func repeatBatch(_ states: Tensor, to batch: Int) -> Tensor {
         if states.shape[0] == batch { return states }
         precondition(states.shape[0] == 1, "text states \(states.shape) for a batch of \(batch)")
         return concat(Array(repeating: states, count: batch), axis: 0)

@@ -1,0 +1,116 @@
+import Diffusion
+import Tensor
+
+/// One DUO step's inputs: B pairs in model space, the noise each pair shares, and a
+/// timestep per image.
+public struct PairBatch {
+    /// x₀ʷ, the safe images (winners): [B, C, h, w].
+    public var safe: Tensor
+    /// x₀ˡ, the unsafe images (losers): [B, C, h, w].
+    public var unsafe: Tensor
+    /// ε, one draw per pair, shared by its two images: [B, C, h, w].
+    public var noise: Tensor
+    public var safeTimesteps: [Int]
+    public var unsafeTimesteps: [Int]
+
+    public init(safe: Tensor, unsafe: Tensor, noise: Tensor, safeTimesteps: [Int], unsafeTimesteps: [Int]) {
+        self.safe = safe
+        self.unsafe = unsafe
+        self.noise = noise
+        self.safeTimesteps = safeTimesteps
+        self.unsafeTimesteps = unsafeTimesteps
+    }
+}
+
+/// How the DPO term is scaled, and how timesteps are drawn (see `DUOLoss`).
+public enum DPOConvention: String, CaseIterable, Sendable {
+    /// DUO's code (naver-ai/DUO, train/unlearn-sd.py): a timestep per image, no 1/2.
+    case duo
+    /// Diffusion-DPO's code (Wallace et al. 2024, train.py): one timestep per pair, and
+    /// β/2 inside the sigmoid (so its beta_dpo 1000 is DUO's beta 500).
+    case diffusionDPO = "diffusion-dpo"
+
+    var betaFactor: Float { self == .duo ? 1 : 0.5 }
+}
+
+/// What a step computed: the loss to minimize and the numbers that show a run's health.
+public struct LossTerms {
+    /// dpo + λ · prior, a scalar with a graph back to the adapters.
+    public var loss: Tensor
+    public var dpo: Float
+    public var prior: Float
+    /// Share of pairs whose implicit reward prefers the safe image (margin > 0).
+    public var implicitAccuracy: Float
+    /// Mean of −β·((Lθʷ − Lrefʷ) − (Lθˡ − Lrefˡ)): how far the model prefers safe over unsafe.
+    public var rewardMargin: Float
+    /// Mean per-image denoising MSE of the trained (θ) and reference model on each side.
+    public var mseTrainedSafe: Float
+    public var mseTrainedUnsafe: Float
+    public var mseReferenceSafe: Float
+    public var mseReferenceUnsafe: Float
+}
+
+/// DUO's objective (Park et al. 2024, eq. 8 with the prompt-free Diffusion-DPO loss of
+/// Wallace et al. 2024, eq. 14), as DUO's code computes it:
+///
+///   L = mean_i −log σ(−β [(‖ε − εθ(xʷ_t)‖² − ‖ε − εref(xʷ_t)‖²) − (‖ε − εθ(xˡ_t)‖² − ‖ε − εref(xˡ_t)‖²)])
+///     + λ · mean ‖εθ(ε, T) − εref(ε, T)‖²
+///
+/// with per-image MSE (mean over C, h, w), the empty prompt everywhere, and the output-
+/// preserving term on pure noise (the pair's ε) at the last timestep T. εref is the same
+/// UNet with the adapters switched off.
+public enum DUOLoss {
+    public static func compute(
+        unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule, predictionType: SchedulerConfig.PredictionType,
+        batch: PairBatch, emptyPrompt: Tensor, beta: Float, lambda: Float, convention: DPOConvention = .duo
+    ) -> LossTerms {
+        let b = batch.safe.shape[0]
+        let last = schedule.numTrainTimesteps - 1
+        let noisyUnsafe = schedule.addNoise(original: batch.unsafe, noise: batch.noise, timesteps: batch.unsafeTimesteps)
+        let noisySafe = schedule.addNoise(original: batch.safe, noise: batch.noise, timesteps: batch.safeTimesteps)
+        // [unsafe, safe, prior] in one UNet call, as DUO's code batches them.
+        let input = concat([noisyUnsafe, noisySafe, batch.noise], axis: 0)
+        let timesteps = (batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)).map(Float.init)
+        let context = concat(Array(repeating: emptyPrompt, count: 3 * b), axis: 0)
+        let trained = split(unet(input, timesteps: timesteps, context: context), sizes: [b, b, b], axis: 0)
+        let reference = lora.withDisabled {
+            GradMode.withNoGrad { split(unet(input, timesteps: timesteps, context: context), sizes: [b, b, b], axis: 0) }
+        }
+        let targetUnsafe = target(schedule, predictionType, batch.unsafe, batch.noise, batch.unsafeTimesteps)
+        let targetSafe = target(schedule, predictionType, batch.safe, batch.noise, batch.safeTimesteps)
+        let trainedUnsafe = perImageMSE(trained[0], targetUnsafe)  // [B]
+        let trainedSafe = perImageMSE(trained[1], targetSafe)
+        let referenceUnsafe = perImageMSE(reference[0], targetUnsafe)
+        let referenceSafe = perImageMSE(reference[1], targetSafe)
+        // inside = −β (ΔL_safe − ΔL_unsafe); the safe image is the winner.
+        let difference = (trainedSafe - referenceSafe) - (trainedUnsafe - referenceUnsafe)
+        let inside = difference * (-beta * convention.betaFactor)
+        let dpo = mean(-logSigmoid(inside))
+        let priorDelta = trained[2] - reference[2]
+        let prior = mean(priorDelta * priorDelta)
+        let margins = inside.scalars
+        return LossTerms(
+            loss: dpo + prior * lambda, dpo: dpo.item, prior: prior.item,
+            implicitAccuracy: Float(margins.filter { $0 > 0 }.count) / Float(b),
+            rewardMargin: margins.reduce(0, +) / Float(b),
+            mseTrainedSafe: mean(trainedSafe).item, mseTrainedUnsafe: mean(trainedUnsafe).item,
+            mseReferenceSafe: mean(referenceSafe).item, mseReferenceUnsafe: mean(referenceUnsafe).item)
+    }
+
+    /// The regression target: ε, the velocity (v-prediction) or x₀ (sample prediction).
+    static func target(
+        _ schedule: NoiseSchedule, _ type: SchedulerConfig.PredictionType, _ x0: Tensor, _ noise: Tensor, _ timesteps: [Int]
+    ) -> Tensor {
+        switch type {
+        case .epsilon: return noise
+        case .vPrediction: return schedule.velocity(sample: x0, noise: noise, timesteps: timesteps)
+        case .sample: return x0
+        }
+    }
+
+    /// mean over all but the batch axis of (a − b)²: [B, ...] -> [B].
+    static func perImageMSE(_ prediction: Tensor, _ target: Tensor) -> Tensor {
+        let difference = prediction - target
+        return mean(difference * difference, axes: Array(1..<prediction.rank))
+    }
+}

@@ -1,0 +1,51 @@
+import Diffusion
+import Formats
+import Foundation
+import Tensor
+
+/// The pairs of a `duo synthesize` folder, in model space, for training: safe (winner)
+/// and unsafe (loser) images, [N, 3, H, W] in [-1, 1], plus the manifest's digest.
+public struct PairData {
+    public let safe: Tensor
+    public let unsafe: Tensor
+    /// The unsafe prompts, for ESD (which prompts the trained model with the concept).
+    public let unsafePrompts: [String]
+    /// SHA-256 of manifest.jsonl: which pairs a run trained on.
+    public let manifestDigest: String
+
+    public var count: Int { safe.shape[0] }
+
+    /// Reads `directory/manifest.jsonl` and the PNGs it names. Fails naming the file and
+    /// line of a malformed record, or the image that is missing or of another size.
+    public init(directory: String) throws {
+        let manifest = directory + "/manifest.jsonl"
+        guard let data = FileManager.default.contents(atPath: manifest) else {
+            throw SynthesisError("\(manifest): cannot read the pairs manifest (make pairs with duo synthesize)")
+        }
+        var safeImages: [Tensor] = []
+        var unsafeImages: [Tensor] = []
+        var prompts: [String] = []
+        var size: (Int, Int)?
+        for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+            guard let value = try? JSONParser.parse(Array(line.utf8)),
+                  let safe = value["safe"]?.string, let unsafe = value["unsafe"]?.string,
+                  let prompt = value["unsafe_prompt"]?.string
+            else { throw SynthesisError("\(manifest):\(number + 1): not a pair record (expected \"safe\", \"unsafe\" and \"unsafe_prompt\")") }
+            for (file, list) in [(safe, 0), (unsafe, 1)] {
+                let path = directory + "/" + file
+                let image = try PNGImage(contentsOf: path)
+                if let (w, h) = size, (w, h) != (image.width, image.height) {
+                    throw SynthesisError("\(path): \(image.width)x\(image.height), but the first pair is \(w)x\(h)")
+                }
+                size = (image.width, image.height)
+                if list == 0 { safeImages.append(ImageConversion.modelInput(image)) } else { unsafeImages.append(ImageConversion.modelInput(image)) }
+            }
+            prompts.append(prompt)
+        }
+        guard !safeImages.isEmpty else { throw SynthesisError("\(manifest): holds no pairs") }
+        self.safe = concat(safeImages, axis: 0)
+        self.unsafe = concat(unsafeImages, axis: 0)
+        unsafePrompts = prompts
+        manifestDigest = try FileDigest.sha256(ofFile: manifest)
+    }
+}

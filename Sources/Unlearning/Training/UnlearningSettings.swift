@@ -1,0 +1,74 @@
+import Diffusion
+import Formats
+import Tensor
+
+/// Every setting of a `duo unlearn` run. Defaults are DUO's scripts'
+/// (naver-ai/DUO, scripts/sd-nudity.sh and train/unlearn-sd.py) unless noted; the CLI
+/// scales the steps to the model at hand.
+public struct UnlearningSettings: Hashable, Sendable {
+    public enum Method: String, CaseIterable, Sendable {
+        case duo, esd
+    }
+
+    public var method = Method.duo
+    /// DPO's β: DUO 500 (nudity) / 1000 (violence).
+    public var beta: Float = 500
+    /// λ of the output-preserving term; nil: DUO's base 1e6 scaled by β / 100.
+    public var lambda: Float?
+    /// nil: DUO's base_lr 3e-4 scaled by 100 / β (6e-5 at β 500).
+    public var learningRate: Float?
+    public var rank = 32
+    public var alpha: Float = 32
+    public var targets: Set<LoRATarget> = [.selfAttention]
+    public var initialization = LoRA.Initialization.gaussian
+    public var weightDecay: Float = 1e-2
+    public var warmupSteps = 0
+    public var maxGradNorm: Float = 1
+    /// Pairs per micro-batch (DUO: 1 per GPU on 4 GPUs).
+    public var batchSize = 4
+    public var gradientAccumulation = 1
+    public var steps = 1000
+    /// Timesteps are drawn from [0, tMax) (DUO's t_max 750).
+    public var tMax = 750
+    public var convention = DPOConvention.duo
+    /// ESD's negative-guidance scale η (ESD's default 1).
+    public var eta: Float = 1
+    public var seed: UInt64 = 0
+    public var checkpointEvery = 100
+
+    public init() {}
+
+    public var resolvedLambda: Float { lambda ?? 1e6 * beta / 100 }
+    public var resolvedLearningRate: Float { learningRate ?? 3e-4 * 100 / beta }
+
+    /// The settings as (key, JSON value) pairs, in a fixed order: config.json and the
+    /// checkpoint's metadata (a resume with other settings is refused).
+    public var fields: [(String, String)] {
+        var fields: [(String, String)] = [
+            ("method", jsonQuoted(method.rawValue)), ("steps", "\(steps)"),
+            ("batch_size", "\(batchSize)"), ("gradient_accumulation", "\(gradientAccumulation)"),
+            ("learning_rate", "\(resolvedLearningRate)"), ("warmup_steps", "\(warmupSteps)"),
+            ("weight_decay", "\(weightDecay)"), ("max_grad_norm", "\(maxGradNorm)"),
+            ("rank", "\(rank)"), ("alpha", "\(alpha)"),
+            ("targets", "[" + LoRATarget.allCases.filter(targets.contains).map { jsonQuoted($0.rawValue) }.joined(separator: ", ") + "]"),
+            ("lora_init", jsonQuoted(initialization.rawValue)), ("t_max", "\(tMax)"), ("seed", "\(seed)"),
+        ]
+        switch method {
+        case .duo:
+            fields += [("beta", "\(beta)"), ("lambda", "\(resolvedLambda)"), ("convention", jsonQuoted(convention.rawValue))]
+        case .esd:
+            fields += [("eta", "\(eta)")]
+        }
+        return fields
+    }
+}
+
+extension UnlearningSettings {
+    /// DUO's settings scaled for the embedded model (README, "duo unlearn"): set after
+    /// measuring the defense rate and prior preservation it reaches.
+    public static var embeddedDefaults: UnlearningSettings {
+        var s = UnlearningSettings()
+        s.steps = 300
+        return s
+    }
+}

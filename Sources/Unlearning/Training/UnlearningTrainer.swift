@@ -1,0 +1,209 @@
+import Diffusion
+import Formats
+import Foundation
+import Tensor
+
+/// `duo unlearn`'s training loop: LoRA adapters on a frozen model, AdamW with warm-up and
+/// gradient clipping, accumulation over micro-batches, one JSON log line per step, atomic
+/// checkpoints and bit-exact resume. Everything random derives from (seed, step), so a
+/// resumed run ends with the same adapter as one never stopped.
+public final class UnlearningTrainer {
+    public let model: StableDiffusion
+    public let pairs: PairData
+    public let settings: UnlearningSettings
+    public let directory: String
+    /// Metadata a resume must match besides the settings (the model's and pairs' digests).
+    public let identity: [(String, String)]
+    public let lora: LoRASet
+    let optimizer: AdamW
+    let emptyPrompt: Tensor
+    let conceptPrompts: Tensor?
+    let posterior: (mean: Tensor, std: Tensor)?
+    /// The noise schedule and prediction type the model was trained with.
+    let schedulerConfig: SchedulerConfig
+
+    /// What each step reports.
+    public struct StepLog {
+        public var step: Int
+        public var terms: [(String, Float)]
+        public var seconds: Double
+    }
+
+    public init(
+        model: StableDiffusion, pairs: PairData, settings: UnlearningSettings, directory: String,
+        identity: [(String, String)]
+    ) throws {
+        schedulerConfig = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
+        self.model = model
+        self.pairs = pairs
+        self.settings = settings
+        self.directory = directory
+        self.identity = identity
+        lora = LoRASet.inject(
+            into: model.unet, targets: settings.targets, rank: settings.rank, alpha: settings.alpha,
+            initialization: settings.initialization, key: RandomKey(seed: settings.seed).fold(in: 0x4C4F_5241))
+        optimizer = AdamW(parameters: lora.parameters, options: AdamW.Options(weightDecay: settings.weightDecay))
+        emptyPrompt = model.encode([""])
+        conceptPrompts = settings.method == .esd ? model.encode(pairs.unsafePrompts) : nil
+        // A latent model trains on VAE posterior samples, drawn afresh each step as DUO does.
+        posterior = model.vae.map { vae in
+            GradMode.withNoGrad {
+                let safe = vae.encode(pairs.safe)
+                let unsafe = vae.encode(pairs.unsafe)
+                return (concat([safe.mean, unsafe.mean], axis: 0), concat([safe.std, unsafe.std], axis: 0))
+            }
+        }
+    }
+
+    var checkpointPath: String { directory + "/checkpoint.safetensors" }
+    var logPath: String { directory + "/train.jsonl" }
+
+    var metadata: [String: String] {
+        Dictionary((settings.fields + identity).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Trains from step 0, or from the checkpoint with `resume`. `report` gets each step's
+    /// log and returns false to stop early (Ctrl-C): the run then checkpoints and returns.
+    /// Returns the step reached.
+    @discardableResult
+    public func train(resume: Bool, report: (StepLog) -> Bool = { _ in true }) throws -> Int {
+        var start = 0
+        if resume, FileManager.default.fileExists(atPath: checkpointPath) {
+            let (step, saved) = try TrainingCheckpoint.load(from: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer)
+            if let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) {
+                throw SynthesisError(
+                    "\(checkpointPath): was made with \(key) \(saved[key] ?? "unset"), not \(metadata[key]!); "
+                        + "resume with the same settings, or start over without --resume")
+            }
+            start = step
+        }
+        try truncateLog(toStep: start)
+        let schedule = LearningRateSchedule(
+            baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps, totalSteps: settings.steps)
+        for step in start..<settings.steps {
+            let began = Date()
+            optimizer.zeroGrad()
+            var totals: [(String, Float)] = []
+            for micro in 0..<settings.gradientAccumulation {
+                let terms = microBatch(step * settings.gradientAccumulation + micro)
+                (terms.loss / Float(settings.gradientAccumulation)).backward()
+                totals = totals.isEmpty ? terms.values : zip(totals, terms.values).map { ($0.0, $0.1 + $1.1) }
+            }
+            let averaged = totals.map { ($0.0, $0.1 / Float(settings.gradientAccumulation)) }
+            let gradNorm = clipGradNorm(optimizer.parameters, maxNorm: settings.maxGradNorm)
+            let rate = schedule.rate(at: step)
+            optimizer.update(learningRate: rate)
+            let log = StepLog(step: step + 1, terms: averaged + [("lr", rate), ("grad_norm", gradNorm)],
+                              seconds: Date().timeIntervalSince(began))
+            try appendLog(log)
+            let proceed = report(log)
+            if !proceed || (step + 1) % settings.checkpointEvery == 0 || step + 1 == settings.steps {
+                try TrainingCheckpoint.save(
+                    to: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer, step: step + 1,
+                    metadata: metadata)
+            }
+            if !proceed { return step + 1 }
+        }
+        return settings.steps
+    }
+
+    /// The loss of micro-batch `index` (its pairs, noise and timesteps from (seed, index)).
+    func microBatch(_ index: Int) -> (loss: Tensor, values: [(String, Float)]) {
+        let key = RandomKey(seed: settings.seed).fold(in: 0x5354_4550).fold(in: UInt64(index))  // "STEP"
+        let indices = batchIndices(index)
+        let (safe, unsafe) = images(indices, key: key.fold(in: 3))
+        let shape = Array(safe.shape.dropFirst())
+        let noise = concat(indices.indices.map { Tensor.randn([1] + shape, key: key.fold(in: 1).fold(in: UInt64($0))) }, axis: 0)
+        let draws = key.fold(in: 2).uniform(count: 2 * indices.count)
+        let timesteps = draws.map { min(Int($0 * Float(settings.tMax)), settings.tMax - 1) }
+        let config = schedulerConfig
+        switch settings.method {
+        case .duo:
+            let b = indices.count
+            let pairShared = settings.convention == .diffusionDPO
+            let batch = PairBatch(
+                safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
+                unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
+            let terms = DUOLoss.compute(
+                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
+                predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
+                beta: settings.beta, lambda: settings.resolvedLambda, convention: settings.convention)
+            return (terms.loss, [
+                ("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior),
+                ("implicit_accuracy", terms.implicitAccuracy), ("reward_margin", terms.rewardMargin),
+                ("mse_trained_safe", terms.mseTrainedSafe), ("mse_reference_safe", terms.mseReferenceSafe),
+                ("mse_trained_unsafe", terms.mseTrainedUnsafe), ("mse_reference_unsafe", terms.mseReferenceUnsafe),
+            ])
+        case .esd:
+            let prompts = concat(indices.map { conceptPrompts!.slice(batch: $0) }, axis: 0)
+            let result = ESDLoss.compute(
+                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config), x0: unsafe, noise: noise,
+                timesteps: Array(timesteps[..<indices.count]), concept: prompts, emptyPrompt: emptyPrompt,
+                eta: settings.eta)
+            return (result.loss, [
+                ("loss", result.loss.item), ("mse_trained_unsafe", result.mseTrained),
+                ("mse_reference_unsafe", result.mseReference),
+            ])
+        }
+    }
+
+    /// Pair indices of micro-batch `index`: the pairs in a fresh random order each epoch.
+    func batchIndices(_ index: Int) -> [Int] {
+        let n = pairs.count
+        return (0..<settings.batchSize).map { j in
+            let position = index * settings.batchSize + j
+            let epoch = position / n
+            let order = RandomKey(seed: settings.seed).fold(in: 0x4550_4F43).fold(in: UInt64(epoch)).uniform(count: n)
+            return (0..<n).sorted { (order[$0], $0) < (order[$1], $1) }[position % n]
+        }
+    }
+
+    /// The pairs' x₀ in model space: pixels, or VAE posterior samples × scaling factor.
+    func images(_ indices: [Int], key: RandomKey) -> (safe: Tensor, unsafe: Tensor) {
+        guard let posterior, let vae = model.vae else {
+            return (concat(indices.map { pairs.safe.slice(batch: $0) }, axis: 0),
+                    concat(indices.map { pairs.unsafe.slice(batch: $0) }, axis: 0))
+        }
+        func sample(_ row: Int, _ salt: UInt64) -> Tensor {
+            let mean = posterior.mean.slice(batch: row)
+            let std = posterior.std.slice(batch: row)
+            return (mean + std * Tensor.randn(mean.shape, key: key.fold(in: salt).fold(in: UInt64(row)))) * vae.config.scalingFactor
+        }
+        let n = pairs.count
+        return (concat(indices.map { sample($0, 0) }, axis: 0), concat(indices.map { sample(n + $0, 1) }, axis: 0))
+    }
+
+    /// Keeps the log lines of steps ≤ `step` (a resumed run rewrites what came after).
+    func truncateLog(toStep step: Int) throws {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        let kept = text.split(separator: "\n").prefix(step).map { $0 + "\n" }.joined()
+        try AtomicFile.write(kept, to: logPath)
+    }
+
+    func appendLog(_ log: StepLog) throws {
+        let values = log.terms.map { "\(jsonQuoted($0.0)): \(Self.number($0.1))" }
+        let line = "{\"step\": \(log.step), " + values.joined(separator: ", ")
+            + String(format: ", \"seconds\": %.4f}\n", log.seconds)
+        guard let handle = FileHandle(forWritingAtPath: logPath) else {
+            throw SynthesisError("\(logPath): cannot open for appending")
+        }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(line.utf8))
+    }
+
+    /// A float as JSON (non-finite values, which JSON lacks, as null).
+    static func number(_ value: Float) -> String {
+        value.isFinite ? String(format: "%.7g", value) : "null"
+    }
+}
+
+extension Tensor {
+    /// Row `index` of the first axis, kept as a batch of one: [N, ...] -> [1, ...].
+    func slice(batch index: Int) -> Tensor {
+        let n = shape[0]
+        let sizes = [index, 1, n - index - 1].filter { $0 > 0 }
+        let parts = split(self, sizes: sizes, axis: 0)
+        return parts[index > 0 ? 1 : 0]
+    }
+}

@@ -1,0 +1,178 @@
+import ArgumentParser
+import Diffusion
+import Formats
+import Foundation
+import Unlearning
+import World
+
+extension Duo {
+    /// `duo unlearn`: trains a LoRA that removes a concept (DUO, or the ESD baseline).
+    struct Unlearn: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a LoRA adapter that removes a concept (DUO, or ESD for comparison).",
+            discussion: """
+                DUO: prompt-free Diffusion-DPO on the concept's SDEdit pairs (safe preferred \
+                over unsafe) plus the output-preserving term, as DUO's official code computes \
+                it. ESD-u: the negative-guidance target on the concept's prompts, with the \
+                same trainer and LoRA. Writes DIR/adapter.safetensors (diffusers' LoRA \
+                format), DIR/config.json, DIR/train.jsonl (one line per step), DIR/train.svg \
+                and DIR/checkpoint.safetensors. Ctrl-C checkpoints and exits; --resume \
+                continues to the same weights as an uninterrupted run. Defaults without \
+                --model are scaled for the embedded model (README); with --model they are \
+                DUO's.
+                """)
+
+        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
+        var concept: String
+
+        @Option(help: "The pairs folder from duo synthesize (default: pairs/NAME).")
+        var pairs: String?
+
+        @Option(help: "A diffusers model folder (default: the embedded model).")
+        var model: String?
+
+        @Option(help: "duo or esd.")
+        var method = "duo"
+
+        @Option(help: "DPO beta (DUO: 500 for nudity, 1000 for violence).")
+        var beta: Float?
+
+        @Option(help: "Weight of the output-preserving term (default: 1e6 x beta / 100, DUO's).")
+        var lambda: Float?
+
+        @Option(help: "LoRA rank.")
+        var rank: Int?
+
+        @Option(help: "LoRA alpha (default: the rank, so alpha/rank = 1 as DUO).")
+        var alpha: Float?
+
+        @Option(help: "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs.")
+        var targets: String?
+
+        @Option(name: .customLong("lr"), help: "Learning rate (default: 3e-4 x 100 / beta, DUO's).")
+        var learningRate: Float?
+
+        @Option(help: "Optimizer steps.")
+        var steps: Int?
+
+        @Option(help: "Pairs per micro-batch.")
+        var batchSize: Int?
+
+        @Option(name: .customLong("grad-accum"), help: "Micro-batches per optimizer step.")
+        var gradientAccumulation = 1
+
+        @Option(help: "Linear learning-rate warm-up steps.")
+        var warmup = 0
+
+        @Option(help: "duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2).")
+        var convention = "duo"
+
+        @Option(help: "ESD's negative-guidance scale eta.")
+        var eta: Float = 1
+
+        @Option(help: "Seed for the adapters' init, the batches, noise and timesteps.")
+        var seed: UInt64 = 0
+
+        @Option(help: "Steps between checkpoints.")
+        var checkpointEvery = 100
+
+        @Option(help: "Output folder (default: adapters/NAME/METHOD-SETTINGS).")
+        var out: String?
+
+        @Flag(help: "Continue from the output folder's checkpoint.")
+        var resume = false
+
+        @Flag(help: "No progress output.")
+        var quiet = false
+
+        func validate() throws {
+            guard UnlearningSettings.Method(rawValue: method) != nil else { throw UsageError("--method must be duo or esd, got \(method)") }
+            guard DPOConvention(rawValue: convention) != nil else { throw UsageError("--convention must be duo or diffusion-dpo, got \(convention)") }
+            if let beta, !(beta > 0) { throw UsageError("--beta must be positive, got \(beta)") }
+            if let lambda, lambda < 0 { throw UsageError("--lambda must not be negative, got \(lambda)") }
+            if let rank, rank < 1 { throw UsageError("--rank must be at least 1, got \(rank)") }
+            if let learningRate, !(learningRate > 0) { throw UsageError("--lr must be positive, got \(learningRate)") }
+            if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
+            if let batchSize, batchSize < 1 { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
+            guard gradientAccumulation >= 1 else { throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)") }
+            guard warmup >= 0, checkpointEvery >= 1 else { throw UsageError("--warmup must be >= 0 and --checkpoint-every >= 1") }
+            _ = try parsedTargets()
+        }
+
+        func parsedTargets() throws -> Set<LoRATarget>? {
+            guard let targets else { return nil }
+            var set = Set<LoRATarget>()
+            for name in targets.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                guard let target = LoRATarget(rawValue: name) else {
+                    let known = LoRATarget.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw UsageError("--targets: unknown target '\(name)' (known: \(known))")
+                }
+                set.insert(target)
+            }
+            guard !set.isEmpty else { throw UsageError("--targets must name at least one target") }
+            return set
+        }
+
+        func settings() throws -> UnlearningSettings {
+            var s = model == nil ? UnlearningSettings.embeddedDefaults : UnlearningSettings()
+            s.method = UnlearningSettings.Method(rawValue: method)!
+            s.beta = beta ?? s.beta
+            s.lambda = lambda ?? s.lambda
+            s.rank = rank ?? s.rank
+            s.alpha = alpha ?? Float(s.rank)
+            s.targets = try parsedTargets() ?? s.targets
+            s.learningRate = learningRate ?? s.learningRate
+            s.steps = steps ?? s.steps
+            s.batchSize = batchSize ?? s.batchSize
+            s.gradientAccumulation = gradientAccumulation
+            s.warmupSteps = warmup
+            s.convention = DPOConvention(rawValue: convention)!
+            s.eta = eta
+            s.seed = seed
+            s.checkpointEvery = checkpointEvery
+            return s
+        }
+
+        func run() throws {
+            let conceptFile = try Lookup.concept(concept)
+            let modelDirectory = try Lookup.model(model)
+            let settings = try settings()
+            let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
+            let pairData = try PairData(directory: pairsDirectory)
+            let diffusion = try StableDiffusion.load(directory: modelDirectory)
+            let run = settings.method == .duo ? "duo-beta\(Int(settings.beta))" : "esd-eta\(settings.eta)"
+            let directory = out ?? "adapters/\(conceptFile.name)/\(run)"
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw UsageError("\(directory): cannot create the output folder (\(error.localizedDescription))")
+            }
+            let identity: [(String, String)] = [
+                ("model", jsonQuoted(model ?? "embedded")),
+                ("model_sha256", jsonQuoted(try StableDiffusion.weightsDigest(directory: modelDirectory))),
+                ("pairs", jsonQuoted(pairsDirectory)),
+                ("pairs_manifest_sha256", jsonQuoted(pairData.manifestDigest)),
+            ]
+            let trainer = try UnlearningTrainer(
+                model: diffusion, pairs: pairData, settings: settings, directory: directory,
+                identity: identity.filter { $0.0 != "model" && $0.0 != "pairs" })
+            Interruption.install()
+            let bar = quiet ? nil : ProgressLine("unlearning")
+            let reached = try trainer.train(resume: resume) { log in
+                let value = { (key: String) in log.terms.first { $0.0 == key }?.1 ?? .nan }
+                let detail = settings.method == .duo
+                    ? String(format: "loss %.4f  acc %.2f", value("loss"), value("implicit_accuracy"))
+                    : String(format: "loss %.5f", value("loss"))
+                bar?.update(log.step, of: settings.steps, detail: detail)
+                return !Interruption.requested
+            }
+            try TrainingReport.writePlot(directory: directory, title: "\(conceptFile.name) \(settings.method.rawValue)")
+            if reached < settings.steps {
+                bar?.note("stopped at step \(reached); checkpoint written: continue with --resume")
+                throw ExitCode(130)
+            }
+            try TrainingReport.writeAdapter(trainer, concept: conceptFile.name, extra: identity.filter { $0.0 == "model" || $0.0 == "pairs" })
+            print(directory + "/adapter.safetensors")
+        }
+    }
+}
