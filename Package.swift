@@ -65,7 +65,8 @@ let package = Package(
         .testTarget(name: "WorldTests", dependencies: ["World", "Diffusion", "Formats", "TestSupport"]),
         .testTarget(
             name: "UnlearningTests",
-            dependencies: ["Unlearning", "World", "Diffusion", "Formats", "TestSupport"]),
+            dependencies: ["Unlearning", "World", "Diffusion", "Formats", "TestSupport"],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats", "World", "Unlearning"]),
     ]
 )

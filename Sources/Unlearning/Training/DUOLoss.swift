@@ -78,15 +78,28 @@ public enum DUOLoss {
         }
         let targetUnsafe = target(schedule, predictionType, batch.unsafe, batch.noise, batch.unsafeTimesteps)
         let targetSafe = target(schedule, predictionType, batch.safe, batch.noise, batch.safeTimesteps)
-        let trainedUnsafe = perImageMSE(trained[0], targetUnsafe)  // [B]
-        let trainedSafe = perImageMSE(trained[1], targetSafe)
-        let referenceUnsafe = perImageMSE(reference[0], targetUnsafe)
-        let referenceSafe = perImageMSE(reference[1], targetSafe)
+        return objective(
+            trained: (trained[0], trained[1], trained[2]), reference: (reference[0], reference[1], reference[2]),
+            targets: (targetUnsafe, targetSafe), beta: beta, lambda: lambda, convention: convention)
+    }
+
+    /// The loss from the predictions: trained and reference outputs on (unsafe, safe,
+    /// prior) inputs, each [B, C, h, w], and the targets of the unsafe and safe images.
+    public static func objective(
+        trained: (unsafe: Tensor, safe: Tensor, prior: Tensor),
+        reference: (unsafe: Tensor, safe: Tensor, prior: Tensor),
+        targets: (unsafe: Tensor, safe: Tensor), beta: Float, lambda: Float, convention: DPOConvention
+    ) -> LossTerms {
+        let b = trained.safe.shape[0]
+        let trainedUnsafe = perImageMSE(trained.unsafe, targets.unsafe)  // [B]
+        let trainedSafe = perImageMSE(trained.safe, targets.safe)
+        let referenceUnsafe = perImageMSE(reference.unsafe, targets.unsafe)
+        let referenceSafe = perImageMSE(reference.safe, targets.safe)
         // inside = −β (ΔL_safe − ΔL_unsafe); the safe image is the winner.
         let difference = (trainedSafe - referenceSafe) - (trainedUnsafe - referenceUnsafe)
         let inside = difference * (-beta * convention.betaFactor)
         let dpo = mean(-logSigmoid(inside))
-        let priorDelta = trained[2] - reference[2]
+        let priorDelta = trained.prior - reference.prior
         let prior = mean(priorDelta * priorDelta)
         let margins = inside.scalars
         return LossTerms(

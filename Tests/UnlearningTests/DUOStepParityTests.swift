@@ -1,0 +1,46 @@
+import Diffusion
+import Formats
+import Foundation
+import Tensor
+import XCTest
+
+@testable import Unlearning
+
+/// One DUO step against the same step in PyTorch with peft adapters, on the tiny pipeline
+/// model (tools/make_dpo_fixture.py): loss terms and every adapter gradient to 1e-4.
+final class DUOStepParityTests: XCTestCase {
+    static let fixtures = Bundle.module.resourcePath! + "/Fixtures/dpo"
+    static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("DiffusionTests/Fixtures/models/pipeline").path
+
+    func testDUOStepMatchesPyTorch() throws {
+        let step = try SafeTensorsReader(path: Self.fixtures + "/step.safetensors")
+        func tensor(_ name: String) throws -> Tensor { Tensor(try step.floats(name), shape: try step.info(name).shape) }
+        let model = try StableDiffusion.load(directory: Self.pipeline)
+        let lora = try LoRAFile.load(Self.fixtures + "/adapter.safetensors", into: model.unet)
+        XCTAssertEqual(lora.adapters.count, 4 * 4, "attn1 q, k, v, out in four transformers")
+        let timesteps = try tensor("timesteps").scalars.map { Int($0) }
+        let config = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
+        let terms = DUOLoss.compute(
+            unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
+            predictionType: config.predictionType,
+            batch: PairBatch(safe: try tensor("safe"), unsafe: try tensor("unsafe"), noise: try tensor("noise"),
+                             safeTimesteps: Array(timesteps[2...]), unsafeTimesteps: Array(timesteps[..<2])),
+            emptyPrompt: model.encode([""]), beta: Float(step.metadata["beta"]!)!,
+            lambda: Float(step.metadata["lambda"]!)!)
+        terms.loss.backward()
+        XCTAssertEqual(terms.loss.item, try tensor("loss").item, accuracy: 1e-4)
+        XCTAssertEqual(terms.dpo, try tensor("dpo").item, accuracy: 1e-4)
+        XCTAssertEqual(terms.prior, try tensor("prior").item, accuracy: 1e-4 * max(1, try tensor("prior").item))
+        XCTAssertNotEqual(terms.dpo, Float(log(2.0)), accuracy: 1e-3, "the DPO term must be away from log 2 to test it")
+        var largest: Float = 0
+        for (name, parameter) in lora.namedParameters {
+            let expected = try tensor("grad.unet." + name).scalars
+            let got = parameter.grad!.scalars
+            let scale = max(expected.map(abs).max()!, 1e-3)
+            for (g, e) in zip(got, expected) { largest = max(largest, abs(g - e) / scale) }
+        }
+        print("DUO step parity: largest relative gradient difference \(largest)")
+        XCTAssertLessThan(largest, 1e-4)
+    }
+}

@@ -1,0 +1,87 @@
+"""Fixture for duo's DUO loss: one DUO training step in PyTorch, written as DUO's official code
+computes it (naver-ai/DUO, train/unlearn-sd.py: [unsafe, safe, prior] in one UNet call, the
+reference with the adapters disabled, per-image MSE, -logsigmoid(-beta * diff), lambda times
+the prior MSE on pure noise at the last timestep), on the tiny pipeline folder of
+tools/make_model_fixtures.py with peft LoRA adapters on attn1 (rank 4, alpha 4, random A and B).
+
+  tools/.venv-models/bin/python tools/make_dpo_fixture.py
+
+Writes Tests/UnlearningTests/Fixtures/dpo/{adapter.safetensors,step.safetensors}: the adapters
+(diffusers' LoRA keys), the batch, the loss terms and the gradient of every adapter weight.
+"""
+
+import os
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, StableDiffusionPipeline
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import save_file
+
+HERE = os.path.dirname(__file__)
+PIPELINE = os.path.join(HERE, "..", "Tests", "DiffusionTests", "Fixtures", "models", "pipeline")
+OUT = os.path.join(HERE, "..", "Tests", "UnlearningTests", "Fixtures", "dpo")
+BETA, LAMBDA, RANK = 50.0, 30.0, 4
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    g = torch.Generator().manual_seed(11)
+    pipe = StableDiffusionPipeline.from_pretrained(PIPELINE, safety_checker=None, requires_safety_checker=False)
+    unet, scheduler = pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config)
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights="gaussian",
+                                target_modules=["attn1.to_k", "attn1.to_q", "attn1.to_v", "attn1.to_out.0"]))
+    with torch.no_grad():  # non-zero B, so both A and B get gradients
+        for name, p in unet.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    lora = {k: v.detach().clone().contiguous() for k, v in get_peft_model_state_dict(unet).items()}
+    save_file({"unet." + k: v for k, v in lora.items()}, os.path.join(OUT, "adapter.safetensors"),
+              metadata={"format": "pt"})
+
+    ids = pipe.tokenizer([""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                         return_tensors="pt").input_ids
+    with torch.no_grad():
+        empty = pipe.text_encoder(ids).last_hidden_state
+    b = 2
+    unsafe = torch.randn(b, 4, 8, 8, generator=g)
+    safe = unsafe + 0.3 * torch.randn(b, 4, 8, 8, generator=g)
+    noise = torch.randn(b, 4, 8, 8, generator=g)
+    timesteps = torch.tensor([700, 40, 351, 5])  # unsafe then safe: one per image
+    model_input = torch.cat([unsafe, safe])
+    noisy = scheduler.add_noise(model_input, noise.repeat(2, 1, 1, 1), timesteps)
+    all_t = torch.cat([timesteps, torch.full((b,), 999)])
+    inputs = torch.cat([noisy, noise])
+    context = empty.repeat(3 * b, 1, 1)
+
+    pred = unet(inputs, all_t, context).sample
+    unet.disable_adapters()
+    with torch.no_grad():
+        ref = unet(inputs, all_t, context).sample
+    unet.enable_adapters()
+    model_pred, model_base, model_prior = pred.chunk(3)
+    refer_pred, refer_base, refer_prior = ref.chunk(3)
+    mse = lambda x: F.mse_loss(x.float(), noise.float(), reduction="none").mean(dim=[1, 2, 3])
+    loss_base = mse(model_base) - mse(refer_base)
+    loss_pred = mse(model_pred) - mse(refer_pred)
+    dpo = -F.logsigmoid(-BETA * (loss_base - loss_pred)).mean()
+    prior = F.mse_loss(model_prior.float(), refer_prior.float(), reduction="mean")
+    loss = dpo + LAMBDA * prior
+    loss.backward()
+
+    out = {"unsafe": unsafe, "safe": safe, "noise": noise, "timesteps": timesteps.float(),
+           "loss": loss.reshape(1), "dpo": dpo.reshape(1), "prior": prior.reshape(1)}
+    for name, p in unet.named_parameters():
+        if "lora_" in name:
+            key = name.replace(".default", "")
+            out["grad.unet." + key] = p.grad
+    save_file({k: v.detach().float().contiguous() for k, v in out.items()}, os.path.join(OUT, "step.safetensors"),
+              metadata={"beta": str(BETA), "lambda": str(LAMBDA), "peft": __import__("peft").__version__,
+                        "diffusers": __import__("diffusers").__version__})
+    print("loss", loss.item(), "dpo", dpo.item(), "prior", prior.item(), "grads", sum(k.startswith("grad.") for k in out))
+
+
+if __name__ == "__main__":
+    main()
