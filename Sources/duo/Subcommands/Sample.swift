@@ -5,7 +5,7 @@ import Foundation
 import Tensor
 
 extension Duo {
-    /// `duo sample`: text to image with a model folder (and, later, a LoRA).
+    /// `duo sample`: text to image with a model folder, optionally with a LoRA adapter.
     struct Sample: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Generate images from a prompt with a diffusers model folder.",
@@ -15,8 +15,14 @@ extension Duo {
                 whatever N is.
                 """)
 
-        @Option(help: "A diffusers model folder (model_index.json, unet/, text_encoder/, ...).")
-        var model: String
+        @Option(help: "A diffusers model folder (model_index.json, unet/, text_encoder/, ...; default: the embedded model).")
+        var model: String?
+
+        @Option(help: "A LoRA adapter (.safetensors in diffusers' format, e.g. from duo unlearn).")
+        var lora: String?
+
+        @Option(help: "Strength of the adapter (1: as trained, 0: the base model).")
+        var loraScale: Float = 1
 
         @Option(help: "The prompt.")
         var prompt: String
@@ -64,7 +70,8 @@ extension Duo {
         }
 
         func run() throws {
-            let diffusion = try StableDiffusion.load(directory: model)
+            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet, scale: loraScale) }
             var parameters = TextToImage.Parameters(prompt: prompt)
             parameters.negativePrompt = negativePrompt
             parameters.steps = steps

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+
+extension Duo {
+    /// `duo merge`: a model folder with a LoRA fused into its UNet weights.
+    struct Merge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fuse a LoRA adapter into a model and write the result as a new model folder.",
+            discussion: """
+                W = W0 + scale x B A for every adapted layer. Every other file of the model \
+                folder is copied as it is; the UNet weights are written in float32. The \
+                folder is written beside its destination and renamed into place.
+                """)
+
+        @Option(help: "A diffusers model folder (default: the embedded model).")
+        var model: String?
+
+        @Option(help: "The LoRA adapter to fuse.")
+        var lora: String
+
+        @Option(help: "Strength of the adapter.")
+        var loraScale: Float = 1
+
+        @Option(help: "The new model folder.")
+        var out: String
+
+        func run() throws {
+            let source = try Lookup.model(model)
+            let unet = try UNet2DConditionModel.load(directory: source + "/unet")
+            let adapters = try LoRAFile.load(lora, into: unet, scale: loraScale)
+            adapters.merge(into: unet)
+            let files = FileManager.default
+            guard !files.fileExists(atPath: out) else {
+                throw UsageError("\(out) exists: give a new folder for the merged model")
+            }
+            let staging = out + ".tmp-\(getpid())"
+            do {
+                try files.copyItem(atPath: source, toPath: staging)
+                // Only the UNet weights change; drop any other weight files of the UNet (fp16 variants).
+                let unetFolder = staging + "/unet"
+                for name in try files.contentsOfDirectory(atPath: unetFolder) where name.hasSuffix(".safetensors") || name.hasSuffix(".bin") {
+                    try files.removeItem(atPath: unetFolder + "/" + name)
+                }
+                try WeightLoading.save(unet, to: unetFolder + "/diffusion_pytorch_model.safetensors", metadata: ["format": "pt"])
+                try files.moveItem(atPath: staging, toPath: out)
+            } catch {
+                try? files.removeItem(atPath: staging)
+                throw UsageError("\(out): cannot write the merged model (\(error))")
+            }
+            print(out)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Formats
+import Foundation
+import XCTest
+
+/// `duo unlearn`, `duo sample --lora` and `duo merge` end to end on small models.
+final class UnlearnCommandTests: XCTestCase {
+    static let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-unlearn-\(getpid())").path
+
+    /// An embedded-architecture model after one training step, and 8 pairs made with it.
+    static let prepared: (model: String, pairs: String) = {
+        let model = root + "/pretrain"
+        let pretrain = try! runDuo(["pretrain", "--out", model, "--steps", "1", "--batch-size", "2"])
+        precondition(pretrain.status == 0, pretrain.stderr)
+        let synth = try! runDuo(["synthesize", "--concept", "stripes", "--model", model + "/model", "--count", "8",
+                                 "--steps", "4", "--no-filter", "--quiet", "--out", root + "/pairs"])
+        precondition(synth.status == 0, synth.stderr)
+        return (model + "/model", root + "/pairs")
+    }()
+
+    static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("DiffusionTests/Fixtures/models/pipeline").path
+    static let adapter = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("UnlearningTests/Fixtures/dpo/adapter.safetensors").path
+
+    func arguments(_ out: String) -> [String] {
+        ["unlearn", "--concept", "stripes", "--model", Self.prepared.model, "--pairs", Self.prepared.pairs,
+         "--steps", "12", "--checkpoint-every", "3", "--rank", "4", "--batch-size", "2", "--quiet", "--out", out]
+    }
+
+    /// The log without its wall-clock field.
+    func logWithoutTimes(_ folder: String) throws -> [String] {
+        try String(contentsOfFile: folder + "/train.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { $0.replacingOccurrences(of: #", "seconds": [0-9.]+"#, with: "", options: .regularExpression) }
+    }
+
+    func testAKilledRunResumesToTheSameAdapterBytes() throws {
+        let straight = Self.root + "/straight-\(UUID())"
+        let result = try runDuo(arguments(straight))
+        XCTAssertEqual(result.status, 0, result.stderr)
+
+        let killed = Self.root + "/killed-\(UUID())"
+        let process = Process()
+        process.executableURL = try duoExecutable()
+        process.arguments = arguments(killed)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let lines = (try? String(contentsOfFile: killed + "/train.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if lines >= 5 { break }
+            usleep(2000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal, "the run ended before it was killed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: killed + "/adapter.safetensors"))
+
+        let resumed = try runDuo(arguments(killed) + ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let a = try Data(contentsOf: URL(fileURLWithPath: straight + "/adapter.safetensors"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: killed + "/adapter.safetensors"))
+        XCTAssertEqual(a, b, "adapter bytes")
+        XCTAssertEqual(try logWithoutTimes(killed), try logWithoutTimes(straight))
+        XCTAssertEqual(try logWithoutTimes(straight).count, 12)
+
+        // Resuming with other settings is refused, naming the setting.
+        let other = try runDuo(arguments(killed) + ["--resume", "--beta", "100"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.stderr.contains("beta"), other.stderr)
+    }
+
+    func pixels(_ path: String) throws -> [Int] { try PNGImage(contentsOf: path).pixels.map(Int.init) }
+
+    func testSampleWithLoRAMatchesTheMergedModel() throws {
+        let dir = Self.root + "/merge-\(UUID())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let common = ["--prompt", "a photo", "--steps", "6", "--seed", "3"]
+        func sample(_ extra: [String], _ name: String) throws -> [Int] {
+            let r = try runDuo(["sample"] + common + extra + ["--out", dir + "/" + name])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try pixels(dir + "/" + name)
+        }
+        let base = try sample(["--model", Self.pipeline], "base.png")
+        // A strong scale, for a change well above rounding on this random tiny model.
+        let adapted = try sample(["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "30"], "lora.png")
+        let off = try sample(["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "0"], "off.png")
+        XCTAssertEqual(off, base, "scale 0 is the base model")
+        XCTAssertGreaterThan(zip(base, adapted).map { abs($0 - $1) }.max()!, 5, "the adapter changes the image beyond rounding")
+
+        let merge = try runDuo(["merge", "--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "30", "--out", dir + "/merged"])
+        XCTAssertEqual(merge.status, 0, merge.stderr)
+        let merged = try sample(["--model", dir + "/merged"], "merged.png")
+        XCTAssertLessThanOrEqual(zip(merged, adapted).map { abs($0 - $1) }.max()!, 2, "merged within 2/255 of the adapter")
+        let again = try runDuo(["merge", "--model", Self.pipeline, "--lora", Self.adapter, "--out", dir + "/merged"])
+        XCTAssertNotEqual(again.status, 0, "an existing folder is not overwritten")
+    }
+}
