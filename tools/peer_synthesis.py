@@ -12,48 +12,17 @@ Prints one line: `diffusers <seconds for PAIRS pairs>` (one batch, after a warm-
 
 import sys
 import time
-from types import SimpleNamespace
 
 import torch
-from diffusers import (DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline,
-                       UNet2DConditionModel)
-from transformers import CLIPTextModel, CLIPTokenizer
+from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+from pixel_space import components
 
 model, pairs, steps, strength = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 torch.set_num_threads(2)
 
 
-class PixelSpace(torch.nn.Module):
-    """An identity autoencoder: encode and decode return their input."""
-
-    def __init__(self):
-        super().__init__()
-        self.config = SimpleNamespace(scaling_factor=1.0, block_out_channels=[3], shift_factor=None,
-                                      latents_mean=None, latents_std=None, force_upcast=False)
-        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a dtype and device
-
-    @property
-    def device(self):
-        return self.anchor.device
-
-    @property
-    def dtype(self):
-        return self.anchor.dtype
-
-    def encode(self, x, return_dict=True):
-        dist = SimpleNamespace(sample=lambda generator=None: x, mode=lambda: x)
-        return SimpleNamespace(latent_dist=dist)
-
-    def decode(self, z, return_dict=True, generator=None):
-        return (z,) if not return_dict else SimpleNamespace(sample=z)
-
-
-parts = dict(
-    tokenizer=CLIPTokenizer.from_pretrained(model, subfolder="tokenizer"),
-    text_encoder=CLIPTextModel.from_pretrained(model, subfolder="text_encoder").eval(),
-    unet=UNet2DConditionModel.from_pretrained(model, subfolder="unet").eval(),
-    scheduler=DDIMScheduler.from_pretrained(model, subfolder="scheduler"),
-    vae=PixelSpace(), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+parts = components(model)
 draw = StableDiffusionPipeline(**parts)
 edit = StableDiffusionImg2ImgPipeline(**parts)
 for pipe in (draw, edit):
