@@ -41,8 +41,10 @@ bench: deps
 			tools/.venv-models/bin/python; \
 		.build/release/duo-bench train-vs-diffusers tools/.venv-models/bin/python; \
 		.build/release/duo-bench synthesis Sources/World/Resources/model tools/.venv-models/bin/python; \
+		.build/release/duo-bench unlearn Sources/World/Resources/model tools/.venv-models/bin/python; \
 	else \
 		.build/release/duo-bench synthesis Sources/World/Resources/model; \
+		.build/release/duo-bench unlearn Sources/World/Resources/model; \
 		echo "(model benchmarks skipped: they need tools/.venv-models, see tools/make_model_fixtures.py)"; \
 	fi
 

@@ -52,7 +52,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
-        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "Diffusion"]),
+        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "Diffusion", "Unlearning"]),
 
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),

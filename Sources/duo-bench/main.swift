@@ -46,7 +46,8 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 /// pointwise, train, exp); `duo-bench sd-unet DIR` measures loading and running a full-size
 /// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
 /// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder;
-/// `duo-bench synthesis DIR [PYTHON]` SDEdit pairs against diffusers' pipelines on a world
+/// `duo-bench unlearn DIR [PYTHON]` a DUO step against PyTorch + peft; `duo-bench
+/// synthesis DIR [PYTHON]` SDEdit pairs against diffusers' pipelines on a world
 /// model folder; `duo-bench train-vs-diffusers PYTHON` a training step against PyTorch's.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
@@ -58,6 +59,11 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sd-unet" {
 }
 if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "train-vs-diffusers" {
     runTrainingStepBenchmark(python: CommandLine.arguments[2])
+    exit(0)
+}
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "unlearn" {
+    let arguments = CommandLine.arguments
+    runUnlearningStepBenchmark(directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
     exit(0)
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "synthesis" {

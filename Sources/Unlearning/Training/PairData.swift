@@ -49,3 +49,13 @@ public struct PairData {
         manifestDigest = try FileDigest.sha256(ofFile: manifest)
     }
 }
+
+extension PairData {
+    /// Pairs given directly (benchmarks, tests): [N, 3, H, W] each, in [-1, 1].
+    public init(safe: Tensor, unsafe: Tensor, unsafePrompts: [String]) {
+        self.safe = safe
+        self.unsafe = unsafe
+        self.unsafePrompts = unsafePrompts
+        manifestDigest = ""
+    }
+}
