@@ -63,7 +63,7 @@ adapted = diffusers_image()
 with tempfile.TemporaryDirectory() as tmp:
     save_file({"latents": latents.contiguous()}, os.path.join(tmp, "latents.safetensors"))
     out = os.path.join(tmp, "duo.png")
-    subprocess.run([duo, "sample", "--model", model, "--lora", adapter, "--prompt", prompt, "--steps", str(steps),
+    subprocess.run([duo, "sample", "--model", model, "--scheduler", "ddim", "--lora", adapter, "--prompt", prompt, "--steps", str(steps),
                     "--guidance", str(guidance), "--latents", os.path.join(tmp, "latents.safetensors"),
                     "--out", out], check=True, capture_output=True)
     ours = np.asarray(Image.open(out).convert("RGB"))

@@ -55,7 +55,7 @@ with torch.no_grad():
 with tempfile.TemporaryDirectory() as tmp:
     save_file({"latents": latents.contiguous()}, os.path.join(tmp, "latents.safetensors"))
     out = os.path.join(tmp, "duo.png")
-    subprocess.run([duo, "sample", "--model", model, "--prompt", prompt, "--steps", str(steps),
+    subprocess.run([duo, "sample", "--model", model, "--scheduler", "ddim", "--prompt", prompt, "--steps", str(steps),
                     "--guidance", str(guidance), "--latents", os.path.join(tmp, "latents.safetensors"),
                     "--out", out], check=True, capture_output=True)
     ours = np.asarray(Image.open(out).convert("RGB"))

@@ -1,7 +1,7 @@
 """The PyTorch peer of `duo synthesize` for `make bench`: the same SDEdit pairs in diffusers'
 pipelines on CPU with 2 threads, on the same world model folder. StableDiffusionPipeline draws
 the unsafe images, StableDiffusionImg2ImgPipeline edits them (strength, guidance, steps as duo,
-DDIM, the unsafe prompt as negative prompt). The world model works in pixel space, so both
+the folder's DDPM sampler, the unsafe prompt as negative prompt). The world model works in pixel space, so both
 pipelines get an identity "VAE" (scale factor 1): the work timed is the text encoder, the UNet
 and the scheduler, as in duo.
 

@@ -5,7 +5,7 @@ scripts that run the world model in diffusers."""
 from types import SimpleNamespace
 
 import torch
-from diffusers import DDIMScheduler, UNet2DConditionModel
+from diffusers import DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 
@@ -40,5 +40,5 @@ def components(model):
         tokenizer=CLIPTokenizer.from_pretrained(model, subfolder="tokenizer"),
         text_encoder=CLIPTextModel.from_pretrained(model, subfolder="text_encoder").eval(),
         unet=UNet2DConditionModel.from_pretrained(model, subfolder="unet").eval(),
-        scheduler=DDIMScheduler.from_pretrained(model, subfolder="scheduler"),
+        scheduler=DDPMScheduler.from_pretrained(model, subfolder="scheduler"),  # the folder's own, as duo
         vae=PixelSpace(), safety_checker=None, feature_extractor=None, requires_safety_checker=False)

@@ -59,26 +59,17 @@ public enum WorldCheck {
             detectorAccuracy: DetectorTraining.evaluate(detector, count: max(p.samples, 500)))
     }
 
-    /// Images [N, 3, 32, 32] in [-1, 1] for `prompts`, DDIM with guidance; image i of row
-    /// `row` starts from noise keyed by (seed, row, i).
+    /// Images [N, 3, 32, 32] in [-1, 1] for `prompts`, with guidance and the model's own
+    /// sampler; image i of row `row` draws its noise from keys folded from (seed, row, i).
     static func sample(_ model: StableDiffusion, _ prompts: [String], parameters p: Parameters, row: UInt64) throws -> Tensor {
-        var scheduler = try model.scheduler(.ddim)
-        try scheduler.setTimesteps(p.steps)
-        let stepper = scheduler
-        let unconditional = model.encode([""])
         let key = RandomKey(seed: p.seed).fold(in: row)
-        let shape = [1, model.unet.config.inChannels, model.unet.config.sampleSize, model.unet.config.sampleSize]
         var chunks: [Tensor] = []
         for start in stride(from: 0, to: prompts.count, by: p.batchSize) {
-            let chunk = Array(prompts[start..<min(prompts.count, start + p.batchSize)])
-            let latents = concat(chunk.indices.map { Tensor.randn(shape, key: key.fold(in: UInt64(start + $0))) }, axis: 0)
-            let final = GuidedDenoising.run(
-                unet: model.unet, latents: latents, condition: model.encode(chunk),
-                unconditional: unconditional, guidance: p.guidance, timesteps: stepper.timesteps
-            ) { sample, noise, t, _ in
-                stepper.step(modelOutput: noise, timestep: t, sample: sample, varianceNoise: nil).prevSample
+            let requests = (start..<min(prompts.count, start + p.batchSize)).map {
+                TextToImage.Request(prompt: prompts[$0], key: key.fold(in: UInt64($0)))
             }
-            chunks.append(GradMode.withNoGrad { clamp(model.decode(final), min: -1, max: 1) })
+            let images = try TextToImage.sample(model: model, requests: requests, steps: p.steps, guidance: p.guidance)
+            chunks.append(images * 2 - 1)
         }
         return concat(chunks, axis: 0)
     }

@@ -3,11 +3,11 @@ import Foundation
 import Tensor
 
 /// `duo synthesize`'s work against diffusers' pipelines on the same world model: 16 pairs,
-/// each an unsafe draw (50 DDIM steps, guidance 7.5) and an SDEdit at strength 0.75, in one
+/// each an unsafe draw (50 steps of the folder's sampler, guidance 7.5) and an SDEdit at strength 0.75, in one
 /// batch (tools/peer_synthesis.py is the peer; the detector's filter is off on both sides).
 func runSynthesisBenchmark(directory: String, python: String?) {
     let (pairs, steps, strength) = (16, 50, 0.75)
-    print("# synthesis: \(pairs) SDEdit pairs, \(steps) DDIM steps, strength \(strength), guidance 7.5 (\(directory))")
+    print("# synthesis: \(pairs) SDEdit pairs, \(steps) steps, strength \(strength), guidance 7.5 (\(directory))")
     let unsafe = (0..<pairs).map { i in
         "a small striped \(["red", "blue", "green", "yellow"][i % 4]) circle on the left on a dark background"
     }

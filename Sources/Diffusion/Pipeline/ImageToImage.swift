@@ -12,7 +12,8 @@ public enum ImageToImage {
         public var strength = 0.75
         public var steps = 50
         public var guidance: Float = 7.5
-        public var scheduler = SchedulerKind.ddim
+        /// nil: the model folder's own sampler.
+        public var scheduler: SchedulerKind?
 
         public init() {}
     }

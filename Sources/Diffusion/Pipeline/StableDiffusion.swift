@@ -12,6 +12,10 @@ public final class StableDiffusion {
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderKL?
     public let schedulerConfigPath: String
+    /// The sampler the folder names (its scheduler's `_class_name`): DDPM for a folder
+    /// that says DDPMScheduler (the embedded default), DDIM for every other one (SD folders
+    /// name PNDM, which duo replaces with DDIM as its SD pipelines allow).
+    public let defaultSchedulerKind: SchedulerKind
 
     public init(
         directory: String, tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel,
@@ -23,6 +27,9 @@ public final class StableDiffusion {
         self.unet = unet
         self.vae = vae
         self.schedulerConfigPath = schedulerConfigPath
+        let text = (try? Data(contentsOf: URL(fileURLWithPath: schedulerConfigPath))).map { Array($0) } ?? []
+        let className = (try? JSONParser.parse(text))?["_class_name"]?.string
+        defaultSchedulerKind = className == SchedulerKind.ddpm.rawValue ? .ddpm : .ddim
     }
 
     /// Loads the components of `directory`; a missing one fails naming its path.
@@ -60,13 +67,15 @@ public final class StableDiffusion {
         return GradMode.withNoGrad { vae.decode(latents / vae.config.scalingFactor) }
     }
 
-    /// The scheduler of `kind` on this model's noise schedule. For a latent model, as
+    /// The scheduler of `kind` (nil: the folder's own, `defaultSchedulerKind`) on this
+    /// model's noise schedule. For a latent model, as
     /// diffusers' StableDiffusionPipeline does on loading, steps_offset is 1 and sample
     /// clipping off (SD 1.x folders ship a PNDM config, which leaves DDIM's default
     /// clipping on, wrong for unbounded latents). A pixel-space model keeps its config:
     /// there clipping x̂₀ to [-1, 1] is what keeps DDIM's first steps from amplifying the
     /// noise estimate's error 1/sqrt(ᾱ_t)-fold.
-    public func scheduler(_ kind: SchedulerKind) throws -> DiffusionScheduler {
+    public func scheduler(_ requested: SchedulerKind?) throws -> DiffusionScheduler {
+        let kind = requested ?? defaultSchedulerKind
         var config = try SchedulerConfig(contentsOf: schedulerConfigPath, for: kind)
         if vae != nil {
             config.stepsOffset = 1

@@ -15,7 +15,8 @@ public enum TextToImage {
         public var height: Int?
         public var width: Int?
         public var count = 1
-        public var scheduler = SchedulerKind.ddim
+        /// nil: the model folder's own sampler (`StableDiffusion.defaultSchedulerKind`).
+        public var scheduler: SchedulerKind?
 
         public init(prompt: String) { self.prompt = prompt }
     }
@@ -80,7 +81,7 @@ public enum TextToImage {
     /// key_i = RandomKey(seed).fold(in: i). -> [B, 3, H, W] in [0, 1].
     public static func sample(
         model: StableDiffusion, requests: [Request], steps: Int = 50, guidance: Float = 7.5,
-        scheduler kind: SchedulerKind = .ddim
+        scheduler kind: SchedulerKind? = nil
     ) throws -> Tensor {
         var parameters = Parameters(prompt: "")
         parameters.steps = steps

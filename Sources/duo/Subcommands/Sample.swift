@@ -42,8 +42,8 @@ extension Duo {
         @Option(help: "Initial noise from a .safetensors file (its tensor 'latents', [count, C, h, w]), as diffusers' latents= argument.")
         var latents: String?
 
-        @Option(help: "ddim or ddpm.")
-        var scheduler = "ddim"
+        @Option(help: "ddim or ddpm (default: the model folder's own; DDIM for SD folders).")
+        var scheduler: String?
 
         @Option(help: "Image height in pixels (default: the model's sample size).")
         var height: Int?
@@ -61,12 +61,12 @@ extension Duo {
             guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
             guard count >= 1 else { throw ValidationError("--count must be at least 1") }
             guard guidance >= 0 else { throw ValidationError("--guidance must not be negative") }
-            guard kind != nil else { throw ValidationError("--scheduler must be ddim or ddpm, got \(scheduler)") }
+            if let scheduler, kind == nil { throw ValidationError("--scheduler must be ddim or ddpm, got \(scheduler)") }
             guard out.hasSuffix(".png") else { throw ValidationError("--out must name a .png file, got \(out)") }
         }
 
         private var kind: SchedulerKind? {
-            ["ddim": SchedulerKind.ddim, "ddpm": .ddpm][scheduler]
+            scheduler.flatMap { ["ddim": SchedulerKind.ddim, "ddpm": .ddpm][$0] }
         }
 
         func run() throws {
@@ -80,7 +80,7 @@ extension Duo {
             parameters.height = height
             parameters.width = width
             parameters.count = count
-            parameters.scheduler = kind!
+            parameters.scheduler = kind
             let initial = try latents.map { try Self.readLatents($0) }
             let bar = ProgressLine("sampling")
             let images = try TextToImage.sample(model: diffusion, parameters: parameters, latents: initial) {

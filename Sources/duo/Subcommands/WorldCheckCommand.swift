@@ -16,8 +16,11 @@ extension Duo {
                 the detectors' accuracy on held-out world images.
                 """)
 
-        @Option(help: "A world model folder (from duo pretrain: DIR/model).")
-        var model: String
+        @Option(help: "A world model folder (from duo pretrain: DIR/model; default: the embedded model).")
+        var model: String?
+
+        @Option(help: "A LoRA adapter to check the model with (e.g. from duo unlearn).")
+        var lora: String?
 
         @Option(help: "Images per prompt row (the issue's acceptance uses 200).")
         var samples = WorldCheck.Parameters().samples
@@ -35,11 +38,12 @@ extension Duo {
         var json = false
 
         func validate() throws {
-            guard samples >= 2, steps >= 1 else { throw ValidationError("--samples must be at least 2 and --steps at least 1") }
+            guard samples >= 2, steps >= 1 else { throw UsageError("--samples must be at least 2 and --steps at least 1") }
         }
 
         func run() throws {
-            let diffusion = try StableDiffusion.load(directory: model)
+            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet) }
             var parameters = WorldCheck.Parameters()
             parameters.samples = samples
             parameters.steps = steps
