@@ -49,7 +49,11 @@ public enum Pretraining {
         var start = 0
         if resume, FileManager.default.fileExists(atPath: checkpoint) {
             let (step, metadata) = try TrainingCheckpoint.load(from: checkpoint, parameters: named, optimizer: optimizer)
-            guard metadata == p.metadata else {
+            // The learning rate is constant after the warm-up, so a run's path does not depend
+            // on its total steps: a finished run may be continued to more steps, and gives the
+            // weights a longer run from scratch would.
+            let compared = { (m: [String: String]) in m.filter { $0.key != "steps" } }
+            guard compared(metadata) == compared(p.metadata), step <= p.steps else {
                 throw ModelError(file: checkpoint, "was made with other settings (\(metadata.sorted { $0.key < $1.key })); resume with the same ones")
             }
             start = step

@@ -36,4 +36,23 @@ final class PretrainingTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("other settings"), "\($0)")
         }
     }
+
+    /// The learning rate is constant after the warm-up: a finished run continued to more
+    /// steps gives the weights of the longer run from scratch.
+    func testAFinishedRunContinuesToMoreSteps() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("pretrain-more-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var parameters = Pretraining.Parameters()
+        parameters.batchSize = 2
+        parameters.checkpointEvery = 100
+        parameters.steps = 4
+        try Pretraining.train(directory: root + "/straight", parameters: parameters, resume: false)
+        parameters.steps = 2
+        try Pretraining.train(directory: root + "/continued", parameters: parameters, resume: false)
+        parameters.steps = 4
+        try Pretraining.train(directory: root + "/continued", parameters: parameters, resume: true)
+        let a = try Data(contentsOf: URL(fileURLWithPath: root + "/straight/model/unet/diffusion_pytorch_model.safetensors"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: root + "/continued/model/unet/diffusion_pytorch_model.safetensors"))
+        XCTAssertEqual(a, b)
+    }
 }
