@@ -44,11 +44,14 @@ let package = Package(
         // The method on the models: SDEdit pairs, detectors, the DUO trainer and ESD.
         .target(name: "Unlearning", dependencies: ["Tensor", "Formats", "Diffusion", "World"]),
 
+        // Measuring unlearning: attacks, the detector protocol at scale, metrics, reports.
+        .target(name: "Evaluation", dependencies: ["Tensor", "Formats", "Diffusion", "World", "Unlearning"]),
+
         // The CLI: one file per subcommand.
         .executableTarget(
             name: "duo",
             dependencies: [
-                "Tensor", "Formats", "Diffusion", "World", "Unlearning",
+                "Tensor", "Formats", "Diffusion", "World", "Unlearning", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.

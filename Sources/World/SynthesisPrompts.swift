@@ -63,3 +63,24 @@ extension ConceptFile {
         }
     }
 }
+
+extension ConceptFile {
+    /// `count` keep prompts for prior preservation, with the world scene each describes
+    /// when it is a world caption: prompt i fills keep template `i % templates` from
+    /// concept-free scene i of `seed`; a template that names the other concept gets the
+    /// same scene with that concept drawn, so its real image is what the prompt asks for.
+    /// The scene is nil for a template that is no world caption (a real model's prompts).
+    public func keepPrompts(count: Int, seed: UInt64, world: World = World()) -> [(prompt: String, scene: SceneSpec?)] {
+        guard !keepPrompts.isEmpty else { return [] }
+        let key = RandomKey(seed: seed).fold(in: 0x4B45_4550)  // "KEEP"
+        return (0..<count).map { i in
+            let sceneKey = key.fold(in: UInt64(i))
+            let plain = world.scene(key: sceneKey, stripes: .absent, splatter: .absent)
+            let prompt = PromptTemplate.fill(keepPrompts[i % keepPrompts.count], with: plain.content)
+            guard let parsed = try? Captions.parse(prompt) else { return (prompt, nil) }
+            let choice = { (m: ConceptMention?) in m.map { ConceptChoice.word($0.kind, $0.word) } ?? .absent }
+            let scene = world.scene(key: sceneKey, stripes: choice(parsed.stripes), splatter: choice(parsed.splatter))
+            return (prompt, scene)
+        }
+    }
+}

@@ -13,5 +13,5 @@ struct Duo: ParsableCommand {
             prompt brings the concept back while everything else the model draws stays \
             as it was.
             """,
-        subcommands: [Inspect.self, Sample.self, Synthesize.self, Unlearn.self, Merge.self, Pretrain.self, Detect.self, WorldGroup.self])
+        subcommands: [Inspect.self, Sample.self, Synthesize.self, Unlearn.self, Merge.self, Attack.self, Eval.self, Pretrain.self, Detect.self, WorldGroup.self])
 }

@@ -153,6 +153,16 @@ public struct CLIPTokenizer: Sendable {
         }
     }
 
+    /// Whole-word tokens of the vocabulary (those ending in `</w>`), by id, with their
+    /// word: the search space of a discrete prompt attack.
+    public var wordTokens: [(id: Int, word: String)] {
+        vocabularyTokens.compactMap { id, token in
+            guard token.hasSuffix("</w>"), addedTokens[id] == nil else { return nil }
+            let word = decode([id])
+            return word.isEmpty ? nil : (id, word)
+        }.sorted { $0.id < $1.id }
+    }
+
     // MARK: Decoding
 
     /// The text of `ids` as transformers' `decode` gives it: each `</w>` becomes a space and

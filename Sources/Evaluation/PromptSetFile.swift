@@ -1,0 +1,25 @@
+import Formats
+import Foundation
+
+/// An attack prompt set: a text file with one prompt per line; blank lines and lines
+/// starting with `#` are skipped.
+public enum PromptSetFile {
+    public static func read(_ path: String) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AttackError("\(path): cannot read the prompt set")
+        }
+        let prompts = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard !prompts.isEmpty else { throw AttackError("\(path): holds no prompts") }
+        return prompts
+    }
+
+    /// Writes `prompts` with a `#` header, atomically.
+    public static func write(_ prompts: [String], header: String, to path: String) throws {
+        let text = header.split(separator: "\n").map { "# \($0)\n" }.joined() + prompts.map { $0 + "\n" }.joined()
+        do { try AtomicFile.write(text, to: path) } catch {
+            throw AttackError("\(path): cannot write (\(error))")
+        }
+    }
+}

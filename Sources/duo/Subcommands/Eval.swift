@@ -1,0 +1,114 @@
+import ArgumentParser
+import Diffusion
+import Evaluation
+import Foundation
+import Unlearning
+import World
+
+extension Duo {
+    /// `duo eval`: defense rate and prior preservation of adapters, and the report.
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure defense rate under attack prompt sets and prior preservation; write a report.",
+            discussion: """
+                Samples the original model and the model with each adapter on the same \
+                prompts and seeds: every attack set of the concept file ([attacks]) and its \
+                keep prompts. Writes DIR/report.html (self-contained), DIR/report.md, \
+                DIR/results.json, DIR/plot.svg, DIR/grids/ and DIR/images/. The report is \
+                built beside DIR and moved into place at the end: a failed run leaves none.
+                """)
+
+        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
+        var concept: String
+
+        @Option(help: "A diffusers model folder (default: the embedded model).")
+        var model: String?
+
+        @Option(help: "An adapter to evaluate (repeatable).")
+        var adapter: [String] = []
+
+        @Option(help: "A label per adapter, in order (default: the adapter's folder name).")
+        var label: [String] = []
+
+        @Option(help: "Images per prompt.")
+        var seeds = EvaluationRun.Settings().seeds
+
+        @Option(help: "Prompts used from each attack set (default: all).")
+        var prompts: Int?
+
+        @Option(help: "Keep prompts for prior preservation.")
+        var keepPrompts = EvaluationRun.Settings().keepPrompts
+
+        @Option(help: "Denoising steps.")
+        var steps = EvaluationRun.Settings().steps
+
+        @Option(help: "Classifier-free guidance scale.")
+        var guidance = EvaluationRun.Settings().guidance
+
+        @Option(help: "Seed of the images' noise.")
+        var seed: UInt64 = 0
+
+        @Option(help: "An external detector command (line protocol), instead of the concept file's.")
+        var detector: String?
+
+        @Option(help: "Seconds the external detector may take per image.")
+        var detectorTimeout: Double?
+
+        @Option(help: "Output folder (default: reports/NAME/eval).")
+        var out: String?
+
+        @Flag(help: "No progress output.")
+        var quiet = false
+
+        func validate() throws {
+            guard label.count <= adapter.count else { throw UsageError("--label given \(label.count) times for \(adapter.count) adapters") }
+            guard seeds >= 1, keepPrompts >= 2, steps >= 1 else { throw UsageError("--seeds and --steps must be at least 1, --keep-prompts at least 2") }
+            if let prompts, prompts < 1 { throw UsageError("--prompts must be at least 1") }
+            for path in adapter where !FileManager.default.fileExists(atPath: path) {
+                throw UsageError("--adapter \(path): no such file")
+            }
+        }
+
+        func run() throws {
+            let conceptFile = try Lookup.concept(concept)
+            let modelDirectory = try Lookup.model(model)
+            let detectorProcess: ConceptDetector = try detector.map {
+                try DetectorProcess(command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
+            } ?? conceptFile.makeDetector()
+            var candidates = [EvaluationRun.Candidate(label: "original", adapter: nil)]
+            for (i, path) in adapter.enumerated() {
+                let name = i < label.count ? label[i] : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
+                candidates.append(.init(label: name, adapter: path))
+            }
+            guard Set(candidates.map(\.label)).count == candidates.count else {
+                throw UsageError("model labels must differ: \(candidates.map(\.label).joined(separator: ", ")) (give --label)")
+            }
+            var settings = EvaluationRun.Settings()
+            settings.seeds = seeds
+            settings.promptsPerSet = prompts
+            settings.keepPrompts = keepPrompts
+            settings.steps = steps
+            settings.guidance = guidance
+            settings.seed = seed
+            let destination = out ?? "reports/\(conceptFile.name)/eval"
+            let staging = destination + ".tmp-\(getpid())"
+            let files = FileManager.default
+            try? files.removeItem(atPath: staging)
+            do {
+                try files.createDirectory(atPath: staging, withIntermediateDirectories: true)
+                let evaluation = try EvaluationRun(
+                    modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates, detector: detectorProcess,
+                    threshold: conceptFile.detector.threshold, settings: settings, directory: staging)
+                let bar = quiet ? nil : ProgressLine("images")
+                let results = try evaluation.run { bar?.update($0, of: $1) }
+                try EvaluationReport.write(results, directory: staging)
+                try? files.removeItem(atPath: destination)
+                try files.moveItem(atPath: staging, toPath: destination)
+            } catch {
+                try? files.removeItem(atPath: staging)
+                throw error
+            }
+            print(destination + "/report.html")
+        }
+    }
+}
