@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+
+/// `duo eval` and `duo attack` end to end on an embedded-architecture model after one step.
+final class EvalCommandTests: XCTestCase {
+    static let model: String = {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-eval-model-\(getpid())").path
+        let result = try! runDuo(["pretrain", "--out", root, "--steps", "1", "--batch-size", "2"])
+        precondition(result.status == 0, result.stderr)
+        return root + "/model"
+    }()
+
+    var scratch = ""
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
+
+    func small(_ out: String) -> [String] {
+        ["eval", "--concept", "stripes", "--model", Self.model, "--prompts", "3", "--seeds", "1",
+         "--keep-prompts", "4", "--steps", "3", "--quiet", "--out", out]
+    }
+
+    func testWritesAReportWithEveryModelAndSet() throws {
+        let out = scratch + "/report"
+        let result = try runDuo(small(out))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for file in ["report.html", "report.md", "results.json", "plot.svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
+        XCTAssertEqual(json["concept"] as? String, "stripes")
+        let models = json["models"] as! [[String: Any]]
+        XCTAssertEqual(models.map { $0["label"] as? String }, ["original"])
+        let rates = models[0]["defense_rate"] as! [String: Double]
+        XCTAssertEqual(Set(rates.keys), ["explicit", "paraphrase"])
+        XCTAssertTrue(rates.values.allSatisfy { (0...1).contains($0) })
+        XCTAssertEqual(models[0]["ssim"] as? Double, 1, "the original against itself")
+        let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("<svg") && html.contains("data:image/png;base64,"))
+        XCTAssertFalse(html.contains("http://") && !html.contains("xmlns=\"http://www.w3.org/2000/svg\""), "no network")
+    }
+
+    func assertFailsCleanly(_ detector: String, timeout: String = "30", _ expected: String, line: UInt = #line) throws {
+        let out = scratch + "/bad-\(UUID())"
+        let result = try runDuo(small(out) + ["--detector", detector, "--detector-timeout", timeout])
+        XCTAssertNotEqual(result.status, 0, line: line)
+        let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(message.contains("\n"), message, line: line)
+        XCTAssertTrue(message.contains(expected), message, line: line)
+        let left = try FileManager.default.contentsOfDirectory(atPath: scratch).filter { $0.hasPrefix(URL(fileURLWithPath: out).lastPathComponent) }
+        XCTAssertEqual(left, [], "a partial report was left", line: line)
+    }
+
+    func testABrokenDetectorIsAClearErrorAndLeavesNoReport() throws {
+        try assertFailsCleanly("read p; exit 3", "exited with status 3 before answering for")
+        try assertFailsCleanly("sleep 30", timeout: "0.5", "gave no answer for")
+        try assertFailsCleanly("while read p; do echo 'not json'; done", "malformed line")
+    }
+
+    func testRingABellPromptsAvoidTheConceptsWords() throws {
+        let out = scratch + "/rab.txt"
+        let result = try runDuo(["attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
+                                 "--generations", "20", "--population", "40", "--quiet", "--out", out])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let prompts = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        XCTAssertEqual(prompts.count, 3)
+        let banned: Set<String> = ["striped", "stripes", "banded", "barred", "streaked"]
+        for prompt in prompts {
+            XCTAssertTrue(Set(prompt.lowercased().split(separator: " ").map(String.init)).isDisjoint(with: banned), String(prompt))
+        }
+        let again = scratch + "/rab2.txt"
+        _ = try runDuo(["attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
+                        "--generations", "20", "--population", "40", "--quiet", "--out", again])
+        XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), try String(contentsOfFile: again, encoding: .utf8))
+    }
+}
