@@ -4,7 +4,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev
 
-.PHONY: deps build test bench clean
+.PHONY: deps build test bench demo clean
 
 # Install the missing Debian packages; does nothing when they are all present.
 deps:
@@ -23,6 +23,19 @@ deps:
 
 build: deps
 	$(SWIFT) build -c release --product duo
+
+# The main job on the embedded model: SDEdit pairs, DUO and ESD adapters, Ring-A-Bell
+# prompts, and the evaluation report (reports/stripes/demo/report.html).
+CONCEPT ?= stripes
+demo: build
+	.build/release/duo synthesize --concept $(CONCEPT)
+	.build/release/duo unlearn --concept $(CONCEPT) --method duo --out adapters/$(CONCEPT)/duo
+	.build/release/duo unlearn --concept $(CONCEPT) --method esd --out adapters/$(CONCEPT)/esd
+	.build/release/duo attack ring-a-bell --concept $(CONCEPT)
+	.build/release/duo eval --concept $(CONCEPT) \
+		--adapter adapters/$(CONCEPT)/duo/adapter.safetensors --label DUO \
+		--adapter adapters/$(CONCEPT)/esd/adapter.safetensors --label ESD \
+		--prompts 24 --seeds 1 --keep-prompts 48 --out reports/$(CONCEPT)/demo
 
 test: deps
 	$(SWIFT) build --build-tests
