@@ -70,6 +70,9 @@ let package = Package(
             name: "UnlearningTests",
             dependencies: ["Unlearning", "World", "Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "EvaluationTests", dependencies: ["Evaluation", "Formats"],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats", "World", "Unlearning"]),
     ]
 )
