@@ -38,7 +38,12 @@ public struct SVGLineChart {
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         let xs = (all.map(\.x).min() ?? 0, all.map(\.x).max() ?? 1)
         let ys = yRange.map { ($0.lowerBound, $0.upperBound) } ?? (all.map(\.y).min() ?? 0, all.map(\.y).max() ?? 1)
-        let (x0, x1) = xs.0 == xs.1 ? (xs.0 - 1, xs.1 + 1) : xs
+        var (x0, x1) = xs.0 == xs.1 ? (xs.0 - 1, xs.1 + 1) : xs
+        if markersOnly {
+            // Markers sit inside the frame, not on it.
+            let pad = (x1 - x0) * 0.1
+            (x0, x1) = (x0 - pad, x1 + pad)
+        }
         let (y0, y1) = ys.0 == ys.1 ? (ys.0 - 1, ys.1 + 1) : ys
         let plotW = width - left - right, plotH = height - top - bottom
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * plotW }
@@ -51,7 +56,8 @@ public struct SVGLineChart {
 
             """
         for i in 0...4 {
-            let fy = Double(i) / 4, y = y0 + fy * (y1 - y0), fx = Double(i) / 4, x = x0 + fx * (x1 - x0)
+            let f4 = Double(i) / 4
+            let y = y0 + f4 * (y1 - y0), x = x0 + f4 * (x1 - x0)
             out += "<line x1=\"\(f(left))\" y1=\"\(f(py(y)))\" x2=\"\(f(left + plotW))\" y2=\"\(f(py(y)))\" stroke=\"#ddd\"/>\n"
             out += "<text x=\"\(f(left - 6))\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\">\(tick(y))</text>\n"
             out += "<text x=\"\(f(px(x)))\" y=\"\(f(top + plotH + 16))\" text-anchor=\"middle\">\(tick(x))</text>\n"
@@ -79,7 +85,7 @@ public struct SVGLineChart {
     private func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
     private func tick(_ v: Double) -> String {
-        abs(v) >= 1000 || (abs(v) < 0.01 && v != 0) ? String(format: "%.2g", v) : String(format: "%.3g", v)
+        abs(v) >= 1000 || (abs(v) < 0.01 && v != 0) ? String(format: "%.2g", v) : String(format: "%.4g", v)
     }
 
     private func escape(_ text: String) -> String {
