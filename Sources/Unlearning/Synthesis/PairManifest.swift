@@ -85,7 +85,7 @@ public enum PairManifest {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
         }
         guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw SynthesisError("\(path): cannot open for appending")
+            throw UnlearningError("\(path): cannot open for appending")
         }
         defer { try? handle.close() }
         do {
@@ -93,7 +93,7 @@ public enum PairManifest {
             try handle.write(contentsOf: Data(text.utf8))
             try handle.synchronize()
         } catch {
-            throw SynthesisError("\(path): cannot append: \(error.localizedDescription)")
+            throw UnlearningError("\(path): cannot append: \(error.localizedDescription)")
         }
     }
 

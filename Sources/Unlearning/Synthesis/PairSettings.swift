@@ -89,7 +89,7 @@ public struct PairSettings: Hashable, Sendable {
     static func recordedFields(_ path: String) throws -> [(String, String)] {
         let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
         guard let members = try? JSONParser.parse(bytes).members else {
-            throw SynthesisError("\(path): not a JSON object (delete the folder or use --force)")
+            throw UnlearningError("\(path): not a JSON object (delete the folder or use --force)")
         }
         return members.map { ($0.key, Self.jsonText($0.value)) }
     }
@@ -104,9 +104,9 @@ public struct PairSettings: Hashable, Sendable {
     }
 }
 
-/// A synthesis that cannot go on (settings mismatch, a pair the filter never accepts), in
-/// one line.
-public struct SynthesisError: Error, CustomStringConvertible {
+/// A synthesis or training run that cannot go on (settings mismatch, a pair the filter
+/// never accepts, an unreadable pairs folder), in one line.
+public struct UnlearningError: Error, CustomStringConvertible {
     public let description: String
 
     public init(_ description: String) { self.description = description }

@@ -84,18 +84,18 @@ public final class SDEditPairs {
                     try? files.removeItem(atPath: directory + "/" + name)
                 }
             } else if let difference = settings.difference(from: try PairSettings.recordedFields(settingsPath)) {
-                throw SynthesisError("\(directory) \(difference): use another --out, or --force to start over")
+                throw UnlearningError("\(directory) \(difference): use another --out, or --force to start over")
             }
         } else if let existing = try? files.contentsOfDirectory(atPath: directory),
                   existing.contains(where: { !$0.hasPrefix(".") }), !force {
-            throw SynthesisError("\(directory) exists and is not a pairs folder (no synthesis.json): use another --out, or --force")
+            throw UnlearningError("\(directory) exists and is not a pairs folder (no synthesis.json): use another --out, or --force")
         }
         do {
             for sub in ["unsafe", "safe"] {
                 try files.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
             }
         } catch {
-            throw SynthesisError("\(directory): cannot create the output folder (\(error.localizedDescription))")
+            throw UnlearningError("\(directory): cannot create the output folder (\(error.localizedDescription))")
         }
         try AtomicFile.write(settings.json, to: settingsPath)
     }
@@ -166,12 +166,12 @@ public final class SDEditPairs {
         return kept
     }
 
-    func gaveUp(_ index: Int, side: Int) -> SynthesisError {
+    func gaveUp(_ index: Int, side: Int) -> UnlearningError {
         let what = side == 0
             ? "no unsafe draw showed \(concept.name)"
             : "every safe edit still showed \(concept.name)"
         let hint = side == 0 ? "check the unsafe prompts and the detector" : "raise the strength"
-        return SynthesisError(
+        return UnlearningError(
             "pair \(index): \(what) in \(settings.maxDraws) draws (detector \(settings.detector), "
                 + "threshold \(settings.threshold)); \(hint), or use --no-filter")
     }

@@ -20,7 +20,7 @@ public struct PairData {
     public init(directory: String) throws {
         let manifest = directory + "/manifest.jsonl"
         guard let data = FileManager.default.contents(atPath: manifest) else {
-            throw SynthesisError("\(manifest): cannot read the pairs manifest (make pairs with duo synthesize)")
+            throw UnlearningError("\(manifest): cannot read the pairs manifest (make pairs with duo synthesize)")
         }
         var safeImages: [Tensor] = []
         var unsafeImages: [Tensor] = []
@@ -30,19 +30,19 @@ public struct PairData {
             guard let value = try? JSONParser.parse(Array(line.utf8)),
                   let safe = value["safe"]?.string, let unsafe = value["unsafe"]?.string,
                   let prompt = value["unsafe_prompt"]?.string
-            else { throw SynthesisError("\(manifest):\(number + 1): not a pair record (expected \"safe\", \"unsafe\" and \"unsafe_prompt\")") }
+            else { throw UnlearningError("\(manifest):\(number + 1): not a pair record (expected \"safe\", \"unsafe\" and \"unsafe_prompt\")") }
             for (file, list) in [(safe, 0), (unsafe, 1)] {
                 let path = directory + "/" + file
                 let image = try PNGImage(contentsOf: path)
                 if let (w, h) = size, (w, h) != (image.width, image.height) {
-                    throw SynthesisError("\(path): \(image.width)x\(image.height), but the first pair is \(w)x\(h)")
+                    throw UnlearningError("\(path): \(image.width)x\(image.height), but the first pair is \(w)x\(h)")
                 }
                 size = (image.width, image.height)
                 if list == 0 { safeImages.append(ImageConversion.modelInput(image)) } else { unsafeImages.append(ImageConversion.modelInput(image)) }
             }
             prompts.append(prompt)
         }
-        guard !safeImages.isEmpty else { throw SynthesisError("\(manifest): holds no pairs") }
+        guard !safeImages.isEmpty else { throw UnlearningError("\(manifest): holds no pairs") }
         self.safe = concat(safeImages, axis: 0)
         self.unsafe = concat(unsafeImages, axis: 0)
         unsafePrompts = prompts

@@ -71,7 +71,7 @@ public final class UnlearningTrainer {
         if resume, FileManager.default.fileExists(atPath: checkpointPath) {
             let (step, saved) = try TrainingCheckpoint.load(from: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer)
             if let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) {
-                throw SynthesisError(
+                throw UnlearningError(
                     "\(checkpointPath): was made with \(key) \(saved[key] ?? "unset"), not \(metadata[key]!); "
                         + "resume with the same settings, or start over without --resume")
             }
@@ -185,7 +185,7 @@ public final class UnlearningTrainer {
         let line = "{\"step\": \(log.step), " + values.joined(separator: ", ")
             + String(format: ", \"seconds\": %.4f}\n", log.seconds)
         guard let handle = FileHandle(forWritingAtPath: logPath) else {
-            throw SynthesisError("\(logPath): cannot open for appending")
+            throw UnlearningError("\(logPath): cannot open for appending")
         }
         defer { try? handle.close() }
         try handle.seekToEnd()
