@@ -31,6 +31,17 @@ public final class SDEditPairs {
         public var safeRejected: Int
         /// Pairs already in the folder when this run started.
         public var resumed: Int
+        /// Mean absolute pixel difference (0–255) within pairs, and between each unsafe
+        /// image and the next pair's safe one: how much the edit keeps.
+        public var pairedDistance: Double
+        public var unpairedDistance: Double
+        /// World images only: the share of pairs whose two images the world detector
+        /// reads as the same shape and colour.
+        public var shapeColourAgreement: Double?
+        /// Shares of kept unsafe and safe images the detector sees the concept in (1 and 0
+        /// with the filter on).
+        public var unsafeShowing: Double
+        public var safeShowing: Double
     }
 
     public init(
@@ -65,11 +76,15 @@ public final class SDEditPairs {
             progress(records.count, settings.count)
         }
         try writeContactSheet(records)
+        let (paired, unpaired, agreement) = try keptStatistics(records)
         let summary = Summary(
             pairs: records.count, unsafeDraws: records.reduce(0) { $0 + $1.unsafeDraw + 1 },
             unsafeRejected: records.reduce(0) { $0 + $1.unsafeDraw },
             safeDraws: records.reduce(0) { $0 + $1.safeDraw + 1 },
-            safeRejected: records.reduce(0) { $0 + $1.safeDraw }, resumed: resumed)
+            safeRejected: records.reduce(0) { $0 + $1.safeDraw }, resumed: resumed,
+            pairedDistance: paired, unpairedDistance: unpaired, shapeColourAgreement: agreement,
+            unsafeShowing: Double(records.filter { $0.unsafeScore > settings.threshold }.count) / Double(records.count),
+            safeShowing: Double(records.filter { $0.safeScore > settings.threshold }.count) / Double(records.count))
         try AtomicFile.write(summary.json, to: summaryPath)
         return summary
     }
@@ -182,6 +197,24 @@ public final class SDEditPairs {
             .fold(in: UInt64(index)).fold(in: UInt64(side)).fold(in: UInt64(draw))
     }
 
+    /// Pixel distances within and across pairs, and (world images) shape/colour agreement.
+    func keptStatistics(_ records: [PairRecord]) throws -> (Double, Double, Double?) {
+        let unsafe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.unsafeFile) }
+        let safe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.safeFile) }
+        func distance(_ a: PNGImage, _ b: PNGImage) -> Double {
+            zip(a.pixels, b.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(a.pixels.count)
+        }
+        let n = records.count
+        let paired = (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[$1]) } / Double(n)
+        let unpaired = n < 2 ? paired : (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[($1 + 1) % n]) } / Double(n)
+        guard unsafe.allSatisfy({ $0.width == World.size && $0.height == World.size }),
+              let network = try? WorldDetector.shipped() else { return (paired, unpaired, nil) }
+        let a = network.predict(images: unsafe.map { WorldImage.floats($0) })
+        let b = network.predict(images: safe.map { WorldImage.floats($0) })
+        let same = zip(a, b).filter { $0.shape == $1.shape && $0.colour == $1.colour }.count
+        return (paired, unpaired, Double(same) / Double(n))
+    }
+
     /// 16 pairs per block, unsafe images above their safe edits.
     func writeContactSheet(_ records: [PairRecord]) throws {
         let perRow = min(16, records.count)
@@ -204,6 +237,9 @@ public final class SDEditPairs {
 extension SDEditPairs.Summary {
     var json: String {
         "{\"pairs\": \(pairs), \"unsafe_draws\": \(unsafeDraws), \"unsafe_rejected\": \(unsafeRejected), "
-            + "\"safe_draws\": \(safeDraws), \"safe_rejected\": \(safeRejected)}\n"
+            + "\"safe_draws\": \(safeDraws), \"safe_rejected\": \(safeRejected), "
+            + String(format: "\"unsafe_showing\": %.4f, \"safe_showing\": %.4f, ", unsafeShowing, safeShowing)
+            + String(format: "\"paired_distance\": %.4f, \"unpaired_distance\": %.4f, ", pairedDistance, unpairedDistance)
+            + "\"shape_colour_agreement\": \(shapeColourAgreement.map { String(format: "%.4f", $0) } ?? "null")}\n"
     }
 }

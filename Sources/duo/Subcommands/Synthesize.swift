@@ -99,6 +99,11 @@ extension Duo {
                     "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "
                         + "(\(summary.unsafeRejected) rejected), safe edits \(summary.safeDraws) "
                         + "(\(summary.safeRejected) rejected)")
+                bar?.note(String(format: "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
+                                 summary.unsafeShowing * 100, summary.safeShowing * 100))
+                bar?.note(
+                    String(format: "pixel distance within pairs %.1f, between unrelated images %.1f", summary.pairedDistance, summary.unpairedDistance)
+                        + (summary.shapeColourAgreement.map { String(format: "; shape and colour agree in %.1f%% of pairs", $0 * 100) } ?? ""))
             }
             print(directory + "/manifest.jsonl")
         }
