@@ -30,21 +30,9 @@ public enum EvaluationReport {
         try AtomicFile.write(html(results, strips: strips, directory: directory), to: directory + "/report.html")
     }
 
-    /// Small images enlarged 3x (nearest neighbour) so that a grid reads on screen.
+    /// Small images enlarged 3x so that a grid reads on screen.
     static func scaled(_ images: [PNGImage]) -> [PNGImage] {
-        images.map { image in
-            guard image.width <= 64 else { return image }
-            let f = 3, rgb = image.rgb()
-            var pixels = [UInt8](repeating: 0, count: rgb.width * f * rgb.height * f * 3)
-            for y in 0..<(rgb.height * f) {
-                for x in 0..<(rgb.width * f) {
-                    let source = ((y / f) * rgb.width + x / f) * 3
-                    let target = (y * rgb.width * f + x) * 3
-                    pixels[target..<(target + 3)] = rgb.pixels[source..<(source + 3)]
-                }
-            }
-            return PNGImage(width: rgb.width * f, height: rgb.height * f, channels: 3, pixels: pixels)
-        }
+        images.map { $0.width <= 64 ? $0.scaled(by: 3) : $0 }
     }
 
     static func number(_ value: Double?) -> String {

@@ -90,3 +90,21 @@ public enum ImageGrid {
         }
     }
 }
+
+extension PNGImage {
+    /// The image enlarged `factor` times by repeating pixels (nearest neighbour), as RGB:
+    /// small images made readable in grids and reports.
+    public func scaled(by factor: Int) -> PNGImage {
+        let rgb = self.rgb()
+        let (w, h) = (rgb.width * factor, rgb.height * factor)
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                let source = ((y / factor) * rgb.width + x / factor) * 3
+                let target = (y * w + x) * 3
+                pixels[target..<(target + 3)] = rgb.pixels[source..<(source + 3)]
+            }
+        }
+        return PNGImage(width: w, height: h, channels: 3, pixels: pixels)
+    }
+}

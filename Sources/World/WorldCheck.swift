@@ -27,7 +27,8 @@ public enum WorldCheck {
 
     public static func run(
         model: StableDiffusion, detector: WorldDetector, parameters p: Parameters,
-        progress: (Int, Int) -> Void = { _, _ in }
+        progress: (Int, Int) -> Void = { _, _ in },
+        rowImages: (Concept, PromptRowKind, Tensor) -> Void = { _, _, _ in }
     ) throws -> Result {
         let rows = Concept.allCases.flatMap { concept in
             PromptRowKind.allCases.map { (concept, $0) }
@@ -49,6 +50,7 @@ public enum WorldCheck {
                 neutralImages.append(images)
                 neutralScenes += prompts.map(\.scene)
             }
+            rowImages(concept, kind, images)
             progress(index + 1, rows.count)
         }
         let world = World()

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Diffusion
+import Formats
 import Foundation
+import Tensor
 import World
 
 extension Duo {
@@ -34,6 +36,9 @@ extension Duo {
         @Option(help: "Seed for the prompts and the noise.")
         var seed = WorldCheck.Parameters().seed
 
+        @Option(help: "Also write a PNG with the first 8 images of every prompt row, one row each (explicit, synonym, implicit, neutral per concept).")
+        var grid: String?
+
         @Flag(help: "Print one JSON object instead of a table.")
         var json = false
 
@@ -50,8 +55,15 @@ extension Duo {
             parameters.guidance = guidance
             parameters.seed = seed
             let bar = ProgressLine("prompt rows")
-            let result = try WorldCheck.run(model: diffusion, detector: try WorldDetector.shipped(),
-                                            parameters: parameters) { bar.update($0, of: $1) }
+            var cells: [PNGImage] = []
+            let result = try WorldCheck.run(
+                model: diffusion, detector: try WorldDetector.shipped(), parameters: parameters,
+                progress: { bar.update($0, of: $1) },
+                rowImages: { _, _, images in
+                    let first = split(images, sizes: [min(8, images.shape[0]), images.shape[0] - min(8, images.shape[0])].filter { $0 > 0 }, axis: 0)[0]
+                    cells += ImageConversion.pngImages(first * 0.5 + 0.5)
+                })
+            if let grid { try ImageGrid.make(cells.map { $0.scaled(by: 3) }, columns: 8).write(to: grid) }
             print(json ? result.json : result.table)
         }
     }
