@@ -3,8 +3,7 @@ import Formats
 import Tensor
 
 /// Every setting of a `duo unlearn` run. Defaults are DUO's scripts'
-/// (naver-ai/DUO, scripts/sd-nudity.sh and train/unlearn-sd.py) unless noted; the CLI
-/// scales the steps to the model at hand.
+/// (naver-ai/DUO, scripts/sd-nudity.sh and train/unlearn-sd.py) unless noted.
 public struct UnlearningSettings: Hashable, Sendable {
     public enum Method: String, CaseIterable, Sendable {
         case duo, esd
@@ -63,12 +62,3 @@ public struct UnlearningSettings: Hashable, Sendable {
     }
 }
 
-extension UnlearningSettings {
-    /// DUO's settings scaled for the embedded model (README, "duo unlearn"): set after
-    /// measuring the defense rate and prior preservation it reaches.
-    public static var embeddedDefaults: UnlearningSettings {
-        var s = UnlearningSettings()
-        s.steps = 300
-        return s
-    }
-}

@@ -17,9 +17,8 @@ extension Duo {
                 same trainer and LoRA. Writes DIR/adapter.safetensors (diffusers' LoRA \
                 format), DIR/config.json, DIR/train.jsonl (one line per step), DIR/train.svg \
                 and DIR/checkpoint.safetensors. Ctrl-C checkpoints and exits; --resume \
-                continues to the same weights as an uninterrupted run. Defaults without \
-                --model are scaled for the embedded model (README); with --model they are \
-                DUO's.
+                continues to the same weights as an uninterrupted run. Defaults are \
+                DUO's (README).
                 """)
 
         @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
@@ -114,7 +113,7 @@ extension Duo {
         }
 
         func settings() throws -> UnlearningSettings {
-            var s = model == nil ? UnlearningSettings.embeddedDefaults : UnlearningSettings()
+            var s = UnlearningSettings()
             s.method = UnlearningSettings.Method(rawValue: method)!
             s.beta = beta ?? s.beta
             s.lambda = lambda ?? s.lambda
