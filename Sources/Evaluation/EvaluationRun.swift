@@ -222,7 +222,5 @@ struct WorldEvaluator {
                 FrechetDistance.distance(network, tensor, reference), distance / Double(images.count))
     }
 
-    func stack(_ images: [PNGImage]) -> Tensor {
-        Tensor(images.flatMap { WorldImage.floats($0) }, shape: [images.count, 3, World.size, World.size])
-    }
+    func stack(_ images: [PNGImage]) -> Tensor { WorldDetector.stack(images.map(WorldImage.floats)) }
 }

@@ -132,7 +132,7 @@ public final class WorldDetector: Layer {
     }
 
     /// Stacks [3, 32, 32] float images into a [B, 3, 32, 32] tensor.
-    static func stack(_ images: [[Float]]) -> Tensor {
+    public static func stack(_ images: [[Float]]) -> Tensor {
         let size = World.channels * World.size * World.size
         precondition(images.allSatisfy { $0.count == size }, "images must be [3, 32, 32]")
         return Tensor(

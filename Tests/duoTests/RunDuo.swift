@@ -61,3 +61,12 @@ func runDuo(_ arguments: [String]) throws -> DuoResult {
         stdout: try String(contentsOf: outURL, encoding: .utf8),
         stderr: try String(contentsOf: errURL, encoding: .utf8))
 }
+
+/// An embedded-architecture model after one training step (`duo pretrain --steps 1`): the
+/// real shapes at almost no cost, made once per test process and shared by the CLI tests.
+let tinyWorldModel: String = {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-tiny-model-\(getpid())").path
+    let result = try! runDuo(["pretrain", "--out", root, "--steps", "1", "--batch-size", "2"])
+    precondition(result.status == 0, result.stderr)
+    return root + "/model"
+}()

@@ -3,12 +3,7 @@ import XCTest
 
 /// `duo synthesize` end to end on an embedded-architecture model after one training step.
 final class SynthesizeCommandTests: XCTestCase {
-    static let model: String = {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-synth-model-\(getpid())").path
-        let result = try! runDuo(["pretrain", "--out", root, "--steps", "1", "--batch-size", "2"])
-        precondition(result.status == 0, result.stderr)
-        return root + "/model"
-    }()
+    static var model: String { tinyWorldModel }
 
     var scratch = ""
 

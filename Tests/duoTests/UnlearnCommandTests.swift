@@ -6,15 +6,13 @@ import XCTest
 final class UnlearnCommandTests: XCTestCase {
     static let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-unlearn-\(getpid())").path
 
-    /// An embedded-architecture model after one training step, and 8 pairs made with it.
+    /// The shared tiny world model, and 8 pairs made with it.
     static let prepared: (model: String, pairs: String) = {
-        let model = root + "/pretrain"
-        let pretrain = try! runDuo(["pretrain", "--out", model, "--steps", "1", "--batch-size", "2"])
-        precondition(pretrain.status == 0, pretrain.stderr)
-        let synth = try! runDuo(["synthesize", "--concept", "stripes", "--model", model + "/model", "--count", "8",
+        let model = tinyWorldModel
+        let synth = try! runDuo(["synthesize", "--concept", "stripes", "--model", model, "--count", "8",
                                  "--steps", "4", "--no-filter", "--quiet", "--out", root + "/pairs"])
         precondition(synth.status == 0, synth.stderr)
-        return (model + "/model", root + "/pairs")
+        return (model, root + "/pairs")
     }()
 
     static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
