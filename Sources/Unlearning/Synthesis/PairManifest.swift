@@ -80,21 +80,7 @@ public enum PairManifest {
 
     /// Appends `records` with one write, flushed to disk.
     static func append(_ records: [PairRecord], settings: PairSettings, to path: String) throws {
-        let text = records.map { $0.jsonLine(settings) + "\n" }.joined()
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-        }
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw UnlearningError("\(path): cannot open for appending")
-        }
-        defer { try? handle.close() }
-        do {
-            try handle.seekToEnd()
-            try handle.write(contentsOf: Data(text.utf8))
-            try handle.synchronize()
-        } catch {
-            throw UnlearningError("\(path): cannot append: \(error.localizedDescription)")
-        }
+        try AppendFile.append(records.map { $0.jsonLine(settings) + "\n" }.joined(), to: path, flush: true)
     }
 
     /// Rewrites the manifest with `records` only (dropping a torn tail before appending).

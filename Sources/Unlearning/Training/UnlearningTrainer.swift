@@ -184,12 +184,7 @@ public final class UnlearningTrainer {
         let values = log.terms.map { "\(jsonQuoted($0.0)): \(Self.number($0.1))" }
         let line = "{\"step\": \(log.step), " + values.joined(separator: ", ")
             + String(format: ", \"seconds\": %.4f}\n", log.seconds)
-        guard let handle = FileHandle(forWritingAtPath: logPath) else {
-            throw UnlearningError("\(logPath): cannot open for appending")
-        }
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(line.utf8))
+        try AppendFile.append(line, to: logPath)
     }
 
     /// A float as JSON (non-finite values, which JSON lacks, as null).
