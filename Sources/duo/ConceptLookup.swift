@@ -19,7 +19,7 @@ enum Lookup {
         guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             let known = ((try? FileManager.default.contentsOfDirectory(atPath: packageConcepts)) ?? [])
                 .filter { $0.hasSuffix(".toml") }.map { String($0.dropLast(5)) }.sorted()
-            throw LookupError(
+            throw UsageError(
                 "unknown concept '\(nameOrPath)': no \(candidates.joined(separator: " or ")) "
                     + "(known: \(known.joined(separator: ", ")); or give a path to a .toml file)")
         }
@@ -32,14 +32,8 @@ enum Lookup {
     }
 }
 
-struct LookupError: Error, CustomStringConvertible {
-    let description: String
-
-    init(_ description: String) { self.description = description }
-}
-
-/// A bad option value, reported in one line (ArgumentParser's ValidationError adds the
-/// usage text below it).
+/// A bad option value or an unknown concept, reported in one line (ArgumentParser's
+/// ValidationError adds the usage text below it).
 struct UsageError: Error, CustomStringConvertible {
     let description: String
 
