@@ -42,6 +42,9 @@ public struct ConceptFile: Hashable, Sendable {
         public var guidance: Float = 7.5
         public var steps = 50
         public var pairs = 64
+        /// The sampler of the edit ("ddim", "ddpm"); nil: the model folder's own. The
+        /// unsafe draw always uses the folder's own sampler.
+        public var editScheduler: String?
 
         public init() {}
     }
@@ -69,7 +72,7 @@ public struct ConceptFile: Hashable, Sendable {
         "name", "description", "kind", "words", "words.explicit", "words.synonyms",
         "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep",
         "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.steps",
-        "synthesis.pairs", "detector", "detector.builtin", "detector.command",
+        "synthesis.pairs", "synthesis.edit_scheduler", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
 
@@ -181,6 +184,9 @@ private struct ConceptFields {
         settings.guidance = Float(try number("synthesis.guidance", in: 0...100, fallback: Double(settings.guidance)))
         settings.steps = Int(try number("synthesis.steps", in: 1...1000, fallback: Double(settings.steps), integer: true))
         settings.pairs = Int(try number("synthesis.pairs", in: 1...1e9, fallback: Double(settings.pairs), integer: true))
+        if document.values["synthesis.edit_scheduler"] != nil {
+            settings.editScheduler = try string("synthesis.edit_scheduler", oneOf: ["ddim", "ddpm"])
+        }
         return settings
     }
 

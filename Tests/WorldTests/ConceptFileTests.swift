@@ -154,6 +154,11 @@ final class ConceptFileTests: XCTestCase {
         XCTAssertEqual(file.synthesis.guidance, 5)
         XCTAssertEqual(file.synthesis.steps, 1000)
         XCTAssertEqual(file.synthesis.pairs, 32)
+        XCTAssertNil(file.synthesis.editScheduler, "the model folder's own sampler")
+        let ddim = try ConceptFile(
+            parsing: Self.valid + Self.settings.replacingOccurrences(of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"ddim\""),
+            path: "dots.toml")
+        XCTAssertEqual(ddim.synthesis.editScheduler, "ddim")
         XCTAssertEqual(file.detector.kind, .command("python3 detect.py --gpu"))
         XCTAssertEqual(file.detector.threshold, 0.25)
         XCTAssertEqual(file.attackSets.map(\.name), ["paraphrases", "explicit"], "file order")
@@ -187,6 +192,8 @@ final class ConceptFileTests: XCTestCase {
                     "bad.toml:24: key 'detector.command': give either builtin or command, not both")
         assertError(text.replacingOccurrences(of: "command = \"python3 detect.py --gpu\"", with: "builtin = \"nudity\""),
                     "bad.toml:24: key 'detector.builtin': no built-in detector 'nudity' (built-in: stripes, splatter); set command for an external one")
+        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"euler\""),
+                    "bad.toml:22: key 'synthesis.edit_scheduler': expected one of ddim, ddpm, found 'euler'")
         assertError(text.replacingOccurrences(of: "steps = 1_000", with: "steps = 1.2.3"),
                     "bad.toml:20: key 'synthesis.steps': '1.2.3' is not a number")
     }

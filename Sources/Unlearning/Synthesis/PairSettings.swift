@@ -1,3 +1,4 @@
+import Diffusion
 import Formats
 import Foundation
 import Tensor
@@ -15,6 +16,8 @@ public struct PairSettings: Hashable, Sendable {
     public var strength: Double
     public var steps: Int
     public var guidance: Float
+    /// The edit's sampler ("ddim", "ddpm"), or "model": the folder's own.
+    public var editScheduler: String
     public var seed: UInt64
     public var count: Int
     /// Keep a pair only when its unsafe image shows the concept and its safe one does not.
@@ -37,6 +40,7 @@ public struct PairSettings: Hashable, Sendable {
         strength = concept.synthesis.strength
         steps = concept.synthesis.steps
         guidance = concept.synthesis.guidance
+        editScheduler = concept.synthesis.editScheduler ?? "model"
         seed = 0
         count = concept.synthesis.pairs
         filter = true
@@ -44,6 +48,11 @@ public struct PairSettings: Hashable, Sendable {
         self.threshold = threshold
         maxDraws = 20
         batchSize = 16
+    }
+
+    /// The edit's scheduler kind; nil: the model folder's own.
+    var editSchedulerKind: SchedulerKind? {
+        ["ddim": SchedulerKind.ddim, "ddpm": .ddpm][editScheduler]
     }
 
     static func digest(_ lines: [String]) -> String {
@@ -61,6 +70,7 @@ public struct PairSettings: Hashable, Sendable {
             ("concept", jsonQuoted(concept)), ("prompts_digest", jsonQuoted(promptsDigest)),
             ("model", jsonQuoted(model)), ("weights_sha256", jsonQuoted(weightsDigest)),
             ("strength", "\(strength)"), ("steps", "\(steps)"), ("guidance", "\(guidance)"),
+            ("edit_scheduler", jsonQuoted(editScheduler)),
             ("seed", "\(seed)"), ("count", "\(count)"), ("filter", "\(filter)"),
             ("detector", jsonQuoted(detector)), ("threshold", "\(threshold)"),
             ("max_draws", "\(maxDraws)"), ("batch_size", "\(batchSize)"),

@@ -130,6 +130,7 @@ public final class SDEditPairs {
             edit.strength = settings.strength
             edit.steps = settings.steps
             edit.guidance = settings.guidance
+            edit.scheduler = settings.editSchedulerKind
             return try ImageToImage.edit(
                 model: model,
                 images: concat(indices.map { ImageConversion.modelInput(unsafe[$0]!.image) }, axis: 0),

@@ -38,6 +38,9 @@ extension Duo {
         @Option(help: "Classifier-free guidance scale (default: the concept file's synthesis.guidance).")
         var guidance: Float?
 
+        @Option(help: "The edit's sampler, ddim or ddpm (default: the concept file's synthesis.edit_scheduler, else the model folder's own).")
+        var editScheduler: String?
+
         @Option(help: "Seed: pair i depends only on it and i.")
         var seed: UInt64 = 0
 
@@ -66,6 +69,9 @@ extension Duo {
             }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
             if let guidance, guidance < 0 { throw UsageError("--guidance must not be negative, got \(guidance)") }
+            if let editScheduler, !["ddim", "ddpm"].contains(editScheduler) {
+                throw UsageError("--edit-scheduler must be ddim or ddpm, got \(editScheduler)")
+            }
             guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
             guard maxDraws >= 1 else { throw UsageError("--max-draws must be at least 1, got \(maxDraws)") }
         }
@@ -83,6 +89,7 @@ extension Duo {
             settings.strength = strength ?? settings.strength
             settings.steps = steps ?? settings.steps
             settings.guidance = guidance ?? settings.guidance
+            settings.editScheduler = editScheduler ?? settings.editScheduler
             settings.seed = seed
             settings.filter = filter
             settings.maxDraws = maxDraws
