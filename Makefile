@@ -47,6 +47,7 @@ test: deps
 bench: deps
 	$(SWIFT) build -c release --product duo-bench
 	.build/release/duo-bench
+	.build/release/duo-bench evaluation Sources/World/Resources/model concepts/stripes.toml
 	@if [ -x tools/.venv-models/bin/python ]; then \
 		[ -d .build/sd-unet ] || tools/.venv-models/bin/python tools/make_sd_unet.py; \
 		.build/release/duo-bench sd-unet .build/sd-unet tools/.venv-models/bin/python; \

@@ -55,7 +55,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
-        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "Diffusion", "Unlearning"]),
+        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "Diffusion", "Unlearning", "Evaluation", "World"]),
 
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),

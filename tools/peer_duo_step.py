@@ -1,9 +1,12 @@
 """The PyTorch peer of one `duo unlearn` step for `make bench`: DUO's step as its official code
 computes it (naver-ai/DUO, train/unlearn-sd.py), with peft LoRA rank 32 / alpha 32 on attn1
-to_q/to_k/to_v/to_out.0, AdamW (weight decay 1e-2), gradient clipping 1.0, batch 4 pairs, on the
-same world model folder, 2 threads.
+to_q/to_k/to_v/to_out.0 (and, with `convs` in TARGETS, the ResNet blocks' conv1/conv2), AdamW
+(weight decay 1e-2), gradient clipping 1.0, batch 4 pairs, on the same world model folder,
+2 threads. The learning rate does not change the time of a step.
 
-  tools/.venv-models/bin/python tools/peer_duo_step.py MODEL_DIR STEPS
+  tools/.venv-models/bin/python tools/peer_duo_step.py MODEL_DIR STEPS [TARGETS]
+
+TARGETS: comma-separated, of self-attention and convs (default self-attention).
 
 Prints one line: `diffusers <median seconds per step> <peak resident bytes>`.
 """
@@ -19,6 +22,7 @@ from peft import LoraConfig
 from transformers import CLIPTextModel, CLIPTokenizer
 
 model, steps = sys.argv[1], int(sys.argv[2])
+targets = sys.argv[3].split(",") if len(sys.argv) > 3 else ["self-attention"]
 torch.set_num_threads(2)
 torch.manual_seed(0)
 unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet")
@@ -26,8 +30,10 @@ tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer")
 encoder = CLIPTextModel.from_pretrained(model, subfolder="text_encoder")
 scheduler = DDPMScheduler.from_pretrained(model, subfolder="scheduler")
 unet.requires_grad_(False)
+modules = {"self-attention": ["attn1.to_k", "attn1.to_q", "attn1.to_v", "attn1.to_out.0"],
+           "convs": ["conv1", "conv2"]}  # the ResNet blocks' convs: duo's LoRATarget.convs
 unet.add_adapter(LoraConfig(r=32, lora_alpha=32, init_lora_weights="gaussian",
-                            target_modules=["attn1.to_k", "attn1.to_q", "attn1.to_v", "attn1.to_out.0"]))
+                            target_modules=sum((modules[t] for t in targets), [])))
 params = [p for p in unet.parameters() if p.requires_grad]
 optimizer = torch.optim.AdamW(params, lr=6e-5, weight_decay=1e-2)
 with torch.no_grad():

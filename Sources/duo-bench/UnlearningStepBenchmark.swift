@@ -3,12 +3,19 @@ import Foundation
 import Tensor
 import Unlearning
 
-/// One DUO step on a world model folder with DUO's settings (rank 32 on self-attention,
-/// batch 4 pairs: 12 UNet images with gradients and 12 without) against the same step in
-/// PyTorch with peft (tools/peer_duo_step.py): median seconds per step and peak memory.
+/// One DUO step on a world model folder (rank 32, batch 4 pairs: 12 UNet images with
+/// gradients and 12 without) against the same step in PyTorch with peft
+/// (tools/peer_duo_step.py): median seconds per step and peak memory. With DUO's settings
+/// (LoRA on self-attention), then the embedded model's defaults (self-attention and convs).
 func runUnlearningStepBenchmark(directory: String, python: String?) {
+    runUnlearningStep(directory: directory, python: python, settings: UnlearningSettings())
+    runUnlearningStep(directory: directory, python: python, settings: .embeddedModel())
+}
+
+func runUnlearningStep(directory: String, python: String?, settings base: UnlearningSettings) {
     let steps = 12
-    print("# DUO step: \(directory), LoRA rank 32 on self-attention, batch 4 pairs, \(steps) steps")
+    let targets = LoRATarget.allCases.filter(base.targets.contains).map(\.rawValue)
+    print("# DUO step: \(directory), LoRA rank 32 on \(targets.joined(separator: " and ")), batch 4 pairs, \(steps) steps")
     let seconds: Double
     do {
         let model = try StableDiffusion.load(directory: directory)
@@ -18,7 +25,7 @@ func runUnlearningStepBenchmark(directory: String, python: String?) {
             safe: Tensor.uniform([16, 3, size, size], low: -1, high: 1, key: key.fold(in: 1)),
             unsafe: Tensor.uniform([16, 3, size, size], low: -1, high: 1, key: key.fold(in: 2)),
             unsafePrompts: Array(repeating: "a striped red circle", count: 16))
-        var settings = UnlearningSettings()
+        var settings = base
         settings.steps = steps
         settings.checkpointEvery = 1_000_000
         let folder = NSTemporaryDirectory() + "duo-bench-unlearn-\(getpid())"
@@ -39,7 +46,7 @@ func runUnlearningStepBenchmark(directory: String, python: String?) {
     row("duo, seconds per step (median)", seconds * 1000, "ms")
     row("duo, peak resident memory", peak / 1_048_576, "MiB")
     guard let python else { return }
-    guard let line = runPeer(python, ["tools/peer_duo_step.py", directory, "\(steps)"]) else { return }
+    guard let line = runPeer(python, ["tools/peer_duo_step.py", directory, "\(steps)", targets.joined(separator: ",")]) else { return }
     let fields = line.split(separator: " ")
     guard fields.count >= 3, let peerSeconds = Double(fields[1]), let peerPeak = Double(fields[2]) else { return }
     row("PyTorch + peft (2 threads), seconds per step (median)", peerSeconds * 1000, "ms",

@@ -48,7 +48,8 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 /// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder;
 /// `duo-bench unlearn DIR [PYTHON]` a DUO step against PyTorch + peft; `duo-bench
 /// synthesis DIR [PYTHON]` SDEdit pairs against diffusers' pipelines on a world
-/// model folder; `duo-bench train-vs-diffusers PYTHON` a training step against PyTorch's.
+/// model folder; `duo-bench evaluation DIR CONCEPT` duo eval's images per minute; `duo-bench
+/// train-vs-diffusers PYTHON` a training step against PyTorch's.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
 
@@ -69,6 +70,10 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "unlearn" {
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "synthesis" {
     let arguments = CommandLine.arguments
     runSynthesisBenchmark(directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
+    exit(0)
+}
+if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "evaluation" {
+    runEvaluationBenchmark(directory: CommandLine.arguments[2], concept: CommandLine.arguments[3])
     exit(0)
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sampling" {

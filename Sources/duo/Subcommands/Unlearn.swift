@@ -18,7 +18,7 @@ extension Duo {
                 format), DIR/config.json, DIR/train.jsonl (one line per step), DIR/train.svg \
                 and DIR/checkpoint.safetensors. Ctrl-C checkpoints and exits; --resume \
                 continues to the same weights as an uninterrupted run. Defaults are \
-                DUO's (README).
+                DUO's, except where measured for the embedded model (README).
                 """)
 
         @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
@@ -45,10 +45,10 @@ extension Duo {
         @Option(help: "LoRA alpha (default: the rank, so alpha/rank = 1 as DUO).")
         var alpha: Float?
 
-        @Option(help: "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs.")
+        @Option(help: "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs (default: self-attention, DUO's; on the embedded model self-attention,convs).")
         var targets: String?
 
-        @Option(name: .customLong("lr"), help: "Learning rate (default: 3e-4 x 100 / beta, DUO's).")
+        @Option(name: .customLong("lr"), help: "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 5e-3 on the embedded model).")
         var learningRate: Float?
 
         @Option(help: "Optimizer steps.")
@@ -113,7 +113,8 @@ extension Duo {
         }
 
         func settings() throws -> UnlearningSettings {
-            var s = UnlearningSettings()
+            // A folder given by path is treated as any diffusers model: DUO's defaults.
+            var s = model == nil ? UnlearningSettings.embeddedModel() : UnlearningSettings()
             s.method = UnlearningSettings.Method(rawValue: method)!
             s.beta = beta ?? s.beta
             s.lambda = lambda ?? s.lambda
