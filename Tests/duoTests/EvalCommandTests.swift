@@ -31,7 +31,7 @@ final class EvalCommandTests: XCTestCase {
         let models = json["models"] as! [[String: Any]]
         XCTAssertEqual(models.map { $0["label"] as? String }, ["original"])
         let rates = models[0]["defense_rate"] as! [String: Double]
-        XCTAssertEqual(Set(rates.keys), ["explicit", "paraphrase"])
+        XCTAssertEqual(Set(rates.keys), ["explicit", "paraphrase", "ring-a-bell"], "concepts/stripes.toml's [attacks]")
         XCTAssertTrue(rates.values.allSatisfy { (0...1).contains($0) })
         XCTAssertEqual(models[0]["ssim"] as? Double, 1, "the original against itself")
         let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
