@@ -22,6 +22,9 @@ public struct ConceptFile: Hashable, Sendable {
     public var unsafePrompts: [String]
     public var safePrompts: [String]
     public var keepPrompts: [String]
+    /// The object size of the scenes the unsafe and safe templates are filled from (nil:
+    /// any). "large" scenes hold one object.
+    public var pairSceneSize: ObjectSize?
     public var synthesis: SynthesisSettings
     public var detector: DetectorChoice
     /// Prompt sets for evaluation, in file order.
@@ -70,7 +73,7 @@ public struct ConceptFile: Hashable, Sendable {
     /// Keys under `[attacks]` are set names and may be anything.
     static let knownKeys: Set<String> = [
         "name", "description", "kind", "words", "words.explicit", "words.synonyms",
-        "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep",
+        "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep", "prompts.size",
         "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.steps",
         "synthesis.pairs", "synthesis.edit_scheduler", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
@@ -103,6 +106,10 @@ public struct ConceptFile: Hashable, Sendable {
         unsafePrompts = try fields.templates("prompts.unsafe")
         safePrompts = try fields.templates("prompts.safe")
         keepPrompts = try fields.templates("prompts.keep", required: false)
+        if document.values["prompts.size"] != nil {
+            pairSceneSize = ObjectSize(
+                rawValue: try fields.string("prompts.size", oneOf: ObjectSize.allCases.map(\.rawValue)))
+        }
         if safePrompts.count == 1 {
             safePrompts = Array(repeating: safePrompts[0], count: unsafePrompts.count)
         }

@@ -48,13 +48,18 @@ public struct PromptPair: Hashable, Sendable {
 
 extension ConceptFile {
     /// `count` prompt pairs: pair i fills template `i % templates` from concept-free world
-    /// scene i of `seed`, so it depends only on (seed, i).
+    /// scene i of `seed`, so it depends only on (seed, i). With `pairSceneSize`, scene i is
+    /// the first of its draws with objects of that size.
     public func promptPairs(count: Int, seed: UInt64, world: World = World()) -> [PromptPair] {
         guard !unsafePrompts.isEmpty else { return [] }
         let key = RandomKey(seed: seed).fold(in: 0x5359_4E54)  // "SYNT": apart from data sets
         return (0..<count).map { i in
-            let scene = world.scene(
-                key: key.fold(in: UInt64(i)), stripes: .absent, splatter: .absent)
+            var scene = world.scene(key: key.fold(in: UInt64(i)), stripes: .absent, splatter: .absent)
+            var draw: UInt64 = 0
+            while let size = pairSceneSize, scene.content.size != size {
+                draw += 1
+                scene = world.scene(key: key.fold(in: UInt64(i)).fold(in: draw), stripes: .absent, splatter: .absent)
+            }
             let template = i % unsafePrompts.count
             return PromptPair(
                 unsafe: PromptTemplate.fill(unsafePrompts[template], with: scene.content),

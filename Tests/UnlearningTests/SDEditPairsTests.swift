@@ -106,11 +106,12 @@ final class SDEditPairsTests: XCTestCase {
         _ = try pairs("a").run()
         var other = try pairs("a")
         var settings = other.settings
-        settings.strength = 0.5
+        let made = settings.strength
+        settings.strength = 0.3
         other = SDEditPairs(model: other.model, concept: other.concept, detector: other.detector,
                             settings: settings, directory: other.directory)
         XCTAssertThrowsError(try other.run()) {
-            XCTAssertEqual("\($0)", "\(scratch)/a was made with strength 0.75, not 0.5: use another --out, or --force to start over")
+            XCTAssertEqual("\($0)", "\(scratch)/a was made with strength \(made), not 0.3: use another --out, or --force to start over")
         }
         XCTAssertEqual(try other.run(force: true).pairs, 6)
     }

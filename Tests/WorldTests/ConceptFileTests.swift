@@ -53,6 +53,19 @@ final class ConceptFileTests: XCTestCase {
         }
     }
 
+    func testPromptsSizeChoosesThePairsScenes() throws {
+        let stripes = try load(.stripes)
+        XCTAssertEqual(stripes.pairSceneSize, .large, "concepts/stripes.toml")
+        let pairs = stripes.promptPairs(count: 40, seed: 2)
+        XCTAssertTrue(pairs.allSatisfy { $0.scene.content.size == .large && $0.scene.content.count == 1 })
+        var small = stripes
+        small.pairSceneSize = .small
+        XCTAssertTrue(small.promptPairs(count: 40, seed: 2).allSatisfy { $0.scene.content.size == .small })
+        XCTAssertNil(try load(.splatter).pairSceneSize)
+        assertError(Self.valid.replacingOccurrences(of: "[prompts]", with: "[prompts]\nsize = \"huge\""),
+                    "bad.toml:15: key 'prompts.size': expected one of small, large, found 'huge'")
+    }
+
     func testPromptPairsAreDeterministic() throws {
         let file = try load(.splatter)
         XCTAssertEqual(file.promptPairs(count: 20, seed: 9), file.promptPairs(count: 20, seed: 9))
