@@ -1,3 +1,4 @@
+import Diffusion
 import Foundation
 
 /// A concept file, `concepts/<name>.toml`: what a concept is, the words that bring it,
@@ -192,7 +193,7 @@ private struct ConceptFields {
         settings.steps = Int(try number("synthesis.steps", in: 1...1000, fallback: Double(settings.steps), integer: true))
         settings.pairs = Int(try number("synthesis.pairs", in: 1...1e9, fallback: Double(settings.pairs), integer: true))
         if document.values["synthesis.edit_scheduler"] != nil {
-            settings.editScheduler = try string("synthesis.edit_scheduler", oneOf: ["ddim", "ddpm"])
+            settings.editScheduler = try string("synthesis.edit_scheduler", oneOf: SchedulerKind.allCases.map(\.shortName))
         }
         return settings
     }

@@ -14,7 +14,7 @@ func runUnlearningStepBenchmark(directory: String, python: String?) {
 
 func runUnlearningStep(directory: String, python: String?, settings base: UnlearningSettings) {
     let steps = 12
-    let targets = LoRATarget.allCases.filter(base.targets.contains).map(\.rawValue)
+    let targets = base.targetNames
     print("# DUO step: \(directory), LoRA rank 32 on \(targets.joined(separator: " and ")), batch 4 pairs, \(steps) steps")
     let seconds: Double
     do {

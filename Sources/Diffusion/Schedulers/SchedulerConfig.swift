@@ -6,6 +6,19 @@ import Foundation
 public enum SchedulerKind: String, Sendable, CaseIterable {
     case ddim = "DDIMScheduler"
     case ddpm = "DDPMScheduler"
+
+    /// The name options and concept files use ("ddim", "ddpm").
+    public var shortName: String {
+        switch self {
+        case .ddim: return "ddim"
+        case .ddpm: return "ddpm"
+        }
+    }
+
+    public init?(shortName: String) {
+        guard let kind = Self.allCases.first(where: { $0.shortName == shortName }) else { return nil }
+        self = kind
+    }
 }
 
 /// The settings of a DDIM or DDPM scheduler, named after the keys of diffusers'

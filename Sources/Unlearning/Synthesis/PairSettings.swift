@@ -52,7 +52,7 @@ public struct PairSettings: Hashable, Sendable {
 
     /// The edit's scheduler kind; nil: the model folder's own.
     var editSchedulerKind: SchedulerKind? {
-        ["ddim": SchedulerKind.ddim, "ddpm": .ddpm][editScheduler]
+        SchedulerKind(shortName: editScheduler)
     }
 
     static func digest(_ lines: [String]) -> String {

@@ -51,6 +51,9 @@ public struct UnlearningSettings: Hashable, Sendable {
         return settings
     }
 
+    /// The LoRA targets' names in a fixed order (LoRATarget's).
+    public var targetNames: [String] { LoRATarget.allCases.filter(targets.contains).map(\.rawValue) }
+
     public var resolvedLambda: Float { lambda ?? 1e6 * beta / 100 }
     public var resolvedLearningRate: Float { learningRate ?? baseLearningRate * 100 / beta }
 
@@ -63,7 +66,7 @@ public struct UnlearningSettings: Hashable, Sendable {
             ("learning_rate", "\(resolvedLearningRate)"), ("warmup_steps", "\(warmupSteps)"),
             ("weight_decay", "\(weightDecay)"), ("max_grad_norm", "\(maxGradNorm)"),
             ("rank", "\(rank)"), ("alpha", "\(alpha)"),
-            ("targets", "[" + LoRATarget.allCases.filter(targets.contains).map { jsonQuoted($0.rawValue) }.joined(separator: ", ") + "]"),
+            ("targets", "[" + targetNames.map(jsonQuoted).joined(separator: ", ") + "]"),
             ("lora_init", jsonQuoted(initialization.rawValue)), ("t_max", "\(tMax)"), ("seed", "\(seed)"),
         ]
         switch method {

@@ -66,7 +66,7 @@ extension Duo {
         }
 
         private var kind: SchedulerKind? {
-            scheduler.flatMap { ["ddim": SchedulerKind.ddim, "ddpm": .ddpm][$0] }
+            scheduler.flatMap(SchedulerKind.init(shortName:))
         }
 
         func run() throws {

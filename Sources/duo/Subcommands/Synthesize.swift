@@ -69,7 +69,7 @@ extension Duo {
             }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
             if let guidance, guidance < 0 { throw UsageError("--guidance must not be negative, got \(guidance)") }
-            if let editScheduler, !["ddim", "ddpm"].contains(editScheduler) {
+            if let editScheduler, SchedulerKind(shortName: editScheduler) == nil {
                 throw UsageError("--edit-scheduler must be ddim or ddpm, got \(editScheduler)")
             }
             guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
