@@ -6,7 +6,7 @@ public final class Conv2d: Layer {
     public let bias: Tensor?
     public let stride: Int
     public let padding: Int
-    /// A low-rank adapter added to the output when present and enabled.
+    /// A low-rank adapter, merged into the weight when present and enabled.
     public var lora: LoRA?
 
     /// PyTorch's default initialization: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), fanIn = in*k*k
@@ -32,9 +32,13 @@ public final class Conv2d: Layer {
 
     /// x: [B, in, H, W] -> [B, out, H', W']
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
-        guard let lora, lora.isEnabled else { return y }
-        return y + lora.conv(x)
+        conv2d(x, weight: effectiveWeight, bias: bias, stride: stride, padding: padding)
+    }
+
+    /// W0, or W0 + scale · B A with an enabled adapter (gradients reach A and B only).
+    var effectiveWeight: Tensor {
+        guard let lora, lora.isEnabled else { return weight }
+        return weight + lora.weightDelta
     }
 
     public var kernel: Int { weight.shape[2] }

@@ -8,7 +8,7 @@ import Tensor
 public final class Linear: Layer {
     public let weight: Tensor
     public let bias: Tensor?
-    /// A low-rank adapter added to the output when present and enabled.
+    /// A low-rank adapter, merged into the weight when present and enabled.
     public var lora: LoRA?
 
     /// PyTorch's default initialization: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias
@@ -34,8 +34,8 @@ public final class Linear: Layer {
     /// x: [..., in] -> [..., out]
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let matrix = weight.rank == 2 ? weight : weight.reshaped([outFeatures, inFeatures])
-        let y = linear(x, weight: matrix, bias: bias)
-        guard let lora, lora.isEnabled else { return y }
-        return y + lora(x)
+        guard let lora, lora.isEnabled else { return linear(x, weight: matrix, bias: bias) }
+        // W0 + scale · B A (gradients reach A and B only)
+        return linear(x, weight: matrix + lora.weightDelta.reshaped(matrix.shape), bias: bias)
     }
 }

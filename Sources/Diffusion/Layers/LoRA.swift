@@ -8,6 +8,10 @@ import Tensor
 /// convolution with the base's kernel, stride and padding, [r, in, k, k], and B a 1x1
 /// convolution [out, r, 1, 1].
 ///
+/// The layer applies it merged, as one op with W0 + scale · B A: the same function as
+/// peft's separate path (x A^T B^T), but at rank 32 on 32-64 channels that path costs as
+/// much as the layer itself, forward and backward; the merged weight costs one small GEMM.
+///
 /// Switching it off makes the layer the frozen base again: the reference model of DPO
 /// without a second copy of the weights.
 public final class LoRA: Layer {
@@ -15,8 +19,6 @@ public final class LoRA: Layer {
     public let up: Tensor
     public let scale: Float
     public var isEnabled = true
-    let stride: Int
-    let padding: Int
 
     /// How A starts (B always starts at zero).
     public enum Initialization: String, Sendable {
@@ -27,9 +29,9 @@ public final class LoRA: Layer {
     }
 
     /// An adapter of `rank` for a linear layer in -> out, or for a convolution with
-    /// `kernel` (and the base's stride and padding).
+    /// `kernel`.
     public init(
-        inFeatures: Int, outFeatures: Int, kernel: Int? = nil, stride: Int = 1, padding: Int = 0,
+        inFeatures: Int, outFeatures: Int, kernel: Int? = nil,
         rank: Int, alpha: Float, initialization: Initialization = .kaimingUniform, key: RandomKey
     ) {
         let downShape = [rank, inFeatures] + (kernel.map { [$0, $0] } ?? [])
@@ -44,8 +46,6 @@ public final class LoRA: Layer {
         }
         up = Tensor.zeros([outFeatures, rank] + (kernel == nil ? [] : [1, 1]), requiresGrad: true)
         scale = alpha / Float(rank)
-        self.stride = stride
-        self.padding = padding
     }
 
     public var rank: Int { down.shape[0] }
@@ -54,19 +54,8 @@ public final class LoRA: Layer {
         [("lora_A.weight", down), ("lora_B.weight", up)]
     }
 
-    /// x: [..., in] -> [..., out], the adapter's contribution alone (linear layers).
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        linear(linear(x, weight: down), weight: up) * scale
-    }
-
-    /// x: [B, in, H, W] -> [B, out, H', W'], the contribution alone (convolutions).
-    public func conv(_ x: Tensor) -> Tensor {
-        conv2d(conv2d(x, weight: down, bias: nil, stride: stride, padding: padding),
-               weight: up, bias: nil, stride: 1, padding: 0) * scale
-    }
-
     /// scale · B A as a weight delta shaped like the base weight ([out, in] or
-    /// [out, in, k, k]): what `duo merge` adds to W0.
+    /// [out, in, k, k]): what the layer adds to W0, and what `duo merge` writes.
     public var weightDelta: Tensor {
         let (out, r) = (up.shape[0], rank)
         let flatDown = down.reshaped([r, down.count / r])

@@ -51,8 +51,7 @@ public enum LoRAFile {
                 guard down == [rank, conv.inChannels, k, k], up == [conv.outChannels, rank, 1, 1] else {
                     throw ModelError(file: path, key: downKey, "shapes \(down) and \(up) do not fit a \(k)x\(k) convolution \(conv.inChannels) -> \(conv.outChannels)")
                 }
-                adapter = LoRA(inFeatures: conv.inChannels, outFeatures: conv.outChannels, kernel: k,
-                               stride: conv.stride, padding: conv.padding, rank: rank,
+                adapter = LoRA(inFeatures: conv.inChannels, outFeatures: conv.outChannels, kernel: k, rank: rank,
                                alpha: Float(rank) * scale * trainedScale, key: RandomKey(seed: 0))
                 conv.lora = adapter
             }

@@ -48,8 +48,7 @@ public final class LoRASet: Layer {
             case .conv(let conv):
                 let adapter = LoRA(
                     inFeatures: conv.inChannels, outFeatures: conv.outChannels, kernel: conv.kernel,
-                    stride: conv.stride, padding: conv.padding, rank: rank, alpha: alpha,
-                    initialization: initialization, key: key)
+                    rank: rank, alpha: alpha, initialization: initialization, key: key)
                 conv.lora = adapter
                 return (name, adapter)
             }
