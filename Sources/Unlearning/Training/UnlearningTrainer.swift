@@ -34,6 +34,9 @@ public final class UnlearningTrainer {
         identity: [(String, String)]
     ) throws {
         schedulerConfig = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
+        guard settings.tMax <= schedulerConfig.numTrainTimesteps else {
+            throw UnlearningError("t_max \(settings.tMax) exceeds the model's \(schedulerConfig.numTrainTimesteps) training timesteps (\(model.schedulerConfigPath))")
+        }
         self.model = model
         self.pairs = pairs
         self.settings = settings

@@ -63,6 +63,9 @@ extension Duo {
         @Option(help: "Linear learning-rate warm-up steps.")
         var warmup = 0
 
+        @Option(name: .customLong("t-max"), help: "Training timesteps are drawn from [0, T) (default: 750, DUO's t_max).")
+        var tMax: Int?
+
         @Option(help: "duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2).")
         var convention = "duo"
 
@@ -92,6 +95,7 @@ extension Duo {
             if let rank, rank < 1 { throw UsageError("--rank must be at least 1, got \(rank)") }
             if let learningRate, !(learningRate > 0) { throw UsageError("--lr must be positive, got \(learningRate)") }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
+            if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
             guard gradientAccumulation >= 1 else { throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)") }
             guard warmup >= 0, checkpointEvery >= 1 else { throw UsageError("--warmup must be >= 0 and --checkpoint-every >= 1") }
@@ -126,6 +130,7 @@ extension Duo {
             s.batchSize = batchSize ?? s.batchSize
             s.gradientAccumulation = gradientAccumulation
             s.warmupSteps = warmup
+            s.tMax = tMax ?? s.tMax
             s.convention = DPOConvention(rawValue: convention)!
             s.eta = eta
             s.seed = seed
