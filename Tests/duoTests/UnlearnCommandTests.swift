@@ -68,6 +68,17 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertTrue(other.stderr.contains("beta"), other.stderr)
     }
 
+    func testATimestepRangeBeyondTheModelsScheduleIsRefused() throws {
+        let out = Self.root + "/tmax-\(UUID())"
+        let beyond = try runDuo(arguments(out) + ["--t-max", "5000"])
+        XCTAssertNotEqual(beyond.status, 0)
+        XCTAssertTrue(beyond.stderr.contains("t_max 5000") && beyond.stderr.contains("scheduler"), beyond.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
+        let empty = try runDuo(arguments(out) + ["--t-max", "0"])
+        XCTAssertNotEqual(empty.status, 0)
+        XCTAssertTrue(empty.stderr.contains("--t-max"), empty.stderr)
+    }
+
     func pixels(_ path: String) throws -> [Int] { try PNGImage(contentsOf: path).pixels.map(Int.init) }
 
     func testSampleWithLoRAMatchesTheMergedModel() throws {
