@@ -54,10 +54,14 @@ final class ConceptFileTests: XCTestCase {
     }
 
     func testPromptsSizeChoosesThePairsScenes() throws {
-        let stripes = try load(.stripes)
-        XCTAssertEqual(stripes.pairSceneSize, .large, "concepts/stripes.toml")
-        let pairs = stripes.promptPairs(count: 40, seed: 2)
+        let large = try ConceptFile(
+            parsing: Self.valid.replacingOccurrences(of: "[prompts]", with: "[prompts]\nsize = \"large\""), path: "large.toml")
+        XCTAssertEqual(large.pairSceneSize, .large)
+        let pairs = large.promptPairs(count: 40, seed: 2)
         XCTAssertTrue(pairs.allSatisfy { $0.scene.content.size == .large && $0.scene.content.count == 1 })
+        let stripes = try load(.stripes)
+        XCTAssertNil(stripes.pairSceneSize, "concepts/stripes.toml draws scenes of every size")
+        XCTAssertEqual(Set(stripes.promptPairs(count: 40, seed: 2).map(\.scene.content.size)), [.small, .large])
         var small = stripes
         small.pairSceneSize = .small
         XCTAssertTrue(small.promptPairs(count: 40, seed: 2).allSatisfy { $0.scene.content.size == .small })

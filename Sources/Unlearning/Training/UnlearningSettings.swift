@@ -12,8 +12,11 @@ public struct UnlearningSettings: Hashable, Sendable {
     public var method = Method.duo
     /// DPO's β: DUO 500 (nudity) / 1000 (violence).
     public var beta: Float = 500
-    /// λ of the output-preserving term; nil: DUO's base 1e6 scaled by β / 100.
+    /// λ of the output-preserving term; nil: `baseLambda` scaled by β / 100, as DUO's code
+    /// does (5e6 at β 500).
     public var lambda: Float?
+    /// DUO's base_lambda 1e6.
+    public var baseLambda: Float = 1e6
     /// nil: `baseLearningRate` scaled by 100 / β, as DUO's scripts do (6e-5 at β 500).
     public var learningRate: Float?
     /// DUO's base_lr 3e-4.
@@ -42,11 +45,15 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// The defaults measured for the embedded world model (README, "duo unlearn"): DUO's
     /// learning rate and self-attention-only LoRA barely move this small UNet (explicit
     /// stripes still 88% after 300 steps), whose 32x32 blocks, where stripes are drawn,
-    /// hold no attention at all. A 17x base rate (1e-3 at β 500) on self-attention and
-    /// convs takes stripes to 4% of images while keeping faithfulness.
+    /// hold no attention at all. LoRA on self-attention and convs, β 125 with λ 5e6 and a
+    /// learning rate of 1e-3 (the same scaling rules as DUO's, from other bases) erase
+    /// stripes from every explicit and paraphrased prompt while world FID stays within
+    /// about 10% of the original's.
     public static func embeddedModel() -> UnlearningSettings {
         var settings = UnlearningSettings()
-        settings.baseLearningRate = 5e-3
+        settings.beta = 125
+        settings.baseLearningRate = 1.25e-3
+        settings.baseLambda = 4e6
         settings.targets = [.selfAttention, .convs]
         return settings
     }
@@ -54,7 +61,7 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// The LoRA targets' names in a fixed order (LoRATarget's).
     public var targetNames: [String] { LoRATarget.allCases.filter(targets.contains).map(\.rawValue) }
 
-    public var resolvedLambda: Float { lambda ?? 1e6 * beta / 100 }
+    public var resolvedLambda: Float { lambda ?? baseLambda * beta / 100 }
     public var resolvedLearningRate: Float { learningRate ?? baseLearningRate * 100 / beta }
 
     /// The settings as (key, JSON value) pairs, in a fixed order: config.json and the

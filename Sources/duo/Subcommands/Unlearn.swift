@@ -33,10 +33,10 @@ extension Duo {
         @Option(help: "duo or esd.")
         var method = "duo"
 
-        @Option(help: "DPO beta (DUO: 500 for nudity, 1000 for violence).")
+        @Option(help: "DPO beta (DUO: 500 for nudity, 1000 for violence; the embedded model: 125).")
         var beta: Float?
 
-        @Option(help: "Weight of the output-preserving term (default: 1e6 x beta / 100, DUO's).")
+        @Option(help: "Weight of the output-preserving term (default: base x beta / 100 as DUO; base 1e6, DUO's, or 4e6 on the embedded model).")
         var lambda: Float?
 
         @Option(help: "LoRA rank.")
@@ -48,7 +48,7 @@ extension Duo {
         @Option(help: "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs (default: self-attention, DUO's; on the embedded model self-attention,convs).")
         var targets: String?
 
-        @Option(name: .customLong("lr"), help: "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 5e-3 on the embedded model).")
+        @Option(name: .customLong("lr"), help: "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 1.25e-3 on the embedded model).")
         var learningRate: Float?
 
         @Option(help: "Optimizer steps.")
