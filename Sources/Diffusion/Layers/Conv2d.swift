@@ -32,13 +32,10 @@ public final class Conv2d: Layer {
 
     /// x: [B, in, H, W] -> [B, out, H', W']
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        conv2d(x, weight: effectiveWeight, bias: bias, stride: stride, padding: padding)
-    }
-
-    /// W0, or W0 + scale · B A with an enabled adapter (gradients reach A and B only).
-    var effectiveWeight: Tensor {
-        guard let lora, lora.isEnabled else { return weight }
-        return weight + lora.weightDelta
+        guard let lora, lora.isEnabled else {
+            return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        }
+        return conv2d(x, weight: lora.merged(with: weight), bias: bias, stride: stride, padding: padding)
     }
 
     public var kernel: Int { weight.shape[2] }

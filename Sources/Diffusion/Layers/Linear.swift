@@ -35,7 +35,6 @@ public final class Linear: Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let matrix = weight.rank == 2 ? weight : weight.reshaped([outFeatures, inFeatures])
         guard let lora, lora.isEnabled else { return linear(x, weight: matrix, bias: bias) }
-        // W0 + scale · B A (gradients reach A and B only)
-        return linear(x, weight: matrix + lora.weightDelta.reshaped(matrix.shape), bias: bias)
+        return linear(x, weight: lora.merged(with: matrix), bias: bias)
     }
 }

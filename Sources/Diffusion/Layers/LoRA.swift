@@ -54,9 +54,14 @@ public final class LoRA: Layer {
         [("lora_A.weight", down), ("lora_B.weight", up)]
     }
 
+    /// W0 + scale · B A shaped like `base` ([out, in], [out, in, 1, 1] or [out, in, k, k]):
+    /// the weight the adapted layer applies, and what `duo merge` writes. Gradients reach
+    /// A and B only.
+    public func merged(with base: Tensor) -> Tensor { base + weightDelta.reshaped(base.shape) }
+
     /// scale · B A as a weight delta shaped like the base weight ([out, in] or
-    /// [out, in, k, k]): what the layer adds to W0, and what `duo merge` writes.
-    public var weightDelta: Tensor {
+    /// [out, in, k, k]).
+    var weightDelta: Tensor {
         let (out, r) = (up.shape[0], rank)
         let flatDown = down.reshaped([r, down.count / r])
         let delta = matmul(up.reshaped([out, r]), flatDown) * scale

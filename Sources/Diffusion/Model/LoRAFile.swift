@@ -94,13 +94,12 @@ extension LoRASet {
     public func merge(into unet: UNet2DConditionModel) {
         let layers = Dictionary(unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
         for (name, adapter) in adapters {
-            let delta = GradMode.withNoGrad { adapter.weightDelta }
+            let weight: Tensor
             switch layers[name]! {
-            case .linear(let linear):
-                linear.weight.assign(GradMode.withNoGrad { linear.weight + delta.reshaped(linear.weight.shape) })
-            case .conv(let conv):
-                conv.weight.assign(GradMode.withNoGrad { conv.weight + delta })
+            case .linear(let linear): weight = linear.weight
+            case .conv(let conv): weight = conv.weight
             }
+            weight.assign(GradMode.withNoGrad { adapter.merged(with: weight) })
         }
         detach(from: unet)
     }
