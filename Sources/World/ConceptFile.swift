@@ -8,8 +8,9 @@ import Foundation
 /// concepts/README.md. Keys: `name`, `description`, `kind` ("attribute" or "object");
 /// `[words]` `explicit`, `synonyms`, `implicit`; `[prompts]` `unsafe`, `safe` (one per
 /// unsafe prompt, or one shared) and optional `keep`; optional `[synthesis]` (SDEdit
-/// settings), `[detector]` (which detector judges the concept) and `[attacks]` (prompt
-/// set files beside the concept file).
+/// settings), `[unlearning]` (the concept's own `duo unlearn` defaults), `[detector]`
+/// (which detector judges the concept) and `[attacks]` (prompt set files beside the
+/// concept file).
 public struct ConceptFile: Hashable, Sendable {
     public var path: String
     public var name: String
@@ -27,6 +28,7 @@ public struct ConceptFile: Hashable, Sendable {
     /// any). "large" scenes hold one object.
     public var pairSceneSize: ObjectSize?
     public var synthesis: SynthesisSettings
+    public var unlearning: UnlearningDefaults
     public var detector: DetectorChoice
     /// Prompt sets for evaluation, in file order.
     public var attackSets: [AttackSetFile]
@@ -49,6 +51,21 @@ public struct ConceptFile: Hashable, Sendable {
         /// The sampler of the edit ("ddim", "ddpm"); nil: the model folder's own. The
         /// unsafe draw always uses the folder's own sampler.
         public var editScheduler: String?
+
+        public init() {}
+    }
+
+    /// `duo unlearn`'s settings for this concept, where they differ from the model's
+    /// defaults: DUO's scripts, too, set β per concept (500 for nudity, 1000 for
+    /// violence). nil: the model's default; an option on the command line wins over both.
+    public struct UnlearningDefaults: Hashable, Sendable {
+        public var beta: Float?
+        public var lambda: Float?
+        public var learningRate: Float?
+        public var steps: Int?
+        public var tMax: Int?
+        public var rank: Int?
+        public var targets: Set<LoRATarget>?
 
         public init() {}
     }
@@ -76,7 +93,9 @@ public struct ConceptFile: Hashable, Sendable {
         "name", "description", "kind", "words", "words.explicit", "words.synonyms",
         "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep", "prompts.size",
         "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.steps",
-        "synthesis.pairs", "synthesis.edit_scheduler", "detector", "detector.builtin", "detector.command",
+        "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
+        "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
+        "unlearning.rank", "unlearning.targets", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
 
@@ -121,6 +140,7 @@ public struct ConceptFile: Hashable, Sendable {
                 key: "prompts.safe")
         }
         synthesis = try fields.synthesis()
+        unlearning = try fields.unlearning()
         detector = try fields.detector(conceptName: name)
         let folder = (path as NSString).deletingLastPathComponent
         attackSets = try fields.attackSets().map { name, file in
@@ -194,6 +214,32 @@ private struct ConceptFields {
         settings.pairs = Int(try number("synthesis.pairs", in: 1...1e9, fallback: Double(settings.pairs), integer: true))
         if document.values["synthesis.edit_scheduler"] != nil {
             settings.editScheduler = try string("synthesis.edit_scheduler", oneOf: SchedulerKind.allCases.map(\.shortName))
+        }
+        return settings
+    }
+
+    /// `[unlearning]`: every key optional; absent keys leave the model's default.
+    func unlearning() throws -> ConceptFile.UnlearningDefaults {
+        var settings = ConceptFile.UnlearningDefaults()
+        func optional(_ key: String, in range: ClosedRange<Double>, integer: Bool = false) throws -> Double? {
+            guard document.values[key] != nil else { return nil }
+            return try number(key, in: range, fallback: 0, integer: integer)
+        }
+        settings.beta = try optional("unlearning.beta", in: 1e-6...1e9).map { Float($0) }
+        settings.lambda = try optional("unlearning.lambda", in: 0...1e15).map { Float($0) }
+        settings.learningRate = try optional("unlearning.lr", in: 1e-12...10).map { Float($0) }
+        settings.steps = try optional("unlearning.steps", in: 1...1e9, integer: true).map { Int($0) }
+        settings.tMax = try optional("unlearning.t_max", in: 1...1e6, integer: true).map { Int($0) }
+        settings.rank = try optional("unlearning.rank", in: 1...4096, integer: true).map { Int($0) }
+        if document.values["unlearning.targets"] != nil {
+            let names = try strings("unlearning.targets")
+            let known = LoRATarget.allCases.map(\.rawValue)
+            settings.targets = Set(try names.map { name in
+                guard let target = LoRATarget(rawValue: name) else {
+                    throw error("unknown target '\(name)' (known: \(known.joined(separator: ", ")))", key: "unlearning.targets")
+                }
+                return target
+            })
         }
         return settings
     }

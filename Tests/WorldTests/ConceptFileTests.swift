@@ -215,6 +215,40 @@ final class ConceptFileTests: XCTestCase {
                     "bad.toml:20: key 'synthesis.steps': '1.2.3' is not a number")
     }
 
+    static let unlearningTable = """
+
+        [unlearning]
+        beta = 250
+        lr = 2e-3
+        steps = 1500
+        t_max = 1000
+        targets = ["self-attention", "cross-attention"]
+        """
+
+    func testTheUnlearningTableSetsOnlyTheKeysItGives() throws {
+        let file = try ConceptFile(parsing: Self.valid + Self.unlearningTable, path: "dots.toml")
+        XCTAssertEqual(file.unlearning.beta, 250)
+        XCTAssertEqual(file.unlearning.learningRate, 2e-3)
+        XCTAssertEqual(file.unlearning.steps, 1500)
+        XCTAssertEqual(file.unlearning.tMax, 1000)
+        XCTAssertEqual(file.unlearning.targets, [.selfAttention, .crossAttention])
+        XCTAssertNil(file.unlearning.lambda, "absent: the model's default, scaled by beta")
+        XCTAssertNil(file.unlearning.rank)
+        let plain = try ConceptFile(parsing: Self.valid, path: "dots.toml")
+        XCTAssertEqual(plain.unlearning, ConceptFile.UnlearningDefaults())
+    }
+
+    func testUnlearningErrorsNameTheKey() {
+        let text = Self.valid + Self.unlearningTable
+        let line = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("targets") }! + 1
+        assertError(text.replacingOccurrences(of: "\"cross-attention\"]", with: "\"mlp\"]"),
+                    "bad.toml:\(line): key 'unlearning.targets': unknown target 'mlp' (known: self-attention, cross-attention, feed-forward, convs)")
+        assertError(text.replacingOccurrences(of: "steps = 1500", with: "steps = 0"),
+                    "bad.toml:\(line - 2): key 'unlearning.steps': expected 1 to 1000000000, found 0")
+        assertError(text.replacingOccurrences(of: "beta = 250", with: "beta = -1"),
+                    "bad.toml:\(line - 4): key 'unlearning.beta': expected 1e-06 to 1000000000.0, found -1.0")
+    }
+
     func testAMissingFileIsOneLine() {
         XCTAssertThrowsError(try ConceptFile(contentsOf: "/nonexistent/x.toml")) {
             XCTAssertEqual("\($0)", "/nonexistent/x.toml:0: cannot read the file")

@@ -79,6 +79,47 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertTrue(empty.stderr.contains("--t-max"), empty.stderr)
     }
 
+    func testTheConceptFilesUnlearningTableSetsDefaultsAndOptionsWin() throws {
+        let folder = Self.root + "/table-\(UUID())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let conceptFile = folder + "/stripes.toml"
+        try """
+            name = "stripes"
+            description = "test"
+            kind = "attribute"
+            [words]
+            explicit = ["striped"]
+            synonyms = ["banded"]
+            implicit = ["zebra"]
+            [prompts]
+            unsafe = ["{count} striped {shape}"]
+            safe = ["{count} {shape}"]
+            [unlearning]
+            beta = 40
+            steps = 2
+            t_max = 100
+            targets = ["cross-attention"]
+            """.write(toFile: conceptFile, atomically: true, encoding: .utf8)
+        func config(_ extra: [String]) throws -> [String: Any] {
+            let out = folder + "/run-\(UUID())"
+            let result = try runDuo(["unlearn", "--concept", conceptFile, "--model", Self.prepared.model,
+                                     "--pairs", Self.prepared.pairs, "--rank", "2", "--batch-size", "1",
+                                     "--quiet", "--out", out] + extra)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let data = try Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))
+            return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        }
+        let fromFile = try config([])
+        XCTAssertEqual(fromFile["beta"] as? Double, 40)
+        XCTAssertEqual(fromFile["steps"] as? Int, 2)
+        XCTAssertEqual(fromFile["t_max"] as? Int, 100)
+        XCTAssertEqual(fromFile["targets"] as? [String], ["cross-attention"])
+        let overridden = try config(["--beta", "80", "--steps", "1"])
+        XCTAssertEqual(overridden["beta"] as? Double, 80)
+        XCTAssertEqual(overridden["steps"] as? Int, 1)
+        XCTAssertEqual(overridden["t_max"] as? Int, 100, "the file's, where no option is given")
+    }
+
     func pixels(_ path: String) throws -> [Int] { try PNGImage(contentsOf: path).pixels.map(Int.init) }
 
     func testSampleWithLoRAMatchesTheMergedModel() throws {

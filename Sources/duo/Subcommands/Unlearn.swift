@@ -18,7 +18,8 @@ extension Duo {
                 format), DIR/config.json, DIR/train.jsonl (one line per step), DIR/train.svg \
                 and DIR/checkpoint.safetensors. Ctrl-C checkpoints and exits; --resume \
                 continues to the same weights as an uninterrupted run. Defaults are \
-                DUO's, except where measured for the embedded model (README).
+                DUO's, except where measured for the embedded model (README); a concept \
+                file's [unlearning] table sets its own, and the options below win over both.
                 """)
 
         @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
@@ -116,21 +117,22 @@ extension Duo {
             return set
         }
 
-        func settings() throws -> UnlearningSettings {
+        /// The model's defaults, then the concept file's `[unlearning]`, then the options.
+        func settings(concept: ConceptFile.UnlearningDefaults) throws -> UnlearningSettings {
             // A folder given by path is treated as any diffusers model: DUO's defaults.
             var s = model == nil ? UnlearningSettings.embeddedModel() : UnlearningSettings()
             s.method = UnlearningSettings.Method(rawValue: method)!
-            s.beta = beta ?? s.beta
-            s.lambda = lambda ?? s.lambda
-            s.rank = rank ?? s.rank
+            s.beta = beta ?? concept.beta ?? s.beta
+            s.lambda = lambda ?? concept.lambda ?? s.lambda
+            s.rank = rank ?? concept.rank ?? s.rank
             s.alpha = alpha ?? Float(s.rank)
-            s.targets = try parsedTargets() ?? s.targets
-            s.learningRate = learningRate ?? s.learningRate
-            s.steps = steps ?? s.steps
+            s.targets = try parsedTargets() ?? concept.targets ?? s.targets
+            s.learningRate = learningRate ?? concept.learningRate ?? s.learningRate
+            s.steps = steps ?? concept.steps ?? s.steps
             s.batchSize = batchSize ?? s.batchSize
             s.gradientAccumulation = gradientAccumulation
             s.warmupSteps = warmup
-            s.tMax = tMax ?? s.tMax
+            s.tMax = tMax ?? concept.tMax ?? s.tMax
             s.convention = DPOConvention(rawValue: convention)!
             s.eta = eta
             s.seed = seed
@@ -141,7 +143,7 @@ extension Duo {
         func run() throws {
             let conceptFile = try Lookup.concept(concept)
             let modelDirectory = try Lookup.model(model)
-            let settings = try settings()
+            let settings = try settings(concept: conceptFile.unlearning)
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             let pairData = try PairData(directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
