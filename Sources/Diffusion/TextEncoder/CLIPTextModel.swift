@@ -132,6 +132,15 @@ public final class CLIPTextModel: Layer {
                      "text encoder input: \(tokenIDs.count) sequences, lengths must be equal and <= \(config.maxPositions)")
         let tokens = embedding(tokenIDs.flatMap { $0 }, weight: tokenEmbedding)
             .reshaped([tokenIDs.count, length, config.hiddenSize])
+        return self(tokenEmbeddings: tokens)
+    }
+
+    /// The same from token embeddings [B, T, hidden] instead of ids: attacks that optimize
+    /// soft tokens (UnlearnDiffAtk's relaxed one-hot) differentiate through this.
+    public func callAsFunction(tokenEmbeddings tokens: Tensor) -> Tensor {
+        let length = tokens.shape[1]
+        precondition(tokens.rank == 3 && tokens.shape[2] == config.hiddenSize && length <= config.maxPositions,
+                     "text encoder embeddings: \(tokens.shape), expected [B, <= \(config.maxPositions), \(config.hiddenSize)]")
         let positions = embedding(Array(0..<length), weight: positionEmbedding)
         var x = tokens + positions
         for layer in layers { x = layer(x) }

@@ -111,7 +111,7 @@ public enum DUOLoss {
     }
 
     /// The regression target: ε, the velocity (v-prediction) or x₀ (sample prediction).
-    static func target(
+    public static func target(
         _ schedule: NoiseSchedule, _ type: SchedulerConfig.PredictionType, _ x0: Tensor, _ noise: Tensor, _ timesteps: [Int]
     ) -> Tensor {
         switch type {

@@ -198,7 +198,7 @@ public final class UnlearningTrainer {
 
 extension Tensor {
     /// Row `index` of the first axis, kept as a batch of one: [N, ...] -> [1, ...].
-    func slice(batch index: Int) -> Tensor {
+    public func slice(batch index: Int) -> Tensor {
         let n = shape[0]
         let sizes = [index, 1, n - index - 1].filter { $0 > 0 }
         let parts = split(self, sizes: sizes, axis: 0)

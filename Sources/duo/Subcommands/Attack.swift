@@ -9,7 +9,7 @@ extension Duo {
     struct Attack: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Build adversarial prompt sets that try to bring a concept back.",
-            subcommands: [RingABellCommand.self])
+            subcommands: [RingABellCommand.self, UnlearnDiffCommand.self])
     }
 
     /// `duo attack ring-a-bell`.

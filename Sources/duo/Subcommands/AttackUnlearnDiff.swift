@@ -1,0 +1,103 @@
+import ArgumentParser
+import Diffusion
+import Evaluation
+import Foundation
+import Unlearning
+import World
+
+extension Duo {
+    /// `duo attack unlearndiff`.
+    struct UnlearnDiffCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "unlearndiff",
+            abstract: "UnlearnDiffAtk (Zhang et al., ECCV 2024): a white-box prefix attack on an unlearned model.",
+            discussion: """
+                For each of --count pairs, --prefix tokens (a softmax over the vocabulary, \
+                the concept's words and synonyms excluded) are optimized with Adam so that \
+                the model with --adapter, prompted with prefix + the pair's unsafe prompt, \
+                denoises the pair's unsafe image well; the prefix is then made discrete. \
+                Writes one prompt per line: a prompt set for duo eval (name it under the \
+                concept file's [attacks]). The prompts are made against one adapter.
+                """)
+
+        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
+        var concept: String
+
+        @Option(help: "The unlearned model's adapter (from duo unlearn).")
+        var adapter: String
+
+        @Option(help: "A diffusers model folder (default: the embedded model).")
+        var model: String?
+
+        @Option(help: "The pairs folder whose unsafe images and prompts are attacked (default: pairs/NAME).")
+        var pairs: String?
+
+        @Option(help: "Prefix tokens (UnlearnDiffAtk's 5).")
+        var prefix = UnlearnDiffAttack.Settings().prefixLength
+
+        @Option(help: "Optimization steps per prompt (UnlearnDiffAtk's 40).")
+        var steps = UnlearnDiffAttack.Settings().steps
+
+        @Option(name: .customLong("lr"), help: "Adam's learning rate on the prefix logits.")
+        var learningRate = UnlearnDiffAttack.Settings().learningRate
+
+        @Option(help: "Noise draws (timestep and noise) averaged per step.")
+        var draws = UnlearnDiffAttack.Settings().draws
+
+        @Option(help: "Prompts to find (the first pairs, one attack each).")
+        var count = 16
+
+        @Option(help: "Seed of the noise draws.")
+        var seed: UInt64 = 0
+
+        @Option(help: "Output file (default: the concept file's attacks.unlearndiff, or concepts/NAME/unlearndiff.txt).")
+        var out: String?
+
+        @Flag(help: "No progress output.")
+        var quiet = false
+
+        func validate() throws {
+            guard prefix >= 1, steps >= 1, draws >= 1, count >= 1 else {
+                throw UsageError("--prefix, --steps, --draws and --count must be at least 1")
+            }
+            guard learningRate > 0 else { throw UsageError("--lr must be positive, got \(learningRate)") }
+        }
+
+        func run() throws {
+            let conceptFile = try Lookup.concept(concept)
+            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            _ = try LoRAFile.load(adapter, into: diffusion.unet)
+            let pairData = try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
+            guard count <= pairData.count else {
+                throw UsageError("--count \(count): the pairs folder holds \(pairData.count) pairs")
+            }
+            var settings = UnlearnDiffAttack.Settings()
+            settings.prefixLength = prefix
+            settings.steps = steps
+            settings.learningRate = learningRate
+            settings.draws = draws
+            settings.seed = seed
+            let attack = try UnlearnDiffAttack(
+                model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
+            let bar = quiet ? nil : ProgressLine("unlearndiff")
+            var found: [String] = []
+            for i in 0..<count {
+                let result = attack.attack(
+                    image: pairData.unsafe.slice(batch: i), prompt: pairData.unsafePrompts[i], index: UInt64(i))
+                found.append(result.prompt)
+                bar?.update(i + 1, of: count, detail: String(format: "loss %.4f", result.loss))
+            }
+            let destination = out ?? conceptFile.attackSets.first { $0.name == "unlearndiff" }?.path
+                ?? ((conceptFile.path as NSString).deletingLastPathComponent + "/\(conceptFile.name)/unlearndiff.txt")
+            try FileManager.default.createDirectory(
+                atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try PromptSetFile.write(
+                found,
+                header: "\(conceptFile.name): UnlearnDiffAtk prompts against \(adapter) (duo attack unlearndiff "
+                    + "--concept \(conceptFile.name) --prefix \(prefix) --steps \(steps) --lr \(learningRate) "
+                    + "--draws \(draws) --count \(count) --seed \(seed))",
+                to: destination)
+            print(destination)
+        }
+    }
+}
