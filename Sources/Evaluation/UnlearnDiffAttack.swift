@@ -39,8 +39,13 @@ public struct UnlearnDiffAttack {
         self.model = model
         self.settings = settings
         let banned = Set(forbidden.flatMap { $0.lowercased().split(separator: " ").map(String.init) })
+        // Words a person can read in a prompt file: byte tokens that decode to control
+        // characters or blanks are left out.
         let words = model.tokenizer.wordTokens.filter { token in
-            !banned.contains(token.word.lowercased()) && model.tokenizer.tokenIDs(token.word) == [token.id]
+            let readable = !token.word.trimmingCharacters(in: .whitespaces).isEmpty
+                && token.word.unicodeScalars.allSatisfy { !CharacterSet.controlCharacters.contains($0) }
+            return readable && !banned.contains(token.word.lowercased())
+                && model.tokenizer.tokenIDs(token.word) == [token.id]
         }.map(\.id)
         guard words.count >= 2 else { throw AttackError("the tokenizer leaves fewer than 2 words for a prefix") }
         vocabulary = words

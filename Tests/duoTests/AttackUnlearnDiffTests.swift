@@ -44,6 +44,7 @@ final class AttackUnlearnDiffTests: XCTestCase {
             XCTAssertTrue(prompt.hasSuffix(unsafe), "\(prompt) ends with the pair's prompt \(unsafe)")
             let prefix = prompt.dropLast(unsafe.count).split(separator: " ").map { $0.lowercased() }
             XCTAssertFalse(prefix.isEmpty, prompt)
+            XCTAssertFalse(prompt.unicodeScalars.contains { CharacterSet.controlCharacters.contains($0) }, "\(prompt): a control character")
             for word in concept.explicitWords + concept.synonyms {
                 XCTAssertFalse(prefix.contains(word.lowercased()), "\(prompt): the prefix uses '\(word)'")
             }
