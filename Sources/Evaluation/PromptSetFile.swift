@@ -15,8 +15,15 @@ public enum PromptSetFile {
         return prompts
     }
 
-    /// Writes `prompts` with a `#` header, atomically.
+    /// Writes `prompts` with a `#` header, atomically. A prompt that would not read back as
+    /// itself (blank, holding a line break, or starting with `#`) is refused.
     public static func write(_ prompts: [String], header: String, to path: String) throws {
+        if let bad = prompts.first(where: { prompt in
+            let trimmed = prompt.trimmingCharacters(in: .whitespaces)
+            return trimmed.isEmpty || trimmed.hasPrefix("#") || prompt.contains(where: \.isNewline)
+        }) {
+            throw AttackError("\(path): cannot hold the prompt \(bad.debugDescription) (blank, a line break, or a leading #)")
+        }
         let text = header.split(separator: "\n").map { "# \($0)\n" }.joined() + prompts.map { $0 + "\n" }.joined()
         do { try AtomicFile.write(text, to: path) } catch {
             throw AttackError("\(path): cannot write (\(error))")

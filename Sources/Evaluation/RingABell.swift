@@ -44,10 +44,7 @@ public struct RingABell {
         }
         self.model = model
         self.settings = settings
-        let banned = Set(forbidden.flatMap { $0.lowercased().split(separator: " ").map(String.init) })
-        vocabulary = model.tokenizer.wordTokens.filter { token in
-            !banned.contains(token.word.lowercased()) && model.tokenizer.tokenIDs(token.word) == [token.id]
-        }.map(\.id)
+        vocabulary = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)
         guard vocabulary.count >= 2 else { throw AttackError("the tokenizer leaves fewer than 2 words to search") }
         let difference = GradMode.withNoGrad { model.encode(withConcept) - model.encode(withoutConcept) }
         direction = GradMode.withNoGrad { mean(difference, axes: [0], keepDims: true) }  // [1, S, D]

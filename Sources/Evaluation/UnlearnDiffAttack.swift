@@ -38,15 +38,7 @@ public struct UnlearnDiffAttack {
     public init(model: StableDiffusion, forbidden: [String], settings: Settings) throws {
         self.model = model
         self.settings = settings
-        let banned = Set(forbidden.flatMap { $0.lowercased().split(separator: " ").map(String.init) })
-        // Words a person can read in a prompt file: byte tokens that decode to control
-        // characters or blanks are left out.
-        let words = model.tokenizer.wordTokens.filter { token in
-            let readable = !token.word.trimmingCharacters(in: .whitespaces).isEmpty
-                && token.word.unicodeScalars.allSatisfy { !CharacterSet.controlCharacters.contains($0) }
-            return readable && !banned.contains(token.word.lowercased())
-                && model.tokenizer.tokenIDs(token.word) == [token.id]
-        }.map(\.id)
+        let words = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)
         guard words.count >= 2 else { throw AttackError("the tokenizer leaves fewer than 2 words for a prefix") }
         vocabulary = words
         let config = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
