@@ -10,6 +10,16 @@ extension Duo {
         static let configuration = CommandConfiguration(
             abstract: "Build adversarial prompt sets that try to bring a concept back.",
             subcommands: [RingABellCommand.self, UnlearnDiffCommand.self])
+
+        /// Where an attack writes its set: `out`, else the concept file's `attacks.SET`, else
+        /// `NAME/SET.txt` beside the concept file; the folder is made.
+        static func destination(_ out: String?, set: String, concept: ConceptFile) throws -> String {
+            let path = out ?? concept.attackSets.first { $0.name == set }?.path
+                ?? ((concept.path as NSString).deletingLastPathComponent + "/\(concept.name)/\(set).txt")
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            return path
+        }
     }
 
     /// `duo attack ring-a-bell`.
@@ -82,10 +92,7 @@ extension Duo {
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "distance %.2f", result.distance))
             }
-            let destination = out ?? conceptFile.attackSets.first { $0.name == "ring-a-bell" }?.path
-                ?? ((conceptFile.path as NSString).deletingLastPathComponent + "/\(conceptFile.name)/ring-a-bell.txt")
-            try FileManager.default.createDirectory(
-                atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let destination = try Attack.destination(out, set: "ring-a-bell", concept: conceptFile)
             try PromptSetFile.write(
                 found,
                 header: "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "

@@ -87,10 +87,7 @@ extension Duo {
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "loss %.4f", result.loss))
             }
-            let destination = out ?? conceptFile.attackSets.first { $0.name == "unlearndiff" }?.path
-                ?? ((conceptFile.path as NSString).deletingLastPathComponent + "/\(conceptFile.name)/unlearndiff.txt")
-            try FileManager.default.createDirectory(
-                atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let destination = try Attack.destination(out, set: "unlearndiff", concept: conceptFile)
             try PromptSetFile.write(
                 found,
                 header: "\(conceptFile.name): UnlearnDiffAtk prompts against \(adapter) (duo attack unlearndiff "
