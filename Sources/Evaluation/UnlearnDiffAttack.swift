@@ -33,7 +33,7 @@ public struct UnlearnDiffAttack {
     /// The vocabulary's token embeddings: [V, hidden].
     let vocabularyEmbeddings: Tensor
 
-    /// `model` carries the adapter under attack (its UNet as loaded with `LoRAFile.load`);
+    /// `model` carries the adapter under attack (merged into its UNet: `LoRASet.merge`);
     /// `forbidden` words (the concept's words and synonyms) never appear in a prefix.
     public init(model: StableDiffusion, forbidden: [String], settings: Settings) throws {
         self.model = model

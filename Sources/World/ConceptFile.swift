@@ -233,10 +233,9 @@ private struct ConceptFields {
         settings.rank = try optional("unlearning.rank", in: 1...4096, integer: true).map { Int($0) }
         if document.values["unlearning.targets"] != nil {
             let names = try strings("unlearning.targets")
-            let known = LoRATarget.allCases.map(\.rawValue)
             settings.targets = Set(try names.map { name in
                 guard let target = LoRATarget(rawValue: name) else {
-                    throw error("unknown target '\(name)' (known: \(known.joined(separator: ", ")))", key: "unlearning.targets")
+                    throw error("unknown target '\(name)' (known: \(LoRATarget.names))", key: "unlearning.targets")
                 }
                 return target
             })

@@ -11,6 +11,9 @@ public enum LoRATarget: String, CaseIterable, Hashable, Sendable {
     case feedForward = "feed-forward"
     /// conv1 and conv2 of the ResNet blocks.
     case convs
+
+    /// Every target's name, for errors that list what is known.
+    public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 /// A layer an adapter can be attached to.

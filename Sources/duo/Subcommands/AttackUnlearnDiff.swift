@@ -66,7 +66,9 @@ extension Duo {
         func run() throws {
             let conceptFile = try Lookup.concept(concept)
             let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
-            _ = try LoRAFile.load(adapter, into: diffusion.unet)
+            // Merged, the adapter is the same function with no gradients of its own to
+            // compute: only the prefix is optimized.
+            try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
             let pairData = try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
             guard count <= pairData.count else {
                 throw UsageError("--count \(count): the pairs folder holds \(pairData.count) pairs")

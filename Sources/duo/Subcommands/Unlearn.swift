@@ -108,8 +108,7 @@ extension Duo {
             var set = Set<LoRATarget>()
             for name in targets.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
                 guard let target = LoRATarget(rawValue: name) else {
-                    let known = LoRATarget.allCases.map(\.rawValue).joined(separator: ", ")
-                    throw UsageError("--targets: unknown target '\(name)' (known: \(known))")
+                    throw UsageError("--targets: unknown target '\(name)' (known: \(LoRATarget.names))")
                 }
                 set.insert(target)
             }
