@@ -6,8 +6,10 @@ tools/make_model_fixtures.py with peft LoRA adapters on attn1 (rank 4, alpha 4, 
 
   tools/.venv-models/bin/python tools/make_dpo_fixture.py
 
-Writes Tests/UnlearningTests/Fixtures/dpo/{adapter.safetensors,step.safetensors}: the adapters
-(diffusers' LoRA keys), the batch, the loss terms and the gradient of every adapter weight.
+Writes Tests/UnlearningTests/Fixtures/dpo/{adapter.safetensors,step.safetensors,
+prompted-step.safetensors}: the adapters (diffusers' LoRA keys), the batch, the contexts, the
+loss terms and the gradient of every adapter weight; the prompted step conditions one pair on
+a prompt (prompted DUO) and the other on the empty prompt.
 """
 
 import os
@@ -50,11 +52,33 @@ def main():
     safe = unsafe + 0.3 * torch.randn(b, 4, 8, 8, generator=g)
     noise = torch.randn(b, 4, 8, 8, generator=g)
     timesteps = torch.tensor([700, 40, 351, 5])  # unsafe then safe: one per image
+    batch = {"unsafe": unsafe, "safe": safe, "noise": noise, "timesteps": timesteps.float()}
+    prompt_free = (empty.repeat(b, 1, 1), empty.repeat(b, 1, 1))
+    step(unet, scheduler, batch, *prompt_free, "step.safetensors")
+
+    # Prompted DUO: the first pair conditioned on an "unsafe prompt", its output-preserving
+    # term on a "safe prompt"; the second pair prompt-free. The fixture's tokenizer knows no
+    # words, so the two prompts' embeddings are random draws; they go in the file, and the
+    # test checks the loss's wiring of contexts, not the text encoder.
+    g = torch.Generator().manual_seed(12)
+    unsafe_prompt = torch.randn(empty.shape, generator=g)
+    safe_prompt = torch.randn(empty.shape, generator=g)
+    pair_context = torch.cat([unsafe_prompt, empty])
+    prior_context = torch.cat([safe_prompt, empty])
+    step(unet, scheduler, batch, pair_context, prior_context, "prompted-step.safetensors")
+
+
+def step(unet, scheduler, batch, pair_context, prior_context, filename):
+    """One DUO step on `batch`: the pair images conditioned on pair_context [B, S, D], the
+    prior term on prior_context; writes the loss terms and every adapter gradient."""
+    unsafe, safe, noise, timesteps = batch["unsafe"], batch["safe"], batch["noise"], batch["timesteps"].long()
+    b = unsafe.shape[0]
+    unet.zero_grad(set_to_none=True)
     model_input = torch.cat([unsafe, safe])
     noisy = scheduler.add_noise(model_input, noise.repeat(2, 1, 1, 1), timesteps)
     all_t = torch.cat([timesteps, torch.full((b,), 999)])
     inputs = torch.cat([noisy, noise])
-    context = empty.repeat(3 * b, 1, 1)
+    context = torch.cat([pair_context, pair_context, prior_context])
 
     pred = unet(inputs, all_t, context).sample
     unet.disable_adapters()
@@ -71,17 +95,17 @@ def main():
     loss = dpo + LAMBDA * prior
     loss.backward()
 
-    out = {"unsafe": unsafe, "safe": safe, "noise": noise, "timesteps": timesteps.float(),
-           "loss": loss.reshape(1), "dpo": dpo.reshape(1), "prior": prior.reshape(1)}
+    out = dict(batch, loss=loss.reshape(1), dpo=dpo.reshape(1), prior=prior.reshape(1),
+               pair_context=pair_context, prior_context=prior_context)
     for name, p in unet.named_parameters():
         if "lora_" in name:
             key = name.replace(".default", "")
             out["grad.unet." + key] = p.grad
-    save_file({k: v.detach().float().contiguous() for k, v in out.items()}, os.path.join(OUT, "step.safetensors"),
+    save_file({k: v.detach().float().contiguous() for k, v in out.items()}, os.path.join(OUT, filename),
               metadata={"beta": str(BETA), "lambda": str(LAMBDA), "peft": __import__("peft").__version__,
                         "diffusers": __import__("diffusers").__version__})
-    print("loss", loss.item(), "dpo", dpo.item(), "prior", prior.item(), "grads", sum(k.startswith("grad.") for k in out))
-
+    print(filename, "loss", loss.item(), "dpo", dpo.item(), "prior", prior.item(),
+          "grads", sum(k.startswith("grad.") for k in out))
 
 if __name__ == "__main__":
     main()

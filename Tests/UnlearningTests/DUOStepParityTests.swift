@@ -7,14 +7,23 @@ import XCTest
 @testable import Unlearning
 
 /// One DUO step against the same step in PyTorch with peft adapters, on the tiny pipeline
-/// model (tools/make_dpo_fixture.py): loss terms and every adapter gradient to 1e-4.
+/// model (tools/make_dpo_fixture.py): loss terms and every adapter gradient to 1e-4,
+/// prompt-free (DUO's objective) and prompted (one pair on a prompt, its prior on another).
 final class DUOStepParityTests: XCTestCase {
     static let fixtures = Bundle.module.resourcePath! + "/Fixtures/dpo"
     static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("DiffusionTests/Fixtures/models/pipeline").path
 
     func testDUOStepMatchesPyTorch() throws {
-        let step = try SafeTensorsReader(path: Self.fixtures + "/step.safetensors")
+        try checkStep("step.safetensors", prompted: false)
+    }
+
+    func testPromptedDUOStepMatchesPyTorch() throws {
+        try checkStep("prompted-step.safetensors", prompted: true)
+    }
+
+    func checkStep(_ file: String, prompted: Bool) throws {
+        let step = try SafeTensorsReader(path: Self.fixtures + "/" + file)
         func tensor(_ name: String) throws -> Tensor { Tensor(try step.floats(name), shape: try step.info(name).shape) }
         let model = try StableDiffusion.load(directory: Self.pipeline)
         let lora = try LoRAFile.load(Self.fixtures + "/adapter.safetensors", into: model.unet)
@@ -26,7 +35,8 @@ final class DUOStepParityTests: XCTestCase {
             predictionType: config.predictionType,
             batch: PairBatch(safe: try tensor("safe"), unsafe: try tensor("unsafe"), noise: try tensor("noise"),
                              safeTimesteps: Array(timesteps[2...]), unsafeTimesteps: Array(timesteps[..<2])),
-            emptyPrompt: model.encode([""]), beta: Float(step.metadata["beta"]!)!,
+            emptyPrompt: model.encode([""]), pairPrompts: prompted ? try tensor("pair_context") : nil,
+            priorPrompts: prompted ? try tensor("prior_context") : nil, beta: Float(step.metadata["beta"]!)!,
             lambda: Float(step.metadata["lambda"]!)!)
         terms.loss.backward()
         XCTAssertEqual(terms.loss.item, try tensor("loss").item, accuracy: 1e-4)
@@ -40,7 +50,7 @@ final class DUOStepParityTests: XCTestCase {
             let scale = max(expected.map(abs).max()!, 1e-3)
             for (g, e) in zip(got, expected) { largest = max(largest, abs(g - e) / scale) }
         }
-        print("DUO step parity: largest relative gradient difference \(largest)")
+        print("DUO step parity (\(file)): largest relative gradient difference \(largest)")
         XCTAssertLessThan(largest, 1e-4)
     }
 }

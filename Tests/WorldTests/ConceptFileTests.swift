@@ -223,6 +223,7 @@ final class ConceptFileTests: XCTestCase {
         steps = 1500
         t_max = 1000
         targets = ["self-attention", "cross-attention"]
+        prompted_share = 0.5
         """
 
     func testTheUnlearningTableSetsOnlyTheKeysItGives() throws {
@@ -232,6 +233,7 @@ final class ConceptFileTests: XCTestCase {
         XCTAssertEqual(file.unlearning.steps, 1500)
         XCTAssertEqual(file.unlearning.tMax, 1000)
         XCTAssertEqual(file.unlearning.targets, [.selfAttention, .crossAttention])
+        XCTAssertEqual(file.unlearning.promptedShare, 0.5)
         XCTAssertNil(file.unlearning.lambda, "absent: the model's default, scaled by beta")
         XCTAssertNil(file.unlearning.rank)
         let plain = try ConceptFile(parsing: Self.valid, path: "dots.toml")
@@ -247,6 +249,8 @@ final class ConceptFileTests: XCTestCase {
                     "bad.toml:\(line - 2): key 'unlearning.steps': expected 1 to 1000000000, found 0")
         assertError(text.replacingOccurrences(of: "beta = 250", with: "beta = -1"),
                     "bad.toml:\(line - 4): key 'unlearning.beta': expected 1e-06 to 1000000000.0, found -1.0")
+        assertError(text.replacingOccurrences(of: "prompted_share = 0.5", with: "prompted_share = 2"),
+                    "bad.toml:\(line + 1): key 'unlearning.prompted_share': expected 0.0 to 1.0, found 2.0")
     }
 
     func testAMissingFileIsOneLine() {

@@ -99,6 +99,7 @@ final class UnlearnCommandTests: XCTestCase {
             steps = 2
             t_max = 100
             targets = ["cross-attention"]
+            prompted_share = 1
             """.write(toFile: conceptFile, atomically: true, encoding: .utf8)
         func config(_ extra: [String]) throws -> [String: Any] {
             let out = folder + "/run-\(UUID())"
@@ -114,9 +115,11 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(fromFile["steps"] as? Int, 2)
         XCTAssertEqual(fromFile["t_max"] as? Int, 100)
         XCTAssertEqual(fromFile["targets"] as? [String], ["cross-attention"])
-        let overridden = try config(["--beta", "80", "--steps", "1"])
+        XCTAssertEqual(fromFile["prompted_share"] as? Double, 1)
+        let overridden = try config(["--beta", "80", "--steps", "1", "--prompted-share", "0"])
         XCTAssertEqual(overridden["beta"] as? Double, 80)
         XCTAssertEqual(overridden["steps"] as? Int, 1)
+        XCTAssertEqual(overridden["prompted_share"] as? Double, 0)
         XCTAssertEqual(overridden["t_max"] as? Int, 100, "the file's, where no option is given")
     }
 

@@ -59,10 +59,17 @@ public struct LossTerms {
 /// with per-image MSE (mean over C, h, w), the empty prompt everywhere, and the output-
 /// preserving term on pure noise (the pair's ε) at the last timestep T. εref is the same
 /// UNet with the adapters switched off.
+///
+/// Prompted pairs (`pairPrompts`, `priorPrompts`, [B, S, D]): a pair's two images may be
+/// conditioned on its unsafe prompt instead, as Diffusion-DPO conditions on captions, with
+/// its output-preserving term then on the safe prompt. Under classifier-free guidance,
+/// ε(x, ∅) + w (ε(x, c) − ε(x, ∅)), a prompt-free run that moves ε(x, ∅) away from the
+/// concept more than ε(x, c) has the guidance add the concept back (README, "splatter").
 public enum DUOLoss {
     public static func compute(
         unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule, predictionType: SchedulerConfig.PredictionType,
-        batch: PairBatch, emptyPrompt: Tensor, beta: Float, lambda: Float, convention: DPOConvention = .duo
+        batch: PairBatch, emptyPrompt: Tensor, pairPrompts: Tensor? = nil, priorPrompts: Tensor? = nil,
+        beta: Float, lambda: Float, convention: DPOConvention = .duo
     ) -> LossTerms {
         let b = batch.safe.shape[0]
         let last = schedule.numTrainTimesteps - 1
@@ -71,7 +78,9 @@ public enum DUOLoss {
         // [unsafe, safe, prior] in one UNet call, as DUO's code batches them.
         let input = concat([noisyUnsafe, noisySafe, batch.noise], axis: 0)
         let timesteps = (batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)).map(Float.init)
-        let context = concat(Array(repeating: emptyPrompt, count: 3 * b), axis: 0)
+        let pairContext = pairPrompts ?? concat(Array(repeating: emptyPrompt, count: b), axis: 0)
+        let priorContext = priorPrompts ?? concat(Array(repeating: emptyPrompt, count: b), axis: 0)
+        let context = concat([pairContext, pairContext, priorContext], axis: 0)
         let trained = split(unet(input, timesteps: timesteps, context: context), sizes: [b, b, b], axis: 0)
         let reference = lora.withDisabled {
             GradMode.withNoGrad { split(unet(input, timesteps: timesteps, context: context), sizes: [b, b, b], axis: 0) }

@@ -10,6 +10,8 @@ public struct PairData {
     public let unsafe: Tensor
     /// The unsafe prompts, for ESD (which prompts the trained model with the concept).
     public let unsafePrompts: [String]
+    /// The safe prompts (the unsafe ones without the concept), for prompted DUO's prior term.
+    public let safePrompts: [String]
     /// SHA-256 of manifest.jsonl: which pairs a run trained on.
     public let manifestDigest: String
 
@@ -25,12 +27,13 @@ public struct PairData {
         var safeImages: [Tensor] = []
         var unsafeImages: [Tensor] = []
         var prompts: [String] = []
+        var safePrompts: [String] = []
         var size: (Int, Int)?
         for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
             guard let value = try? JSONParser.parse(Array(line.utf8)),
                   let safe = value["safe"]?.string, let unsafe = value["unsafe"]?.string,
-                  let prompt = value["unsafe_prompt"]?.string
-            else { throw UnlearningError("\(manifest):\(number + 1): not a pair record (expected \"safe\", \"unsafe\" and \"unsafe_prompt\")") }
+                  let prompt = value["unsafe_prompt"]?.string, let safePrompt = value["safe_prompt"]?.string
+            else { throw UnlearningError("\(manifest):\(number + 1): not a pair record (expected \"safe\", \"unsafe\", \"unsafe_prompt\" and \"safe_prompt\")") }
             for (file, list) in [(safe, 0), (unsafe, 1)] {
                 let path = directory + "/" + file
                 let image = try PNGImage(contentsOf: path)
@@ -41,21 +44,24 @@ public struct PairData {
                 if list == 0 { safeImages.append(ImageConversion.modelInput(image)) } else { unsafeImages.append(ImageConversion.modelInput(image)) }
             }
             prompts.append(prompt)
+            safePrompts.append(safePrompt)
         }
         guard !safeImages.isEmpty else { throw UnlearningError("\(manifest): holds no pairs") }
         self.safe = concat(safeImages, axis: 0)
         self.unsafe = concat(unsafeImages, axis: 0)
         unsafePrompts = prompts
+        self.safePrompts = safePrompts
         manifestDigest = try FileDigest.sha256(ofFile: manifest)
     }
 }
 
 extension PairData {
     /// Pairs given directly (benchmarks, tests): [N, 3, H, W] each, in [-1, 1].
-    public init(safe: Tensor, unsafe: Tensor, unsafePrompts: [String]) {
+    public init(safe: Tensor, unsafe: Tensor, unsafePrompts: [String], safePrompts: [String]? = nil) {
         self.safe = safe
         self.unsafe = unsafe
         self.unsafePrompts = unsafePrompts
+        self.safePrompts = safePrompts ?? unsafePrompts.map { _ in "" }
         manifestDigest = ""
     }
 }

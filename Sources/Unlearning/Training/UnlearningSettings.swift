@@ -35,6 +35,9 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// Timesteps are drawn from [0, tMax) (DUO's t_max 750).
     public var tMax = 750
     public var convention = DPOConvention.duo
+    /// Share of pairs whose DPO term is conditioned on the pair's unsafe prompt instead of
+    /// the empty prompt (0: DUO's prompt-free objective).
+    public var promptedShare: Float = 0
     /// ESD's negative-guidance scale η (ESD's default 1).
     public var eta: Float = 1
     public var seed: UInt64 = 0
@@ -78,7 +81,8 @@ public struct UnlearningSettings: Hashable, Sendable {
         ]
         switch method {
         case .duo:
-            fields += [("beta", "\(beta)"), ("lambda", "\(resolvedLambda)"), ("convention", jsonQuoted(convention.rawValue))]
+            fields += [("beta", "\(beta)"), ("lambda", "\(resolvedLambda)"), ("convention", jsonQuoted(convention.rawValue)),
+                       ("prompted_share", "\(promptedShare)")]
         case .esd:
             fields += [("eta", "\(eta)")]
         }

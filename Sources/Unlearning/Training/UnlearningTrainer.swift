@@ -18,6 +18,7 @@ public final class UnlearningTrainer {
     let optimizer: AdamW
     let emptyPrompt: Tensor
     let conceptPrompts: Tensor?
+    let safePrompts: Tensor?
     let posterior: (mean: Tensor, std: Tensor)?
     /// The noise schedule and prediction type the model was trained with.
     let schedulerConfig: SchedulerConfig
@@ -47,7 +48,8 @@ public final class UnlearningTrainer {
             initialization: settings.initialization, key: RandomKey(seed: settings.seed).fold(in: 0x4C4F_5241))
         optimizer = AdamW(parameters: lora.parameters, options: AdamW.Options(weightDecay: settings.weightDecay))
         emptyPrompt = model.encode([""])
-        conceptPrompts = settings.method == .esd ? model.encode(pairs.unsafePrompts) : nil
+        conceptPrompts = settings.method == .esd || settings.promptedShare > 0 ? model.encode(pairs.unsafePrompts) : nil
+        safePrompts = settings.promptedShare > 0 ? model.encode(pairs.safePrompts) : nil
         // A latent model trains on VAE posterior samples, drawn afresh each step as DUO does.
         posterior = model.vae.map { vae in
             GradMode.withNoGrad {
@@ -127,10 +129,12 @@ public final class UnlearningTrainer {
             let batch = PairBatch(
                 safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
                 unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
+            let prompts = promptedContexts(indices, key: key.fold(in: 4))
             let terms = DUOLoss.compute(
                 unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
                 predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
-                beta: settings.beta, lambda: settings.resolvedLambda, convention: settings.convention)
+                pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.beta,
+                lambda: settings.resolvedLambda, convention: settings.convention)
             return (terms.loss, [
                 ("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior),
                 ("implicit_accuracy", terms.implicitAccuracy), ("reward_margin", terms.rewardMargin),
@@ -148,6 +152,18 @@ public final class UnlearningTrainer {
                 ("mse_reference_unsafe", result.mseReference),
             ])
         }
+    }
+
+    /// The conditioning of prompted DUO (`promptedShare` > 0), [B, S, D] each: a pair drawn
+    /// as prompted gets its unsafe prompt for the DPO term and its safe prompt for the
+    /// output-preserving term; the others the empty prompt for both. nil: prompt-free DUO.
+    func promptedContexts(_ indices: [Int], key: RandomKey) -> (pairs: Tensor, prior: Tensor)? {
+        guard settings.promptedShare > 0, let conceptPrompts, let safePrompts else { return nil }
+        let prompted = key.uniform(count: indices.count).map { $0 < settings.promptedShare }
+        func contexts(_ prompts: Tensor) -> Tensor {
+            concat(zip(indices, prompted).map { $1 ? prompts.slice(batch: $0) : emptyPrompt }, axis: 0)
+        }
+        return (contexts(conceptPrompts), contexts(safePrompts))
     }
 
     /// Pair indices of micro-batch `index`: the pairs in a fresh random order each epoch.

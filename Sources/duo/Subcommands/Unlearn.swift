@@ -70,6 +70,9 @@ extension Duo {
         @Option(help: "duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2).")
         var convention = "duo"
 
+        @Option(name: .customLong("prompted-share"), help: "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt (default: 0, DUO's prompt-free objective).")
+        var promptedShare: Float?
+
         @Option(help: "ESD's negative-guidance scale eta.")
         var eta: Float = 1
 
@@ -96,6 +99,7 @@ extension Duo {
             if let rank, rank < 1 { throw UsageError("--rank must be at least 1, got \(rank)") }
             if let learningRate, !(learningRate > 0) { throw UsageError("--lr must be positive, got \(learningRate)") }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
+            if let promptedShare, !(0...1).contains(promptedShare) { throw UsageError("--prompted-share must be in [0, 1], got \(promptedShare)") }
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
             guard gradientAccumulation >= 1 else { throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)") }
@@ -133,6 +137,7 @@ extension Duo {
             s.warmupSteps = warmup
             s.tMax = tMax ?? concept.tMax ?? s.tMax
             s.convention = DPOConvention(rawValue: convention)!
+            s.promptedShare = promptedShare ?? concept.promptedShare ?? s.promptedShare
             s.eta = eta
             s.seed = seed
             s.checkpointEvery = checkpointEvery
