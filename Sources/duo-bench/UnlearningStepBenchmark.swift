@@ -26,6 +26,8 @@ func runUnlearningStep(directory: String, python: String?, settings base: Unlear
             unsafe: Tensor.uniform([16, 3, size, size], low: -1, high: 1, key: key.fold(in: 2)),
             unsafePrompts: Array(repeating: "a striped red circle", count: 16))
         var settings = base
+        // The peer's step is prompt-free; a prompted one runs the same UNet calls.
+        settings.promptedShare = 0
         settings.steps = steps
         settings.checkpointEvery = 1_000_000
         let folder = NSTemporaryDirectory() + "duo-bench-unlearn-\(getpid())"

@@ -36,7 +36,8 @@ public struct UnlearningSettings: Hashable, Sendable {
     public var tMax = 750
     public var convention = DPOConvention.duo
     /// Share of pairs whose DPO term is conditioned on the pair's unsafe prompt instead of
-    /// the empty prompt (0: DUO's prompt-free objective).
+    /// the empty prompt, and whose output-preserving term on the pair's safe prompt (0:
+    /// DUO's prompt-free objective).
     public var promptedShare: Float = 0
     /// ESD's negative-guidance scale η (ESD's default 1).
     public var eta: Float = 1
@@ -52,8 +53,15 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// learning rate of 1e-3 (the same scaling rules as DUO's, from other bases) take
     /// stripes from 96.5% of explicit-prompt images to 0.5% and from 95.5% of paraphrased
     /// ones to 0%, with world FID within 1% of the original's (README, "Results").
+    ///
+    /// Every pair is prompted (`promptedShare` 1): prompt-free, the adapters move the
+    /// unconditional prediction away from the concept more than the prompted one, and the
+    /// evaluation's guidance 7.5 draws splatter back (77% of explicit images; 0% at guidance
+    /// 1). Prompted, splatter goes from 100% to 0% and stripes' Ring-A-Bell defense rises
+    /// from 62.5% to 84%, with better prior preservation on both (README, "Results").
     public static func embeddedModel() -> UnlearningSettings {
         var settings = UnlearningSettings()
+        settings.promptedShare = 1
         settings.beta = 125
         settings.baseLearningRate = 1.25e-3
         settings.baseLambda = 4e6

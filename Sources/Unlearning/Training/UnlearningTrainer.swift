@@ -16,8 +16,10 @@ public final class UnlearningTrainer {
     public let identity: [(String, String)]
     public let lora: LoRASet
     let optimizer: AdamW
+    /// Text-encoder outputs, [1, S, D] and [N, S, D]: the pairs' prompts are encoded for ESD
+    /// (the unsafe ones) and prompted DUO (both), nil otherwise.
     let emptyPrompt: Tensor
-    let conceptPrompts: Tensor?
+    let unsafePrompts: Tensor?
     let safePrompts: Tensor?
     let posterior: (mean: Tensor, std: Tensor)?
     /// The noise schedule and prediction type the model was trained with.
@@ -48,7 +50,7 @@ public final class UnlearningTrainer {
             initialization: settings.initialization, key: RandomKey(seed: settings.seed).fold(in: 0x4C4F_5241))
         optimizer = AdamW(parameters: lora.parameters, options: AdamW.Options(weightDecay: settings.weightDecay))
         emptyPrompt = model.encode([""])
-        conceptPrompts = settings.method == .esd || settings.promptedShare > 0 ? model.encode(pairs.unsafePrompts) : nil
+        unsafePrompts = settings.method == .esd || settings.promptedShare > 0 ? model.encode(pairs.unsafePrompts) : nil
         safePrompts = settings.promptedShare > 0 ? model.encode(pairs.safePrompts) : nil
         // A latent model trains on VAE posterior samples, drawn afresh each step as DUO does.
         posterior = model.vae.map { vae in
@@ -142,7 +144,7 @@ public final class UnlearningTrainer {
                 ("mse_trained_unsafe", terms.mseTrainedUnsafe), ("mse_reference_unsafe", terms.mseReferenceUnsafe),
             ])
         case .esd:
-            let prompts = concat(indices.map { conceptPrompts!.slice(batch: $0) }, axis: 0)
+            let prompts = concat(indices.map { unsafePrompts!.slice(batch: $0) }, axis: 0)
             let result = ESDLoss.compute(
                 unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config), x0: unsafe, noise: noise,
                 timesteps: Array(timesteps[..<indices.count]), concept: prompts, emptyPrompt: emptyPrompt,
@@ -158,12 +160,12 @@ public final class UnlearningTrainer {
     /// as prompted gets its unsafe prompt for the DPO term and its safe prompt for the
     /// output-preserving term; the others the empty prompt for both. nil: prompt-free DUO.
     func promptedContexts(_ indices: [Int], key: RandomKey) -> (pairs: Tensor, prior: Tensor)? {
-        guard settings.promptedShare > 0, let conceptPrompts, let safePrompts else { return nil }
+        guard settings.promptedShare > 0, let unsafePrompts, let safePrompts else { return nil }
         let prompted = key.uniform(count: indices.count).map { $0 < settings.promptedShare }
         func contexts(_ prompts: Tensor) -> Tensor {
             concat(zip(indices, prompted).map { $1 ? prompts.slice(batch: $0) : emptyPrompt }, axis: 0)
         }
-        return (contexts(conceptPrompts), contexts(safePrompts))
+        return (contexts(unsafePrompts), contexts(safePrompts))
     }
 
     /// Pair indices of micro-batch `index`: the pairs in a fresh random order each epoch.

@@ -70,7 +70,7 @@ extension Duo {
         @Option(help: "duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2).")
         var convention = "duo"
 
-        @Option(name: .customLong("prompted-share"), help: "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt (default: 0, DUO's prompt-free objective).")
+        @Option(name: .customLong("prompted-share"), help: "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt and whose output-preserving term on its safe prompt (default: 0, DUO's prompt-free objective; 1 on the embedded model).")
         var promptedShare: Float?
 
         @Option(help: "ESD's negative-guidance scale eta.")
