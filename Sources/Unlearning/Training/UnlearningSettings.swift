@@ -57,8 +57,9 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// Every pair is prompted (`promptedShare` 1): prompt-free, the adapters move the
     /// unconditional prediction away from the concept more than the prompted one, and the
     /// evaluation's guidance 7.5 draws splatter back (77% of explicit images; 0% at guidance
-    /// 1). Prompted, splatter goes from 100% to 0% and stripes' Ring-A-Bell defense rises
-    /// from 62.5% to 84%, with better prior preservation on both (README, "Results").
+    /// 1). Prompted, DUO defends 98% of splatter's explicit images (prompt-free: 23%) and
+    /// stripes' Ring-A-Bell defense rises from 62.5% to 84.4%, with better prior
+    /// preservation on both (README, "Results" and "Prompted pairs").
     public static func embeddedModel() -> UnlearningSettings {
         var settings = UnlearningSettings()
         settings.promptedShare = 1
