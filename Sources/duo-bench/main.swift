@@ -98,7 +98,7 @@ row("square 1024 (peak reference)", sgemmGFLOPs(m: 1024, n: 1024, k: 1024), "GFL
 Thread.sleep(forTimeInterval: 0.5)
 
 if wanted("conv") {
-print("\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1")
+print("\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1 (GFLOP/s of the direct convolution's FLOPs)")
     let x = Tensor.randn([16, 64, 32, 32], key: RandomKey(seed: 3))
     let w = Tensor.randn([64, 64, 3, 3], key: RandomKey(seed: 4)) * 0.05
     let b = Tensor.zeros([64])
@@ -115,6 +115,18 @@ print("\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1")
     let fwdBwd = gflops(3 * flops, both)
     row("forward + backward (dX, dW, db)", fwdBwd, "GFLOP/s",
         String(format: "%.2f of sgemm (goal >= 0.5)", fwdBwd / convGEMM))
+    // The same convolution with Winograd F(2x2, 3x3) off: im2col + GEMM throughout.
+    Winograd.isEnabled = false
+    let direct = time { _ = GradMode.withNoGrad { conv2d(x, weight: w, bias: b, padding: 1) } }
+    let directBoth = time {
+        conv2d(x, weight: w, bias: b, padding: 1).backward(dY)
+        [x, w, b].forEach { $0.zeroGrad() }
+    }
+    Winograd.isEnabled = true
+    row("forward, im2col + GEMM (Winograd off)", gflops(flops, direct), "GFLOP/s",
+        String(format: "Winograd is %.2fx as fast", direct / forward))
+    row("forward + backward, im2col + GEMM", gflops(3 * flops, directBoth), "GFLOP/s",
+        String(format: "Winograd is %.2fx as fast", directBoth / both))
 }
 
 if wanted("attention") {

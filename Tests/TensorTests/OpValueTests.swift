@@ -78,6 +78,28 @@ final class OpValueTests: XCTestCase {
         }
     }
 
+    func testWinogradConvolutionMatchesDirectConvolution() {
+        // 16+ channels, 3x3, stride 1, padding 1, even sizes of 256+ pixels: the Winograd
+        // F(2x2, 3x3) path; three images, so that a part of the split holds the tiles of two.
+        let (n, c, o, h, w) = (3, 16, 18, 16, 20)
+        let x = randomTensor([n, c, h, w], seed: 42)
+        let weight = randomTensor([o, c, 3, 3], seed: 43, scale: 0.3)
+        let bias = randomTensor([o], seed: 44)
+        let y = conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)
+        let (xv, wv, bv) = (x.scalars, weight.scalars, bias.scalars)
+        var expected: [Float] = []
+        for image in 0..<n { for oc in 0..<o { for oy in 0..<h { for ox in 0..<w {
+            var acc = Double(bv[oc])
+            for ic in 0..<c { for ky in 0..<3 { for kx in 0..<3 {
+                let (iy, ix) = (oy - 1 + ky, ox - 1 + kx)
+                guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
+                acc += Double(xv[((image * c + ic) * h + iy) * w + ix]) * Double(wv[((oc * c + ic) * 3 + ky) * 3 + kx])
+            } } }
+            expected.append(Float(acc))
+        } } } }
+        assertClose(y, expected, rtol: 1e-5, atol: 1e-5, "winograd conv2d")
+    }
+
     func testSingleLargeImageConvolutionSplitOverCoresMatchesDirectConvolution() {
         // One image large enough that im2col and the GEMM are split over threads.
         let x = randomTensor([1, 8, 32, 32], seed: 40)

@@ -1,7 +1,8 @@
 import CKernels
 
-/// 2-D convolution as im2col + GEMM, laid out weights x columns so that the output pixels
-/// are the wide GEMM dimension (faster on OpenBLAS than the transposed layout).
+/// 2-D convolution: 3x3 stride-1 ones by Winograd F(2x2, 3x3) (Winograd.swift), the
+/// others as im2col + GEMM, laid out weights x columns so that the output pixels are the
+/// wide GEMM dimension (faster on OpenBLAS than the transposed layout).
 ///
 /// x: [B, inC, H, W], weight: [outC, inC, kh, kw], bias: [outC]
 ///   -> [B, outC, (H + 2 pad - kh) / stride + 1, (W + 2 pad - kw) / stride + 1]
@@ -10,13 +11,24 @@ public func conv2d(
 ) -> Tensor {
     precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                  "conv2d: x \(x.shape) with weight \(weight.shape)")
-    let (batch, outC) = (x.shape[0], weight.shape[0])
+    let outC = weight.shape[0]
     var s = duo_conv_shape(
         C: x.shape[1], H: x.shape[2], W: x.shape[3], kh: weight.shape[2], kw: weight.shape[3],
         stride: stride, pad: padding, Ho: 0, Wo: 0)
     s.Ho = (s.H + 2 * padding - s.kh) / stride + 1
     s.Wo = (s.W + 2 * padding - s.kw) / stride + 1
     precondition(bias == nil || bias!.shape == [outC], "conv2d: bias \(bias!.shape)")
+    let y = Winograd.applies(s, outChannels: outC)
+        ? Winograd.convolve(x, weight: weight, bias: bias) : im2colConvolution(x, weight: weight, bias: bias, shape: s)
+    let (savedX, savedW) = (x.detached(), weight.detached())
+    let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+    return y.recorded("conv2d", from: inputs) { dY in
+        conv2dBackward(dY, x: savedX, weight: savedW, shape: s, needs: inputs.map(\.requiresGrad))
+    }
+}
+
+private func im2colConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, shape s: duo_conv_shape) -> Tensor {
+    let (batch, outC) = (x.shape[0], weight.shape[0])
     let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
     let y = Tensor.empty([batch, outC, s.Ho, s.Wo])
     // Images are split over cores, each part with its own column buffer; a single image
@@ -35,11 +47,7 @@ public func conv2d(
                       beta: bias == nil ? 0 : 1, c: yb, ldc: p)
         }
     }
-    let (savedX, savedW) = (x.detached(), weight.detached())
-    let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-    return y.recorded("conv2d", from: inputs) { dY in
-        conv2dBackward(dY, x: savedX, weight: savedW, shape: s, needs: inputs.map(\.requiresGrad))
-    }
+    return y
 }
 
 private func conv2dBackward(
@@ -47,7 +55,9 @@ private func conv2dBackward(
 ) -> [Tensor?] {
     let (batch, outC) = (x.shape[0], weight.shape[0])
     let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
-    let dX = needs[0] ? Tensor.zeros(x.shape) : nil
+    // dX is the convolution of dY with the kernel transposed and rotated by 180°.
+    let winogradDX = needs[0] && Winograd.applies(s, outChannels: outC)
+    let dX = winogradDX ? Winograd.convolve(dY, weight: weight, adjoint: true) : needs[0] ? Tensor.zeros(x.shape) : nil
     let cost = 4 * k * p * outC
     let parts = Parallel.partCount(batch, costPerItem: cost)
     let columns = (0..<parts).map { _ in Im2Col(shape: s) }
@@ -62,7 +72,7 @@ private func conv2dBackward(
                 BLAS.gemm(transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
                           beta: 1, c: dWParts[part].pointer, ldc: k)
             }
-            if let dX {
+            if let dX, !winogradDX {
                 // dcols [K, P] = W^T [K, outC] x dY_b [outC, P], then scattered back to pixels
                 let dCols = columns[part].scratch
                 BLAS.gemm(transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,

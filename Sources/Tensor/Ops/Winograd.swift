@@ -1,0 +1,49 @@
+import CKernels
+
+/// 3x3 stride-1 convolution with padding 1 by Winograd's minimal filtering F(2x2, 3x3)
+/// (Lavin & Gray, CVPR 2016; the transforms are in winograd.c): 16 GEMMs over
+/// transformed 4x4 tiles, 2.25x fewer multiplies than im2col + GEMM and a quarter of its
+/// column memory. `conv2d` takes this path for its forward pass and for dX, which is
+/// the same convolution of dY with the kernel transposed and rotated by 180°.
+///
+/// The transforms move 4x the image's floats, so the path pays where GEMMs dominate: 16
+/// or more channels, and 16x16 pixels or more (at 8x8, 4 tiles a row, the gain measured
+/// 1.08x). A DUO step on the embedded model runs ~10% faster with it, a 64-channel
+/// convolution's forward pass 1.8x (BENCHMARKS.md). Float32 results differ from the
+/// direct sum by rounding only (about 1e-6 relative here).
+public enum Winograd {
+    /// Off: every convolution runs as im2col + GEMM (benchmarks compare the two paths).
+    nonisolated(unsafe) public static var isEnabled = true
+
+    /// Whether a convolution is one this path computes, and one it speeds up.
+    static func applies(_ s: duo_conv_shape, outChannels: Int) -> Bool {
+        isEnabled && s.kh == 3 && s.kw == 3 && s.stride == 1 && s.pad == 1 && s.H % 2 == 0 && s.W % 2 == 0
+            && s.H * s.W >= 256 && s.C >= 16 && outChannels >= 16
+    }
+
+    /// y [B, O, H, W] = x [B, C, H, W] convolved with `weight` (+ bias). `weight` is
+    /// [O, C, 3, 3], or with `adjoint` [C, O, 3, 3] used transposed and rotated (dX from dY).
+    static func convolve(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, adjoint: Bool = false) -> Tensor {
+        let (batch, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let o = adjoint ? weight.shape[1] : weight.shape[0]
+        let u = Tensor.empty([16, o, c])
+        duo_winograd_weights(weight.pointer, u.pointer, o, c, adjoint ? 1 : 0)
+        let y = Tensor.empty([batch, o, h, w])
+        let tiles = h * w / 4
+        // Images are split over the cores; each part's GEMMs run over all its images'
+        // tiles at once (a part of one image still splits its GEMMs in BLAS.gemm).
+        Parallel.forEachPart(batch, costPerItem: 2 * 16 * o * c * tiles) { _, images in
+            let n = images.count * tiles
+            let v = Tensor.empty([16, c, n])  // Bᵀ d B
+            let m = Tensor.empty([16, o, n])  // U ⊙ V, summed over channels
+            duo_winograd_input(x.pointer + images.lowerBound * c * h * w, v.pointer, images.count, c, h, w)
+            for xi in 0..<16 {
+                BLAS.gemm(m: o, n: n, k: c, a: u.pointer + xi * o * c, lda: c,
+                          b: v.pointer + xi * c * n, ldb: n, c: m.pointer + xi * o * n, ldc: n)
+            }
+            duo_winograd_output(m.pointer, bias?.pointer, y.pointer + images.lowerBound * o * h * w,
+                                images.count, o, h, w)
+        }
+        return y
+    }
+}
