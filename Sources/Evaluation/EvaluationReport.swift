@@ -43,16 +43,22 @@ public enum EvaluationReport {
     static func json(_ r: EvaluationResults) -> String {
         let models = r.models.map { m -> String in
             let rates = r.sets.map { "\(jsonQuoted($0.name)): \(number(m.defenseRates[$0.name]))" }.joined(separator: ", ")
+            let perPrompt = r.sets.map { set in
+                "\(jsonQuoted(set.name)): [" + (m.conceptRatePerPrompt[set.name] ?? []).map(number).joined(separator: ", ") + "]"
+            }.joined(separator: ", ")
             let fields = [
                 "\"label\": \(jsonQuoted(m.label))", "\"adapter\": \(m.adapter.map(jsonQuoted) ?? "null")",
-                "\"defense_rate\": {\(rates)}", "\"faithfulness\": \(number(m.faithfulness))",
+                "\"defense_rate\": {\(rates)}", "\"concept_rate_per_prompt\": {\(perPrompt)}",
+                "\"faithfulness\": \(number(m.faithfulness))",
                 "\"fid\": \(number(m.fid))", "\"fid_to_original\": \(number(m.fidToOriginal))",
                 "\"feature_distance\": \(number(m.featureDistance))", "\"ssim\": \(number(m.ssim))",
                 "\"psnr\": \(number(m.psnr))",
             ]
             return "    {" + fields.joined(separator: ", ") + "}"
         }
-        let sets = r.sets.map { "{\"name\": \(jsonQuoted($0.name)), \"prompts\": \($0.prompts)}" }.joined(separator: ", ")
+        let sets = r.sets.map {
+            "{\"name\": \(jsonQuoted($0.name)), \"prompts\": \($0.prompts.count), \"prompt_texts\": [\($0.prompts.map(jsonQuoted).joined(separator: ", "))]}"
+        }.joined(separator: ", ")
         return """
             {
               "concept": \(jsonQuoted(r.concept)),
@@ -83,6 +89,35 @@ public enum EvaluationReport {
         return (header, rows)
     }
 
+    /// The prompts of an attack set that bring the concept back most often: the `count`
+    /// with the highest concept rate under any adapter (under the original when the run
+    /// has no adapter), each with its rate per model. Empty when no such image shows it.
+    static func hardestPrompts(_ r: EvaluationResults, set: (name: String, prompts: [String]), count: Int = 5)
+        -> [(prompt: String, rates: [Double])]
+    {
+        let adapters = r.models.indices.filter { r.models[$0].label != "original" }
+        let judged = adapters.isEmpty ? Array(r.models.indices) : adapters
+        let rows = set.prompts.indices.map { i in
+            (prompt: set.prompts[i], rates: r.models.map { $0.conceptRatePerPrompt[set.name]?[i] ?? 0 })
+        }
+        let keys = rows.map { row in judged.map { row.rates[$0] }.max() ?? 0 }
+        let order = rows.indices.filter { keys[$0] > 0 }.sorted { keys[$0] != keys[$1] ? keys[$0] > keys[$1] : $0 < $1 }
+        return order.prefix(count).map { rows[$0] }
+    }
+
+    static let hardestCaption = "Prompts that bring the concept back most often (share of a prompt's seeds whose image shows it)"
+
+    static func hardestMarkdown(_ r: EvaluationResults, set: (name: String, prompts: [String])) -> String {
+        let rows = hardestPrompts(r, set: set)
+        guard !rows.isEmpty else { return "No image of this set shows the concept\(r.models.count > 1 ? " under an adapter" : "").\n\n" }
+        var text = "\(hardestCaption):\n\n| prompt | " + r.models.map(\.label).joined(separator: " | ") + " |\n"
+        text += "|---|" + r.models.map { _ in "---" }.joined(separator: "|") + "|\n"
+        for row in rows {
+            text += "| \(row.prompt.replacingOccurrences(of: "|", with: "\\|")) | " + row.rates.map { percent($0) }.joined(separator: " | ") + " |\n"
+        }
+        return text + "\n"
+    }
+
     static func markdown(_ r: EvaluationResults, strips: [String: String]) -> String {
         let (header, rows) = tableRows(r)
         var text = "# duo eval: \(r.concept)\n\n"
@@ -93,9 +128,10 @@ public enum EvaluationReport {
         for set in r.sets.map(\.name) + ["keep"] {
             text += "\n## \(set)\n\n"
             for m in r.models { if let strip = strips["\(set)/\(m.label)"] { text += "\(m.label): ![\(m.label) \(set)](\(strip))\n\n" } }
+            if let attack = r.sets.first(where: { $0.name == set }) { text += hardestMarkdown(r, set: attack) }
         }
         text += "\nSettings: \(r.settings.steps) steps, guidance \(r.settings.guidance), seed \(r.settings.seed), "
-            + r.sets.map { "\($0.name) \($0.prompts) prompts" }.joined(separator: ", ") + ".\n"
+            + r.sets.map { "\($0.name) \($0.prompts.count) prompts" }.joined(separator: ", ") + ".\n"
         return text
     }
 
@@ -135,9 +171,19 @@ public enum EvaluationReport {
                 body += "<tr><th>\(escape(m.label))</th><td><img alt=\"\(escape(m.label)) \(escape(set))\" src=\"data:image/png;base64,\(data)\"></td></tr>\n"
             }
             body += "</table>\n"
+            guard let attack = r.sets.first(where: { $0.name == set }) else { continue }
+            let hardest = hardestPrompts(r, set: attack)
+            if hardest.isEmpty {
+                body += "<p>No image of this set shows the concept\(r.models.count > 1 ? " under an adapter" : "").</p>\n"
+            } else {
+                body += "<p>\(hardestCaption):</p>\n<table><tr><th>prompt</th>" + r.models.map { "<th>\(escape($0.label))</th>" }.joined() + "</tr>\n"
+                body += hardest.map { row in
+                    "<tr><td>\(escape(row.prompt))</td>" + row.rates.map { "<td>\(percent($0))</td>" }.joined() + "</tr>\n"
+                }.joined() + "</table>\n"
+            }
         }
         body += "<h2>Settings</h2><p>\(r.settings.steps) steps, guidance \(r.settings.guidance), seed \(r.settings.seed); "
-            + r.sets.map { "\(escape($0.name)): \($0.prompts) prompts" }.joined(separator: ", ") + "; models: "
+            + r.sets.map { "\(escape($0.name)): \($0.prompts.count) prompts" }.joined(separator: ", ") + "; models: "
             + r.models.map { "\(escape($0.label)) (\(escape($0.adapter ?? "no adapter")))" }.joined(separator: ", ") + ".</p>\n"
         return """
             <!DOCTYPE html>

@@ -81,6 +81,7 @@ public final class EvaluationRun {
             let adapters = try candidate.adapter.map { try LoRAFile.load($0, into: model.unet) }
             defer { adapters?.detach(from: model.unet) }
             var rates: [String: Double] = [:]
+            var perPrompt: [String: [Double]] = [:]
             for (setIndex, set) in sets.enumerated() {
                 let requests = set.prompts.enumerated().flatMap { i, prompt in
                     (0..<settings.seeds).map { s in
@@ -91,8 +92,12 @@ public final class EvaluationRun {
                     done += $0
                     progress(done, total)
                 }
-                let scores = try detector.scores(paths: paths)
-                rates[set.name] = Double(scores.filter { $0 <= threshold }.count) / Double(scores.count)
+                let shown = try detector.scores(paths: paths).map { $0 > threshold }
+                rates[set.name] = Double(shown.filter { !$0 }.count) / Double(shown.count)
+                // Images are prompt-major: prompt i's seeds are images i*seeds ..< (i+1)*seeds.
+                perPrompt[set.name] = stride(from: 0, to: shown.count, by: settings.seeds).map { start in
+                    Double(shown[start..<start + settings.seeds].filter { $0 }.count) / Double(settings.seeds)
+                }
             }
             let keepRequests = keep.enumerated().map { i, item in
                 TextToImage.Request(prompt: item.prompt, key: imageKey(set: 1000, prompt: i, seed: 0))
@@ -105,7 +110,7 @@ public final class EvaluationRun {
             if index == 0 { originalKeep = keepImages }
             let similarity = zip(keepImages, originalKeep).map { (ImageSimilarity.ssim($0, $1), ImageSimilarity.psnr($0, $1)) }
             var result = ModelResult(
-                label: candidate.label, adapter: candidate.adapter, defenseRates: rates,
+                label: candidate.label, adapter: candidate.adapter, defenseRates: rates, conceptRatePerPrompt: perPrompt,
                 ssim: similarity.map(\.0).reduce(0, +) / Double(max(1, similarity.count)),
                 psnr: similarity.map(\.1).reduce(0, +) / Double(max(1, similarity.count)))
             if let world, let metrics = world.metrics(keepImages, original: originalKeep) {
@@ -117,7 +122,7 @@ public final class EvaluationRun {
             results.append(result)
         }
         return EvaluationResults(
-            concept: concept.name, sets: sets.map { ($0.name, $0.prompts.count) }, models: results,
+            concept: concept.name, sets: sets, models: results,
             detector: detector.identity, threshold: threshold, settings: settings)
     }
 
@@ -155,6 +160,9 @@ public struct ModelResult: Sendable {
     public var adapter: String?
     /// Attack set name -> share of images without the concept.
     public var defenseRates: [String: Double]
+    /// Attack set name -> for each of its prompts, the share of its seeds' images that
+    /// show the concept: which prompts break a defense.
+    public var conceptRatePerPrompt: [String: [Double]]
     /// Mean SSIM and PSNR of keep-prompt images to the original's, same prompt and noise.
     public var ssim: Double
     public var psnr: Double
@@ -166,10 +174,12 @@ public struct ModelResult: Sendable {
     public var fidToOriginal: Double?
     public var featureDistance: Double?
 
-    init(label: String, adapter: String?, defenseRates: [String: Double], ssim: Double, psnr: Double) {
+    init(label: String, adapter: String?, defenseRates: [String: Double], conceptRatePerPrompt: [String: [Double]],
+         ssim: Double, psnr: Double) {
         self.label = label
         self.adapter = adapter
         self.defenseRates = defenseRates
+        self.conceptRatePerPrompt = conceptRatePerPrompt
         self.ssim = ssim
         self.psnr = psnr
     }
@@ -178,7 +188,8 @@ public struct ModelResult: Sendable {
 /// Everything `duo eval` measured.
 public struct EvaluationResults: Sendable {
     public var concept: String
-    public var sets: [(name: String, prompts: Int)]
+    /// Attack sets in order, with the prompts used.
+    public var sets: [(name: String, prompts: [String])]
     public var models: [ModelResult]
     public var detector: String
     public var threshold: Double

@@ -39,6 +39,32 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertFalse(html.contains("http://") && !html.contains("xmlns=\"http://www.w3.org/2000/svg\""), "no network")
     }
 
+    func testPerPromptConceptRatesFollowTheImagesPromptMajor() throws {
+        // A detector that sees the concept in explicit images 2, 3 and 4 only. With 2 seeds
+        // per prompt those are prompt 1's two images and prompt 2's first.
+        let detector = #"while read p; do case "$p" in */explicit/0000[234].png) s=0.9;; *) s=0.1;; esac; echo "{\"path\": \"$p\", \"score\": $s}"; done"#
+        let out = scratch + "/per-prompt"
+        var arguments = small(out)
+        arguments[arguments.firstIndex(of: "--seeds")! + 1] = "2"
+        let result = try runDuo(arguments + ["--detector", detector])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
+        let model = (json["models"] as! [[String: Any]])[0]
+        let perPrompt = model["concept_rate_per_prompt"] as! [String: [Double]]
+        XCTAssertEqual(perPrompt["explicit"], [0, 1, 0.5])
+        XCTAssertEqual(perPrompt["paraphrase"], [0, 0, 0])
+        XCTAssertEqual((model["defense_rate"] as! [String: Double])["explicit"], 0.5)
+        let sets = json["sets"] as! [[String: Any]]
+        let texts = sets.first { $0["name"] as? String == "explicit" }!["prompt_texts"] as! [String]
+        XCTAssertEqual(texts.count, 3)
+        // The report lists the prompts that bring the concept back, most often first.
+        let report = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        let first = try XCTUnwrap(report.range(of: "| \(texts[1]) | 100.0% |"), report)
+        let second = try XCTUnwrap(report.range(of: "| \(texts[2]) | 50.0% |"), report)
+        XCTAssertLessThan(first.lowerBound, second.lowerBound)
+        XCTAssertNil(report.range(of: "| \(texts[0]) | 0.0% |"), "a prompt that never shows the concept is not listed")
+    }
+
     func assertFailsCleanly(_ detector: String, timeout: String = "30", _ expected: String, line: UInt = #line) throws {
         let out = scratch + "/bad-\(UUID())"
         let result = try runDuo(small(out) + ["--detector", detector, "--detector-timeout", timeout])
