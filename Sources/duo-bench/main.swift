@@ -50,6 +50,10 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 /// synthesis DIR [PYTHON]` SDEdit pairs against diffusers' pipelines on a world
 /// model folder; `duo-bench evaluation DIR CONCEPT` duo eval's images per minute; `duo-bench
 /// train-vs-diffusers PYTHON` a training step against PyTorch's.
+// DUO_BENCH_NO_WINOGRAD=1 runs every convolution as im2col + GEMM, for A/B comparisons
+// of whole models (BENCHMARKS.md).
+if ProcessInfo.processInfo.environment["DUO_BENCH_NO_WINOGRAD"] != nil { Winograd.isEnabled = false }
+
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
 
