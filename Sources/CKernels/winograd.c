@@ -59,12 +59,13 @@ void duo_winograd_weights(const float *w, float *U, size_t O, size_t C,
 #define SHORT_VECTORS _Pragma("clang loop vectorize_width(8) interleave_count(1)")
 
 // V[ξ][c][n * T + t] = (Bᵀ d B)[ξ] for the tiles t of images n of x [images, C, H, W]
-// (H and W even, T = H/2 * W/2). Per channel plane: the zero-padded image is read as its
+// (H and W even, T = H/2 * W/2); V's rows are `columns` long (images * T or more, when
+// V holds other images' tiles too). Per channel plane: the zero-padded image is read as its
 // even and odd columns, B combines the columns of every padded row, then Bᵀ combines
 // rows; every vector runs over consecutive tiles.
 void duo_winograd_input(const float *x, float *V, size_t images, size_t C, size_t H,
-                        size_t W) {
-    size_t tilesW = W / 2, T = (H / 2) * tilesW, N = images * T, plane = C * N;
+                        size_t W, size_t columns) {
+    size_t tilesW = W / 2, T = (H / 2) * tilesW, N = columns, plane = C * N;
     size_t rows = H + 2, evenW = tilesW + 1;
     float *even = malloc(sizeof(float) * (2 * rows * evenW + 4 * rows * tilesW));
     float *odd = even + rows * evenW, *dB = odd + rows * evenW;  // dB: [4][rows][tilesW]
@@ -119,10 +120,10 @@ void duo_winograd_input(const float *x, float *V, size_t images, size_t C, size_
 }
 
 // y [images, O, H, W] = Aᵀ M[ξ] A for every tile, plus bias[o] when bias is not NULL;
-// M is [16][O][images * T] as the GEMMs left it.
+// M is [16][O][columns] as the GEMMs left it.
 void duo_winograd_output(const float *M, const float *bias, float *y, size_t images,
-                         size_t O, size_t H, size_t W) {
-    size_t tilesW = W / 2, T = (H / 2) * tilesW, N = images * T, plane = O * N;
+                         size_t O, size_t H, size_t W, size_t columns) {
+    size_t tilesW = W / 2, T = (H / 2) * tilesW, N = columns, plane = O * N;
     float *left = malloc(sizeof(float) * 2 * tilesW), *right = left + tilesW;
     for (size_t n = 0; n < images; n++)
         for (size_t o = 0; o < O; o++) {
@@ -153,4 +154,66 @@ void duo_winograd_output(const float *M, const float *bias, float *y, size_t ima
             }
         }
     free(left);
+}
+
+// The weight gradient by the same tiles: y = Aᵀ [(G g Gᵀ) ⊙ V] A is linear in g, so
+//
+//   dg = Gᵀ [ Σ_tiles (A dY Aᵀ) ⊙ V ] G
+//
+// with dY a tile's 2x2 output gradient. `duo_winograd_output_adjoint` writes
+// D[ξ][o][n * T + t] = (A dY Aᵀ)[ξ] for dY [images, O, H, W]; the sum over tiles is 16 GEMMs
+// dU[ξ] [O, C] = D[ξ] [O, tiles] x V[ξ]ᵀ [tiles, C] (the caller's), and
+// `duo_winograd_weights_adjoint` takes dU [16, O, C] to dW [O, C, 3, 3].
+void duo_winograd_output_adjoint(const float *dy, float *D, size_t images, size_t O,
+                                 size_t H, size_t W, size_t columns) {
+    size_t tilesW = W / 2, T = (H / 2) * tilesW, N = columns, plane = O * N;
+    float *even = malloc(sizeof(float) * 2 * tilesW), *odd = even + tilesW;
+    for (size_t n = 0; n < images; n++)
+        for (size_t o = 0; o < O; o++) {
+            const float *yo = dy + (n * O + o) * H * W;
+            for (size_t ty = 0; ty < H / 2; ty++) {
+                // A dY: rows (p, q), (p + r, q + s), (p − r, q − s), (−r, −s) for the tile
+                // [p q; r s]; then each row (u, v) times Aᵀ: (u, u + v, u − v, −v).
+                const float *top = yo + 2 * ty * W, *bottom = top + W;
+                float *d = D + o * N + n * T + ty * tilesW;  // D[ξ] at d + ξ * plane
+                for (size_t i = 0; i < 4; i++) {
+                    SHORT_VECTORS
+                    for (size_t t = 0; t < tilesW; t++) {
+                        float p = top[2 * t], q = top[2 * t + 1], r = bottom[2 * t], s = bottom[2 * t + 1];
+                        even[t] = i == 0 ? p : i == 1 ? p + r : i == 2 ? p - r : -r;
+                        odd[t] = i == 0 ? q : i == 1 ? q + s : i == 2 ? q - s : -s;
+                    }
+                    float *d0 = d + (4 * i) * plane, *d1 = d0 + plane, *d2 = d1 + plane, *d3 = d2 + plane;
+                    SHORT_VECTORS
+                    for (size_t t = 0; t < tilesW; t++) {
+                        d0[t] = even[t];
+                        d1[t] = even[t] + odd[t];
+                        d2[t] = even[t] - odd[t];
+                        d3[t] = -odd[t];
+                    }
+                }
+            }
+        }
+    free(even);
+}
+
+void duo_winograd_weights_adjoint(const float *dU, float *dW, size_t O, size_t C) {
+    size_t plane = O * C;
+    for (size_t o = 0; o < O; o++)
+        for (size_t c = 0; c < C; c++) {
+            float u[4][4];
+            for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[xi * plane + o * C + c];
+            float t[3][4];  // Gᵀ dU, Gᵀ's rows (1, ½, ½, 0), (0, ½, −½, 0), (0, ½, ½, 1)
+            for (int j = 0; j < 4; j++) {
+                t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+                t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+                t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+            }
+            float *g = dW + (o * C + c) * 9;
+            for (int i = 0; i < 3; i++) {  // (Gᵀ dU) G
+                g[3 * i + 0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+                g[3 * i + 1] = 0.5f * (t[i][1] - t[i][2]);
+                g[3 * i + 2] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            }
+        }
 }

@@ -89,14 +89,19 @@ void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_
 
 // Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with padding 1 on even H, W
 // (winograd.c): weights w [O, C, 3, 3] -> U [16, O, C] (or, transposed_flipped, w
-// [C, O, 3, 3] as the adjoint's kernel); x [images, C, H, W] -> V [16, C, images*H*W/4];
-// M [16, O, images*H*W/4] -> y [images, O, H, W] (+ bias, which may be NULL).
+// [C, O, 3, 3] as the adjoint's kernel); x [images, C, H, W] -> V [16, C, columns];
+// M [16, O, columns] -> y [images, O, H, W] (+ bias, which may be NULL), where the
+// images' tiles (H*W/4 each) fill the first images*H*W/4 of a row of `columns`. For dW:
+// dY [images, O, H, W] -> D [16, O, columns], and dU [16, O, C] -> dW [O, C, 3, 3].
 void duo_winograd_weights(const float *w, float *U, size_t O, size_t C,
                           int transposed_flipped);
 void duo_winograd_input(const float *x, float *V, size_t images, size_t C, size_t H,
-                        size_t W);
+                        size_t W, size_t columns);
 void duo_winograd_output(const float *M, const float *bias, float *y, size_t images,
-                         size_t O, size_t H, size_t W);
+                         size_t O, size_t H, size_t W, size_t columns);
+void duo_winograd_output_adjoint(const float *dy, float *D, size_t images, size_t O,
+                                 size_t H, size_t W, size_t columns);
+void duo_winograd_weights_adjoint(const float *dU, float *dW, size_t O, size_t C);
 
 // Nearest-neighbour 2x upsampling of planes [planes, H, W] -> [planes, 2H, 2W].
 void duo_upsample_nearest2x_forward(const float *x, float *y, size_t H, size_t W,

@@ -53,11 +53,25 @@ private func im2colConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, shape
 private func conv2dBackward(
     _ dY: Tensor, x: Tensor, weight: Tensor, shape s: duo_conv_shape, needs: [Bool]
 ) -> [Tensor?] {
+    let outC = weight.shape[0]
+    // Winograd's dX is the convolution of dY with the kernel transposed and rotated by 180°.
+    var grads = Winograd.applies(s, outChannels: outC)
+        ? [needs[0] ? Winograd.convolve(dY, weight: weight, adjoint: true) : nil,
+           needs[1] ? Winograd.weightGradient(x: x, dY: dY) : nil]
+        : im2colGradients(dY, x: x, weight: weight, shape: s, needs: needs)
+    if needs.count == 3 {
+        grads.append(needs[2] ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil)
+    }
+    return grads
+}
+
+/// [dX, dW] by im2col: dW from each image's columns, dX scattered back from W^T dY.
+private func im2colGradients(
+    _ dY: Tensor, x: Tensor, weight: Tensor, shape s: duo_conv_shape, needs: [Bool]
+) -> [Tensor?] {
     let (batch, outC) = (x.shape[0], weight.shape[0])
     let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
-    // dX is the convolution of dY with the kernel transposed and rotated by 180°.
-    let winogradDX = needs[0] && Winograd.applies(s, outChannels: outC)
-    let dX = winogradDX ? Winograd.convolve(dY, weight: weight, adjoint: true) : needs[0] ? Tensor.zeros(x.shape) : nil
+    let dX = needs[0] ? Tensor.zeros(x.shape) : nil
     let cost = 4 * k * p * outC
     let parts = Parallel.partCount(batch, costPerItem: cost)
     let columns = (0..<parts).map { _ in Im2Col(shape: s) }
@@ -72,7 +86,7 @@ private func conv2dBackward(
                 BLAS.gemm(transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
                           beta: 1, c: dWParts[part].pointer, ldc: k)
             }
-            if let dX, !winogradDX {
+            if let dX {
                 // dcols [K, P] = W^T [K, outC] x dY_b [outC, P], then scattered back to pixels
                 let dCols = columns[part].scratch
                 BLAS.gemm(transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,
@@ -88,11 +102,7 @@ private func conv2dBackward(
     }
     let dW = dWParts.first
     for extra in dWParts.dropFirst() { dW!.addInPlace(extra) }
-    var grads: [Tensor?] = [dX, dW]
-    if needs.count == 3 {
-        grads.append(needs[2] ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil)
-    }
-    return grads
+    return [dX, dW]
 }
 
 /// The column buffer of one image, reused across the batch. A 1x1 stride-1 convolution

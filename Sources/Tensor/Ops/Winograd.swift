@@ -3,8 +3,8 @@ import CKernels
 /// 3x3 stride-1 convolution with padding 1 by Winograd's minimal filtering F(2x2, 3x3)
 /// (Lavin & Gray, CVPR 2016; the transforms are in winograd.c): 16 GEMMs over
 /// transformed 4x4 tiles, 2.25x fewer multiplies than im2col + GEMM and a quarter of its
-/// column memory. `conv2d` takes this path for its forward pass and for dX, which is
-/// the same convolution of dY with the kernel transposed and rotated by 180°.
+/// column memory. `conv2d` takes this path for its forward pass, for dX, which is the
+/// same convolution of dY with the kernel transposed and rotated by 180°, and for dW.
 ///
 /// The transforms move 4x the image's floats, so the path pays where GEMMs dominate: 16
 /// or more channels, and 16x16 pixels or more (at 8x8, 4 tiles a row, the gain measured
@@ -36,14 +36,40 @@ public enum Winograd {
             let n = images.count * tiles
             let v = Tensor.empty([16, c, n])  // Bᵀ d B
             let m = Tensor.empty([16, o, n])  // U ⊙ V, summed over channels
-            duo_winograd_input(x.pointer + images.lowerBound * c * h * w, v.pointer, images.count, c, h, w)
+            duo_winograd_input(x.pointer + images.lowerBound * c * h * w, v.pointer, images.count, c, h, w, n)
             for xi in 0..<16 {
                 BLAS.gemm(m: o, n: n, k: c, a: u.pointer + xi * o * c, lda: c,
                           b: v.pointer + xi * c * n, ldb: n, c: m.pointer + xi * o * n, ldc: n)
             }
             duo_winograd_output(m.pointer, bias?.pointer, y.pointer + images.lowerBound * o * h * w,
-                                images.count, o, h, w)
+                                images.count, o, h, w, n)
         }
         return y
+    }
+
+    /// dW [O, C, 3, 3] of y = conv(x, W) from x [B, C, H, W] and dY [B, O, H, W]: the
+    /// forward pass's tiles run backwards (winograd.c). The sum over every image's tiles
+    /// is the GEMMs' inner dimension, long and split by BLAS.gemm over the output, so the
+    /// result does not depend on the thread count.
+    static func weightGradient(x: Tensor, dY: Tensor) -> Tensor {
+        let (batch, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let o = dY.shape[1]
+        let tiles = h * w / 4, n = batch * tiles
+        let v = Tensor.empty([16, c, n])  // Bᵀ d B
+        let d = Tensor.empty([16, o, n])  // A dY Aᵀ
+        Parallel.forEach(batch, costPerItem: 4 * (c + o) * h * w) { images in
+            let first = images.lowerBound
+            duo_winograd_input(x.pointer + first * c * h * w, v.pointer + first * tiles, images.count, c, h, w, n)
+            duo_winograd_output_adjoint(dY.pointer + first * o * h * w, d.pointer + first * tiles, images.count, o, h, w, n)
+        }
+        let du = Tensor.empty([16, o, c])
+        for xi in 0..<16 {
+            // dU[ξ] [O, C] = D[ξ] [O, n] x V[ξ]ᵀ [n, C]
+            BLAS.gemm(transB: true, m: o, n: c, k: n, a: d.pointer + xi * o * n, lda: n,
+                      b: v.pointer + xi * c * n, ldb: n, c: du.pointer + xi * o * c, ldc: c)
+        }
+        let dW = Tensor.empty([o, c, 3, 3])
+        duo_winograd_weights_adjoint(du.pointer, dW.pointer, o, c)
+        return dW
     }
 }
