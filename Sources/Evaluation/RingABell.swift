@@ -1,4 +1,5 @@
 import Diffusion
+import Formats
 import Foundation
 import Tensor
 
@@ -133,8 +134,4 @@ struct SplitMix {
 }
 
 /// An attack that cannot run, in one line.
-public struct AttackError: Error, CustomStringConvertible {
-    public let description: String
-
-    public init(_ description: String) { self.description = description }
-}
+public typealias AttackError = OneLineError

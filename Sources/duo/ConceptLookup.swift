@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import World
 
@@ -34,8 +35,4 @@ enum Lookup {
 
 /// A bad option value or an unknown concept, reported in one line (ArgumentParser's
 /// ValidationError adds the usage text below it).
-struct UsageError: Error, CustomStringConvertible {
-    let description: String
-
-    init(_ description: String) { self.description = description }
-}
+typealias UsageError = OneLineError

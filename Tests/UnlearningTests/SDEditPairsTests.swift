@@ -74,7 +74,7 @@ final class SDEditPairsTests: XCTestCase {
         _ = try pairs("b").run()
         for file in try FileManager.default.subpathsOfDirectory(atPath: scratch + "/a") {
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: scratch + "/a/" + file, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: scratch + "/a/" + file, isDirectory: &isDirectory)
             if isDirectory.boolValue { continue }
             let a = try Data(contentsOf: URL(fileURLWithPath: scratch + "/a/" + file))
             let b = try Data(contentsOf: URL(fileURLWithPath: scratch + "/b/" + file))

@@ -23,7 +23,7 @@ final class SynthesizeCommandTests: XCTestCase {
         var result: [String: Data] = [:]
         for file in try FileManager.default.subpathsOfDirectory(atPath: folder) {
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: folder + "/" + file, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: folder + "/" + file, isDirectory: &isDirectory)
             if !isDirectory.boolValue { result[file] = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + file)) }
         }
         return result

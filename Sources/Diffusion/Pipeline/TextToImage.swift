@@ -125,8 +125,4 @@ public enum TextToImage {
 
 /// A sampling request that cannot be served (a size or latents shape that does not fit the
 /// model), in one line.
-public struct SamplingError: Error, CustomStringConvertible {
-    public let description: String
-
-    public init(_ description: String) { self.description = description }
-}
+public typealias SamplingError = OneLineError

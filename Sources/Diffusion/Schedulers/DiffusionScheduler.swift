@@ -1,3 +1,4 @@
+import Formats
 import Tensor
 
 /// A sampler over a DDPM noise schedule: DDIMScheduler or DDPMScheduler.
@@ -44,13 +45,7 @@ public struct SchedulerStepOutput {
 }
 
 /// A request a scheduler cannot serve (a step count or strength out of range), in one line.
-public struct SchedulerError: Error, Equatable, CustomStringConvertible {
-    public let message: String
-
-    public init(_ message: String) { self.message = message }
-
-    public var description: String { message }
-}
+public typealias SchedulerError = OneLineError
 
 extension DiffusionScheduler {
     /// ᾱ_t for t = 0 ..< numTrainTimesteps.

@@ -62,11 +62,7 @@ public final class BuiltinConceptDetector: ConceptDetector {
 
 /// A detector that cannot judge: a process that crashed, hung or printed garbage, or
 /// an image it cannot read, in one line.
-public struct DetectorError: Error, CustomStringConvertible {
-    public let description: String
-
-    public init(_ description: String) { self.description = description }
-}
+public typealias DetectorError = OneLineError
 
 extension ConceptFile {
     /// The detector this concept file asks for: the shipped world detector's head, or the

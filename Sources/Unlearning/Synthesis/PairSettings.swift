@@ -116,8 +116,4 @@ public struct PairSettings: Hashable, Sendable {
 
 /// A synthesis or training run that cannot go on (settings mismatch, a pair the filter
 /// never accepts, an unreadable pairs folder), in one line.
-public struct UnlearningError: Error, CustomStringConvertible {
-    public let description: String
-
-    public init(_ description: String) { self.description = description }
-}
+public typealias UnlearningError = OneLineError
