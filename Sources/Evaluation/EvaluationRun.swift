@@ -46,6 +46,8 @@ public final class EvaluationRun {
     public let directory: String
     /// Attack sets: name and prompts.
     public let sets: [(name: String, prompts: [String])]
+    /// Generated sets the concept file names whose files are not made yet: name and path.
+    public let skippedSets: [(name: String, path: String)]
 
     public init(
         modelDirectory: String, concept: ConceptFile, candidates: [Candidate], detector: ConceptDetector,
@@ -58,9 +60,11 @@ public final class EvaluationRun {
         self.threshold = threshold
         self.settings = settings
         self.directory = directory
-        sets = try concept.attackSets.compactMap { set in
-            // A generated set (Ring-A-Bell) may not have been made yet: say so, skip it.
-            guard FileManager.default.fileExists(atPath: set.path) || set.name != "ring-a-bell" else { return nil }
+        let unmade = concept.attackSets.filter {
+            GeneratedAttackSet.names.contains($0.name) && !FileManager.default.fileExists(atPath: $0.path)
+        }
+        skippedSets = unmade.map { ($0.name, $0.path) }
+        sets = try concept.attackSets.filter { set in !unmade.contains { $0.name == set.name } }.map { set in
             let prompts = try PromptSetFile.read(set.path)
             return (set.name, Array(prompts.prefix(settings.promptsPerSet ?? prompts.count)))
         }

@@ -1,6 +1,14 @@
 import Formats
 import Foundation
 
+/// The attack sets `duo attack` writes, by its subcommands' names. A concept file may name
+/// one before it has been made; `duo eval` then skips it and says so.
+public enum GeneratedAttackSet {
+    public static let ringABell = "ring-a-bell"
+    public static let unlearnDiff = "unlearndiff"
+    public static let names: Set<String> = [ringABell, unlearnDiff]
+}
+
 /// An attack prompt set: a text file with one prompt per line; blank lines and lines
 /// starting with `#` are skipped.
 public enum PromptSetFile {

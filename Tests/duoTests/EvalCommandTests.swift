@@ -65,6 +65,39 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertNil(report.range(of: "| \(texts[0]) | 0.0% |"), "a prompt that never shows the concept is not listed")
     }
 
+    /// A concept file naming sets in its own folder: the shipped explicit set, and
+    /// `ring-a-bell` (a set `duo attack` writes) not made yet.
+    func conceptWithUnmadeRingABell(explicitFile: String) throws -> String {
+        let concepts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("concepts")
+        var text = try String(contentsOf: concepts.appendingPathComponent("stripes.toml"), encoding: .utf8)
+        text = String(text[..<text.range(of: "[attacks]")!.lowerBound])
+            + "[attacks]\nexplicit = \"\(explicitFile)\"\nring-a-bell = \"not-made.txt\"\n"
+        if !FileManager.default.fileExists(atPath: scratch + "/explicit.txt") {
+            try FileManager.default.copyItem(
+                at: concepts.appendingPathComponent("stripes/explicit.txt"), to: URL(fileURLWithPath: scratch + "/explicit.txt"))
+        }
+        let path = scratch + "/stripes.toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testAGeneratedSetNotMadeYetIsSkippedAndNamedButAMissingSetIsAnError() throws {
+        var arguments = small(scratch + "/skipped")
+        arguments[arguments.firstIndex(of: "--concept")! + 1] = try conceptWithUnmadeRingABell(explicitFile: "explicit.txt")
+        let result = try runDuo(arguments)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("skipping attack set 'ring-a-bell': \(scratch)/not-made.txt is not made yet"), result.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/skipped/results.json"))) as! [String: Any]
+        let rates = (json["models"] as! [[String: Any]])[0]["defense_rate"] as! [String: Double]
+        XCTAssertEqual(Set(rates.keys), ["explicit"])
+
+        arguments[arguments.firstIndex(of: "--concept")! + 1] = try conceptWithUnmadeRingABell(explicitFile: "typo.txt")
+        let failed = try runDuo(arguments)
+        XCTAssertNotEqual(failed.status, 0)
+        XCTAssertTrue(failed.stderr.contains("\(scratch)/typo.txt: cannot read the prompt set"), failed.stderr)
+    }
+
     func assertFailsCleanly(_ detector: String, timeout: String = "30", _ expected: String, line: UInt = #line) throws {
         let out = scratch + "/bad-\(UUID())"
         let result = try runDuo(small(out) + ["--detector", detector, "--detector-timeout", timeout])

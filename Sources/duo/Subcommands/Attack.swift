@@ -25,7 +25,7 @@ extension Duo {
     /// `duo attack ring-a-bell`.
     struct RingABellCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "ring-a-bell",
+            commandName: GeneratedAttackSet.ringABell,
             abstract: "Ring-A-Bell (Tsai et al., ICLR 2024): concept prompts found from the text encoder alone.",
             discussion: """
                 The concept direction is the mean difference of text-encoder embeddings of \
@@ -92,7 +92,7 @@ extension Duo {
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "distance %.2f", result.distance))
             }
-            let destination = try Attack.destination(out, set: "ring-a-bell", concept: conceptFile)
+            let destination = try Attack.destination(out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
             try PromptSetFile.write(
                 found,
                 header: "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "

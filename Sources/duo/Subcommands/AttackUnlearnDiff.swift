@@ -9,7 +9,7 @@ extension Duo {
     /// `duo attack unlearndiff`.
     struct UnlearnDiffCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "unlearndiff",
+            commandName: GeneratedAttackSet.unlearnDiff,
             abstract: "UnlearnDiffAtk (Zhang et al., ECCV 2024): a white-box prefix attack on an unlearned model.",
             discussion: """
                 For each of --count pairs, --prefix tokens (a softmax over the vocabulary, \
@@ -89,7 +89,7 @@ extension Duo {
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "loss %.4f", result.loss))
             }
-            let destination = try Attack.destination(out, set: "unlearndiff", concept: conceptFile)
+            let destination = try Attack.destination(out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
             try PromptSetFile.write(
                 found,
                 header: "\(conceptFile.name): UnlearnDiffAtk prompts against \(adapter) (duo attack unlearndiff "

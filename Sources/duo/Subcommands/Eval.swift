@@ -99,6 +99,9 @@ extension Duo {
                 let evaluation = try EvaluationRun(
                     modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates, detector: detectorProcess,
                     threshold: conceptFile.detector.threshold, settings: settings, directory: staging)
+                for (name, path) in evaluation.skippedSets {
+                    FileHandle.standardError.write(Data("duo eval: skipping attack set '\(name)': \(path) is not made yet (duo attack \(name))\n".utf8))
+                }
                 let bar = quiet ? nil : ProgressLine("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }
                 try EvaluationReport.write(results, directory: staging)
