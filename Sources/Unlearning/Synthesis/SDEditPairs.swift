@@ -75,8 +75,11 @@ public final class SDEditPairs {
             records += made
             progress(records.count, settings.count)
         }
-        try writeContactSheet(records)
-        let (paired, unpaired, agreement) = try keptStatistics(records)
+        // Read back from disk: a resumed run holds only its own batches in memory.
+        let unsafe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.unsafeFile) }
+        let safe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.safeFile) }
+        try writeContactSheet(unsafe: unsafe, safe: safe)
+        let (paired, unpaired, agreement) = keptStatistics(unsafe: unsafe, safe: safe)
         let summary = Summary(
             pairs: records.count, unsafeDraws: records.reduce(0) { $0 + $1.unsafeDraw + 1 },
             unsafeRejected: records.reduce(0) { $0 + $1.unsafeDraw },
@@ -199,13 +202,11 @@ public final class SDEditPairs {
     }
 
     /// Pixel distances within and across pairs, and (world images) shape/colour agreement.
-    func keptStatistics(_ records: [PairRecord]) throws -> (Double, Double, Double?) {
-        let unsafe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.unsafeFile) }
-        let safe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.safeFile) }
+    func keptStatistics(unsafe: [PNGImage], safe: [PNGImage]) -> (Double, Double, Double?) {
         func distance(_ a: PNGImage, _ b: PNGImage) -> Double {
             zip(a.pixels, b.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(a.pixels.count)
         }
-        let n = records.count
+        let n = unsafe.count
         let paired = (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[$1]) } / Double(n)
         let unpaired = n < 2 ? paired : (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[($1 + 1) % n]) } / Double(n)
         guard unsafe.allSatisfy({ $0.width == World.size && $0.height == World.size }),
@@ -217,13 +218,13 @@ public final class SDEditPairs {
     }
 
     /// 16 pairs per block, unsafe images above their safe edits.
-    func writeContactSheet(_ records: [PairRecord]) throws {
-        let perRow = min(16, records.count)
+    func writeContactSheet(unsafe: [PNGImage], safe: [PNGImage]) throws {
+        let perRow = min(16, unsafe.count)
         var cells: [PNGImage] = []
-        for start in stride(from: 0, to: records.count, by: perRow) {
-            let block = records[start..<min(records.count, start + perRow)]
-            for side in [\PairRecord.unsafeFile, \PairRecord.safeFile] {
-                var row = try block.map { try PNGImage(contentsOf: directory + "/" + $0[keyPath: side]) }
+        for start in stride(from: 0, to: unsafe.count, by: perRow) {
+            let block = start..<min(unsafe.count, start + perRow)
+            for side in [unsafe, safe] {
+                var row = Array(side[block])
                 while row.count < perRow {
                     row.append(PNGImage(width: row[0].width, height: row[0].height, channels: 3,
                                         pixels: [UInt8](repeating: 255, count: row[0].width * row[0].height * 3)))
