@@ -171,12 +171,20 @@ public final class UnlearningTrainer {
     /// Pair indices of micro-batch `index`: the pairs in a fresh random order each epoch.
     func batchIndices(_ index: Int) -> [Int] {
         let n = pairs.count
+        var orders: [Int: [Int]] = [:]  // a micro-batch spans at most a few epochs
         return (0..<settings.batchSize).map { j in
             let position = index * settings.batchSize + j
             let epoch = position / n
-            let order = RandomKey(seed: settings.seed).fold(in: 0x4550_4F43).fold(in: UInt64(epoch)).uniform(count: n)
-            return (0..<n).sorted { (order[$0], $0) < (order[$1], $1) }[position % n]
+            if orders[epoch] == nil { orders[epoch] = epochOrder(epoch) }
+            return orders[epoch]![position % n]
         }
+    }
+
+    /// The pairs of `epoch` in their random order, from (seed, epoch) alone.
+    func epochOrder(_ epoch: Int) -> [Int] {
+        let n = pairs.count
+        let draws = RandomKey(seed: settings.seed).fold(in: 0x4550_4F43).fold(in: UInt64(epoch)).uniform(count: n)
+        return (0..<n).sorted { (draws[$0], $0) < (draws[$1], $1) }
     }
 
     /// The pairs' x₀ in model space: pixels, or VAE posterior samples × scaling factor.
