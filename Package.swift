@@ -71,7 +71,7 @@ let package = Package(
             dependencies: ["Unlearning", "World", "Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "EvaluationTests", dependencies: ["Evaluation", "Formats"],
+            name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Diffusion", "Tensor", "World"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "duoTests", dependencies: ["duo", "Formats", "World", "Unlearning"]),
     ]

@@ -48,6 +48,9 @@ public final class EvaluationRun {
     public let sets: [(name: String, prompts: [String])]
     /// Generated sets the concept file names whose files are not made yet: name and path.
     public let skippedSets: [(name: String, path: String)]
+    /// Learned token embeddings that sets' prompts use (concept inversion), loaded into
+    /// the model before sampling.
+    public let tokenFiles: [String]
 
     public init(
         modelDirectory: String, concept: ConceptFile, candidates: [Candidate], detector: ConceptDetector,
@@ -64,7 +67,9 @@ public final class EvaluationRun {
             GeneratedAttackSet.names.contains($0.name) && !FileManager.default.fileExists(atPath: $0.path)
         }
         skippedSets = unmade.map { ($0.name, $0.path) }
-        sets = try concept.attackSets.filter { set in !unmade.contains { $0.name == set.name } }.map { set in
+        let used = concept.attackSets.filter { set in !unmade.contains { $0.name == set.name } }
+        tokenFiles = used.map { GeneratedAttackSet.embeddingsPath(forSet: $0.path) }.filter { FileManager.default.fileExists(atPath: $0) }
+        sets = try used.map { set in
             let prompts = try PromptSetFile.read(set.path)
             return (set.name, Array(prompts.prefix(settings.promptsPerSet ?? prompts.count)))
         }
@@ -74,6 +79,7 @@ public final class EvaluationRun {
     /// Runs every candidate; `progress(done, total)` counts images.
     public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> EvaluationResults {
         let model = try StableDiffusion.load(directory: modelDirectory)
+        for file in tokenFiles { try TextualInversionFile.load(file, into: model) }
         let keep = concept.keepPrompts(count: settings.keepPrompts, seed: settings.seed)
         let perModel = sets.reduce(0) { $0 + $1.prompts.count * settings.seeds } + keep.count
         let total = perModel * candidates.count

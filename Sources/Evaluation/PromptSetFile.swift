@@ -6,7 +6,14 @@ import Foundation
 public enum GeneratedAttackSet {
     public static let ringABell = "ring-a-bell"
     public static let unlearnDiff = "unlearndiff"
-    public static let names: Set<String> = [ringABell, unlearnDiff]
+    public static let conceptInversion = "concept-inversion"
+    public static let names: Set<String> = [ringABell, unlearnDiff, conceptInversion]
+
+    /// Where a set's learned token embeddings are kept (concept inversion): beside the
+    /// prompt file, with the extension `.safetensors`.
+    public static func embeddingsPath(forSet path: String) -> String {
+        (path as NSString).deletingPathExtension + ".safetensors"
+    }
 }
 
 /// An attack prompt set: a text file with one prompt per line; blank lines and lines

@@ -151,6 +151,18 @@ final class CLIPTokenizerTests: XCTestCase {
         XCTAssertEqual(assertParity(tokenizer, variant.cases), 0, "added-token strings differing")
     }
 
+    func testATokenAddedInCodeMatchesTransformersAddedToken() throws {
+        // What duo's textual-inversion loading does: the plain CLIP tokenizer plus
+        // "<cat-toy>" as id 49408 must encode as transformers does with that token added.
+        let variant = try XCTUnwrap(try Self.loadedFixture.get().variants["added"])
+        let tokenizer = try XCTUnwrap(try loadTokenizer().addingToken("<cat-toy>", id: 49408))
+        XCTAssertEqual(tokenizer.vocabularySize, variant.vocabularySize)
+        XCTAssertEqual(assertParity(tokenizer, variant.cases), 0, "added-token strings differing")
+        XCTAssertEqual(tokenizer.decode([320, 49408]), "a <cat-toy>")
+        XCTAssertNil(try loadTokenizer().addingToken("cat", id: 49408), "already a token of the vocabulary")
+        XCTAssertNil(tokenizer.addingToken("<dog-toy>", id: 49408), "the id is taken")
+    }
+
     func testDecodeMatchesTransformers() throws {
         let tokenizer = try loadTokenizer()
         for item in try Self.loadedFixture.get().decode {

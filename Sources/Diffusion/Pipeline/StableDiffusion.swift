@@ -7,7 +7,7 @@ import Tensor
 /// the embedded default, has none).
 public final class StableDiffusion {
     public let directory: String
-    public let tokenizer: CLIPTokenizer
+    public private(set) var tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderKL?
@@ -49,6 +49,24 @@ public final class StableDiffusion {
             unet: try UNet2DConditionModel.load(directory: try path("unet")),
             vae: FileManager.default.fileExists(atPath: vaePath) ? try AutoencoderKL.load(directory: vaePath) : nil,
             schedulerConfigPath: try path("scheduler/scheduler_config.json"))
+    }
+
+    /// Adds learned tokens (textual inversion, as diffusers' `load_textual_inversion`):
+    /// each token string gets a new id and its embedding [hidden] a row of the text
+    /// encoder's table. A token the tokenizer already has, or a vector of another size, is
+    /// refused naming `source` (the file the embeddings came from).
+    public func addTokens(_ tokens: [(token: String, embedding: Tensor)], source: String) throws {
+        let hidden = textEncoder.config.hiddenSize
+        for (token, vector) in tokens {
+            guard vector.count == hidden else {
+                throw ModelError(file: source, key: token, "embedding of \(vector.count) values, the text encoder's are \(hidden)")
+            }
+            guard let extended = tokenizer.addingToken(token, id: textEncoder.tokenEmbedding.shape[0]) else {
+                throw ModelError(file: source, key: token, "the tokenizer already has this token (or it is empty)")
+            }
+            tokenizer = extended
+            textEncoder.appendTokenEmbeddings(vector.reshaped([1, hidden]))
+        }
     }
 
     /// Pixels per latent pixel along each side: 2^(VAE blocks − 1), or 1 without a VAE.

@@ -100,7 +100,8 @@ public final class CLIPEncoderLayer: Layer {
 /// Diffusion conditions on.
 public final class CLIPTextModel: Layer {
     public let config: CLIPTextConfig
-    public let tokenEmbedding: Tensor
+    /// [vocabulary + added tokens, hidden].
+    public private(set) var tokenEmbedding: Tensor
     public let positionEmbedding: Tensor
     public let layers: [CLIPEncoderLayer]
     public let finalLayerNorm: LayerNorm
@@ -119,6 +120,13 @@ public final class CLIPTextModel: Layer {
         [("embeddings.token_embedding.weight", tokenEmbedding),
          ("embeddings.position_embedding.weight", positionEmbedding)]
             + scoped("encoder.layers", layers) + scoped("final_layer_norm", finalLayerNorm)
+    }
+
+    /// Appends rows [n, hidden] to the token embeddings, for tokens added to the tokenizer
+    /// (textual inversion) with ids from the current vocabulary size on.
+    public func appendTokenEmbeddings(_ rows: Tensor) {
+        precondition(rows.rank == 2 && rows.shape[1] == config.hiddenSize, "token embeddings \(rows.shape), expected [n, \(config.hiddenSize)]")
+        tokenEmbedding = GradMode.withNoGrad { concat([tokenEmbedding, rows], axis: 0) }
     }
 
     /// Checkpoints saved by transformers before v5 (SD 1.x among them) prefix every key

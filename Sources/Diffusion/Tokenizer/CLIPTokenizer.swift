@@ -24,14 +24,14 @@ public struct CLIPTokenizer: Sendable {
     /// What `encode(_:padTo:)` pads with: eos in SD 1.x, `!` (id 0) in SD 2.x.
     public let padTokenID: Int
     /// The number of distinct ids: the vocabulary and any added token beyond it.
-    public let vocabularySize: Int
+    public private(set) var vocabularySize: Int
 
     private let encoder: BytePairEncoder
-    private let rawTokens: AddedTokenMatcher
-    private let normalizedTokens: AddedTokenMatcher
+    private var rawTokens: AddedTokenMatcher
+    private var normalizedTokens: AddedTokenMatcher
     /// For `decode`: the vocabulary's token strings and the added tokens, by id.
     private let vocabularyTokens: [Int: String]
-    private let addedTokens: [Int: AddedToken]
+    private var addedTokens: [Int: AddedToken]
 
     public static let startOfText = "<|startoftext|>"
     public static let endOfText = "<|endoftext|>"
@@ -97,6 +97,23 @@ public struct CLIPTokenizer: Sendable {
             let merged = vocabulary[merge.0 + merge.1]
         else { return nil }
         return MergeRule(left: left, right: right, merged: merged)
+    }
+
+    /// This tokenizer with `content` added as one token with `id` (the text encoder's next
+    /// embedding row), matched in the normalized text as transformers' `add_tokens` does
+    /// (diffusers' `load_textual_inversion` adds a learned token so). nil: `content` is
+    /// empty or already one token of the vocabulary or the added ones, or `id` is taken.
+    public func addingToken(_ content: String, id: Int) -> CLIPTokenizer? {
+        guard vocabularyTokens[id] == nil, addedTokens[id] == nil else { return nil }
+        let ids = tokenIDs(content)
+        guard !content.isEmpty, ids.count != 1 || vocabularyTokens[ids[0]] != content + "</w>" && addedTokens[ids[0]] == nil
+        else { return nil }
+        var copy = self
+        let token = AddedToken(content: content, id: id, normalized: true, special: false)
+        copy.addedTokens[id] = token
+        copy.normalizedTokens = AddedTokenMatcher(copy.addedTokens.values.filter(\.normalized).sorted { $0.id < $1.id })
+        copy.vocabularySize += 1
+        return copy
     }
 
     // MARK: Encoding

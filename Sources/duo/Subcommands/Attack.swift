@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Evaluation
 import Foundation
+import Tensor
 import World
 
 extension Duo {
@@ -9,7 +10,7 @@ extension Duo {
     struct Attack: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Build adversarial prompt sets that try to bring a concept back.",
-            subcommands: [RingABellCommand.self, UnlearnDiffCommand.self])
+            subcommands: [RingABellCommand.self, UnlearnDiffCommand.self, ConceptInversionCommand.self])
 
         /// Where an attack writes its set: `out`, else the concept file's `attacks.SET`, else
         /// `NAME/SET.txt` beside the concept file; the folder is made.
@@ -19,6 +20,12 @@ extension Duo {
             try FileManager.default.createDirectory(
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             return path
+        }
+
+        /// Pair images in the UNet's space: pixels, or VAE posterior means × scaling factor.
+        static func modelSpace(_ images: Tensor, _ model: StableDiffusion) -> Tensor {
+            guard let vae = model.vae else { return images }
+            return GradMode.withNoGrad { vae.encode(images).mean * vae.config.scalingFactor }
         }
     }
 

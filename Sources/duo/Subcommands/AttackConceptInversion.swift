@@ -1,0 +1,101 @@
+import ArgumentParser
+import Diffusion
+import Evaluation
+import Formats
+import Foundation
+import Tensor
+import Unlearning
+import World
+
+extension Duo {
+    /// `duo attack concept-inversion`.
+    struct ConceptInversionCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: GeneratedAttackSet.conceptInversion,
+            abstract: "Concept Inversion (Pham et al., ICLR 2024): a token learned against an unlearned model.",
+            discussion: """
+                Learns one new token's embedding by textual inversion against the model with \
+                --adapter, on the pairs' unsafe images, prompted with their unsafe prompts \
+                where the token stands for the concept's words and synonyms. Writes --count \
+                prompts of the concept's unsafe templates with the token in place of the \
+                concept's words (a prompt set for duo eval, to name under the concept \
+                file's [attacks]) and, beside them, the embedding (.safetensors, diffusers' \
+                textual-inversion format), which duo eval loads with the set.
+                """)
+
+        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
+        var concept: String
+
+        @Option(help: "The unlearned model's adapter (from duo unlearn).")
+        var adapter: String
+
+        @Option(help: "A diffusers model folder (default: the embedded model).")
+        var model: String?
+
+        @Option(help: "The pairs folder whose unsafe images and prompts are learned from (default: pairs/NAME).")
+        var pairs: String?
+
+        @Option(help: "The new token (default: <NAME>).")
+        var token: String?
+
+        @Option(help: "Optimization steps.")
+        var steps = ConceptInversion.Settings().steps
+
+        @Option(name: .customLong("lr"), help: "Adam's learning rate on the embedding (textual inversion's 5e-3).")
+        var learningRate = ConceptInversion.Settings().learningRate
+
+        @Option(help: "Images per step.")
+        var batchSize = ConceptInversion.Settings().batchSize
+
+        @Option(help: "Prompts to write (from the concept's unsafe templates, other draws than the pairs').")
+        var count = 16
+
+        @Option(help: "Seed of the batches, noise and prompts.")
+        var seed: UInt64 = 0
+
+        @Option(help: "Output prompt file (default: the concept file's attacks.concept-inversion, or concepts/NAME/concept-inversion.txt); the embedding goes beside it as .safetensors.")
+        var out: String?
+
+        @Flag(help: "No progress output.")
+        var quiet = false
+
+        func validate() throws {
+            guard steps >= 1, batchSize >= 1, count >= 1 else { throw UsageError("--steps, --batch-size and --count must be at least 1") }
+            guard learningRate > 0 else { throw UsageError("--lr must be positive, got \(learningRate)") }
+            if let token, token.isEmpty || token.contains(where: \.isWhitespace) {
+                throw UsageError("--token must be one word without spaces, got \(token.debugDescription)")
+            }
+        }
+
+        func run() throws {
+            let conceptFile = try Lookup.concept(concept)
+            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
+            let pairData = try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
+            var settings = ConceptInversion.Settings()
+            settings.placeholder = token ?? "<\(conceptFile.name)>"
+            settings.steps = steps
+            settings.learningRate = learningRate
+            settings.batchSize = batchSize
+            settings.seed = seed
+            let words = conceptFile.explicitWords + conceptFile.synonyms
+            let inversion = try ConceptInversion(model: diffusion, forbidden: words, settings: settings)
+            let bar = quiet ? nil : ProgressLine("concept inversion")
+            let vector = try inversion.learn(
+                images: Attack.modelSpace(pairData.unsafe, diffusion),
+                prompts: pairData.unsafePrompts.map { inversion.substitute(words, in: $0) }
+            ) { step, loss in bar?.update(step, of: steps, detail: String(format: "loss %.4f", loss)) }
+            let prompts = conceptFile.promptPairs(count: count, seed: seed &+ 1).map { inversion.substitute(words, in: $0.unsafe) }
+            let destination = try Attack.destination(out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
+            let header = "\(conceptFile.name): Concept Inversion prompts against \(adapter) (duo attack concept-inversion "
+                + "--concept \(conceptFile.name) --token \(settings.placeholder) --steps \(steps) --lr \(learningRate) "
+                + "--batch-size \(batchSize) --count \(count) --seed \(seed)); the token's embedding: "
+                + (GeneratedAttackSet.embeddingsPath(forSet: destination) as NSString).lastPathComponent
+            try TextualInversionFile.save(
+                [(settings.placeholder, vector)], to: GeneratedAttackSet.embeddingsPath(forSet: destination),
+                metadata: ["concept": conceptFile.name, "adapter": adapter, "steps": "\(steps)"])
+            try PromptSetFile.write(prompts, header: header, to: destination)
+            print(destination)
+        }
+    }
+}
