@@ -41,7 +41,7 @@ extension Duo {
         @Option(help: "Optimization steps.")
         var steps = ConceptInversion.Settings().steps
 
-        @Option(name: .customLong("lr"), help: "Adam's learning rate on the embedding (textual inversion's 5e-3).")
+        @Option(name: .customLong("lr"), help: "Adam's learning rate on the embedding.")
         var learningRate = ConceptInversion.Settings().learningRate
 
         @Option(help: "Images per step.")
