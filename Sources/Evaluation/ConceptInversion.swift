@@ -58,13 +58,14 @@ public struct ConceptInversion {
         guard images.shape[0] == prompts.count, !prompts.isEmpty else {
             throw AttackError("concept inversion needs one prompt per image, got \(prompts.count) for \(images.shape[0])")
         }
-        if let bare = prompts.first(where: { !$0.contains(settings.placeholder) }) {
-            throw AttackError("the prompt \(bare.debugDescription) does not hold the placeholder \(settings.placeholder)")
-        }
         let hidden = initialEmbedding.shape[1]
         let vector = Tensor(initialEmbedding.scalars, shape: [1, 1, hidden], requiresGrad: true)
         let optimizer = AdamW(parameters: [vector], options: .init(weightDecay: 0))
         let (fixed, mask) = promptEmbeddings(prompts)
+        let length = fixed.shape[1]
+        if let bare = prompts.indices.first(where: { i in !mask.scalars[(i * length)..<((i + 1) * length)].contains(1) }) {
+            throw AttackError("the prompt \(prompts[bare].debugDescription) does not hold the placeholder \(settings.placeholder) within the text encoder's \(length) tokens")
+        }
         let key = RandomKey(seed: settings.seed).fold(in: 0x4349_4E56)  // "CINV"
         for step in 0..<settings.steps {
             optimizer.zeroGrad()

@@ -69,6 +69,10 @@ public final class EvaluationRun {
         skippedSets = unmade.map { ($0.name, $0.path) }
         let used = concept.attackSets.filter { set in !unmade.contains { $0.name == set.name } }
         tokenFiles = used.map { GeneratedAttackSet.embeddingsPath(forSet: $0.path) }.filter { FileManager.default.fileExists(atPath: $0) }
+        if let set = used.first(where: { $0.name == GeneratedAttackSet.conceptInversion }),
+           !tokenFiles.contains(GeneratedAttackSet.embeddingsPath(forSet: set.path)) {
+            throw AttackError("\(GeneratedAttackSet.embeddingsPath(forSet: set.path)): missing; the \(set.name) set's prompts need the token duo attack concept-inversion writes there")
+        }
         sets = try used.map { set in
             let prompts = try PromptSetFile.read(set.path)
             return (set.name, Array(prompts.prefix(settings.promptsPerSet ?? prompts.count)))

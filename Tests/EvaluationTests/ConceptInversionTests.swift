@@ -8,7 +8,7 @@ import XCTest
 
 /// Concept inversion on the shipped world model: the learned token, written and loaded
 /// as diffusers' textual-inversion file, is what the text encoder sees in its place, and
-/// learning it lowers the model's diffusion loss on the concept's images.
+/// the gradient it is learned with is the objective's.
 final class ConceptInversionTests: XCTestCase {
     func model() throws -> StableDiffusion { try StableDiffusion.load(directory: try EmbeddedModel.shippedDirectory()) }
 
@@ -18,7 +18,7 @@ final class ConceptInversionTests: XCTestCase {
         let vector = Tensor.randn([hidden], key: RandomKey(seed: 3))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ti-\(UUID()).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try TextualInversionFile.save([("<tok>", vector)], to: path)
+        try TextualInversionFile.save(token: "<tok>", embedding: vector, to: path)
         let before = model.tokenizer.encode("a <tok> circle", padTo: model.tokenizer.maxLength)
         try TextualInversionFile.load(path, into: model)
         let ids = model.tokenizer.encode("a <tok> circle", padTo: model.tokenizer.maxLength)
@@ -37,7 +37,7 @@ final class ConceptInversionTests: XCTestCase {
         }
         let short = path + ".short.safetensors"
         defer { try? FileManager.default.removeItem(atPath: short) }
-        try TextualInversionFile.save([("<other>", Tensor.zeros([hidden - 1]))], to: short)
+        try TextualInversionFile.save(token: "<other>", embedding: Tensor.zeros([hidden - 1]), to: short)
         XCTAssertThrowsError(try TextualInversionFile.load(short, into: model)) { error in
             XCTAssertEqual("\(error)", "\(short): key '<other>': embedding of \(hidden - 1) values, the text encoder's are \(hidden)")
         }
@@ -86,7 +86,7 @@ final class ConceptInversionTests: XCTestCase {
         XCTAssertEqual(analytic, numeric, accuracy: 0.02 * abs(numeric) + 1e-6, "autograd \(analytic), central differences \(numeric)")
     }
 
-    func testLearningStartsFromTheAllowedWordsAndRefusesPromptsWithoutTheToken() throws {
+    func testLearningMovesTheEmbeddingAndRefusesPromptsWithoutTheToken() throws {
         let model = try model()
         let (images, prompts, inversion) = try stripedImages(model)
         var losses: [Float] = []

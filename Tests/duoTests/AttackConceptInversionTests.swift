@@ -31,7 +31,8 @@ final class AttackConceptInversionTests: XCTestCase {
         for prompt in written {
             XCTAssertTrue(prompt.contains("<stripes>"), prompt)
             for word in concept.explicitWords + concept.synonyms {
-                XCTAssertFalse(prompt.lowercased().split(separator: " ").contains(Substring(word.lowercased())), "\(prompt) uses '\(word)'")
+                let used = prompt.lowercased().split(separator: " ").map { $0.trimmingCharacters(in: .punctuationCharacters) }
+                XCTAssertFalse(used.contains(word.lowercased()), "\(prompt) uses '\(word)'")
             }
         }
         let embeddings = Self.root + "/a/stripes/concept-inversion.safetensors"
@@ -60,6 +61,11 @@ final class AttackConceptInversionTests: XCTestCase {
         XCTAssertNotEqual(broken.status, 0)
         XCTAssertTrue(broken.stderr.contains("\(embeddings): key '<stripes>': embedding of 3 values"), broken.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: Self.root + "/report2"))
+        try FileManager.default.removeItem(atPath: embeddings)
+        let missing = try runDuo(["eval", "--concept", Self.root + "/a/stripes.toml", "--model", UnlearnCommandTests.prepared.model,
+                                  "--seeds", "1", "--keep-prompts", "2", "--steps", "2", "--quiet", "--out", Self.root + "/report3"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("\(embeddings): missing"), missing.stderr)
     }
 
     func testBadInputsAreOneLineErrorsAndWriteNothing() throws {
@@ -71,6 +77,9 @@ final class AttackConceptInversionTests: XCTestCase {
         let spaced = try attack(out, ["--token", "two words"])
         XCTAssertNotEqual(spaced.status, 0)
         XCTAssertTrue(spaced.stderr.contains("--token must be one word"), spaced.stderr)
+        let safetensors = try attack(Self.root + "/bad.safetensors")
+        XCTAssertNotEqual(safetensors.status, 0)
+        XCTAssertTrue(safetensors.stderr.contains("the prompt file; the token's .safetensors is written beside it"), safetensors.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         XCTAssertFalse(FileManager.default.fileExists(atPath: Self.root + "/bad.safetensors"))
     }

@@ -2,16 +2,15 @@ import Formats
 import Foundation
 import Tensor
 
-/// Learned token embeddings in diffusers' textual-inversion format
-/// (`learned_embeds.safetensors`): one tensor per token, named by the token string, of
-/// the text encoder's hidden size. `load_textual_inversion` in diffusers reads the same.
+/// A learned token embedding in diffusers' textual-inversion format
+/// (`learned_embeds.safetensors`): one tensor, named by the token string, of the text
+/// encoder's hidden size ([hidden] or [1, hidden]). `load_textual_inversion` in diffusers
+/// reads the same.
 public enum TextualInversionFile {
-    /// Writes `tokens` to `path` atomically.
-    public static func save(_ tokens: [(token: String, embedding: Tensor)], to path: String, metadata: [String: String] = [:]) throws {
+    /// Writes `token`'s `embedding` [hidden] to `path` atomically.
+    public static func save(token: String, embedding: Tensor, to path: String, metadata: [String: String] = [:]) throws {
         var writer = SafeTensorsWriter(metadata: metadata)
-        for (token, vector) in tokens {
-            try writer.add(token, shape: [vector.count], values: vector.scalars)
-        }
+        try writer.add(token, shape: [embedding.count], values: embedding.scalars)
         try writer.write(to: path)
     }
 
@@ -20,6 +19,10 @@ public enum TextualInversionFile {
         let file = try SafeTensorsReader(path: path)
         guard !file.names.isEmpty else { throw ModelError(file: path, "holds no token embeddings") }
         let tokens = try file.names.sorted().map { name -> (String, Tensor) in
+            let shape = try file.info(name).shape
+            guard shape.count == 1 || shape.count == 2 && shape[0] == 1 else {
+                throw ModelError(file: path, key: name, "shape \(shape): one vector per token ([hidden] or [1, hidden]) expected")
+            }
             let values = try file.floats(name)
             return (name, Tensor(values, shape: [values.count]))
         }

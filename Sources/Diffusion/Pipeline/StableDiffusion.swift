@@ -57,16 +57,27 @@ public final class StableDiffusion {
     /// refused naming `source` (the file the embeddings came from).
     public func addTokens(_ tokens: [(token: String, embedding: Tensor)], source: String) throws {
         let hidden = textEncoder.config.hiddenSize
-        for (token, vector) in tokens {
+        var extended = tokenizer
+        for (i, (token, vector)) in tokens.enumerated() {  // all checked before the model changes
             guard vector.count == hidden else {
                 throw ModelError(file: source, key: token, "embedding of \(vector.count) values, the text encoder's are \(hidden)")
             }
-            guard let extended = tokenizer.addingToken(token, id: textEncoder.tokenEmbedding.shape[0]) else {
+            guard let next = extended.addingToken(token, id: textEncoder.tokenEmbedding.shape[0] + i) else {
                 throw ModelError(file: source, key: token, "the tokenizer already has this token (or it is empty)")
             }
-            tokenizer = extended
-            textEncoder.appendTokenEmbeddings(vector.reshaped([1, hidden]))
+            extended = next
         }
+        tokenizer = extended
+        if !tokens.isEmpty {
+            textEncoder.appendTokenEmbeddings(concat(tokens.map { $0.embedding.reshaped([1, hidden]) }, axis: 0))
+        }
+    }
+
+    /// Images in [-1, 1] in the UNet's space: the pixels, or for a latent model the VAE
+    /// posterior means × the scaling factor (what an attack denoises).
+    public func modelSpace(_ images: Tensor) -> Tensor {
+        guard let vae else { return images }
+        return GradMode.withNoGrad { vae.encode(images).mean * vae.config.scalingFactor }
     }
 
     /// Pixels per latent pixel along each side: 2^(VAE blocks − 1), or 1 without a VAE.

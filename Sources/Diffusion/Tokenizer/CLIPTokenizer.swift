@@ -101,10 +101,12 @@ public struct CLIPTokenizer: Sendable {
 
     /// This tokenizer with `content` added as one token with `id` (the text encoder's next
     /// embedding row), matched in the normalized text as transformers' `add_tokens` does
-    /// (diffusers' `load_textual_inversion` adds a learned token so). nil: `content` is
-    /// empty or already one token of the vocabulary or the added ones, or `id` is taken.
+    /// (diffusers' `load_textual_inversion` adds a learned token so): `<Cat>` is matched,
+    /// and decoded, as `<cat>`. nil: `content` is empty or already one token of the
+    /// vocabulary or the added ones, or `id` is taken.
     public func addingToken(_ content: String, id: Int) -> CLIPTokenizer? {
         guard vocabularyTokens[id] == nil, addedTokens[id] == nil else { return nil }
+        let content = String(String.UnicodeScalarView(CLIPNormalizer.normalize(Array(content.unicodeScalars)[...])))
         let ids = tokenIDs(content)
         guard !content.isEmpty, ids.count != 1 || vocabularyTokens[ids[0]] != content + "</w>" && addedTokens[ids[0]] == nil
         else { return nil }

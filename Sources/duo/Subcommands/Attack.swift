@@ -2,7 +2,6 @@ import ArgumentParser
 import Diffusion
 import Evaluation
 import Foundation
-import Tensor
 import World
 
 extension Duo {
@@ -20,12 +19,6 @@ extension Duo {
             try FileManager.default.createDirectory(
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             return path
-        }
-
-        /// Pair images in the UNet's space: pixels, or VAE posterior means × scaling factor.
-        static func modelSpace(_ images: Tensor, _ model: StableDiffusion) -> Tensor {
-            guard let vae = model.vae else { return images }
-            return GradMode.withNoGrad { vae.encode(images).mean * vae.config.scalingFactor }
         }
     }
 

@@ -62,8 +62,11 @@ extension Duo {
         func validate() throws {
             guard steps >= 1, batchSize >= 1, count >= 1 else { throw UsageError("--steps, --batch-size and --count must be at least 1") }
             guard learningRate > 0 else { throw UsageError("--lr must be positive, got \(learningRate)") }
-            if let token, token.isEmpty || token.contains(where: \.isWhitespace) {
-                throw UsageError("--token must be one word without spaces, got \(token.debugDescription)")
+            if let token, token.isEmpty || token.contains(where: \.isWhitespace) || token.hasPrefix("#") {
+                throw UsageError("--token must be one word without spaces or a leading #, got \(token.debugDescription)")
+            }
+            if let out, out.hasSuffix(".safetensors") {
+                throw UsageError("--out \(out): the prompt file; the token's .safetensors is written beside it")
             }
         }
 
@@ -73,7 +76,8 @@ extension Duo {
             try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
             let pairData = try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
             var settings = ConceptInversion.Settings()
-            settings.placeholder = token ?? "<\(conceptFile.name)>"
+            // CLIP's tokenizer lower-cases prompts, and the token with them.
+            settings.placeholder = (token ?? "<\(conceptFile.name)>").lowercased()
             settings.steps = steps
             settings.learningRate = learningRate
             settings.batchSize = batchSize
@@ -82,17 +86,21 @@ extension Duo {
             let inversion = try ConceptInversion(model: diffusion, forbidden: words, settings: settings)
             let bar = quiet ? nil : ProgressLine("concept inversion")
             let vector = try inversion.learn(
-                images: Attack.modelSpace(pairData.unsafe, diffusion),
+                images: diffusion.modelSpace(pairData.unsafe),
                 prompts: pairData.unsafePrompts.map { inversion.substitute(words, in: $0) }
             ) { step, loss in bar?.update(step, of: steps, detail: String(format: "loss %.4f", loss)) }
-            let prompts = conceptFile.promptPairs(count: count, seed: seed &+ 1).map { inversion.substitute(words, in: $0.unsafe) }
+            // Other draws than any pairs folder's: the seed with the attack's own salt.
+            let prompts = conceptFile.promptPairs(count: count, seed: seed ^ 0x4349_4E56_5052_4F4D).map {  // "CINVPROM"
+                inversion.substitute(words, in: $0.unsafe)
+            }
             let destination = try Attack.destination(out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
+            try PromptSetFile.check(prompts, for: destination)
             let header = "\(conceptFile.name): Concept Inversion prompts against \(adapter) (duo attack concept-inversion "
                 + "--concept \(conceptFile.name) --token \(settings.placeholder) --steps \(steps) --lr \(learningRate) "
                 + "--batch-size \(batchSize) --count \(count) --seed \(seed)); the token's embedding: "
                 + (GeneratedAttackSet.embeddingsPath(forSet: destination) as NSString).lastPathComponent
             try TextualInversionFile.save(
-                [(settings.placeholder, vector)], to: GeneratedAttackSet.embeddingsPath(forSet: destination),
+                token: settings.placeholder, embedding: vector, to: GeneratedAttackSet.embeddingsPath(forSet: destination),
                 metadata: ["concept": conceptFile.name, "adapter": adapter, "steps": "\(steps)"])
             try PromptSetFile.write(prompts, header: header, to: destination)
             print(destination)

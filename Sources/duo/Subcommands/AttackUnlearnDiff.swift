@@ -85,7 +85,7 @@ extension Duo {
             var found: [String] = []
             for i in 0..<count {
                 let result = attack.attack(
-                    image: Attack.modelSpace(pairData.unsafe.slice(batch: i), diffusion), prompt: pairData.unsafePrompts[i], index: UInt64(i))
+                    image: diffusion.modelSpace(pairData.unsafe.slice(batch: i)), prompt: pairData.unsafePrompts[i], index: UInt64(i))
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "loss %.4f", result.loss))
             }
