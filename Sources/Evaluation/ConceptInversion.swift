@@ -1,7 +1,6 @@
 import Diffusion
 import Foundation
 import Tensor
-import Unlearning
 
 /// Concept Inversion (Pham et al., ICLR 2024, "Circumventing Concept Erasure Methods for
 /// Text-to-Image Generative Models"), the white-box attack DUO's evaluation also runs: a new
@@ -29,8 +28,7 @@ public struct ConceptInversion {
 
     public let model: StableDiffusion
     public let settings: Settings
-    let schedule: NoiseSchedule
-    let predictionType: SchedulerConfig.PredictionType
+    let diffusionLoss: AttackObjective
     /// Where the learned vector starts: the mean embedding of the words an attacker may use.
     let initialEmbedding: Tensor
 
@@ -42,9 +40,7 @@ public struct ConceptInversion {
         guard model.tokenizer.addingToken(settings.placeholder, id: model.textEncoder.tokenEmbedding.shape[0]) != nil else {
             throw AttackError("the placeholder \(settings.placeholder) is already a token of the model's tokenizer: choose another")
         }
-        let config = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
-        schedule = NoiseSchedule(config: config)
-        predictionType = config.predictionType
+        diffusionLoss = try AttackObjective(model: model)
         let words = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)
         guard !words.isEmpty else { throw AttackError("the tokenizer leaves no word to start the embedding from") }
         initialEmbedding = GradMode.withNoGrad {
@@ -101,22 +97,11 @@ public struct ConceptInversion {
     /// `fixed` [B, T, hidden] holding `vector` [1, 1, hidden] where `mask` [B, T, 1] is 1.
     func objective(_ vector: Tensor, images x0: Tensor, fixed: Tensor, mask: Tensor, key: RandomKey) -> Tensor {
         let context = model.textEncoder(tokenEmbeddings: fixed + mask * vector)
-        return denoisingLoss(x0, context: context, key: key)
+        return diffusionLoss.loss(x0, context: context, key: key)
     }
 
     /// Rows `rows` of `x` along the batch axis.
     func gather(_ x: Tensor, _ rows: [Int]) -> Tensor { concat(rows.map { x.slice(batch: $0) }, axis: 0) }
-
-    /// The attacked UNet's diffusion loss on `x0` (one timestep and noise draw per image).
-    func denoisingLoss(_ x0: Tensor, context: Tensor, key: RandomKey) -> Tensor {
-        let noise = Tensor.randn(x0.shape, key: key.fold(in: 1))
-        let n = x0.shape[0]
-        let timesteps = key.fold(in: 2).uniform(count: n).map { min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1) }
-        let noisy = schedule.addNoise(original: x0, noise: noise, timesteps: timesteps)
-        let prediction = model.unet(noisy, timesteps: timesteps.map(Float.init), context: context)
-        let difference = prediction - DUOLoss.target(schedule, predictionType, x0, noise, timesteps)
-        return mean(difference * difference)
-    }
 
     /// `prompt` with each of `words` (whole words, any case) replaced by the placeholder;
     /// a prompt without any of them gets the placeholder in front.

@@ -1,7 +1,6 @@
 import Diffusion
 import Foundation
 import Tensor
-import Unlearning
 
 /// UnlearnDiffAtk (Zhang et al., ECCV 2024): a white-box attack on an unlearned model.
 /// K prefix tokens, relaxed to a softmax over the vocabulary, are optimized with Adam so
@@ -28,8 +27,7 @@ public struct UnlearnDiffAttack {
     public let settings: Settings
     /// Token ids the prefix may use.
     public let vocabulary: [Int]
-    let schedule: NoiseSchedule
-    let predictionType: SchedulerConfig.PredictionType
+    let diffusionLoss: AttackObjective
     /// The vocabulary's token embeddings: [V, hidden].
     let vocabularyEmbeddings: Tensor
 
@@ -41,9 +39,7 @@ public struct UnlearnDiffAttack {
         let words = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)
         guard words.count >= 2 else { throw AttackError("the tokenizer leaves fewer than 2 words for a prefix") }
         vocabulary = words
-        let config = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
-        schedule = NoiseSchedule(config: config)
-        predictionType = config.predictionType
+        diffusionLoss = try AttackObjective(model: model)
         vocabularyEmbeddings = GradMode.withNoGrad { embedding(words, weight: model.textEncoder.tokenEmbedding) }
     }
 
@@ -96,13 +92,8 @@ public struct UnlearnDiffAttack {
     /// Mean diffusion loss of the attacked UNet on `image` over `draws` (t, ε) pairs.
     func denoisingLoss(image: Tensor, context: Tensor, key: RandomKey) -> Tensor {
         let n = settings.draws
-        let x0 = concat(Array(repeating: image, count: n), axis: 0)
-        let noise = Tensor.randn(x0.shape, key: key.fold(in: 1))
-        let timesteps = key.fold(in: 2).uniform(count: n).map { min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1) }
-        let noisy = schedule.addNoise(original: x0, noise: noise, timesteps: timesteps)
-        let prediction = model.unet(
-            noisy, timesteps: timesteps.map(Float.init), context: concat(Array(repeating: context, count: n), axis: 0))
-        let difference = prediction - DUOLoss.target(schedule, predictionType, x0, noise, timesteps)
-        return mean(difference * difference)
+        return diffusionLoss.loss(
+            concat(Array(repeating: image, count: n), axis: 0), context: concat(Array(repeating: context, count: n), axis: 0),
+            key: key)
     }
 }

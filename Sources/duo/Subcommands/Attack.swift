@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Evaluation
 import Foundation
+import Unlearning
 import World
 
 extension Duo {
@@ -19,6 +20,32 @@ extension Duo {
             try FileManager.default.createDirectory(
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             return path
+        }
+    }
+
+    /// What a white-box attack (unlearndiff, concept-inversion) runs against: the model with
+    /// an adapter, and the pairs whose unsafe images and prompts show the concept.
+    struct WhiteBoxTarget: ParsableArguments {
+        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
+        var concept: String
+
+        @Option(help: "The unlearned model's adapter (from duo unlearn).")
+        var adapter: String
+
+        @Option(help: "A diffusers model folder (default: the embedded model).")
+        var model: String?
+
+        @Option(help: "The pairs folder whose unsafe images and prompts the attack uses (default: pairs/NAME).")
+        var pairs: String?
+
+        /// The concept file, the model with the adapter merged into its UNet (the same
+        /// function with no gradients of its own: only the attack's input is optimized),
+        /// and the pairs.
+        func load() throws -> (ConceptFile, StableDiffusion, PairData) {
+            let conceptFile = try Lookup.concept(concept)
+            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
+            return (conceptFile, diffusion, try PairData(directory: pairs ?? "pairs/\(conceptFile.name)"))
         }
     }
 

@@ -1,9 +1,7 @@
 import ArgumentParser
 import Diffusion
 import Evaluation
-import Formats
 import Foundation
-import Tensor
 import Unlearning
 import World
 
@@ -23,17 +21,7 @@ extension Duo {
                 textual-inversion format), which duo eval loads with the set.
                 """)
 
-        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
-        var concept: String
-
-        @Option(help: "The unlearned model's adapter (from duo unlearn).")
-        var adapter: String
-
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
-
-        @Option(help: "The pairs folder whose unsafe images and prompts are learned from (default: pairs/NAME).")
-        var pairs: String?
+        @OptionGroup var target: WhiteBoxTarget
 
         @Option(help: "The new token (default: <NAME>).")
         var token: String?
@@ -71,10 +59,7 @@ extension Duo {
         }
 
         func run() throws {
-            let conceptFile = try Lookup.concept(concept)
-            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
-            try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
-            let pairData = try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
+            let (conceptFile, diffusion, pairData) = try target.load()
             var settings = ConceptInversion.Settings()
             // CLIP's tokenizer lower-cases prompts, and the token with them.
             settings.placeholder = (token ?? "<\(conceptFile.name)>").lowercased()
@@ -95,13 +80,13 @@ extension Duo {
             }
             let destination = try Attack.destination(out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
             try PromptSetFile.check(prompts, for: destination)
-            let header = "\(conceptFile.name): Concept Inversion prompts against \(adapter) (duo attack concept-inversion "
+            let header = "\(conceptFile.name): Concept Inversion prompts against \(target.adapter) (duo attack concept-inversion "
                 + "--concept \(conceptFile.name) --token \(settings.placeholder) --steps \(steps) --lr \(learningRate) "
                 + "--batch-size \(batchSize) --count \(count) --seed \(seed)); the token's embedding: "
                 + (GeneratedAttackSet.embeddingsPath(forSet: destination) as NSString).lastPathComponent
             try TextualInversionFile.save(
                 token: settings.placeholder, embedding: vector, to: GeneratedAttackSet.embeddingsPath(forSet: destination),
-                metadata: ["concept": conceptFile.name, "adapter": adapter, "steps": "\(steps)"])
+                metadata: ["concept": conceptFile.name, "adapter": target.adapter, "steps": "\(steps)"])
             try PromptSetFile.write(prompts, header: header, to: destination)
             print(destination)
         }

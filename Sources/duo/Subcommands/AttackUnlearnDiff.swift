@@ -20,17 +20,7 @@ extension Duo {
                 concept file's [attacks]). The prompts are made against one adapter.
                 """)
 
-        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
-        var concept: String
-
-        @Option(help: "The unlearned model's adapter (from duo unlearn).")
-        var adapter: String
-
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
-
-        @Option(help: "The pairs folder whose unsafe images and prompts are attacked (default: pairs/NAME).")
-        var pairs: String?
+        @OptionGroup var target: WhiteBoxTarget
 
         @Option(help: "Prefix tokens (UnlearnDiffAtk's 5).")
         var prefix = UnlearnDiffAttack.Settings().prefixLength
@@ -64,12 +54,7 @@ extension Duo {
         }
 
         func run() throws {
-            let conceptFile = try Lookup.concept(concept)
-            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
-            // Merged, the adapter is the same function with no gradients of its own to
-            // compute: only the prefix is optimized.
-            try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
-            let pairData = try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
+            let (conceptFile, diffusion, pairData) = try target.load()
             guard count <= pairData.count else {
                 throw UsageError("--count \(count): the pairs folder holds \(pairData.count) pairs")
             }
@@ -92,7 +77,7 @@ extension Duo {
             let destination = try Attack.destination(out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
             try PromptSetFile.write(
                 found,
-                header: "\(conceptFile.name): UnlearnDiffAtk prompts against \(adapter) (duo attack unlearndiff "
+                header: "\(conceptFile.name): UnlearnDiffAtk prompts against \(target.adapter) (duo attack unlearndiff "
                     + "--concept \(conceptFile.name) --prefix \(prefix) --steps \(steps) --lr \(learningRate) "
                     + "--draws \(draws) --count \(count) --seed \(seed))",
                 to: destination)
