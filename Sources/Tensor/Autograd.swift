@@ -18,16 +18,16 @@ final class GradFn {
     }
 }
 
-/// Whether ops record their backward pass.
+/// Whether ops record their backward pass, per thread: a shard's reference pass under
+/// `withNoGrad` must not stop another shard's trained pass from recording (`DataParallel`).
 public enum GradMode {
-    nonisolated(unsafe) public private(set) static var isEnabled = true
+    private static let disabled = ThreadLocalInt()
+
+    public static var isEnabled: Bool { disabled.value == 0 }
 
     /// Runs `body` without recording: evaluation keeps no graph and no saved activations.
     public static func withNoGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let previous = isEnabled
-        isEnabled = false
-        defer { isEnabled = previous }
-        return try body()
+        try disabled.with(1, body)
     }
 }
 
@@ -49,6 +49,20 @@ extension Tensor {
     /// Back-propagates from this tensor, accumulating into the `grad` of every leaf that
     /// requires one. `self` must be a scalar unless `gradient` (dL/dself) is given.
     public func backward(_ gradient: Tensor? = nil) {
+        propagate(gradient) { leaf, dLeaf in leaf.accumulateGrad(dLeaf) }
+    }
+
+    /// The gradients of `self` with respect to `leaves` (nil where none flows), without
+    /// touching any leaf's `grad`: for backward passes that run at the same time on
+    /// shards of a batch and share the parameters (`DataParallel`). The graph is freed.
+    public func gradients(for leaves: [Tensor], seed gradient: Tensor? = nil) -> [Tensor?] {
+        var found: [ObjectIdentifier: Tensor] = [:]
+        propagate(gradient) { leaf, dLeaf in found[ObjectIdentifier(leaf)] = dLeaf }
+        return leaves.map { found[ObjectIdentifier($0)] }
+    }
+
+    /// Walks the graph from `self` once, handing each leaf its whole gradient.
+    private func propagate(_ gradient: Tensor?, toLeaf: (Tensor, Tensor) -> Void) {
         precondition(
             gradient != nil || count == 1, "backward() from a non-scalar \(shape) needs a gradient")
         let seed = gradient ?? Tensor.ones(shape)
@@ -57,7 +71,7 @@ extension Tensor {
         for node in topologicalOrder().reversed() {
             guard let dOut = pending.removeValue(forKey: ObjectIdentifier(node)) else { continue }
             guard let fn = node.gradFn else {
-                node.accumulateGrad(dOut)
+                toLeaf(node, dOut)
                 continue
             }
             // Gradients are values, not graphs: nothing inside a backward pass records.
@@ -93,7 +107,7 @@ extension Tensor {
         return order
     }
 
-    private func accumulateGrad(_ dSelf: Tensor) {
+    func accumulateGrad(_ dSelf: Tensor) {
         if let grad {
             grad.addInPlace(dSelf)
         } else {

@@ -5,19 +5,21 @@ import Foundation
 ///
 /// Every split is by index ranges whose results do not depend on how the ranges are cut,
 /// unless a caller says otherwise, so results are identical whatever the thread count.
-/// A `forEach` inside another runs inline on its worker: the outer split already keeps
-/// every core busy.
+/// A `forEach` inside another shares out only its worker's part of the threads (inline on
+/// two cores): the outer split already keeps those cores busy.
 public enum Parallel {
     /// Worker count; defaults to the active core count.
     nonisolated(unsafe) public static var threadCount = max(
         1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Marks the threads that are running a split's body.
-    private static let workerKey: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
+    /// On a thread running a split's body: 1 + the threads a split nested in it may use.
+    private static let nestedThreads = ThreadLocalInt()
+
+    /// The threads a split started on this thread may use.
+    private static var availableThreads: Int {
+        let nested = nestedThreads.value
+        return nested == 0 ? threadCount : nested - 1
+    }
 
     /// Calls `body` on disjoint subranges covering `0..<count`, in parallel when the work
     /// (`count * costPerItem`, roughly in floats touched) is large enough to pay for it.
@@ -29,9 +31,8 @@ public enum Parallel {
 
     /// The number of parts `forEachPart` cuts `count` items into (1 when it runs inline).
     public static func partCount(_ count: Int, costPerItem: Int) -> Int {
-        let threads = min(threadCount, count)
+        let threads = min(availableThreads, count)
         let inline = threads <= 1 || count * costPerItem < 1 << 15
-            || pthread_getspecific(workerKey) != nil
         return inline ? 1 : threads
     }
 
@@ -45,12 +46,13 @@ public enum Parallel {
             if count > 0 { body(0, 0..<count) }
             return
         }
+        let threadsEach = max(1, availableThreads / parts)
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let lower = count * part / parts
             let upper = count * (part + 1) / parts
-            pthread_setspecific(workerKey, UnsafeRawPointer(bitPattern: 1))
-            defer { pthread_setspecific(workerKey, nil) }
-            if lower < upper { body(part, lower..<upper) }
+            nestedThreads.with(threadsEach + 1) {
+                if lower < upper { body(part, lower..<upper) }
+            }
         }
     }
 }

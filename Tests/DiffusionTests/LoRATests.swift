@@ -26,6 +26,17 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(reference.scalars, base, "adapters off: the base model, bit for bit")
     }
 
+    func testSwitchingAdaptersOffHoldsOnTheCallingThreadOnly() throws {
+        // One shard's reference pass runs while another's trained pass needs the adapters.
+        let unet = try UNet2DConditionModel.load(directory: ModelParityTests.models + "/pipeline/unet")
+        let lora = LoRASet.inject(into: unet, rank: 2, alpha: 2, key: RandomKey(seed: 3))
+        let adapter = lora.adapters[0].1
+        let (here, elsewhere) = lora.withDisabled { (adapter.isEnabled, onAnotherThread { adapter.isEnabled }) }
+        XCTAssertFalse(here)
+        XCTAssertTrue(elsewhere)
+        XCTAssertTrue(adapter.isEnabled, "on again after withDisabled")
+    }
+
     func testOnlyAdaptersReceiveGradients() throws {
         let unet = try UNet2DConditionModel.load(directory: ModelParityTests.models + "/pipeline/unet")
         let lora = LoRASet.inject(into: unet, rank: 2, alpha: 2, key: RandomKey(seed: 5))

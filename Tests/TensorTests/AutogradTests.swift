@@ -11,6 +11,28 @@ final class AutogradTests: XCTestCase {
         XCTAssertTrue(silu(w * w).requiresGrad)
     }
 
+    func testNoGradHoldsOnTheCallingThreadOnly() {
+        // A shard's reference pass under withNoGrad must not stop another shard recording.
+        let w = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
+        let recordedElsewhere = GradMode.withNoGrad { onAnotherThread { (w * w).requiresGrad } }
+        XCTAssertTrue(recordedElsewhere)
+        XCTAssertFalse(onAnotherThread { GradMode.withNoGrad { (w * w).requiresGrad } })
+    }
+
+    func testGradientsForLeavesEqualBackwardsAndLeaveGradUntouched() {
+        let a = Tensor([0.5, -1.5, 2], shape: [3], requiresGrad: true)
+        let b = Tensor([3, 1, -2], shape: [3], requiresGrad: true)
+        func loss() -> Tensor { sum(silu(a * b) + a * a) }
+        let gradients = loss().gradients(for: [b, a])
+        XCTAssertNil(a.grad)
+        XCTAssertNil(b.grad)
+        loss().backward()
+        XCTAssertEqual(gradients[0]?.scalars, b.grad?.scalars)
+        XCTAssertEqual(gradients[1]?.scalars, a.grad?.scalars)
+        let unused = Tensor([1], shape: [1], requiresGrad: true)
+        XCTAssertNil(loss().gradients(for: [unused])[0], "no path, no gradient")
+    }
+
     func testGradientsAccumulateAcrossBackwardCalls() {
         let w = Tensor([1, -2], shape: [2], requiresGrad: true)
         sum(w * w).backward()

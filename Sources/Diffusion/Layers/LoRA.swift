@@ -12,13 +12,20 @@ import Tensor
 /// peft's separate path (x A^T B^T), but at rank 32 on 32-64 channels that path costs as
 /// much as the layer itself, forward and backward; the merged weight costs one small GEMM.
 ///
-/// Switching it off makes the layer the frozen base again: the reference model of DPO
-/// without a second copy of the weights.
+/// Switching adapters off makes the layers the frozen base again: the reference model of
+/// DPO without a second copy of the weights.
 public final class LoRA: Layer {
     public let down: Tensor
     public let up: Tensor
     public let scale: Float
-    public var isEnabled = true
+
+    /// Set on a thread running the frozen base model (`LoRASet.withDisabled`). Per thread:
+    /// one shard's reference pass runs while another shard's trained pass needs the
+    /// adapters on (`DataParallel`).
+    static let switchedOff = ThreadLocalInt()
+
+    /// Whether the layer applies the adapter on this thread.
+    public var isEnabled: Bool { LoRA.switchedOff.value == 0 }
 
     /// How A starts (B always starts at zero).
     public enum Initialization: String, Sendable {

@@ -74,16 +74,10 @@ public final class LoRASet: Layer {
         adapters.flatMap { name, adapter in scoped(name, adapter) }
     }
 
-    /// Turns every adapter on or off (off: the frozen base model).
-    public func setEnabled(_ enabled: Bool) {
-        for (_, adapter) in adapters { adapter.isEnabled = enabled }
-    }
-
     /// Runs `body` with the adapters off: the reference model, without a second copy.
+    /// Only on the calling thread, where every adapter is off while `body` runs.
     public func withDisabled<R>(_ body: () throws -> R) rethrows -> R {
-        setEnabled(false)
-        defer { setEnabled(true) }
-        return try body()
+        try LoRA.switchedOff.with(1, body)
     }
 }
 

@@ -172,3 +172,16 @@ public func pad2d(_ x: Tensor, left: Int = 0, right: Int = 0, top: Int = 0, bott
         return [dX]
     }
 }
+
+extension Tensor {
+    /// Row `index` of the first axis, kept as a batch of one: [N, ...] -> [1, ...].
+    public func slice(batch index: Int) -> Tensor { rows(index..<index + 1) }
+
+    /// Rows `range` of the first axis: [N, ...] -> [range.count, ...].
+    public func rows(_ range: Range<Int>) -> Tensor {
+        let n = shape[0]
+        if range == 0..<n { return self }
+        let sizes = [range.lowerBound, range.count, n - range.upperBound].filter { $0 > 0 }
+        return split(self, sizes: sizes, axis: 0)[range.lowerBound > 0 ? 1 : 0]
+    }
+}

@@ -92,9 +92,9 @@ public final class UnlearningTrainer {
             optimizer.zeroGrad()
             var totals: [(String, Float)] = []
             for micro in 0..<settings.gradientAccumulation {
-                let terms = microBatch(step * settings.gradientAccumulation + micro)
-                (terms.loss / Float(settings.gradientAccumulation)).backward()
-                totals = totals.isEmpty ? terms.values : zip(totals, terms.values).map { ($0.0, $0.1 + $1.1) }
+                let values = backwardMicroBatch(
+                    step * settings.gradientAccumulation + micro, scale: 1 / Float(settings.gradientAccumulation))
+                totals = totals.isEmpty ? values : zip(totals, values).map { ($0.0, $0.1 + $1.1) }
             }
             let averaged = totals.map { ($0.0, $0.1 / Float(settings.gradientAccumulation)) }
             let gradNorm = clipGradNorm(optimizer.parameters, maxNorm: settings.maxGradNorm)
@@ -114,8 +114,15 @@ public final class UnlearningTrainer {
         return settings.steps
     }
 
-    /// The loss of micro-batch `index` (its pairs, noise and timesteps from (seed, index)).
-    func microBatch(_ index: Int) -> (loss: Tensor, values: [(String, Float)]) {
+    /// The number of shards a micro-batch's pairs are cut into, each run forward and
+    /// backward on its own thread (`DataParallel`). Fixed, not the core count, so that a
+    /// run's adapter is the same on any machine.
+    var shardCount = 2
+
+    /// Micro-batch `index` (its pairs, noise and timesteps from (seed, index)): accumulates
+    /// the gradient of its loss times `scale` into the adapters' `grad` and returns the
+    /// values it logs, each a mean over its pairs.
+    func backwardMicroBatch(_ index: Int, scale: Float) -> [(String, Float)] {
         let key = RandomKey(seed: settings.seed).fold(in: 0x5354_4550).fold(in: UInt64(index))  // "STEP"
         let indices = batchIndices(index)
         let (safe, unsafe) = images(indices, key: key.fold(in: 3))
@@ -123,15 +130,33 @@ public final class UnlearningTrainer {
         let noise = concat(indices.indices.map { Tensor.randn([1] + shape, key: key.fold(in: 1).fold(in: UInt64($0))) }, axis: 0)
         let draws = key.fold(in: 2).uniform(count: 2 * indices.count)
         let timesteps = draws.map { min(Int($0 * Float(settings.tMax)), settings.tMax - 1) }
+        let b = indices.count
+        let pairShared = settings.convention == .diffusionDPO
+        let batch = PairBatch(
+            safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
+            unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
+        let prompts = settings.method == .duo ? promptedContexts(indices, key: key.fold(in: 4)) : nil
+        let shards = DataParallel.shardRanges(b, shards: shardCount)
+        let results = DataParallel.backward(shards: shards.count, parameters: optimizer.parameters) { i in
+            let pairs = shards[i]
+            let (loss, values) = shardLoss(
+                batch.pairs(pairs), indices: Array(indices[pairs]),
+                prompts: prompts.map { ($0.pairs.rows(pairs), $0.prior.rows(pairs)) })
+            // The loss is a mean over pairs: a shard's share is its pairs' fraction.
+            let weight = Float(pairs.count) / Float(b)
+            return (loss * (weight * scale), values.map { ($0.0, $0.1 * weight) })
+        }
+        return results.dropFirst().reduce(results[0]) { zip($0, $1).map { ($0.0, $0.1 + $1.1) } }
+    }
+
+    /// The loss of some of a micro-batch's pairs (`indices` into the pair data), with
+    /// prompted DUO's contexts for them, and the values it logs (means over those pairs).
+    func shardLoss(
+        _ batch: PairBatch, indices: [Int], prompts: (pairs: Tensor, prior: Tensor)?
+    ) -> (loss: Tensor, values: [(String, Float)]) {
         let config = schedulerConfig
         switch settings.method {
         case .duo:
-            let b = indices.count
-            let pairShared = settings.convention == .diffusionDPO
-            let batch = PairBatch(
-                safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
-                unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
-            let prompts = promptedContexts(indices, key: key.fold(in: 4))
             let terms = DUOLoss.compute(
                 unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
                 predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
@@ -146,8 +171,8 @@ public final class UnlearningTrainer {
         case .esd:
             let prompts = concat(indices.map { unsafePrompts!.slice(batch: $0) }, axis: 0)
             let result = ESDLoss.compute(
-                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config), x0: unsafe, noise: noise,
-                timesteps: Array(timesteps[..<indices.count]), concept: prompts, emptyPrompt: emptyPrompt,
+                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config), x0: batch.unsafe,
+                noise: batch.noise, timesteps: batch.safeTimesteps, concept: prompts, emptyPrompt: emptyPrompt,
                 eta: settings.eta)
             return (result.loss, [
                 ("loss", result.loss.item), ("mse_trained_unsafe", result.mseTrained),
@@ -222,12 +247,11 @@ public final class UnlearningTrainer {
     }
 }
 
-extension Tensor {
-    /// Row `index` of the first axis, kept as a batch of one: [N, ...] -> [1, ...].
-    public func slice(batch index: Int) -> Tensor {
-        let n = shape[0]
-        let sizes = [index, 1, n - index - 1].filter { $0 > 0 }
-        let parts = split(self, sizes: sizes, axis: 0)
-        return parts[index > 0 ? 1 : 0]
+extension PairBatch {
+    /// The pairs `range` of the batch.
+    func pairs(_ range: Range<Int>) -> PairBatch {
+        PairBatch(
+            safe: safe.rows(range), unsafe: unsafe.rows(range), noise: noise.rows(range),
+            safeTimesteps: Array(safeTimesteps[range]), unsafeTimesteps: Array(unsafeTimesteps[range]))
     }
 }
