@@ -213,7 +213,7 @@ void duo_attention_forward(const duo_attention_shape *s, const float *q, const f
                            size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
     scratch w = scratch_alloc(s);
-    float *spare_p = w.ds;  // [QB][Tk] for padded rows
+    float *spare_p = w.ds;  // [QB][Tk] for padded rows, and for every row without probs
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
         size_t b = bh / s->H, h = bh % s->H;
         gather_transposed(k + b * Tk * s->ldk + h * d, s->ldk, Tk, d, w.kT);
@@ -226,7 +226,7 @@ void duo_attention_forward(const duo_attention_shape *s, const float *q, const f
                 size_t i = i0 + r;
                 int real = i < Tq;
                 qr[r] = real ? q + (b * Tq + i) * s->ldq + h * d : w.zeros;
-                pr[r] = real ? probs + (bh * Tq + i) * Tk : spare_p + r * Tk;
+                pr[r] = real && probs ? probs + (bh * Tq + i) * Tk : spare_p + r * Tk;
                 outr[r] = real ? out + (b * Tq + i) * s->ldo + h * d : w.dummy;
                 n[r] = real ? visible_keys(s, i) : 1;
                 n_max = n[r] > n_max ? n[r] : n_max;

@@ -60,7 +60,8 @@ void duo_layer_norm_backward(const float *x, const float *gamma, const float *me
 
 // Scaled dot-product attention for heads packed in rows: q [B, Tq, ldq] holds head h at
 // columns [h*d, (h+1)*d), likewise k, v [B, Tk, ld], out [B, Tq, ldo].
-// probs [B, H, Tq, Tk] is kept for the backward pass. (b, h) pairs in [bh_begin, bh_end).
+// probs [B, H, Tq, Tk] is kept for the backward pass (NULL: none follows, none is written).
+// (b, h) pairs in [bh_begin, bh_end).
 typedef struct {
     size_t B, H, Tq, Tk, d;
     size_t ldq, ldk, ldv, ldo;

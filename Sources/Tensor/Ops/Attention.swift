@@ -20,8 +20,20 @@ public func scaledDotProductAttention(
         B: batch, H: heads, Tq: tq, Tk: key.shape[1], d: d, ldq: width, ldk: width, ldv: width,
         ldo: width, scale: 1 / Float(d).squareRoot(), causal: causal ? 1 : 0)
     let out = Tensor.empty(query.shape)
-    let probs = Tensor.empty([batch, heads, tq, s.Tk])  // kept for the backward pass
     let cost = tq * s.Tk * d * 4
+    // The probabilities are kept for the backward pass only; without one each block of
+    // rows stays in the kernel's scratch (a reference pass or sampling writes no
+    // [B, heads, Tq, Tk] matrix).
+    let recording = GradMode.isEnabled && [query, key, value].contains { $0.requiresGrad }
+    guard recording else {
+        Parallel.forEach(batch * heads, costPerItem: cost) { r in
+            var shape = s
+            duo_attention_forward(&shape, query.pointer, key.pointer, value.pointer, out.pointer,
+                                  nil, r.lowerBound, r.upperBound)
+        }
+        return out
+    }
+    let probs = Tensor.empty([batch, heads, tq, s.Tk])
     Parallel.forEach(batch * heads, costPerItem: cost) { r in
         var shape = s
         duo_attention_forward(&shape, query.pointer, key.pointer, value.pointer, out.pointer,
