@@ -28,6 +28,30 @@ void duo_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
     }
 }
 
+// GEGLU (Shazeer 2020, eq. 5) on rows [h | g] of 2 * inner floats: y = h * GELU(g), with
+// the exact GELU above. Fused, so the halves are never copied apart.
+void duo_geglu_forward(const float *x, float *y, size_t inner, size_t rows) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *h = x + r * 2 * inner, *g = h + inner;
+        float *yr = y + r * inner;
+        for (size_t i = 0; i < inner; i++) yr[i] = h[i] * 0.5f * g[i] * (1.0f + duo_erff(g[i] * DUO_SQRT1_2));
+    }
+}
+
+// dh = dy * GELU(g), dg = dy * h * GELU'(g), written to rows [dh | dg].
+void duo_geglu_backward(const float *x, const float *dy, float *dx, size_t inner, size_t rows) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *h = x + r * 2 * inner, *g = h + inner, *dyr = dy + r * inner;
+        float *dh = dx + r * 2 * inner, *dg = dh + inner;
+        for (size_t i = 0; i < inner; i++) {
+            float cdf = 0.5f * (1.0f + duo_erff(g[i] * DUO_SQRT1_2));
+            float pdf = DUO_INV_SQRT_2PI * duo_expf(-0.5f * g[i] * g[i]);
+            dh[i] = dyr[i] * g[i] * cdf;
+            dg[i] = dyr[i] * h[i] * (cdf + g[i] * pdf);
+        }
+    }
+}
+
 // Tanh GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel 2016, eq. 2).
 void duo_gelu_tanh_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {

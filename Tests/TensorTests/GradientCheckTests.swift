@@ -67,6 +67,7 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([x], "silu") { silu($0[0]) }
         checkGradients([x], "gelu") { gelu($0[0]) }
         checkGradients([x], "gelu tanh") { gelu($0[0], approximate: true) }
+        checkGradients([x], "geglu") { geglu($0[0]) }  // rows [h | g] of 3 + 3
         checkGradients([x], "quickGELU") { quickGELU($0[0]) }
         checkGradients([x], "softplus") { softplus($0[0]) }
         checkGradients([x], "logSigmoid") { logSigmoid($0[0]) }

@@ -17,6 +17,15 @@ final class OpValueTests: XCTestCase {
         assertClose(gelu(input, approximate: true),
                     reference { 0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) },
                     rtol: 2e-6, atol: 1e-6, "gelu tanh")
+        // GEGLU on rows [h | g]: the second half of each row gated through GELU.
+        let rows = Tensor(Array(x.prefix(4096)), shape: [2, 4, 512])
+        let geglued = x.prefix(4096).enumerated().compactMap { i, h -> Float? in
+            guard i % 512 < 256 else { return nil }
+            let g = Double(x[i + 256])
+            return Float(Double(h) * 0.5 * g * (1 + erf(g / 2.0.squareRoot())))
+        }
+        // atol: h (up to ~8 here) scales GELU's float error where 1 + erf(g) cancels.
+        assertClose(geglu(rows), geglued, rtol: 2e-6, atol: 1e-5, "geglu")
         assertClose(quickGELU(input), reference { $0 * sigmoid(1.702 * $0) }, rtol: 2e-6, atol: 1e-6, "quickGELU")
         assertClose(softplus(input), reference { log1p(Foundation.exp(-abs($0))) + max($0, 0) },
                     rtol: 2e-6, atol: 1e-7, "softplus")

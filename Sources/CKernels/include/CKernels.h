@@ -13,6 +13,9 @@ void duo_silu_forward(const float *x, float *y, size_t n);
 void duo_silu_backward(const float *x, const float *dy, float *dx, size_t n);
 void duo_gelu_forward(const float *x, float *y, size_t n);
 void duo_gelu_backward(const float *x, const float *dy, float *dx, size_t n);
+// GEGLU on rows [h | g] of 2 * inner floats -> rows of inner: h * GELU(g) (exact GELU).
+void duo_geglu_forward(const float *x, float *y, size_t inner, size_t rows);
+void duo_geglu_backward(const float *x, const float *dy, float *dx, size_t inner, size_t rows);
 void duo_gelu_tanh_forward(const float *x, float *y, size_t n);
 void duo_gelu_tanh_backward(const float *x, const float *dy, float *dx, size_t n);
 void duo_quick_gelu_forward(const float *x, float *y, size_t n);

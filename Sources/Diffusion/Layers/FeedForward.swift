@@ -19,8 +19,6 @@ public final class FeedForward: Layer {
 
     /// x: [B, T, dim] -> [B, T, dim]
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let inner = projOut.inFeatures
-        let halves = split(projIn(x), sizes: [inner, inner], axis: -1)
-        return projOut(halves[0] * gelu(halves[1]))
+        projOut(geglu(projIn(x)))
     }
 }

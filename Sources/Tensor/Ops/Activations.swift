@@ -37,6 +37,28 @@ public func gelu(_ x: Tensor, approximate: Bool = false) -> Tensor {
         : pointwise("gelu", x, duo_gelu_forward, duo_gelu_backward)
 }
 
+/// GEGLU (Shazeer 2020, eq. 5) on the last axis split in halves [h | g]: h * GELU(g), exact
+/// GELU, as diffusers' GEGLU computes it after its projection. [..., 2n] -> [..., n].
+/// One pass each way: splitting the halves apart first copied the projection's output.
+public func geglu(_ x: Tensor) -> Tensor {
+    let width = x.shape.last ?? 0
+    precondition(width % 2 == 0, "geglu: last axis \(width) is odd")
+    let inner = width / 2, rows = x.count / max(width, 1)
+    let y = Tensor.empty(Array(x.shape.dropLast()) + [inner])
+    Parallel.forEach(rows, costPerItem: 3 * inner) { r in
+        duo_geglu_forward(x.pointer + r.lowerBound * width, y.pointer + r.lowerBound * inner, inner, r.count)
+    }
+    let saved = x.detached()
+    return y.recorded("geglu", from: [x]) { dY in
+        let dX = Tensor.empty(saved.shape)
+        Parallel.forEach(rows, costPerItem: 6 * inner) { r in
+            let o = r.lowerBound
+            duo_geglu_backward(saved.pointer + o * width, dY.pointer + o * inner, dX.pointer + o * width, inner, r.count)
+        }
+        return [dX]
+    }
+}
+
 /// x * sigmoid(1.702 x), as in CLIP.
 public func quickGELU(_ x: Tensor) -> Tensor {
     pointwise("quick_gelu", x, duo_quick_gelu_forward, duo_quick_gelu_backward)
