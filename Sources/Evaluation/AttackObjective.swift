@@ -19,11 +19,35 @@ struct AttackObjective {
     }
 
     /// Mean squared error of the UNet's prediction on `x0` [B, C, h, w] noised with one
-    /// timestep (uniform over the training range) and noise draw per image, from `key`.
-    func loss(_ x0: Tensor, context: Tensor, key: RandomKey) -> Tensor {
+    /// timestep (uniform over the training range) and noise draw per image, from `key`;
+    /// `context` is [1 or B, S, D]. Back-propagates it (into whatever `context` was made
+    /// from) and returns its value.
+    ///
+    /// The UNet passes run as two shards of the batch on their own threads (`DataParallel`)
+    /// against a leaf copy of the context, whose summed gradient then flows back through
+    /// the context's own graph (the text encoder) once.
+    func backward(_ x0: Tensor, context: Tensor, key: RandomKey) -> Float {
         let n = x0.shape[0]
         let noise = Tensor.randn(x0.shape, key: key.fold(in: 1))
         let timesteps = key.fold(in: 2).uniform(count: n).map { min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1) }
+        let leaf = context.detached()
+        leaf.requiresGrad = context.requiresGrad
+        let shards = DataParallel.shardRanges(n, shards: 2)
+        let values = DataParallel.backward(shards: shards.count, parameters: [leaf]) { i in
+            let rows = shards[i]
+            let shardContext = context.shape[0] == 1
+                ? concat(Array(repeating: leaf, count: rows.count), axis: 0) : leaf.rows(rows)
+            // The loss is a mean over the batch's images: a shard's share is its fraction.
+            let loss = self.loss(x0.rows(rows), context: shardContext, noise: noise.rows(rows), timesteps: Array(timesteps[rows]))
+                * (Float(rows.count) / Float(n))
+            return (loss, loss.item)
+        }
+        if let gradient = leaf.grad { context.backward(gradient) }
+        return values.reduce(0, +)
+    }
+
+    /// The mean squared error of the prediction on `x0` noised with `noise` at `timesteps`.
+    func loss(_ x0: Tensor, context: Tensor, noise: Tensor, timesteps: [Int]) -> Tensor {
         let noisy = schedule.addNoise(original: x0, noise: noise, timesteps: timesteps)
         let prediction = unet(noisy, timesteps: timesteps.map(Float.init), context: context)
         let difference = prediction - DUOLoss.target(schedule, predictionType, x0, noise, timesteps)

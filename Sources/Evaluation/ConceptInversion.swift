@@ -67,10 +67,9 @@ public struct ConceptInversion {
             optimizer.zeroGrad()
             let stepKey = key.fold(in: UInt64(step))
             let rows = stepKey.fold(in: 0).uniform(count: settings.batchSize).map { min(Int($0 * Float(prompts.count)), prompts.count - 1) }
-            let loss = objective(vector, images: gather(images, rows), fixed: gather(fixed, rows), mask: gather(mask, rows), key: stepKey)
-            loss.backward()
+            let loss = backwardObjective(vector, images: gather(images, rows), fixed: gather(fixed, rows), mask: gather(mask, rows), key: stepKey)
             optimizer.update(learningRate: settings.learningRate)
-            progress(step + 1, loss.item)
+            progress(step + 1, loss)
         }
         return vector.detached().reshaped([hidden])
     }
@@ -94,10 +93,11 @@ public struct ConceptInversion {
     }
 
     /// The diffusion loss of the attacked model on `x0` prompted with the token embeddings
-    /// `fixed` [B, T, hidden] holding `vector` [1, 1, hidden] where `mask` [B, T, 1] is 1.
-    func objective(_ vector: Tensor, images x0: Tensor, fixed: Tensor, mask: Tensor, key: RandomKey) -> Tensor {
+    /// `fixed` [B, T, hidden] holding `vector` [1, 1, hidden] where `mask` [B, T, 1] is 1,
+    /// back-propagated into `vector`; returns its value.
+    func backwardObjective(_ vector: Tensor, images x0: Tensor, fixed: Tensor, mask: Tensor, key: RandomKey) -> Float {
         let context = model.textEncoder(tokenEmbeddings: fixed + mask * vector)
-        return diffusionLoss.loss(x0, context: context, key: key)
+        return diffusionLoss.backward(x0, context: context, key: key)
     }
 
     /// Rows `rows` of `x` along the batch axis.

@@ -59,10 +59,8 @@ public struct UnlearnDiffAttack {
             optimizer.zeroGrad()
             let prefix = matmul(softmax(logits), vocabularyEmbeddings).reshaped([1, k, vocabularyEmbeddings.shape[1]])
             let context = model.textEncoder(tokenEmbeddings: concat([before, prefix, after], axis: 1))
-            let objective = denoisingLoss(image: image, context: context, key: key.fold(in: UInt64(step)))
-            objective.backward()
+            loss = backwardDenoisingLoss(image: image, context: context, key: key.fold(in: UInt64(step)))
             optimizer.update(learningRate: settings.learningRate)
-            loss = objective.item
             progress(step + 1, loss)
         }
         let chosen = (0..<k).map { row in
@@ -89,11 +87,9 @@ public struct UnlearnDiffAttack {
         }
     }
 
-    /// Mean diffusion loss of the attacked UNet on `image` over `draws` (t, ε) pairs.
-    func denoisingLoss(image: Tensor, context: Tensor, key: RandomKey) -> Tensor {
-        let n = settings.draws
-        return diffusionLoss.loss(
-            concat(Array(repeating: image, count: n), axis: 0), context: concat(Array(repeating: context, count: n), axis: 0),
-            key: key)
+    /// Mean diffusion loss of the attacked UNet on `image` over `draws` (t, ε) pairs,
+    /// back-propagated into what `context` [1, S, D] was made from; returns its value.
+    func backwardDenoisingLoss(image: Tensor, context: Tensor, key: RandomKey) -> Float {
+        diffusionLoss.backward(concat(Array(repeating: image, count: settings.draws), axis: 0), context: context, key: key)
     }
 }

@@ -21,7 +21,7 @@ final class GradFn {
 /// Whether ops record their backward pass, per thread: a shard's reference pass under
 /// `withNoGrad` must not stop another shard's trained pass from recording (`DataParallel`).
 public enum GradMode {
-    private static let disabled = ThreadLocalInt()
+    private static let disabled = ThreadLocalInt(inherited: true)
 
     public static var isEnabled: Bool { disabled.value == 0 }
 

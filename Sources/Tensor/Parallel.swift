@@ -47,11 +47,14 @@ public enum Parallel {
             return
         }
         let threadsEach = max(1, availableThreads / parts)
+        let inherited = ThreadLocalInt.inheritedValues()
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let lower = count * part / parts
             let upper = count * (part + 1) / parts
-            nestedThreads.with(threadsEach + 1) {
-                if lower < upper { body(part, lower..<upper) }
+            ThreadLocalInt.with(inherited) {
+                nestedThreads.with(threadsEach + 1) {
+                    if lower < upper { body(part, lower..<upper) }
+                }
             }
         }
     }

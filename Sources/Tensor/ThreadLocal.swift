@@ -6,10 +6,17 @@ import Foundation
 public final class ThreadLocalInt: @unchecked Sendable {
     private let key: pthread_key_t
 
-    public init() {
+    /// `inherited`: a `Parallel` split's workers start with the value of the thread that
+    /// started the split (a shard sampled under `withNoGrad` records nothing either).
+    public init(inherited: Bool = false) {
         var key = pthread_key_t()
         pthread_key_create(&key, nil)
         self.key = key
+        if inherited {
+            Self.lock.lock()
+            Self.inheritedLocals.append(self)
+            Self.lock.unlock()
+        }
     }
 
     /// This thread's value (the integer is stored as the key's pointer: no allocation).
@@ -24,5 +31,23 @@ public final class ThreadLocalInt: @unchecked Sendable {
         self.value = value
         defer { self.value = previous }
         return try body()
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var inheritedLocals: [ThreadLocalInt] = []
+
+    /// The calling thread's values of the inherited locals.
+    static func inheritedValues() -> [(ThreadLocalInt, Int)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return inheritedLocals.map { ($0, $0.value) }
+    }
+
+    /// Runs `body` with `values` (from `inheritedValues()` on another thread) set.
+    static func with<R>(_ values: [(ThreadLocalInt, Int)], _ body: () -> R) -> R {
+        let previous = values.map { ($0.0, $0.0.value) }
+        for (local, value) in values { local.value = value }
+        defer { for (local, value) in previous { local.value = value } }
+        return body()
     }
 }

@@ -35,6 +35,11 @@ final class LoRATests: XCTestCase {
         XCTAssertFalse(here)
         XCTAssertTrue(elsewhere)
         XCTAssertTrue(adapter.isEnabled, "on again after withDisabled")
+        // A split started with them off (sampling the reference model) keeps them off.
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        Parallel.threadCount = 2
+        XCTAssertEqual(lora.withDisabled { DataParallel.map(shards: 2) { _ in adapter.isEnabled } }, [false, false])
     }
 
     func testOnlyAdaptersReceiveGradients() throws {

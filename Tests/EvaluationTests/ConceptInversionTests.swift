@@ -70,14 +70,14 @@ final class ConceptInversionTests: XCTestCase {
         let key = RandomKey(seed: 5)
         let start = inversion.initialEmbedding.scalars
         let vector = Tensor(start, shape: [1, 1, hidden], requiresGrad: true)
-        inversion.objective(vector, images: images, fixed: fixed, mask: mask, key: key).backward()
+        _ = inversion.backwardObjective(vector, images: images, fixed: fixed, mask: mask, key: key)
         let gradient = try XCTUnwrap(vector.grad).scalars
         let direction = Tensor.randn([hidden], key: RandomKey(seed: 6)).scalars
         let norm = direction.map { Double($0 * $0) }.reduce(0, +).squareRoot()
         let unit = direction.map { Float(Double($0) / norm) }
         func loss(_ t: Float) -> Double {
             let moved = Tensor(zip(start, unit).map { $0 + t * $1 }, shape: [1, 1, hidden])
-            return Double(GradMode.withNoGrad { inversion.objective(moved, images: images, fixed: fixed, mask: mask, key: key) }.item)
+            return Double(GradMode.withNoGrad { inversion.backwardObjective(moved, images: images, fixed: fixed, mask: mask, key: key) })
         }
         let h: Float = 0.002  // the loss curves fast along the token: 0.05 is far outside the linear range
         let numeric = (loss(h) - loss(-h)) / Double(2 * h)

@@ -19,6 +19,16 @@ final class AutogradTests: XCTestCase {
         XCTAssertFalse(onAnotherThread { GradMode.withNoGrad { (w * w).requiresGrad } })
     }
 
+    func testASplitStartedWithoutGradientsRecordsNothingOnItsWorkers() {
+        let w = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        Parallel.threadCount = 2
+        let recorded = GradMode.withNoGrad { DataParallel.map(shards: 2) { _ in (w * w).requiresGrad } }
+        XCTAssertEqual(recorded, [false, false])
+        XCTAssertEqual(DataParallel.map(shards: 2) { _ in (w * w).requiresGrad }, [true, true])
+    }
+
     func testGradientsForLeavesEqualBackwardsAndLeaveGradUntouched() {
         let a = Tensor([0.5, -1.5, 2], shape: [3], requiresGrad: true)
         let b = Tensor([3, 1, -2], shape: [3], requiresGrad: true)

@@ -22,7 +22,7 @@ public final class LoRA: Layer {
     /// Set on a thread running the frozen base model (`LoRASet.withDisabled`). Per thread:
     /// one shard's reference pass runs while another shard's trained pass needs the
     /// adapters on (`DataParallel`).
-    static let switchedOff = ThreadLocalInt()
+    static let switchedOff = ThreadLocalInt(inherited: true)
 
     /// Whether the layer applies the adapter on this thread.
     public var isEnabled: Bool { LoRA.switchedOff.value == 0 }
