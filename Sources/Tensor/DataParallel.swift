@@ -4,8 +4,10 @@
 ///
 /// On two cores this beats splitting each op: a UNet at 8x8-32x32 pixels and 32-64
 /// channels runs hundreds of ops too small to split well (BENCHMARKS.md, "Data-parallel
-/// shards"). The shard count is the caller's, not the thread count's, so a step's numbers
-/// are the same on any machine: shards run one after the other where threads are short.
+/// shards"). The shard count is the caller's, not the thread count's: on one core the
+/// shards run one after the other and give the numbers two cores give. (With four or
+/// more threads each shard's ops split again, and sums split over threads, such as a
+/// convolution's weight gradient, round differently.)
 public enum DataParallel {
     /// `count` items cut into `shards` contiguous ranges of (nearly) equal size; fewer
     /// where there are fewer items than shards.

@@ -36,10 +36,8 @@ final class LoRATests: XCTestCase {
         XCTAssertTrue(elsewhere)
         XCTAssertTrue(adapter.isEnabled, "on again after withDisabled")
         // A split started with them off (sampling the reference model) keeps them off.
-        let saved = Parallel.threadCount
-        defer { Parallel.threadCount = saved }
-        Parallel.threadCount = 2
-        XCTAssertEqual(lora.withDisabled { DataParallel.map(shards: 2) { _ in adapter.isEnabled } }, [false, false])
+        let onWorkers = try lora.withDisabled { try valuesOnSplitWorkers { adapter.isEnabled } }
+        XCTAssertEqual(onWorkers, [false])
     }
 
     func testOnlyAdaptersReceiveGradients() throws {

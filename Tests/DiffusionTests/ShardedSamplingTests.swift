@@ -20,8 +20,5 @@ final class ShardedSamplingTests: XCTestCase {
             let alone = try TextToImage.sample(model: model, requests: [request], steps: 4, scheduler: .ddpm)
             assertClose(batch.slice(batch: i).scalars, alone.scalars, rtol: 1e-4, atol: 1e-4, "image \(i)")
         }
-        let swapped = try TextToImage.sample(model: model, requests: [requests[1], requests[0], requests[2]],
-                                             steps: 4, scheduler: .ddpm)
-        XCTAssertNotEqual(swapped.slice(batch: 0).scalars, batch.slice(batch: 0).scalars, "the images differ")
     }
 }

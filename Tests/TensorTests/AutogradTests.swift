@@ -19,14 +19,12 @@ final class AutogradTests: XCTestCase {
         XCTAssertFalse(onAnotherThread { GradMode.withNoGrad { (w * w).requiresGrad } })
     }
 
-    func testASplitStartedWithoutGradientsRecordsNothingOnItsWorkers() {
+    func testASplitStartedWithoutGradientsRecordsNothingOnItsWorkers() throws {
         let w = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
-        let saved = Parallel.threadCount
-        defer { Parallel.threadCount = saved }
-        Parallel.threadCount = 2
-        let recorded = GradMode.withNoGrad { DataParallel.map(shards: 2) { _ in (w * w).requiresGrad } }
-        XCTAssertEqual(recorded, [false, false])
-        XCTAssertEqual(DataParallel.map(shards: 2) { _ in (w * w).requiresGrad }, [true, true])
+        let recorded = try GradMode.withNoGrad { try valuesOnSplitWorkers { (w * w).requiresGrad } }
+        XCTAssertEqual(recorded, [false])
+        let recordedWithGradients = try valuesOnSplitWorkers { (w * w).requiresGrad }
+        XCTAssertEqual(recordedWithGradients, [true])
     }
 
     func testGradientsForLeavesEqualBackwardsAndLeaveGradUntouched() {

@@ -21,6 +21,7 @@ final class ShardedStepTests: XCTestCase {
         settings.method = method
         settings.promptedShare = method == .duo ? 0.5 : 0
         settings.batchSize = n  // shards of 2 and 3 pairs
+        if method == .duo { settings.targets = [.selfAttention, .convs] }  // the embedded default's
         let trainer = try UnlearningTrainer(
             model: TinyWorldModel.model, pairs: pairs, settings: settings, directory: directory, identity: [])
         // A trained adapter, so that the DPO term's gradient is not the fresh one's.
@@ -39,6 +40,9 @@ final class ShardedStepTests: XCTestCase {
     }
 
     func check(_ method: UnlearningSettings.Method) throws {
+        let threads = Parallel.threadCount
+        defer { Parallel.threadCount = threads }
+        Parallel.threadCount = 2  // the shards at the same time, on a one-core runner too
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sharded-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let trainer = try trainer(method, directory: folder)
