@@ -32,7 +32,7 @@ struct AttackObjective {
         let timesteps = key.fold(in: 2).uniform(count: n).map { min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1) }
         let leaf = context.detached()
         leaf.requiresGrad = context.requiresGrad
-        let shards = DataParallel.shardRanges(n, shards: 2)
+        let shards = DataParallel.shardRanges(n, shards: DataParallel.shardCount)
         let values = DataParallel.backward(shards: shards.count, parameters: [leaf]) { i in
             let rows = shards[i]
             let shardContext = context.shape[0] == 1

@@ -9,6 +9,10 @@
 /// more threads each shard's ops split again, and sums split over threads, such as a
 /// convolution's weight gradient, round differently.)
 public enum DataParallel {
+    /// The shards a batch is cut into by the trainer, sampling and the white-box attacks:
+    /// one per core of the two-core machines this tool is sized for.
+    public static let shardCount = 2
+
     /// `count` items cut into `shards` contiguous ranges of (nearly) equal size; fewer
     /// where there are fewer items than shards.
     public static func shardRanges(_ count: Int, shards: Int) -> [Range<Int>] {

@@ -102,16 +102,16 @@ public enum TextToImage {
     /// for text-to-image, the last ones for image-to-image). Prompts are one for all or one
     /// per image; image i's step noise (DDPM) comes from keys[i].fold(in: step + 1).
     ///
-    /// The images run as `shards` independent batches, each on its own thread: on two cores
+    /// The images run as `DataParallel.shardCount` independent batches, each on its own thread: on two cores
     /// that beats splitting each of the UNet's small ops (BENCHMARKS.md).
     static func denoise(
         model: StableDiffusion, start: Tensor, prompts: [String], negativePrompts: [String],
         keys: [RandomKey], guidance: Float, scheduler: DiffusionScheduler, timesteps: [Int],
-        shards: Int = 2, progress: (Int) -> Void = { _ in }
+        progress: (Int) -> Void = { _ in }
     ) -> Tensor {
         let stochastic = scheduler is DDPMScheduler
         let condition = model.encode(prompts), unconditional = model.encode(negativePrompts)
-        let ranges = DataParallel.shardRanges(start.shape[0], shards: shards)
+        let ranges = DataParallel.shardRanges(start.shape[0], shards: DataParallel.shardCount)
         let finals = DataParallel.map(shards: ranges.count) { i in
             let images = ranges[i]
             // Text states for one prompt serve every image; per-image ones are cut too.

@@ -25,20 +25,13 @@ public func scaledDotProductAttention(
     // rows stays in the kernel's scratch (a reference pass or sampling writes no
     // [B, heads, Tq, Tk] matrix).
     let recording = GradMode.isEnabled && [query, key, value].contains { $0.requiresGrad }
-    guard recording else {
-        Parallel.forEach(batch * heads, costPerItem: cost) { r in
-            var shape = s
-            duo_attention_forward(&shape, query.pointer, key.pointer, value.pointer, out.pointer,
-                                  nil, r.lowerBound, r.upperBound)
-        }
-        return out
-    }
-    let probs = Tensor.empty([batch, heads, tq, s.Tk])
+    let kept = recording ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
     Parallel.forEach(batch * heads, costPerItem: cost) { r in
         var shape = s
         duo_attention_forward(&shape, query.pointer, key.pointer, value.pointer, out.pointer,
-                              probs.pointer, r.lowerBound, r.upperBound)
+                              kept?.pointer, r.lowerBound, r.upperBound)
     }
+    guard let probs = kept else { return out }
     let saved = (q: query.detached(), k: key.detached(), v: value.detached(), out: out.detached())
     return out.recorded("attention", from: [query, key, value]) { dOut in
         let (dQ, dK, dV) = (Tensor.empty(saved.q.shape), Tensor.empty(saved.k.shape),

@@ -117,7 +117,7 @@ public final class UnlearningTrainer {
     /// The number of shards a micro-batch's pairs are cut into, each run forward and
     /// backward on its own thread (`DataParallel`). Fixed, not the core count, so that a
     /// run's adapter is the same on one core as on two.
-    var shardCount = 2
+    var shardCount = DataParallel.shardCount
 
     /// Micro-batch `index` (its pairs, noise and timesteps from (seed, index)): accumulates
     /// the gradient of its loss times `scale` into the adapters' `grad` and returns the
