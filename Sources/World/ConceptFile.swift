@@ -67,6 +67,7 @@ public struct ConceptFile: Hashable, Sendable {
         public var rank: Int?
         public var targets: Set<LoRATarget>?
         public var promptedShare: Float?
+        public var unconditionalLambda: Float?
 
         public init() {}
     }
@@ -96,7 +97,8 @@ public struct ConceptFile: Hashable, Sendable {
         "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.steps",
         "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
-        "unlearning.rank", "unlearning.targets", "unlearning.prompted_share", "detector", "detector.builtin", "detector.command",
+        "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
+        "unlearning.lambda_unconditional", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
 
@@ -233,6 +235,7 @@ private struct ConceptFields {
         settings.tMax = try optional("unlearning.t_max", in: 1...1e6, integer: true).map { Int($0) }
         settings.rank = try optional("unlearning.rank", in: 1...4096, integer: true).map { Int($0) }
         settings.promptedShare = try optional("unlearning.prompted_share", in: 0...1).map { Float($0) }
+        settings.unconditionalLambda = try optional("unlearning.lambda_unconditional", in: 0...1e15).map { Float($0) }
         if document.values["unlearning.targets"] != nil {
             let names = try strings("unlearning.targets")
             settings.targets = Set(try names.map { name in

@@ -100,6 +100,7 @@ final class UnlearnCommandTests: XCTestCase {
             t_max = 100
             targets = ["cross-attention"]
             prompted_share = 1
+            lambda_unconditional = 50
             """.write(toFile: conceptFile, atomically: true, encoding: .utf8)
         func config(_ extra: [String]) throws -> [String: Any] {
             let out = folder + "/run-\(UUID())"
@@ -116,11 +117,22 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(fromFile["t_max"] as? Int, 100)
         XCTAssertEqual(fromFile["targets"] as? [String], ["cross-attention"])
         XCTAssertEqual(fromFile["prompted_share"] as? Double, 1)
-        let overridden = try config(["--beta", "80", "--steps", "1", "--prompted-share", "0"])
+        XCTAssertEqual(fromFile["lambda_unconditional"] as? Double, 50)
+        let overridden = try config(["--beta", "80", "--steps", "1", "--prompted-share", "0", "--lambda-unconditional", "0"])
         XCTAssertEqual(overridden["beta"] as? Double, 80)
         XCTAssertEqual(overridden["steps"] as? Int, 1)
         XCTAssertEqual(overridden["prompted_share"] as? Double, 0)
         XCTAssertEqual(overridden["t_max"] as? Int, 100, "the file's, where no option is given")
+        XCTAssertNil(overridden["lambda_unconditional"], "off, and left out of the config")
+
+        // Unconditional preservation on prompt-free pairs would hold what DPO moves: refused.
+        let out = folder + "/refused"
+        let refused = try runDuo(["unlearn", "--concept", conceptFile, "--model", Self.prepared.model,
+                                  "--pairs", Self.prepared.pairs, "--prompted-share", "0.5", "--quiet", "--out", out])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("--lambda-unconditional") && refused.stderr.contains("--prompted-share 1"),
+                      refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
     }
 
     func pixels(_ path: String) throws -> [Int] { try PNGImage(contentsOf: path).pixels.map(Int.init) }

@@ -39,6 +39,8 @@ public struct LossTerms {
     public var loss: Tensor
     public var dpo: Float
     public var prior: Float
+    /// The unconditional-preserving term (0 unless `unconditionalLambda` > 0).
+    public var unconditional: Float = 0
     /// Share of pairs whose implicit reward prefers the safe image (margin > 0).
     public var implicitAccuracy: Float
     /// Mean of −β·((Lθʷ − Lrefʷ) − (Lθˡ − Lrefˡ)): how far the model prefers safe over unsafe.
@@ -65,31 +67,67 @@ public struct LossTerms {
 /// its output-preserving term then on the safe prompt. Under classifier-free guidance,
 /// ε(x, ∅) + w (ε(x, c) − ε(x, ∅)), a prompt-free run that moves ε(x, ∅) away from the
 /// concept more than ε(x, c) has the guidance add the concept back (README, "splatter").
+///
+/// Unconditional preservation (`unconditionalLambda` λ∅ > 0, prompted pairs only) adds
+///
+///   λ∅ · mean ‖εθ(x_t, ∅) − εref(x_t, ∅)‖²
+///
+/// over both images of every pair: the empty-prompt prediction on the very inputs the DPO
+/// term moves is held to the original's. Guidance then sees the adapters' whole change in
+/// ε(x, c) − ε(x, ∅), which it multiplies by w; an adapter that moves ε(x, c) and ε(x, ∅)
+/// alike changes the guided prediction by 1/w as much (README, "Prompted pairs").
 public enum DUOLoss {
     public static func compute(
         unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule, predictionType: SchedulerConfig.PredictionType,
         batch: PairBatch, emptyPrompt: Tensor, pairPrompts: Tensor? = nil, priorPrompts: Tensor? = nil,
-        beta: Float, lambda: Float, convention: DPOConvention = .duo
+        beta: Float, lambda: Float, unconditionalLambda: Float = 0, convention: DPOConvention = .duo
     ) -> LossTerms {
         let b = batch.safe.shape[0]
         let last = schedule.numTrainTimesteps - 1
         let noisyUnsafe = schedule.addNoise(original: batch.unsafe, noise: batch.noise, timesteps: batch.unsafeTimesteps)
         let noisySafe = schedule.addNoise(original: batch.safe, noise: batch.noise, timesteps: batch.safeTimesteps)
-        // [unsafe, safe, prior] in one UNet call, as DUO's code batches them.
-        let input = concat([noisyUnsafe, noisySafe, batch.noise], axis: 0)
-        let timesteps = (batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)).map(Float.init)
-        let pairContext = pairPrompts ?? concat(Array(repeating: emptyPrompt, count: b), axis: 0)
-        let priorContext = priorPrompts ?? concat(Array(repeating: emptyPrompt, count: b), axis: 0)
-        let context = concat([pairContext, pairContext, priorContext], axis: 0)
-        let trained = split(unet(input, timesteps: timesteps, context: context), sizes: [b, b, b], axis: 0)
+        let empty = concat(Array(repeating: emptyPrompt, count: b), axis: 0)
+        let pairContext = pairPrompts ?? empty
+        let priorContext = priorPrompts ?? empty
+        // [unsafe, safe, prior] in one UNet call, as DUO's code batches them; then the same
+        // noisy images on the empty prompt for unconditional preservation.
+        let preservesUnconditional = unconditionalLambda > 0 && pairPrompts != nil
+        var inputs = [noisyUnsafe, noisySafe, batch.noise]
+        var timesteps = batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)
+        var contexts = [pairContext, pairContext, priorContext]
+        if preservesUnconditional {
+            inputs += [noisyUnsafe, noisySafe]
+            timesteps += batch.unsafeTimesteps + batch.safeTimesteps
+            contexts += [empty, empty]
+        }
+        let input = concat(inputs, axis: 0)
+        let context = concat(contexts, axis: 0)
+        let sizes = Array(repeating: b, count: inputs.count)
+        let t = timesteps.map(Float.init)
+        let trained = split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0)
         let reference = lora.withDisabled {
-            GradMode.withNoGrad { split(unet(input, timesteps: timesteps, context: context), sizes: [b, b, b], axis: 0) }
+            GradMode.withNoGrad { split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0) }
         }
         let targetUnsafe = target(schedule, predictionType, batch.unsafe, batch.noise, batch.unsafeTimesteps)
         let targetSafe = target(schedule, predictionType, batch.safe, batch.noise, batch.safeTimesteps)
-        return objective(
+        var terms = objective(
             trained: (trained[0], trained[1], trained[2]), reference: (reference[0], reference[1], reference[2]),
             targets: (targetUnsafe, targetSafe), beta: beta, lambda: lambda, convention: convention)
+        if preservesUnconditional {
+            let term = unconditionalTerm(trained: (trained[3], trained[4]), reference: (reference[3], reference[4]))
+            terms.loss = terms.loss + term * unconditionalLambda
+            terms.unconditional = term.item
+        }
+        return terms
+    }
+
+    /// mean ‖εθ(x_t, ∅) − εref(x_t, ∅)‖² over the unsafe and the safe images, [B, C, h, w] each.
+    public static func unconditionalTerm(
+        trained: (unsafe: Tensor, safe: Tensor), reference: (unsafe: Tensor, safe: Tensor)
+    ) -> Tensor {
+        let unsafe = trained.unsafe - reference.unsafe
+        let safe = trained.safe - reference.safe
+        return (mean(unsafe * unsafe) + mean(safe * safe)) * 0.5
     }
 
     /// The loss from the predictions: trained and reference outputs on (unsafe, safe,

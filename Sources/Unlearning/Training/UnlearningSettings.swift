@@ -39,6 +39,10 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// the empty prompt, and whose output-preserving term on the pair's safe prompt (0:
     /// DUO's prompt-free objective).
     public var promptedShare: Float = 0
+    /// λ∅ of the unconditional-preserving term (`DUOLoss`): holds the empty-prompt
+    /// prediction on the pairs' noisy images to the original's, so that guidance multiplies
+    /// the adapters' change instead of cancelling it. Needs every pair prompted. 0: off (DUO).
+    public var unconditionalLambda: Float = 0
     /// ESD's negative-guidance scale η (ESD's default 1).
     public var eta: Float = 1
     public var seed: UInt64 = 0
@@ -92,6 +96,8 @@ public struct UnlearningSettings: Hashable, Sendable {
         case .duo:
             fields += [("beta", "\(beta)"), ("lambda", "\(resolvedLambda)"), ("convention", jsonQuoted(convention.rawValue)),
                        ("prompted_share", "\(promptedShare)")]
+            // Only when on, so that runs without it keep their config and checkpoints.
+            if unconditionalLambda > 0 { fields += [("lambda_unconditional", "\(unconditionalLambda)")] }
         case .esd:
             fields += [("eta", "\(eta)")]
         }

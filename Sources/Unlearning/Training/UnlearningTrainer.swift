@@ -161,13 +161,16 @@ public final class UnlearningTrainer {
                 unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
                 predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
                 pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.beta,
-                lambda: settings.resolvedLambda, convention: settings.convention)
-            return (terms.loss, [
+                lambda: settings.resolvedLambda, unconditionalLambda: settings.unconditionalLambda,
+                convention: settings.convention)
+            var values = [
                 ("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior),
                 ("implicit_accuracy", terms.implicitAccuracy), ("reward_margin", terms.rewardMargin),
                 ("mse_trained_safe", terms.mseTrainedSafe), ("mse_reference_safe", terms.mseReferenceSafe),
                 ("mse_trained_unsafe", terms.mseTrainedUnsafe), ("mse_reference_unsafe", terms.mseReferenceUnsafe),
-            ])
+            ]
+            if settings.unconditionalLambda > 0 { values.insert(("unconditional", terms.unconditional), at: 3) }
+            return (terms.loss, values)
         case .esd:
             let prompts = concat(indices.map { unsafePrompts!.slice(batch: $0) }, axis: 0)
             let result = ESDLoss.compute(

@@ -73,6 +73,9 @@ extension Duo {
         @Option(name: .customLong("prompted-share"), help: "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt and whose output-preserving term on its safe prompt (default: 0, DUO's prompt-free objective; 1 on the embedded model).")
         var promptedShare: Float?
 
+        @Option(name: .customLong("lambda-unconditional"), help: "Weight of the unconditional-preserving term, which holds the empty-prompt prediction on the pairs' noisy images to the original's so that guidance does not undo the adapters; needs --prompted-share 1 (default: 0, not in DUO; 1e3 on the embedded model).")
+        var unconditionalLambda: Float?
+
         @Option(help: "ESD's negative-guidance scale eta.")
         var eta: Float = 1
 
@@ -100,6 +103,9 @@ extension Duo {
             if let learningRate, !(learningRate > 0) { throw UsageError("--lr must be positive, got \(learningRate)") }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
             if let promptedShare, !(0...1).contains(promptedShare) { throw UsageError("--prompted-share must be in [0, 1], got \(promptedShare)") }
+            if let unconditionalLambda, unconditionalLambda < 0 {
+                throw UsageError("--lambda-unconditional must not be negative, got \(unconditionalLambda)")
+            }
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
             guard gradientAccumulation >= 1 else { throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)") }
@@ -138,6 +144,12 @@ extension Duo {
             s.tMax = tMax ?? concept.tMax ?? s.tMax
             s.convention = DPOConvention(rawValue: convention)!
             s.promptedShare = promptedShare ?? concept.promptedShare ?? s.promptedShare
+            s.unconditionalLambda = unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
+            if s.method == .duo, s.unconditionalLambda > 0, s.promptedShare < 1 {
+                throw UsageError(
+                    "--lambda-unconditional \(s.unconditionalLambda) needs every pair prompted (--prompted-share 1, "
+                        + "got \(s.promptedShare)): on a prompt-free pair it would hold the very prediction DPO moves")
+            }
             s.eta = eta
             s.seed = seed
             s.checkpointEvery = checkpointEvery
