@@ -118,12 +118,12 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(fromFile["targets"] as? [String], ["cross-attention"])
         XCTAssertEqual(fromFile["prompted_share"] as? Double, 1)
         XCTAssertEqual(fromFile["lambda_unconditional"] as? Double, 50)
-        let overridden = try config(["--beta", "80", "--steps", "1", "--prompted-share", "0", "--lambda-unconditional", "0"])
+        let overridden = try config(["--beta", "80", "--steps", "1", "--prompted-share", "0"])
         XCTAssertEqual(overridden["beta"] as? Double, 80)
         XCTAssertEqual(overridden["steps"] as? Int, 1)
         XCTAssertEqual(overridden["prompted_share"] as? Double, 0)
         XCTAssertEqual(overridden["t_max"] as? Int, 100, "the file's, where no option is given")
-        XCTAssertNil(overridden["lambda_unconditional"], "off, and left out of the config")
+        XCTAssertNil(overridden["lambda_unconditional"], "the file's term is for prompted runs only")
 
         // Unconditional preservation on prompt-free pairs would hold what DPO moves: refused.
         let out = folder + "/refused"

@@ -73,7 +73,7 @@ extension Duo {
         @Option(name: .customLong("prompted-share"), help: "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt and whose output-preserving term on its safe prompt (default: 0, DUO's prompt-free objective; 1 on the embedded model).")
         var promptedShare: Float?
 
-        @Option(name: .customLong("lambda-unconditional"), help: "Weight of the unconditional-preserving term, which holds the empty-prompt prediction on the pairs' noisy images to the original's so that guidance does not undo the adapters; needs --prompted-share 1 (default: 0, not in DUO; 1e3 on the embedded model).")
+        @Option(name: .customLong("lambda-unconditional"), help: "Weight of the unconditional-preserving term, which holds the empty-prompt prediction on the pairs' noisy images to the original's so that guidance does not undo the adapters; needs --prompted-share 1 (default: 0, not in DUO; a concept file may set its own, as stripes does).")
         var unconditionalLambda: Float?
 
         @Option(help: "ESD's negative-guidance scale eta.")
@@ -145,7 +145,12 @@ extension Duo {
             s.convention = DPOConvention(rawValue: convention)!
             s.promptedShare = promptedShare ?? concept.promptedShare ?? s.promptedShare
             s.unconditionalLambda = unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
-            if s.method == .duo, s.unconditionalLambda > 0, s.promptedShare < 1 {
+            if s.unconditionalLambda > 0, s.method == .esd || (s.promptedShare == 0 && unconditionalLambda == nil) {
+                // A concept file's term is for prompted DUO; a prompt-free run (DUO's own
+                // objective, a model folder's default) or ESD has none.
+                s.unconditionalLambda = 0
+            }
+            if s.unconditionalLambda > 0, s.promptedShare < 1 {
                 throw UsageError(
                     "--lambda-unconditional \(s.unconditionalLambda) needs every pair prompted (--prompted-share 1, "
                         + "got \(s.promptedShare)): on a prompt-free pair it would hold the very prediction DPO moves")
