@@ -68,12 +68,14 @@ public struct LossTerms {
 /// ε(x, ∅) + w (ε(x, c) − ε(x, ∅)), a prompt-free run that moves ε(x, ∅) away from the
 /// concept more than ε(x, c) has the guidance add the concept back (README, "splatter").
 ///
-/// Unconditional preservation (`unconditionalLambda` λ∅ > 0, prompted pairs only) adds
+/// Unconditional preservation (`unconditionalLambda` λ∅ > 0, with `pairPrompts` given;
+/// without them there is no term) adds
 ///
 ///   λ∅ · mean ‖εθ(x_t, ∅) − εref(x_t, ∅)‖²
 ///
-/// over both images of every pair: the empty-prompt prediction on the very inputs the DPO
-/// term moves is held to the original's. Guidance then sees the adapters' whole change in
+/// over both images of every pair in the batch, so every pair should be prompted (`duo
+/// unlearn` refuses a share below 1): the empty-prompt prediction on the very inputs the
+/// DPO term moves is held to the original's. Guidance then sees the adapters' whole change in
 /// ε(x, c) − ε(x, ∅), which it multiplies by w; an adapter that moves ε(x, c) and ε(x, ∅)
 /// alike changes the guided prediction by 1/w as much (README, "Prompted pairs").
 public enum DUOLoss {

@@ -163,14 +163,12 @@ public final class UnlearningTrainer {
                 pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.beta,
                 lambda: settings.resolvedLambda, unconditionalLambda: settings.unconditionalLambda,
                 convention: settings.convention)
-            var values = [
-                ("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior),
+            let unconditional = settings.unconditionalLambda > 0 ? [("unconditional", terms.unconditional)] : []
+            return (terms.loss, [("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior)] + unconditional + [
                 ("implicit_accuracy", terms.implicitAccuracy), ("reward_margin", terms.rewardMargin),
                 ("mse_trained_safe", terms.mseTrainedSafe), ("mse_reference_safe", terms.mseReferenceSafe),
                 ("mse_trained_unsafe", terms.mseTrainedUnsafe), ("mse_reference_unsafe", terms.mseReferenceUnsafe),
-            ]
-            if settings.unconditionalLambda > 0 { values.insert(("unconditional", terms.unconditional), at: 3) }
-            return (terms.loss, values)
+            ])
         case .esd:
             let prompts = concat(indices.map { unsafePrompts!.slice(batch: $0) }, axis: 0)
             let result = ESDLoss.compute(
