@@ -35,6 +35,7 @@ demo: build
 	.build/release/duo eval --concept $(CONCEPT) \
 		--adapter adapters/$(CONCEPT)/duo/adapter.safetensors --label DUO \
 		--adapter adapters/$(CONCEPT)/esd/adapter.safetensors --label ESD \
+		--attack-set ring-a-bell=attacks/$(CONCEPT)/ring-a-bell.txt \
 		--prompts 24 --seeds 1 --keep-prompts 48 --out reports/$(CONCEPT)/demo
 
 test: deps
@@ -47,7 +48,7 @@ test: deps
 bench: deps
 	$(SWIFT) build -c release --product duo-bench
 	.build/release/duo-bench
-	.build/release/duo-bench evaluation Sources/World/Resources/model concepts/stripes.toml
+	.build/release/duo-bench evaluation Sources/World/Resources/model Sources/World/Resources/concepts/stripes.toml
 	@if [ -x tools/.venv-models/bin/python ]; then \
 		[ -d .build/sd-unet ] || tools/.venv-models/bin/python tools/make_sd_unet.py; \
 		.build/release/duo-bench sd-unet .build/sd-unet tools/.venv-models/bin/python; \

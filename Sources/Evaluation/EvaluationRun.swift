@@ -157,7 +157,7 @@ public final class EvaluationRun {
         for start in stride(from: 0, to: requests.count, by: settings.batchSize) {
             let chunk = Array(requests[start..<min(requests.count, start + settings.batchSize)])
             let images = try TextToImage.sample(model: model, requests: chunk, steps: settings.steps, guidance: settings.guidance)
-            for (k, image) in ImageConversion.pngImages(images).enumerated() {
+            for (k, image) in try ImageConversion.pngImages(images).enumerated() {
                 let file = path + String(format: "/%05d.png", start + k)
                 try image.write(to: file)
                 paths.append(file)

@@ -1,4 +1,5 @@
 import Diffusion
+import Formats
 import Foundation
 
 /// A concept file, `concepts/<name>.toml`: what a concept is, the words that bring it,
@@ -38,6 +39,11 @@ public struct ConceptFile: Hashable, Sendable {
         public var name: String
         /// Resolved against the concept file's folder.
         public var path: String
+
+        public init(name: String, path: String) {
+            self.name = name
+            self.path = path
+        }
     }
 
     /// `duo synthesize`'s settings. The defaults are DUO's data script's
@@ -87,6 +93,19 @@ public struct ConceptFile: Hashable, Sendable {
         public var timeout = 60.0
     }
 
+    /// Why `name` cannot be used as one folder name, nil when it can: letters, digits,
+    /// '-', '_' and '.', at most 100 characters, not starting with '.' or '-'.
+    public static func unsafeNameReason(_ name: String) -> String? {
+        let allowed = name.unicodeScalars.allSatisfy {
+            $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0))
+        }
+        guard !name.isEmpty, name.count <= 100, allowed, !name.hasPrefix("."), !name.hasPrefix("-") else {
+            return "'\(name)' is not a safe folder name (letters, digits, '-', '_', '.'; "
+                + "at most 100 characters; not starting with '.' or '-')"
+        }
+        return nil
+    }
+
     static var builtinNames: String { Concept.allCases.map(\.rawValue).joined(separator: ", ") }
 
     /// Every key a concept file may hold; any other is an error (it is most likely a typo).
@@ -120,7 +139,7 @@ public struct ConceptFile: Hashable, Sendable {
         let fields = ConceptFields(document: document, path: path)
         try fields.rejectUnknownKeys()
         self.path = path
-        name = try fields.string("name")
+        name = try fields.safeName("name")
         description = try fields.string("description")
         kind = try fields.string("kind", oneOf: ["attribute", "object"])
         explicitWords = try fields.strings("words.explicit")
@@ -145,11 +164,9 @@ public struct ConceptFile: Hashable, Sendable {
         synthesis = try fields.synthesis()
         unlearning = try fields.unlearning()
         detector = try fields.detector(conceptName: name)
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = PathText.parent(path)
         attackSets = try fields.attackSets().map { name, file in
-            AttackSetFile(
-                name: name,
-                path: file.hasPrefix("/") ? file : (folder as NSString).appendingPathComponent(file))
+            AttackSetFile(name: name, path: (folder as NSString).appendingPathComponent(file))
         }
     }
 }
@@ -200,7 +217,9 @@ private struct ConceptFields {
                 let bounds = integer
                     ? "\(Int(range.lowerBound)) to \(Int(min(range.upperBound, 1e9)))"
                     : "\(range.lowerBound) to \(range.upperBound)"
-                throw error("expected \(bounds), found \(integer ? String(Int(value)) : String(value))", key: key)
+                // An integer past Int's range has no Int to print: show it as written.
+                let found = integer ? Int(exactly: value).map(String.init) ?? String(format: "%.0f", value) : String(value)
+                throw error("expected \(bounds), found \(found)", key: key)
             }
             return value
         case let other?:
@@ -279,15 +298,31 @@ private struct ConceptFields {
         return choice
     }
 
-    /// `[attacks]`: set name = file, in the order the file gives them.
+    /// `[attacks]`: set name = file, in the order the file gives them. A set lives in the
+    /// concept file's folder: a path that leaves it (absolute, or through `..`) is refused,
+    /// so that a concept file cannot make duo read, or an attack write, anywhere else.
     func attackSets() throws -> [(String, String)] {
         let keys = document.lines.keys.filter { $0.hasPrefix("attacks.") }
             .sorted { document.lines[$0]! < document.lines[$1]! }
         return try keys.map { key in
             let file = try string(key)
             guard !file.isEmpty else { throw error("must not be empty", key: key) }
+            let components = file.split(separator: "/", omittingEmptySubsequences: false)
+            guard !file.hasPrefix("/"), !components.contains(".."), !file.contains("\0") else {
+                throw error(
+                    "'\(file)' leaves the concept file's folder (give a path relative to it, without '..')",
+                    key: key)
+            }
             return (String(key.dropFirst("attacks.".count)), file)
         }
+    }
+
+    /// A name that becomes a folder name (`pairs/NAME`, `adapters/NAME/...`): one path
+    /// component of letters, digits, '-', '_' and '.', not starting with '.' or '-'.
+    func safeName(_ key: String) throws -> String {
+        let value = try string(key)
+        guard let reason = ConceptFile.unsafeNameReason(value) else { return value }
+        throw error(reason, key: key)
     }
 
     func strings(_ key: String, required: Bool = true) throws -> [String] {

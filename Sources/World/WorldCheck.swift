@@ -28,7 +28,7 @@ public enum WorldCheck {
     public static func run(
         model: StableDiffusion, detector: WorldDetector, parameters p: Parameters,
         progress: (Int, Int) -> Void = { _, _ in },
-        rowImages: (Concept, PromptRowKind, Tensor) -> Void = { _, _, _ in }
+        rowImages: (Concept, PromptRowKind, Tensor) throws -> Void = { _, _, _ in }
     ) throws -> Result {
         let rows = Concept.allCases.flatMap { concept in
             PromptRowKind.allCases.map { (concept, $0) }
@@ -40,6 +40,9 @@ public enum WorldCheck {
         for (index, (concept, kind)) in rows.enumerated() {
             let prompts = PromptRows.prompts(concept: concept, kind: kind, count: p.samples, seed: p.seed)
             let images = try sample(model, prompts.map(\.prompt), parameters: p, row: UInt64(index))
+            guard images.scalars.allSatisfy(\.isFinite) else {
+                throw SamplingError("the model drew non-finite values (NaN or infinity) for the \(concept.rawValue) \(kind) prompts")
+            }
             let predictions = detector.predict(images)
             rates[concept, default: [:]][kind] = Float(predictions.filter { ($0.scores[concept] ?? 0) > 0.5 }.count)
                 / Float(p.samples)
@@ -50,7 +53,7 @@ public enum WorldCheck {
                 neutralImages.append(images)
                 neutralScenes += prompts.map(\.scene)
             }
-            rowImages(concept, kind, images)
+            try rowImages(concept, kind, images)
             progress(index + 1, rows.count)
         }
         let world = World()

@@ -4,27 +4,21 @@ import World
 
 /// Where `--concept NAME|PATH` and `--model` point, shared by the subcommands.
 enum Lookup {
-    /// The package's `concepts/` folder, known at build time: found when duo runs from
-    /// anywhere on the machine it was built on.
-    static let packageConcepts = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("concepts").path
-
     /// A concept file from a path (anything with a '/' or ending in .toml), or a name looked
-    /// up as `concepts/NAME.toml` in the current folder, then in the package's.
+    /// up as `concepts/NAME.toml` in the current folder, then among the concept files that
+    /// ship with duo.
     static func concept(_ nameOrPath: String) throws -> ConceptFile {
         if nameOrPath.contains("/") || nameOrPath.hasSuffix(".toml") {
             return try ConceptFile(contentsOf: nameOrPath)
         }
-        let candidates = ["concepts", packageConcepts].map { "\($0)/\(nameOrPath).toml" }
-        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            let known = ((try? FileManager.default.contentsOfDirectory(atPath: packageConcepts)) ?? [])
-                .filter { $0.hasSuffix(".toml") }.map { String($0.dropLast(5)) }.sorted()
+        let local = "concepts/\(nameOrPath).toml"
+        if FileManager.default.fileExists(atPath: local) { return try ConceptFile(contentsOf: local) }
+        guard let shipped = ShippedConcepts.path(nameOrPath) else {
             throw UsageError(
-                "unknown concept '\(nameOrPath)': no \(candidates.joined(separator: " or ")) "
-                    + "(known: \(known.joined(separator: ", ")); or give a path to a .toml file)")
+                "unknown concept '\(nameOrPath)': no \(local) here and none ships with duo "
+                    + "(shipped: \(ShippedConcepts.names.joined(separator: ", ")); or give a path to a .toml file)")
         }
-        return try ConceptFile(contentsOf: path)
+        return try ConceptFile(contentsOf: shipped)
     }
 
     /// `--model`, or the embedded default that ships with duo.

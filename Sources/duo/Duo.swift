@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `duo` command line: each subcommand parses its options and hands the work to the
 /// library targets; nothing here knows a file format or the method.
@@ -14,4 +15,16 @@ struct Duo: ParsableCommand {
             as it was.
             """,
         subcommands: [Inspect.self, Sample.self, Synthesize.self, Unlearn.self, Merge.self, Attack.self, Eval.self, Pretrain.self, Detect.self, WorldGroup.self])
+
+    /// ArgumentParser's own entry, with negative option values attached to their options
+    /// and file-system errors shown as one line.
+    static func main() {
+        let arguments = CommandLineArguments.attachingNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            exit(withError: ErrorText.cleaned(error))
+        }
+    }
 }

@@ -117,10 +117,7 @@ final class SDEditPairsTests: XCTestCase {
     }
 }
 
-/// The package's concepts folder.
+/// The concept files that ship with duo.
 enum ConceptFolder {
-    static func path(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("concepts/\(name).toml").path
-    }
+    static func path(_ name: String) -> String { ShippedConcepts.path(name)! }
 }

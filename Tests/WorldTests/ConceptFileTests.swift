@@ -4,10 +4,8 @@ import XCTest
 @testable import World
 
 final class ConceptFileTests: XCTestCase {
-    /// The package's `concepts/` folder, found from this file's place in the repository.
-    static let conceptsFolder = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("concepts")
+    /// The concept files that ship with duo, in the World module's resource bundle.
+    static let conceptsFolder = URL(fileURLWithPath: try! ShippedConcepts.directory())
 
     func load(_ concept: Concept) throws -> ConceptFile {
         let path = Self.conceptsFolder.appendingPathComponent("\(concept.rawValue).toml").path
@@ -162,7 +160,7 @@ final class ConceptFileTests: XCTestCase {
 
         [attacks]
         paraphrases = "dots/paraphrases.txt"
-        explicit = "/abs/explicit.txt"
+        explicit = "sets/explicit.txt"
         """
 
     func testSynthesisDetectorAndAttackTables() throws {
@@ -179,7 +177,7 @@ final class ConceptFileTests: XCTestCase {
         XCTAssertEqual(file.detector.kind, .command("python3 detect.py --gpu"))
         XCTAssertEqual(file.detector.threshold, 0.25)
         XCTAssertEqual(file.attackSets.map(\.name), ["paraphrases", "explicit"], "file order")
-        XCTAssertEqual(file.attackSets.map(\.path), ["concepts/dots/paraphrases.txt", "/abs/explicit.txt"])
+        XCTAssertEqual(file.attackSets.map(\.path), ["concepts/dots/paraphrases.txt", "concepts/sets/explicit.txt"])
         // Without the tables: DUO's data settings and the built-in detector of the same name.
         let plain = try ConceptFile(parsing: Self.valid, path: "dots.toml")
         XCTAssertEqual(plain.synthesis, ConceptFile.SynthesisSettings())
@@ -251,6 +249,32 @@ final class ConceptFileTests: XCTestCase {
                     "bad.toml:\(line - 4): key 'unlearning.beta': expected 1e-06 to 1000000000.0, found -1.0")
         assertError(text.replacingOccurrences(of: "prompted_share = 0.5", with: "prompted_share = 2"),
                     "bad.toml:\(line + 1): key 'unlearning.prompted_share': expected 0.0 to 1.0, found 2.0")
+    }
+
+    func testAnIntegerPastIntsRangeIsAnErrorNotATrap() {
+        // Before: printing the found value with Int(value) trapped.
+        let text = Self.valid + Self.settings
+        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 99999999999999999999999"),
+                    "bad.toml:21: key 'synthesis.pairs': expected 1 to 1000000000, found 99999999999999991611392")
+    }
+
+    static var nameLine: Int { valid.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("name") }! + 1 }
+
+    func testNamesAndAttackSetsCannotLeaveTheirFolders() {
+        // A concept name becomes pairs/NAME and adapters/NAME; a set path is read by eval
+        // and written by attacks: neither may point outside.
+        for name in ["../../etc/x", "a/b", ".hidden", "", "-rf", "tab\tname"] {
+            assertError(Self.valid.replacingOccurrences(of: "name = \"dots\"", with: "name = \"\(name)\""),
+                        "bad.toml:\(Self.nameLine): key 'name': '\(name)' is not a safe folder name "
+                            + "(letters, digits, '-', '_', '.'; at most 100 characters; not starting with '.' or '-')")
+        }
+        let text = Self.valid + Self.settings
+        let line = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("paraphrases") }! + 1
+        for path in ["/etc/os-release", "../x.txt", "dots/../../x.txt"] {
+            assertError(text.replacingOccurrences(of: "\"dots/paraphrases.txt\"", with: "\"\(path)\""),
+                        "bad.toml:\(line): key 'attacks.paraphrases': '\(path)' leaves the concept file's folder "
+                            + "(give a path relative to it, without '..')")
+        }
     }
 
     func testAMissingFileIsOneLine() {

@@ -27,7 +27,7 @@ final class AttackConceptInversionTests: XCTestCase {
         let written = try prompts(first)
         XCTAssertEqual(written, try prompts(second), "deterministic")
         XCTAssertEqual(written.count, 3)
-        let concept = try ConceptFile(contentsOf: "concepts/stripes.toml")
+        let concept = try ConceptFile(contentsOf: ShippedConcepts.path("stripes")!)
         for prompt in written {
             XCTAssertTrue(prompt.contains("<stripes>"), prompt)
             for word in concept.explicitWords + concept.synonyms {
@@ -41,7 +41,7 @@ final class AttackConceptInversionTests: XCTestCase {
         XCTAssertEqual(try file.floats("<stripes>"), try SafeTensorsReader(path: Self.root + "/b.safetensors").floats("<stripes>"))
 
         // A concept file naming the set: duo eval loads the token and reports the set.
-        var text = try String(contentsOfFile: "concepts/stripes.toml", encoding: .utf8)
+        var text = try String(contentsOfFile: ShippedConcepts.path("stripes")!, encoding: .utf8)
         text = String(text[..<text.range(of: "[attacks]")!.lowerBound]) + "[attacks]\nconcept-inversion = \"stripes/concept-inversion.txt\"\n"
         try text.write(toFile: Self.root + "/a/stripes.toml", atomically: true, encoding: .utf8)
         let eval = try runDuo(["eval", "--concept", Self.root + "/a/stripes.toml", "--model", UnlearnCommandTests.prepared.model,

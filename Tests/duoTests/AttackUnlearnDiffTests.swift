@@ -39,7 +39,7 @@ final class AttackUnlearnDiffTests: XCTestCase {
             let record = try! JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             return record["unsafe_prompt"] as! String
         }
-        let concept = try ConceptFile(contentsOf: "concepts/stripes.toml")
+        let concept = try ConceptFile(contentsOf: ShippedConcepts.path("stripes")!)
         for (prompt, unsafe) in zip(try prompts(first), unsafePrompts) {
             XCTAssertTrue(prompt.hasSuffix(unsafe), "\(prompt) ends with the pair's prompt \(unsafe)")
             let prefix = prompt.dropLast(unsafe.count).split(separator: " ").map { $0.lowercased() }

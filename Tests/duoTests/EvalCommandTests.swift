@@ -1,4 +1,5 @@
 import Foundation
+import World
 import XCTest
 
 /// `duo eval` and `duo attack` end to end on an embedded-architecture model after one step.
@@ -68,8 +69,7 @@ final class EvalCommandTests: XCTestCase {
     /// A concept file naming sets in its own folder: the shipped explicit set, and
     /// `ring-a-bell` (a set `duo attack` writes) not made yet.
     func conceptWithUnmadeRingABell(explicitFile: String) throws -> String {
-        let concepts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("concepts")
+        let concepts = URL(fileURLWithPath: try ShippedConcepts.directory())
         var text = try String(contentsOf: concepts.appendingPathComponent("stripes.toml"), encoding: .utf8)
         text = String(text[..<text.range(of: "[attacks]")!.lowerBound])
             + "[attacks]\nexplicit = \"\(explicitFile)\"\nring-a-bell = \"not-made.txt\"\n"

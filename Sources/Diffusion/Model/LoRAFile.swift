@@ -23,6 +23,7 @@ public enum LoRAFile {
     /// Attaches the adapters of `path` to `unet` with strength `scale` (1: as trained).
     /// Every key must name a UNet layer and pair an A with a B of matching shapes.
     public static func load(_ path: String, into unet: UNet2DConditionModel, scale: Float = 1) throws -> LoRASet {
+        guard scale.isFinite else { throw ModelError(file: path, "cannot be applied at scale \(scale) (not finite)") }
         let file = try SafeTensorsReader(path: path)
         let layers = Dictionary(unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
         let names = try adaptedLayerNames(file)
@@ -57,6 +58,9 @@ public enum LoRAFile {
             }
             try adapter.down.withUnsafeMutableBufferPointer { try file.read(downKey, into: $0) }
             try adapter.up.withUnsafeMutableBufferPointer { try file.read(upKey, into: $0) }
+            for (key, tensor) in [(downKey, adapter.down), (upKey, adapter.up)] where !tensor.scalars.allSatisfy(\.isFinite) {
+                throw ModelError(file: path, key: key, "holds NaN or infinite values")
+            }
             adapters.append((name, adapter))
         }
         return LoRASet(adapters: adapters)
@@ -82,7 +86,7 @@ public enum LoRAFile {
     static func fileScale(_ file: SafeTensorsReader) throws -> Float {
         guard let text = file.metadata["lora_adapter_metadata"] else { return 1 }
         guard let config = try? JSONParser.parse(Array(text.utf8)),
-              let alpha = config["lora_alpha"]?.double, let rank = config["r"]?.double, rank > 0
+              let alpha = config["lora_alpha"]?.double, let rank = config["r"]?.double, rank > 0, alpha.isFinite, rank.isFinite
         else { throw ModelError(file: file.path, key: "lora_adapter_metadata", "unreadable (expected JSON with lora_alpha and r)") }
         return Float(alpha / rank)
     }
@@ -90,8 +94,9 @@ public enum LoRAFile {
 
 extension LoRASet {
     /// Adds each adapter's scale · B A into its base layer's weight, for good: the fused
-    /// model that `duo merge` writes. The adapters are detached afterwards.
-    public func merge(into unet: UNet2DConditionModel) {
+    /// model that `duo merge` writes. The adapters are detached afterwards. A sum that
+    /// overflows to infinity (a huge scale) is an error naming the layer.
+    public func merge(into unet: UNet2DConditionModel) throws {
         let layers = Dictionary(unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
         for (name, adapter) in adapters {
             let weight: Tensor
@@ -99,7 +104,12 @@ extension LoRASet {
             case .linear(let linear): weight = linear.weight
             case .conv(let conv): weight = conv.weight
             }
-            weight.assign(GradMode.withNoGrad { adapter.merged(with: weight) })
+            let merged = GradMode.withNoGrad { adapter.merged(with: weight) }
+            guard merged.scalars.allSatisfy(\.isFinite) else {
+                detach(from: unet)
+                throw ModelError(file: "unet", key: name, "merging the adapter gives non-finite weights (adapter scale \(adapter.scale))")
+            }
+            weight.assign(merged)
         }
         detach(from: unet)
     }

@@ -4,11 +4,17 @@ import Tensor
 /// Between image tensors and PNG pixels.
 public enum ImageConversion {
     /// images [B, 3, H, W] with values in [0, 1] -> B RGB images, rounding v * 255 as
-    /// diffusers' numpy_to_pil does.
-    public static func pngImages(_ images: Tensor) -> [PNGImage] {
+    /// diffusers' numpy_to_pil does. A NaN or infinite value is an error, not a pixel:
+    /// diffusers writes it as black, which hides a broken model or adapter.
+    public static func pngImages(_ images: Tensor) throws -> [PNGImage] {
         precondition(images.rank == 4 && images.shape[1] == 3, "expected [B, 3, H, W], got \(images.shape)")
         let (batch, h, w) = (images.shape[0], images.shape[2], images.shape[3])
         let values = images.scalars
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw SamplingError(
+                "image \(bad / (3 * h * w) + 1) of \(batch) holds a non-finite value (\(values[bad])): "
+                    + "the model, adapter, scale or initial latents produce NaN or infinity")
+        }
         return (0..<batch).map { b in
             var pixels = [UInt8](repeating: 0, count: h * w * 3)
             for c in 0..<3 {

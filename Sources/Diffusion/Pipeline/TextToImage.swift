@@ -39,6 +39,9 @@ public enum TextToImage {
         guard height % multiple == 0, width % multiple == 0, height > 0, width > 0 else {
             throw SamplingError("height and width must be positive multiples of \(multiple), got \(height)x\(width)")
         }
+        try MemoryEstimate.check(
+            MemoryEstimate.sampling(model: model, height: height, width: width, images: p.count),
+            what: "sampling \(p.count) image(s) of \(height)x\(width)")
         return (height / f, width / f)
     }
 

@@ -168,7 +168,7 @@ public final class SDEditPairs {
         var pending = Array(batch)
         var draws = [Int: Int](uniqueKeysWithValues: batch.map { ($0, 0) })
         while !pending.isEmpty {
-            let images = ImageConversion.pngImages(try make(pending, pending.map { draws[$0]! }))
+            let images = try ImageConversion.pngImages(try make(pending, pending.map { draws[$0]! }))
             let scores = try detector.scores(images: images)
             var again: [Int] = []
             for (k, i) in pending.enumerated() {

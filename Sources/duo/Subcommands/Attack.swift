@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diffusion
 import Evaluation
+import Formats
 import Foundation
 import Unlearning
 import World
@@ -12,14 +13,49 @@ extension Duo {
             abstract: "Build adversarial prompt sets that try to bring a concept back.",
             subcommands: [RingABellCommand.self, UnlearnDiffCommand.self, ConceptInversionCommand.self])
 
-        /// Where an attack writes its set: `out`, else the concept file's `attacks.SET`, else
-        /// `NAME/SET.txt` beside the concept file; the folder is made.
+        /// Where an attack writes its set, checked before the attack runs: `out`, else the
+        /// concept file's `attacks.SET`, else `NAME/SET.txt` beside the concept file. The
+        /// shipped concept files are part of duo, never written: their sets go to
+        /// `attacks/NAME/SET.txt` here. An existing file is replaced only if an attack wrote it.
         static func destination(_ out: String?, set: String, concept: ConceptFile) throws -> String {
-            let path = out ?? concept.attackSets.first { $0.name == set }?.path
-                ?? ((concept.path as NSString).deletingLastPathComponent + "/\(concept.name)/\(set).txt")
-            try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let files = FileManager.default
+            let path: String
+            if let out {
+                path = out
+            } else if ShippedConcepts.contains(concept.path) {
+                path = "attacks/\(concept.name)/\(set).txt"
+            } else {
+                let folder = PathText.parent(concept.path)
+                path = concept.attackSets.first { $0.name == set }?.path
+                    ?? ((folder.isEmpty ? "." : folder) + "/\(concept.name)/\(set).txt")
+            }
+            let option = out == nil ? "the \(set) set's file" : "--out"
+            var isFolder: ObjCBool = false
+            if path.hasSuffix("/") || files.fileExists(atPath: path, isDirectory: &isFolder) {
+                guard !isFolder.boolValue, !path.hasSuffix("/") else { throw UsageError("\(option) \(path): is a folder; give the path of a prompt file") }
+                guard writtenByAnAttack(path) else {
+                    throw UsageError("\(option) \(path): exists and was not written by duo attack; remove it or give another --out")
+                }
+            }
+            let parent = PathText.parent(path)
+            if out != nil {
+                let folder = parent.isEmpty ? "." : parent
+                guard files.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+                    throw UsageError("--out \(path): no folder \(folder) to write it in")
+                }
+            } else if !parent.isEmpty {
+                try OutputFolder.create(parent, for: option)
+            }
             return path
+        }
+
+        /// Whether the prompt file at `path` begins with the header `duo attack` writes.
+        static func writtenByAnAttack(_ path: String) -> Bool {
+            guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+            defer { try? handle.close() }
+            let head = String(decoding: handle.readData(ofLength: 4096), as: UTF8.self)
+            let firstLine = head.split(separator: "\n", maxSplits: 1).first ?? ""
+            return firstLine.hasPrefix("# ") && firstLine.contains("(duo attack ")
         }
     }
 
@@ -87,7 +123,7 @@ extension Duo {
         @Option(help: "Seed.")
         var seed: UInt64 = 0
 
-        @Option(help: "Output file (default: the concept file's attacks.ring-a-bell, or concepts/NAME/ring-a-bell.txt).")
+        @Option(help: "Output file (default: the concept file's attacks.ring-a-bell, or NAME/ring-a-bell.txt beside it; attacks/NAME/ring-a-bell.txt for a concept that ships with duo).")
         var out: String?
 
         @Flag(help: "No progress output.")
@@ -97,10 +133,12 @@ extension Duo {
             guard length >= 1, population >= 4, generations >= 1, count >= 1 else {
                 throw UsageError("--length and --generations and --count must be at least 1, --population at least 4")
             }
+            try OptionCheck.finite(eta, "--eta")
         }
 
         func run() throws {
             let conceptFile = try Lookup.concept(concept)
+            let destination = try Attack.destination(out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
             let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
             var settings = RingABell.Settings()
             settings.length = length
@@ -119,7 +157,6 @@ extension Duo {
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "distance %.2f", result.distance))
             }
-            let destination = try Attack.destination(out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
             try PromptSetFile.write(
                 found,
                 header: "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "

@@ -41,7 +41,7 @@ extension Duo {
         @Option(help: "Seed of the batches, noise and prompts.")
         var seed: UInt64 = 0
 
-        @Option(help: "Output prompt file (default: the concept file's attacks.concept-inversion, or concepts/NAME/concept-inversion.txt); the embedding goes beside it as .safetensors.")
+        @Option(help: "Output prompt file (default: the concept file's attacks.concept-inversion, or NAME/concept-inversion.txt beside it; attacks/NAME/ for a concept that ships with duo); the embedding goes beside it as .safetensors.")
         var out: String?
 
         @Flag(help: "No progress output.")
@@ -49,7 +49,7 @@ extension Duo {
 
         func validate() throws {
             guard steps >= 1, batchSize >= 1, count >= 1 else { throw UsageError("--steps, --batch-size and --count must be at least 1") }
-            guard learningRate > 0 else { throw UsageError("--lr must be positive, got \(learningRate)") }
+            try OptionCheck.finite(learningRate, "--lr", above: 0)
             if let token, token.isEmpty || token.contains(where: \.isWhitespace) || token.hasPrefix("#") {
                 throw UsageError("--token must be one word without spaces or a leading #, got \(token.debugDescription)")
             }
@@ -60,6 +60,7 @@ extension Duo {
 
         func run() throws {
             let (conceptFile, diffusion, pairData) = try target.load()
+            let destination = try Attack.destination(out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
             var settings = ConceptInversion.Settings()
             // CLIP's tokenizer lower-cases prompts, and the token with them.
             settings.placeholder = (token ?? "<\(conceptFile.name)>").lowercased()
@@ -78,7 +79,6 @@ extension Duo {
             let prompts = conceptFile.promptPairs(count: count, seed: seed ^ 0x4349_4E56_5052_4F4D).map {  // "CINVPROM"
                 inversion.substitute(words, in: $0.unsafe)
             }
-            let destination = try Attack.destination(out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
             try PromptSetFile.check(prompts, for: destination)
             let header = "\(conceptFile.name): Concept Inversion prompts against \(target.adapter) (duo attack concept-inversion "
                 + "--concept \(conceptFile.name) --token \(settings.placeholder) --steps \(steps) --lr \(learningRate) "

@@ -40,7 +40,7 @@ extension Duo {
         @Option(help: "Seed of the noise draws.")
         var seed: UInt64 = 0
 
-        @Option(help: "Output file (default: the concept file's attacks.unlearndiff, or concepts/NAME/unlearndiff.txt).")
+        @Option(help: "Output file (default: the concept file's attacks.unlearndiff, or NAME/unlearndiff.txt beside it; attacks/NAME/unlearndiff.txt for a concept that ships with duo).")
         var out: String?
 
         @Flag(help: "No progress output.")
@@ -50,11 +50,12 @@ extension Duo {
             guard prefix >= 1, steps >= 1, draws >= 1, count >= 1 else {
                 throw UsageError("--prefix, --steps, --draws and --count must be at least 1")
             }
-            guard learningRate > 0 else { throw UsageError("--lr must be positive, got \(learningRate)") }
+            try OptionCheck.finite(learningRate, "--lr", above: 0)
         }
 
         func run() throws {
             let (conceptFile, diffusion, pairData) = try target.load()
+            let destination = try Attack.destination(out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
             guard count <= pairData.count else {
                 throw UsageError("--count \(count): the pairs folder holds \(pairData.count) pairs")
             }
@@ -74,7 +75,6 @@ extension Duo {
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "loss %.4f", result.loss))
             }
-            let destination = try Attack.destination(out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
             try PromptSetFile.write(
                 found,
                 header: "\(conceptFile.name): UnlearnDiffAtk prompts against \(target.adapter) (duo attack unlearndiff "

@@ -54,6 +54,9 @@ extension Duo {
         @Option(help: "Seconds the external detector may take per image.")
         var detectorTimeout: Double?
 
+        @Option(name: .customLong("attack-set"), help: "An attack prompt set as NAME=PATH (repeatable), in place of the concept file's set of that name or besides its sets; e.g. ring-a-bell=attacks/stripes/ring-a-bell.txt from duo attack.")
+        var attackSet: [String] = []
+
         @Option(help: "Output folder (default: reports/NAME/eval).")
         var out: String?
 
@@ -64,13 +67,37 @@ extension Duo {
             guard label.count <= adapter.count else { throw UsageError("--label given \(label.count) times for \(adapter.count) adapters") }
             guard seeds >= 1, keepPrompts >= 2, steps >= 1 else { throw UsageError("--seeds and --steps must be at least 1, --keep-prompts at least 2") }
             if let prompts, prompts < 1 { throw UsageError("--prompts must be at least 1") }
+            try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
+            if let detectorTimeout { try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0) }
             for path in adapter where !FileManager.default.fileExists(atPath: path) {
                 throw UsageError("--adapter \(path): no such file")
             }
         }
 
+        /// `--attack-set NAME=PATH` as (name, path) pairs.
+        func attackSetOptions() throws -> [(name: String, path: String)] {
+            try attackSet.map { option in
+                let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[1].isEmpty, ConceptFile.unsafeNameReason(parts[0]) == nil else {
+                    throw UsageError("--attack-set \(option): expected NAME=PATH with NAME of letters, digits, '-', '_'")
+                }
+                guard FileManager.default.fileExists(atPath: parts[1]) else {
+                    throw UsageError("--attack-set \(option): no such file \(parts[1])")
+                }
+                return (parts[0], parts[1])
+            }
+        }
+
         func run() throws {
-            let conceptFile = try Lookup.concept(concept)
+            var conceptFile = try Lookup.concept(concept)
+            for (name, path) in try attackSetOptions() {
+                let set = ConceptFile.AttackSetFile(name: name, path: path)
+                if let i = conceptFile.attackSets.firstIndex(where: { $0.name == name }) {
+                    conceptFile.attackSets[i] = set
+                } else {
+                    conceptFile.attackSets.append(set)
+                }
+            }
             let modelDirectory = try Lookup.model(model)
             let detectorProcess: ConceptDetector = try detector.map {
                 try DetectorProcess(command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
@@ -79,6 +106,11 @@ extension Duo {
             for (i, path) in adapter.enumerated() {
                 let name = i < label.count ? label[i] : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
                 candidates.append(.init(label: name, adapter: path))
+            }
+            for label in candidates.map(\.label) where label == "." || label == ".." || label.hasPrefix(".")
+                || label.contains(where: { $0 == "/" || $0 == "\0" || $0.isNewline }) || label.count > 100 {
+                // Labels name the report's image folders.
+                throw UsageError("--label \(label.debugDescription): a label names a folder of the report (no '/', no leading '.', at most 100 characters)")
             }
             guard Set(candidates.map(\.label)).count == candidates.count else {
                 throw UsageError("model labels must differ: \(candidates.map(\.label).joined(separator: ", ")) (give --label)")
@@ -90,27 +122,23 @@ extension Duo {
             settings.steps = steps
             settings.guidance = guidance
             settings.seed = seed
-            let destination = out ?? "reports/\(conceptFile.name)/eval"
-            let staging = destination + ".tmp-\(getpid())"
-            let files = FileManager.default
-            try? files.removeItem(atPath: staging)
+            let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
             do {
-                try files.createDirectory(atPath: staging, withIntermediateDirectories: true)
                 let evaluation = try EvaluationRun(
                     modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates, detector: detectorProcess,
-                    threshold: conceptFile.detector.threshold, settings: settings, directory: staging)
+                    threshold: conceptFile.detector.threshold, settings: settings, directory: folder.staging)
                 for (name, path) in evaluation.skippedSets {
                     FileHandle.standardError.write(Data("duo eval: skipping attack set '\(name)': \(path) is not made yet (duo attack \(name))\n".utf8))
                 }
                 let bar = quiet ? nil : ProgressLine("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }
-                try EvaluationReport.write(results, directory: staging)
-                try? files.removeItem(atPath: destination)
-                try files.moveItem(atPath: staging, toPath: destination)
+                try EvaluationReport.write(results, directory: folder.staging)
+                try folder.commit()
             } catch {
-                try? files.removeItem(atPath: staging)
+                folder.discard()
                 throw error
             }
+            let destination = folder.destination
             print(destination + "/report.html")
         }
     }

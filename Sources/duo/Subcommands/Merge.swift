@@ -1,5 +1,6 @@
 import ArgumentParser
 import Diffusion
+import Formats
 import Foundation
 
 extension Duo {
@@ -25,15 +26,23 @@ extension Duo {
         @Option(help: "The new model folder.")
         var out: String
 
+        func validate() throws {
+            try OptionCheck.finite(loraScale, "--lora-scale")
+        }
+
         func run() throws {
-            let source = try Lookup.model(model)
-            let unet = try UNet2DConditionModel.load(directory: source + "/unet")
-            let adapters = try LoRAFile.load(lora, into: unet, scale: loraScale)
-            adapters.merge(into: unet)
             let files = FileManager.default
             guard !files.fileExists(atPath: out) else {
                 throw UsageError("\(out) exists: give a new folder for the merged model")
             }
+            let parent = PathText.parent(out)
+            guard parent.isEmpty || files.fileExists(atPath: parent) else {
+                throw UsageError("--out \(out): no folder \(parent) to write it in")
+            }
+            let source = try Lookup.model(model)
+            let unet = try UNet2DConditionModel.load(directory: source + "/unet")
+            let adapters = try LoRAFile.load(lora, into: unet, scale: loraScale)
+            try adapters.merge(into: unet)
             let staging = out + ".tmp-\(getpid())"
             do {
                 try files.copyItem(atPath: source, toPath: staging)
@@ -46,7 +55,7 @@ extension Duo {
                 try files.moveItem(atPath: staging, toPath: out)
             } catch {
                 try? files.removeItem(atPath: staging)
-                throw UsageError("\(out): cannot write the merged model (\(error))")
+                throw UsageError("\(out): cannot write the merged model (\(FileProblem.reason(error)))")
             }
             print(out)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import World
 
@@ -39,7 +40,7 @@ extension Duo {
             guard steps >= 1, batchSize >= 1, checkpointEvery >= 1 else {
                 throw ValidationError("--steps, --batch-size and --checkpoint-every must be at least 1")
             }
-            guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
+            try OptionCheck.finite(learningRate, "--learning-rate", above: 0)
         }
 
         func run() throws {
@@ -49,6 +50,9 @@ extension Duo {
             parameters.learningRate = learningRate
             parameters.seed = seed
             parameters.checkpointEvery = checkpointEvery
+            try OutputFolder.create(out, for: "--out")
+            let lock = try OutputFolder.lock(out, for: "--out")
+            defer { lock.release() }
             let bar = ProgressLine("pretraining")
             var recent: [Float] = []
             try Pretraining.train(directory: out, parameters: parameters, resume: resume) { event in

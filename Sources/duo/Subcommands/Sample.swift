@@ -21,8 +21,8 @@ extension Duo {
         @Option(help: "A LoRA adapter (.safetensors in diffusers' format, e.g. from duo unlearn).")
         var lora: String?
 
-        @Option(help: "Strength of the adapter (1: as trained, 0: the base model).")
-        var loraScale: Float = 1
+        @Option(help: "Strength of the adapter (1: as trained, 0: the base model; default 1).")
+        var loraScale: Float?
 
         @Option(help: "The prompt.")
         var prompt: String
@@ -60,9 +60,16 @@ extension Duo {
         func validate() throws {
             guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
             guard count >= 1 else { throw ValidationError("--count must be at least 1") }
-            guard guidance >= 0 else { throw ValidationError("--guidance must not be negative") }
+            try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
+            if let loraScale {
+                guard lora != nil else { throw ValidationError("--lora-scale needs --lora (the adapter to scale)") }
+                try OptionCheck.finite(loraScale, "--lora-scale")
+            }
+            if let height, height < 1 { throw ValidationError("--height must be at least 1, got \(height)") }
+            if let width, width < 1 { throw ValidationError("--width must be at least 1, got \(width)") }
             if let scheduler, kind == nil { throw ValidationError("--scheduler must be ddim or ddpm, got \(scheduler)") }
             guard out.hasSuffix(".png") else { throw ValidationError("--out must name a .png file, got \(out)") }
+            try OptionCheck.writableFile(out, "--out")
         }
 
         private var kind: SchedulerKind? {
@@ -71,7 +78,7 @@ extension Duo {
 
         func run() throws {
             let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
-            if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet, scale: loraScale) }
+            if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet, scale: loraScale ?? 1) }
             var parameters = TextToImage.Parameters(prompt: prompt)
             parameters.negativePrompt = negativePrompt
             parameters.steps = steps
@@ -86,7 +93,7 @@ extension Duo {
             let images = try TextToImage.sample(model: diffusion, parameters: parameters, latents: initial) {
                 bar.update($0, of: $1)
             }
-            for (i, image) in ImageConversion.pngImages(images).enumerated() {
+            for (i, image) in try ImageConversion.pngImages(images).enumerated() {
                 let path = count == 1 ? out : String(out.dropLast(4)) + "-\(i + 1).png"
                 try image.write(to: path)
                 print(path)
@@ -98,7 +105,11 @@ extension Duo {
             let file = try SafeTensorsReader(path: path)
             let name = file.contains("latents") ? "latents" : (file.tensors.count == 1 ? file.tensors[0].name : "latents")
             let info = try file.info(name)
-            return Tensor(try file.floats(name), shape: info.shape)
+            let values = try file.floats(name)
+            guard values.allSatisfy(\.isFinite) else {
+                throw ModelError(file: path, key: name, "holds NaN or infinite values")
+            }
+            return Tensor(values, shape: info.shape)
         }
     }
 }

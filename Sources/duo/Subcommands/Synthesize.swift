@@ -1,5 +1,6 @@
 import ArgumentParser
 import Diffusion
+import Formats
 import Foundation
 import Unlearning
 import World
@@ -64,11 +65,9 @@ extension Duo {
 
         func validate() throws {
             if let count, count < 1 { throw UsageError("--count must be at least 1, got \(count)") }
-            if let strength, !(strength > 0 && strength <= 1) {
-                throw UsageError("--strength must be in (0, 1], got \(strength)")
-            }
+            if let strength { try OptionCheck.finite(strength, "--strength", above: 0, atMost: 1) }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
-            if let guidance, guidance < 0 { throw UsageError("--guidance must not be negative, got \(guidance)") }
+            if let guidance { try OptionCheck.finite(guidance, "--guidance", atLeast: 0) }
             if let editScheduler, SchedulerKind(shortName: editScheduler) == nil {
                 throw UsageError("--edit-scheduler must be ddim or ddpm, got \(editScheduler)")
             }
@@ -95,6 +94,9 @@ extension Duo {
             settings.maxDraws = maxDraws
             settings.batchSize = batchSize
             let directory = out ?? "pairs/\(conceptFile.name)"
+            try OutputFolder.create(directory, for: "the pairs folder")
+            let lock = try OutputFolder.lock(directory, for: "the pairs folder")
+            defer { lock.release() }
             let pairs = SDEditPairs(
                 model: diffusion, concept: conceptFile, detector: detector, settings: settings,
                 directory: directory)

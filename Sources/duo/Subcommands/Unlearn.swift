@@ -91,21 +91,24 @@ extension Duo {
         @Flag(help: "Continue from the output folder's checkpoint.")
         var resume = false
 
+        @Flag(help: "Replace another run's adapter and checkpoint in the output folder (one with other settings).")
+        var force = false
+
         @Flag(help: "No progress output.")
         var quiet = false
 
         func validate() throws {
             guard UnlearningSettings.Method(rawValue: method) != nil else { throw UsageError("--method must be duo or esd, got \(method)") }
             guard DPOConvention(rawValue: convention) != nil else { throw UsageError("--convention must be duo or diffusion-dpo, got \(convention)") }
-            if let beta, !(beta > 0) { throw UsageError("--beta must be positive, got \(beta)") }
-            if let lambda, lambda < 0 { throw UsageError("--lambda must not be negative, got \(lambda)") }
+            if let beta { try OptionCheck.finite(beta, "--beta", above: 0) }
+            if let lambda { try OptionCheck.finite(lambda, "--lambda", atLeast: 0) }
             if let rank, rank < 1 { throw UsageError("--rank must be at least 1, got \(rank)") }
-            if let learningRate, !(learningRate > 0) { throw UsageError("--lr must be positive, got \(learningRate)") }
+            if let alpha { try OptionCheck.finite(alpha, "--alpha", above: 0) }
+            if let learningRate { try OptionCheck.finite(learningRate, "--lr", above: 0, atMost: 10) }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
-            if let promptedShare, !(0...1).contains(promptedShare) { throw UsageError("--prompted-share must be in [0, 1], got \(promptedShare)") }
-            if let unconditionalLambda, unconditionalLambda < 0 {
-                throw UsageError("--lambda-unconditional must not be negative, got \(unconditionalLambda)")
-            }
+            if let promptedShare { try OptionCheck.finite(promptedShare, "--prompted-share", atLeast: 0, atMost: 1) }
+            if let unconditionalLambda { try OptionCheck.finite(unconditionalLambda, "--lambda-unconditional", atLeast: 0) }
+            try OptionCheck.finite(eta, "--eta")
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
             guard gradientAccumulation >= 1 else { throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)") }
@@ -170,11 +173,9 @@ extension Duo {
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             let run = settings.method == .duo ? "duo-beta\(Int(settings.beta))" : "esd-eta\(settings.eta)"
             let directory = out ?? "adapters/\(conceptFile.name)/\(run)"
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw UsageError("\(directory): cannot create the output folder (\(error.localizedDescription))")
-            }
+            try OutputFolder.create(directory, for: "the output folder")
+            let lock = try OutputFolder.lock(directory, for: "the output folder")
+            defer { lock.release() }
             let identity: [(String, String)] = [
                 ("model", jsonQuoted(model ?? "embedded")),
                 ("model_sha256", jsonQuoted(try StableDiffusion.weightsDigest(directory: modelDirectory))),
@@ -184,6 +185,9 @@ extension Duo {
             let trainer = try UnlearningTrainer(
                 model: diffusion, pairs: pairData, settings: settings, directory: directory,
                 identity: identity.filter { $0.0 != "model" && $0.0 != "pairs" })
+            if let conflict = try trainer.folderConflict(replacing: force || resume) {
+                throw UsageError("\(directory) \(conflict)")
+            }
             Interruption.install()
             let bar = quiet ? nil : ProgressLine("unlearning")
             let reached = try trainer.train(resume: resume) { log in

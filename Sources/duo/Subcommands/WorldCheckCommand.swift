@@ -44,6 +44,7 @@ extension Duo {
 
         func validate() throws {
             guard samples >= 2, steps >= 1 else { throw UsageError("--samples must be at least 2 and --steps at least 1") }
+            try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
         }
 
         func run() throws {
@@ -61,7 +62,7 @@ extension Duo {
                 progress: { bar.update($0, of: $1) },
                 rowImages: { _, _, images in
                     let first = split(images, sizes: [min(8, images.shape[0]), images.shape[0] - min(8, images.shape[0])].filter { $0 > 0 }, axis: 0)[0]
-                    cells += ImageConversion.pngImages(first * 0.5 + 0.5)
+                    cells += try ImageConversion.pngImages(first * 0.5 + 0.5)
                 })
             if let grid { try ImageGrid.make(cells.map { $0.scaled(by: 3) }, columns: 8).write(to: grid) }
             print(json ? result.json : result.table)

@@ -1,0 +1,34 @@
+import Foundation
+
+/// What a run needs in memory at the least, checked against the machine before anything
+/// is allocated: an image size the machine cannot hold is an error that states the
+/// estimate, not an allocation failure (or hours of swapping) later.
+public enum MemoryEstimate {
+    /// A lower bound in bytes of sampling `images` images of `height` x `width` pixels: the
+    /// guided UNet's feature maps (two rows per image, each level's channels at its
+    /// resolution, with the input, output and skip of each level alive at once) and the
+    /// VAE decoder's, float32.
+    public static func sampling(model: StableDiffusion, height: Int, width: Int, images: Int) -> Double {
+        let f = model.scaleFactor
+        let (h, w) = (Double(height / f), Double(width / f))
+        let unetLevels = model.unet.config.blockOutChannels.enumerated().map { i, channels in
+            Double(channels) * h * w / pow(4, Double(i))
+        }
+        let unet = 2 * Double(images) * unetLevels.reduce(0, +) * 3 * 4
+        let vaeLevels = model.vae?.config.blockOutChannels.reversed().enumerated().map { i, channels in
+            Double(channels) * h * w * pow(4, Double(i))
+        } ?? []
+        let vae = Double(images) * vaeLevels.reduce(0, +) * 3 * 4
+        return unet + vae
+    }
+
+    /// The machine's physical memory in bytes.
+    public static var physicalMemory: Double { Double(ProcessInfo.processInfo.physicalMemory) }
+
+    /// Throws when `bytes` exceed the machine's physical memory.
+    public static func check(_ bytes: Double, what: String) throws {
+        guard bytes > physicalMemory else { return }
+        throw SamplingError(
+            String(format: "%@ needs at least %.1f GB of memory; this machine has %.1f GB", what, bytes / 1e9, physicalMemory / 1e9))
+    }
+}

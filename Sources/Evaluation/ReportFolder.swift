@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+import Formats
+import Foundation
+
+/// Where `duo eval` builds a report and how it takes its place: the report is written in a
+/// staging folder beside the destination (`DIR.tmp-PID`) and moved into place at the end,
+/// so a failed or killed run never leaves half a report. The destination may be absent,
+/// an empty folder, or an earlier report (replaced whole); anything else is refused before
+/// any work, since duo never deletes what it did not write.
+public struct ReportFolder {
+    public let destination: String
+    public let staging: String
+
+    /// What a report folder holds (`EvaluationReport.write`); a folder holding anything
+    /// else is not one.
+    static let reportEntries: Set<String> = ["report.html", "report.md", "results.json", "plot.svg", "grids", "images"]
+
+    /// Checks `destination`, removes staging folders of earlier runs that died, and makes
+    /// this run's staging folder.
+    public init(destination: String) throws {
+        self.destination = destination
+        staging = destination + ".tmp-\(getpid())"
+        try Self.checkReplaceable(destination)
+        Self.removeAbandonedStaging(of: destination)
+        let files = FileManager.default
+        if files.fileExists(atPath: staging) { try files.removeItem(atPath: staging) }
+        try OutputFolder.create(staging, for: "the report's staging folder")
+    }
+
+    /// Moves the finished report into place, replacing an earlier report.
+    public func commit() throws {
+        let files = FileManager.default
+        try Self.checkReplaceable(destination)
+        let previous = destination + ".old-\(getpid())"
+        if files.fileExists(atPath: destination) {
+            do { try files.moveItem(atPath: destination, toPath: previous) } catch {
+                throw OneLineError("\(destination): cannot move the earlier report aside (\(FileProblem.reason(error)))")
+            }
+        }
+        do { try files.moveItem(atPath: staging, toPath: destination) } catch {
+            try? files.moveItem(atPath: previous, toPath: destination)
+            throw OneLineError("\(destination): cannot move the report into place (\(FileProblem.reason(error)))")
+        }
+        try? files.removeItem(atPath: previous)
+    }
+
+    /// Removes the staging folder of a run that failed.
+    public func discard() {
+        try? FileManager.default.removeItem(atPath: staging)
+    }
+
+    static func checkReplaceable(_ path: String) throws {
+        let files = FileManager.default
+        var isFolder: ObjCBool = false
+        guard files.fileExists(atPath: path, isDirectory: &isFolder) else { return }
+        guard isFolder.boolValue else {
+            throw OneLineError("--out \(path): is a file; give a folder for the report")
+        }
+        let entries = (try? files.contentsOfDirectory(atPath: path)) ?? []
+        guard entries.isEmpty || (entries.contains("results.json") && Set(entries).isSubset(of: reportEntries)) else {
+            throw OneLineError(
+                "--out \(path): holds files that are not a duo eval report (\(entries.sorted().prefix(3).joined(separator: ", "))); "
+                    + "give an empty or new folder")
+        }
+    }
+
+    /// Staging folders `NAME.tmp-PID` beside `destination` whose process is gone.
+    static func removeAbandonedStaging(of destination: String) {
+        let url = URL(fileURLWithPath: destination)
+        let parent = url.deletingLastPathComponent().path
+        let prefix = url.lastPathComponent + ".tmp-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
+            guard let pid = Int32(entry.dropFirst(prefix.count)), pid != getpid() else { continue }
+            // kill(pid, 0) fails with ESRCH only when no such process exists.
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: parent + "/" + entry)
+            }
+        }
+    }
+}

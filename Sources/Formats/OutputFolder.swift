@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+import Foundation
+
+/// The folders a run writes into: made with a one-line error, and held by one writer at a
+/// time.
+public enum OutputFolder {
+    /// Makes `path` and its parents; `what` says in the error whose folder it is
+    /// ("--out", "the pairs folder").
+    public static func create(_ path: String, for what: String) throws {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+            guard isFolder.boolValue else { throw OneLineError("\(what) \(path): is a file, not a folder") }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw OneLineError("\(what) \(path): cannot create the folder (\(FileProblem.reason(error)))")
+        }
+    }
+
+    /// Takes `path`'s writer lock (an advisory `flock` on `path/.lock`, which holds the
+    /// writer's PID) until the returned lock is released or the process ends, however it
+    /// ends. A second writer gets a one-line error naming the holder.
+    public static func lock(_ path: String, for what: String) throws -> FolderLock {
+        let lockPath = path + "/.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw OneLineError("\(what) \(path): cannot open its lock file (\(String(cString: strerror(errno))))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var bytes = [UInt8](repeating: 0, count: 32)
+            let count = pread(fd, &bytes, bytes.count, 0)
+            close(fd)
+            let holder = String(decoding: bytes.prefix(max(0, count)), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            throw OneLineError(
+                "\(what) \(path): another duo is writing it (PID \(holder.isEmpty ? "unknown" : holder)); "
+                    + "wait for it to finish or give another folder")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, pid, pid.count, 0)
+        return FolderLock(fd: fd)
+    }
+}
+
+/// A held writer lock (`OutputFolder.lock`); `release()` or the end of the process frees it.
+public final class FolderLock {
+    private var fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+
+    public func release() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
+    }
+
+    deinit { release() }
+}
+
+/// The reason of a file-system error in a few words, without Foundation's dump of its
+/// domain, code and user info.
+public enum FileProblem {
+    public static func reason(_ error: Error) -> String {
+        if let oneLine = error as? OneLineError { return oneLine.description }
+        if let format = error as? FormatError { return format.description }
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if nsError.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(nsError.code))) }
+        guard nsError.domain == NSCocoaErrorDomain else { return FormatError.singleLine("\(error)") }
+        switch CocoaError.Code(rawValue: nsError.code) {
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or folder"
+        case .fileWriteFileExists: return "already exists"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "permission denied"
+        case .fileWriteOutOfSpace: return "no space left on the device"
+        case .fileWriteVolumeReadOnly: return "read-only file system"
+        case .fileReadCorruptFile: return "not in the expected format"
+        case .fileReadInapplicableStringEncoding: return "not UTF-8 text"
+        default: return "file-system error \(nsError.code)"
+        }
+    }
+
+    /// The path an error is about, where Foundation recorded one.
+    public static func path(_ error: Error) -> String? {
+        let info = (error as NSError).userInfo
+        return info[NSFilePathErrorKey] as? String ?? (info[NSURLErrorKey] as? URL)?.path
+    }
+}
+
+/// Path arithmetic on plain strings. Foundation's `NSString.deletingLastPathComponent`
+/// traps on Linux when the last component is one character (`x`, `dir/x/`, `.`), and
+/// user paths are anything.
+public enum PathText {
+    /// The folder part of `path`: "" for a bare name, "/" for a name at the root.
+    public static func parent(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        var folder = trimmed[..<slash]
+        while folder.count > 1, folder.hasSuffix("/") { folder = folder.dropLast() }
+        return folder.isEmpty ? "/" : String(folder)
+    }
+}

@@ -1,0 +1,79 @@
+import Formats
+import Foundation
+
+/// Checks of option values shared by the subcommands. NaN and infinity are refused by
+/// name: every comparison with NaN is false, so a bound check alone lets it through.
+enum OptionCheck {
+    /// `value` must be finite and within the bounds given (`above` is exclusive).
+    static func finite<T: BinaryFloatingPoint & CustomStringConvertible>(
+        _ value: T, _ option: String, atLeast lower: T? = nil, above: T? = nil, atMost upper: T? = nil
+    ) throws {
+        var bounds: [String] = []
+        if let lower { bounds.append(">= \(lower)") }
+        if let above { bounds.append("> \(above)") }
+        if let upper { bounds.append("<= \(upper)") }
+        let inRange = value.isFinite && lower.map { value >= $0 } ?? true && above.map { value > $0 } ?? true
+            && upper.map { value <= $0 } ?? true
+        guard inRange else {
+            let expected = (["a finite number"] + bounds).joined(separator: " ")
+            throw UsageError("\(option) must be \(expected), got \(value)")
+        }
+    }
+
+    /// An output file's folder must exist and be writable before the work starts, so a
+    /// long run does not fail at its last step.
+    static func writableFile(_ path: String, _ option: String) throws {
+        var isFolder: ObjCBool = false
+        if path.hasSuffix("/") || FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue {
+            throw UsageError("\(option) \(path): is a folder; give a file path")
+        }
+        let parent = PathText.parent(path)
+        let folder = parent.isEmpty ? "." : parent
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw UsageError("\(option) \(path): no folder \(folder) to write it in")
+        }
+        guard FileManager.default.isWritableFile(atPath: folder) else {
+            throw UsageError("\(option) \(path): the folder \(folder) is not writable")
+        }
+    }
+}
+
+/// The command line as ArgumentParser should see it: a negative number after an option
+/// (`--guidance -1`, `--seed -1`) is attached as its value (`--guidance=-1`), where
+/// ArgumentParser would take it for an option and report a missing value. The value is
+/// then checked like any other.
+enum CommandLineArguments {
+    static func attachingNegativeNumbers(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let argument = arguments[i]
+            if argument == "--" { return result + arguments[i...] }
+            if argument.hasPrefix("--"), !argument.contains("="), i + 1 < arguments.count,
+                isNegativeNumber(arguments[i + 1]) {
+                result.append(argument + "=" + arguments[i + 1])
+                i += 2
+            } else {
+                result.append(argument)
+                i += 1
+            }
+        }
+        return result
+    }
+
+    static func isNegativeNumber(_ text: String) -> Bool {
+        guard text.hasPrefix("-"), text.count > 1 else { return false }
+        return Double(text) != nil
+    }
+}
+
+/// Foundation's file errors as one line naming the path and the reason, in place of their
+/// domain, code and user-info dump.
+enum ErrorText {
+    static func cleaned(_ error: Error) -> Error {
+        let domain = (error as NSError).domain
+        guard domain == NSCocoaErrorDomain || domain == NSPOSIXErrorDomain else { return error }
+        let path = FileProblem.path(error).map { "\($0): " } ?? ""
+        return OneLineError(path + FileProblem.reason(error))
+    }
+}
