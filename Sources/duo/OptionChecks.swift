@@ -1,3 +1,4 @@
+import Diffusion
 import Formats
 import Foundation
 
@@ -75,5 +76,29 @@ enum ErrorText {
         guard domain == NSCocoaErrorDomain || domain == NSPOSIXErrorDomain else { return error }
         let path = FileProblem.path(error).map { "\($0): " } ?? ""
         return OneLineError(path + FileProblem.reason(error))
+    }
+}
+
+/// Says once, on stderr, what the model will not read of a prompt: tokens past its
+/// length, words its vocabulary lacks. The prompt is still used, as diffusers uses it.
+enum PromptCheck {
+    static func warn(_ prompts: [String], tokenizer: CLIPTokenizer) {
+        var said = Set<String>()
+        for prompt in prompts where said.insert(prompt).inserted {
+            let (truncated, unknown) = tokenizer.losses(in: prompt)
+            let shown = prompt.count > 60 ? String(prompt.prefix(60)) + "..." : prompt
+            if truncated > 0 {
+                printWarning("the prompt \(shown.debugDescription) is cut after \(tokenizer.maxLength - 2) tokens ("
+                    + "\(truncated) more are not read)")
+            }
+            if !unknown.isEmpty {
+                printWarning("the prompt \(shown.debugDescription) holds words the model's vocabulary lacks: "
+                    + unknown.prefix(10).joined(separator: ", "))
+            }
+        }
+    }
+
+    private static func printWarning(_ text: String) {
+        FileHandle.standardError.write(Data("duo: warning: \(text)\n".utf8))
     }
 }

@@ -26,6 +26,8 @@ public struct CLIPTokenizer: Sendable {
     /// The number of distinct ids: the vocabulary and any added token beyond it.
     public private(set) var vocabularySize: Int
 
+    /// What stands for a character the vocabulary lacks (eos in CLIP's files).
+    private let unknownTokenID: Int
     private let encoder: BytePairEncoder
     private var rawTokens: AddedTokenMatcher
     private var normalizedTokens: AddedTokenMatcher
@@ -53,6 +55,7 @@ public struct CLIPTokenizer: Sendable {
         bosTokenID = special.bos
         eosTokenID = special.eos
         padTokenID = special.pad
+        unknownTokenID = special.unknown
         encoder = BytePairEncoder(vocabulary: vocabulary, rules: rules, unknownID: special.unknown)
         rawTokens = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
         normalizedTokens = AddedTokenMatcher(addedTokens.filter { $0.normalized })
@@ -138,6 +141,17 @@ public struct CLIPTokenizer: Sendable {
         ids.append(eosTokenID)
         ids.append(contentsOf: repeatElement(padTokenID, count: length - ids.count))
         return ids
+    }
+
+    /// What `encode(_:padTo: maxLength)` silently drops of `text`: the number of its tokens
+    /// past the `maxLength - 2` the model reads, and its words that only the unknown
+    /// token stands for (a word-level vocabulary lacks them).
+    public func losses(in text: String) -> (truncatedTokens: Int, unknownWords: [String]) {
+        let count = tokenIDs(text).count
+        let unknown = text.split(whereSeparator: \.isWhitespace).map(String.init).filter { word in
+            tokenIDs(word).contains(unknownTokenID) && !word.contains(Self.endOfText)
+        }
+        return (max(0, count - (maxLength - 2)), unknown)
     }
 
     /// The ids of `text` alone, without bos and eos.

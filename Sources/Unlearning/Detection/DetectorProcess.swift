@@ -6,14 +6,13 @@ import Foundation
 /// `{"path": P, "score": s}` with s in [0, 1] (or `"scores": {NAME: s}` with one entry,
 /// as `duo detect --concept NAME` prints). Answers may come in any order within a batch
 /// of paths. The process is started once (`/bin/sh -c COMMAND`) and serves every batch;
-/// its stderr goes to ours.
+/// its stderr goes to ours. It runs in a process group of its own, which duo ends as a
+/// whole (the shell and whatever it started) when it is done with it or gives up on it.
 public final class DetectorProcess: ConceptDetector {
     public let command: String
     /// Seconds to wait for each answer.
     public let timeout: Double
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
+    private let child: ChildProcessGroup
     private var buffered: [UInt8] = []
     /// Paths written per round: few enough that neither pipe can fill while the other waits.
     private let chunk = 32
@@ -25,19 +24,12 @@ public final class DetectorProcess: ConceptDetector {
         self.timeout = timeout
         // A detector that dies makes our next write fail with EPIPE instead of killing us.
         signal(SIGPIPE, SIG_IGN)
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.standardInput = input
-        process.standardOutput = output
-        do { try process.run() } catch {
-            throw DetectorError("detector '\(command)' could not be started: \(error.localizedDescription)")
+        do { child = try ChildProcessGroup(shellCommand: command) } catch {
+            throw DetectorError("detector '\(command)' could not be started: \(error)")
         }
     }
 
-    deinit {
-        try? input.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-    }
+    deinit { child.end() }
 
     public func scores(paths: [String]) throws -> [Double] {
         var result: [Double] = []
@@ -53,9 +45,7 @@ public final class DetectorProcess: ConceptDetector {
             throw DetectorError("image path \(jsonQuoted(bad)) holds a newline: the line protocol cannot send it")
         }
         let text = paths.map { $0 + "\n" }.joined()
-        do { try input.fileHandleForWriting.write(contentsOf: Data(text.utf8)) } catch {
-            throw ended(waitingFor: paths[0])
-        }
+        guard child.write(Array(text.utf8)) else { throw ended(waitingFor: paths[0]) }
         var scores: [String: Double] = [:]
         while scores.count < Set(paths).count {
             let waiting = paths.first { scores[$0] == nil }!
@@ -86,7 +76,7 @@ public final class DetectorProcess: ConceptDetector {
 
     /// The next line of stdout, waiting at most `timeout` seconds for it.
     private func readLine(waitingFor path: String) throws -> String {
-        let fd = output.fileHandleForReading.fileDescriptor
+        let fd = child.output
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
@@ -97,7 +87,7 @@ public final class DetectorProcess: ConceptDetector {
             }
             let left = deadline.timeIntervalSinceNow
             guard left > 0 else {
-                process.terminate()
+                child.end()
                 throw DetectorError(
                     "detector '\(command)' gave no answer for \(path) within \(timeout) s (stopped it)")
             }
@@ -112,10 +102,6 @@ public final class DetectorProcess: ConceptDetector {
     }
 
     private func ended(waitingFor path: String) -> DetectorError {
-        process.waitUntilExit()
-        let how = process.terminationReason == .uncaughtSignal
-            ? "was killed by signal \(process.terminationStatus)"
-            : "exited with status \(process.terminationStatus)"
-        return DetectorError("detector '\(command)' \(how) before answering for \(path)")
+        DetectorError("detector '\(command)' \(child.waitForExit()) before answering for \(path)")
     }
 }

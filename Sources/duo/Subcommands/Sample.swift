@@ -79,6 +79,7 @@ extension Duo {
         func run() throws {
             let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
             if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet, scale: loraScale ?? 1) }
+            PromptCheck.warn([prompt, negativePrompt], tokenizer: diffusion.tokenizer)
             var parameters = TextToImage.Parameters(prompt: prompt)
             parameters.negativePrompt = negativePrompt
             parameters.steps = steps
