@@ -51,6 +51,8 @@ public struct ConceptInversion {
     /// The learned embedding [hidden] for `images` ([N, C, h, w] in model space) and their
     /// `prompts` (each holding the placeholder). `progress(step, loss)` after each step.
     public func learn(images: Tensor, prompts: [String], progress: (Int, Float) -> Void = { _, _ in }) throws -> Tensor {
+        try MemoryEstimate.check(
+            MemoryEstimate.training(model: model, rows: settings.batchSize), what: "a batch of \(settings.batchSize) images")
         guard images.shape[0] == prompts.count, !prompts.isEmpty else {
             throw AttackError("concept inversion needs one prompt per image, got \(prompts.count) for \(images.shape[0])")
         }

@@ -32,7 +32,7 @@ public enum PromptSetFile {
         try check(prompts, for: path)
         let text = header.split(separator: "\n").map { "# \($0)\n" }.joined() + prompts.map { $0 + "\n" }.joined()
         do { try AtomicFile.write(text, to: path) } catch {
-            throw AttackError("\(path): cannot write (\(error))")
+            throw AttackError("\(path): cannot write (\(FileProblem.reason(error)))")
         }
     }
 }

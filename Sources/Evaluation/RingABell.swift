@@ -43,6 +43,10 @@ public struct RingABell {
         guard !withConcept.isEmpty, withConcept.count == withoutConcept.count else {
             throw AttackError("Ring-A-Bell needs pairs of prompts with and without the concept")
         }
+        // The parents' and the children's token ids (their encodings go 256 at a time).
+        try MemoryEstimate.check(
+            Double(settings.population) * Double(min(settings.length, model.tokenizer.maxLength)) * 8 * 2,
+            what: "a Ring-A-Bell population of \(settings.population) sequences of \(settings.length) tokens")
         self.model = model
         self.settings = settings
         vocabulary = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)

@@ -34,6 +34,11 @@ public struct UnlearnDiffAttack {
     /// `model` carries the adapter under attack (merged into its UNet: `LoRASet.merge`);
     /// `forbidden` words (the concept's words and synonyms) never appear in a prefix.
     public init(model: StableDiffusion, forbidden: [String], settings: Settings) throws {
+        // bos, the prefix, at least one token of the prompt and eos must fit the text encoder.
+        guard settings.prefixLength <= model.tokenizer.maxLength - 3 else {
+            throw AttackError("a prefix of \(settings.prefixLength) tokens leaves no room for the prompt "
+                + "(the text encoder reads \(model.tokenizer.maxLength) tokens with bos and eos; at most \(model.tokenizer.maxLength - 3))")
+        }
         self.model = model
         self.settings = settings
         let words = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)

@@ -17,7 +17,7 @@ public enum AppendFile {
             try handle.write(contentsOf: Data(text.utf8))
             if flush { try handle.synchronize() }
         } catch {
-            throw FormatError(.io, path: path, reason: "cannot append: \(error.localizedDescription)")
+            throw FormatError(.io, path: path, reason: "cannot append: \(FileProblem.reason(error))")
         }
     }
 }

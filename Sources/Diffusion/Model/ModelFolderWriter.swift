@@ -29,7 +29,7 @@ public enum ModelFolderWriter {
         do {
             try FileManager.default.moveItem(atPath: staging, toPath: directory)
         } catch {
-            throw ModelError(file: directory, "cannot move the written model into place: \(error.localizedDescription)")
+            throw ModelError(file: directory, "cannot move the written model into place: \(FileProblem.reason(error))")
         }
     }
 
@@ -47,7 +47,7 @@ public enum ModelFolderWriter {
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
-            throw ModelError(file: path, "cannot write: \(error.localizedDescription)")
+            throw ModelError(file: path, "cannot write: \(FileProblem.reason(error))")
         }
     }
 

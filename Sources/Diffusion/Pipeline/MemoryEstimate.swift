@@ -22,6 +22,21 @@ public enum MemoryEstimate {
         return unet + vae
     }
 
+    /// A lower bound in bytes of a training step on `rows` UNet rows at the model's own
+    /// sample size: each level's feature maps kept for the backward pass, and their
+    /// gradients, float32.
+    public static func training(model: StableDiffusion, rows: Int) -> Double {
+        training(unet: model.unet.config, rows: rows)
+    }
+
+    public static func training(unet config: UNetConfig, rows: Int) -> Double {
+        let size = Double(config.sampleSize)
+        let levels = config.blockOutChannels.enumerated().map { i, channels in
+            Double(channels) * size * size / pow(4, Double(i))
+        }
+        return Double(rows) * levels.reduce(0, +) * 4 * 4
+    }
+
     /// The machine's physical memory in bytes.
     public static var physicalMemory: Double { Double(ProcessInfo.processInfo.physicalMemory) }
 

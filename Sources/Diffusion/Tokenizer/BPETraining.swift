@@ -93,7 +93,7 @@ public enum BPETraining {
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
-            throw ModelError(file: path, "cannot write: \(error.localizedDescription)")
+            throw ModelError(file: path, "cannot write: \(FileProblem.reason(error))")
         }
     }
 }

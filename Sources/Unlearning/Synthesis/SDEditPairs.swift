@@ -113,7 +113,7 @@ public final class SDEditPairs {
                 try files.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
             }
         } catch {
-            throw UnlearningError("\(directory): cannot create the output folder (\(error.localizedDescription))")
+            throw UnlearningError("\(directory): cannot create the output folder (\(FileProblem.reason(error)))")
         }
         try AtomicFile.write(settings.json, to: settingsPath)
     }

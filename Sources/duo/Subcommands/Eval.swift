@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diffusion
 import Evaluation
+import Formats
 import Foundation
 import Unlearning
 import World
@@ -122,6 +123,8 @@ extension Duo {
             settings.steps = steps
             settings.guidance = guidance
             settings.seed = seed
+            // An unreadable adapter is found before any image is drawn.
+            for path in adapter { _ = try SafeTensorsReader(path: path) }
             let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
             do {
                 let evaluation = try EvaluationRun(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Formats
 import Foundation
 import World
@@ -50,6 +51,8 @@ extension Duo {
             parameters.learningRate = learningRate
             parameters.seed = seed
             parameters.checkpointEvery = checkpointEvery
+            try MemoryEstimate.check(
+                MemoryEstimate.training(unet: EmbeddedModel.unetConfig, rows: batchSize), what: "a batch of \(batchSize) scenes")
             try OutputFolder.create(out, for: "--out")
             let lock = try OutputFolder.lock(out, for: "--out")
             defer { lock.release() }

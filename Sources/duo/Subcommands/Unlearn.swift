@@ -102,7 +102,7 @@ extension Duo {
             guard DPOConvention(rawValue: convention) != nil else { throw UsageError("--convention must be duo or diffusion-dpo, got \(convention)") }
             if let beta { try OptionCheck.finite(beta, "--beta", above: 0) }
             if let lambda { try OptionCheck.finite(lambda, "--lambda", atLeast: 0) }
-            if let rank, rank < 1 { throw UsageError("--rank must be at least 1, got \(rank)") }
+            if let rank, !(1...4096).contains(rank) { throw UsageError("--rank must be 1 to 4096, got \(rank)") }
             if let alpha { try OptionCheck.finite(alpha, "--alpha", above: 0) }
             if let learningRate { try OptionCheck.finite(learningRate, "--lr", above: 0, atMost: 10) }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
@@ -171,6 +171,10 @@ extension Duo {
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             let pairData = try PairData(directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
+            // Each pair of a micro-batch is two trained rows at the least (safe and unsafe).
+            try MemoryEstimate.check(
+                MemoryEstimate.training(model: diffusion, rows: 2 * settings.batchSize),
+                what: "a micro-batch of \(settings.batchSize) pairs")
             let run = settings.method == .duo ? "duo-beta\(Int(settings.beta))" : "esd-eta\(settings.eta)"
             let directory = out ?? "adapters/\(conceptFile.name)/\(run)"
             try OutputFolder.create(directory, for: "the output folder")
