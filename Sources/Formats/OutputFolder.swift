@@ -9,18 +9,28 @@ import Foundation
 /// time.
 public enum OutputFolder {
     /// Makes `path` and its parents; `what` says in the error whose folder it is
-    /// ("--out", "the pairs folder").
-    public static func create(_ path: String, for what: String) throws {
+    /// ("--out", "the pairs folder"). Returns whether it made the folder.
+    @discardableResult
+    public static func create(_ path: String, for what: String) throws -> Bool {
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
             guard isFolder.boolValue else { throw OneLineError("\(what) \(path): is a file, not a folder") }
-            return
+            return false
         }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw OneLineError("\(what) \(path): cannot create the folder (\(FileProblem.reason(error)))")
         }
+        return true
+    }
+
+    /// Removes folder `path` if it holds nothing but its lock file: what a run that made it
+    /// and then failed before writing anything leaves.
+    public static func removeIfUnused(_ path: String) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path), entries.allSatisfy({ $0 == ".lock" })
+        else { return }
+        try? FileManager.default.removeItem(atPath: path)
     }
 
     /// Takes `path`'s writer lock (an advisory `flock` on `path/.lock`, which holds the

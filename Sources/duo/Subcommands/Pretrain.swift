@@ -53,7 +53,8 @@ extension Duo {
             parameters.checkpointEvery = checkpointEvery
             try MemoryEstimate.check(
                 MemoryEstimate.training(unet: EmbeddedModel.unetConfig, rows: batchSize), what: "a batch of \(batchSize) scenes")
-            try OutputFolder.create(out, for: "--out")
+            let made = try OutputFolder.create(out, for: "--out")
+            defer { if made { OutputFolder.removeIfUnused(out) } }
             let lock = try OutputFolder.lock(out, for: "--out")
             defer { lock.release() }
             let bar = ProgressLine("pretraining")

@@ -94,7 +94,8 @@ extension Duo {
             settings.maxDraws = maxDraws
             settings.batchSize = batchSize
             let directory = out ?? "pairs/\(conceptFile.name)"
-            try OutputFolder.create(directory, for: "the pairs folder")
+            let made = try OutputFolder.create(directory, for: "the pairs folder")
+            defer { if made { OutputFolder.removeIfUnused(directory) } }
             let lock = try OutputFolder.lock(directory, for: "the pairs folder")
             defer { lock.release() }
             let pairs = SDEditPairs(

@@ -177,7 +177,8 @@ extension Duo {
                 what: "a micro-batch of \(settings.batchSize) pairs")
             let run = settings.method == .duo ? "duo-beta\(Int(settings.beta))" : "esd-eta\(settings.eta)"
             let directory = out ?? "adapters/\(conceptFile.name)/\(run)"
-            try OutputFolder.create(directory, for: "the output folder")
+            let made = try OutputFolder.create(directory, for: "the output folder")
+            defer { if made { OutputFolder.removeIfUnused(directory) } }
             let lock = try OutputFolder.lock(directory, for: "the output folder")
             defer { lock.release() }
             let identity: [(String, String)] = [
