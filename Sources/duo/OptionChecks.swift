@@ -98,6 +98,21 @@ enum PromptCheck {
         }
     }
 
+    /// One line per prompt set whose prompts the model will not read whole.
+    static func warn(sets: [(name: String, prompts: [String])], tokenizer: CLIPTokenizer) {
+        for (name, prompts) in sets {
+            let losses = prompts.map { tokenizer.losses(in: $0) }
+            let cut = losses.filter { $0.truncatedTokens > 0 }.count
+            let unknown = Set(losses.flatMap(\.unknownWords)).sorted()
+            if cut > 0 {
+                printWarning("\(cut) of the \(prompts.count) prompts of set '\(name)' are cut after \(tokenizer.maxLength - 2) tokens")
+            }
+            if !unknown.isEmpty {
+                printWarning("set '\(name)' holds words the model's vocabulary lacks: \(unknown.prefix(10).joined(separator: ", "))")
+            }
+        }
+    }
+
     private static func printWarning(_ text: String) {
         FileHandle.standardError.write(Data("duo: warning: \(text)\n".utf8))
     }

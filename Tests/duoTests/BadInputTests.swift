@@ -147,6 +147,16 @@ final class BadInputTests: XCTestCase {
         assertRefused(try runDuo(sample + ["--count", "16", "--out", scratch + "/missing/dir/x.png"]), "no folder")
     }
 
+    func testAPromptTheModelCannotReadWholeIsUsedWithOneWarning() throws {
+        let long = "a red circle " + String(repeating: "red ", count: 40)
+        let result = try runDuo(["sample", "--model", tinyWorldModel, "--prompt", long, "--negative-prompt", long,
+                                 "--steps", "1", "--out", scratch + "/x.png"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let warnings = result.stderr.components(separatedBy: "are not read").count - 1
+        XCTAssertEqual(warnings, 1, "said once for the prompt used twice: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("is cut after 22 tokens"), result.stderr)
+    }
+
     func testASecondWriterToAPairsFolderIsRefusedNamingTheHolder() throws {
         let pairs = scratch + "/pairs"
         try FileManager.default.createDirectory(atPath: pairs, withIntermediateDirectories: true)

@@ -125,6 +125,14 @@ extension Duo {
             settings.seed = seed
             // An unreadable adapter is found before any image is drawn.
             for path in adapter { _ = try SafeTensorsReader(path: path) }
+            if let tokenizer = try? CLIPTokenizer(directory: modelDirectory + "/tokenizer") {
+                // A set with learned tokens beside it uses words the tokenizer gets only then.
+                let plain = conceptFile.attackSets.filter {
+                    !FileManager.default.fileExists(atPath: GeneratedAttackSet.embeddingsPath(forSet: $0.path))
+                }
+                let sets = plain.compactMap { set in (try? PromptSetFile.read(set.path)).map { (set.name, $0) } }
+                PromptCheck.warn(sets: sets, tokenizer: tokenizer)
+            }
             let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
             do {
                 let evaluation = try EvaluationRun(
