@@ -6,8 +6,10 @@ import Foundation
 public enum MemoryEstimate {
     /// A lower bound in bytes of sampling `images` images of `height` x `width` pixels: the
     /// guided UNet's feature maps (two rows per image, each level's channels at its
-    /// resolution, with the input, output and skip of each level alive at once) and the
-    /// VAE decoder's, float32.
+    /// resolution, with the input, output and skip of each level alive at once), the
+    /// column buffers of its widest 3x3 convolution (one image per thread, its input up to
+    /// three levels' channels where an up block concatenates skips) and the VAE decoder's
+    /// feature maps, float32.
     public static func sampling(model: StableDiffusion, height: Int, width: Int, images: Int) -> Double {
         let f = model.scaleFactor
         let (h, w) = (Double(height / f), Double(width / f))
@@ -15,11 +17,12 @@ public enum MemoryEstimate {
             Double(channels) * h * w / pow(4, Double(i))
         }
         let unet = 2 * Double(images) * unetLevels.reduce(0, +) * 3 * 4
+        let columns = 2 * (unetLevels.max() ?? 0) * 3 * 9 * 4
         let vaeLevels = model.vae?.config.blockOutChannels.reversed().enumerated().map { i, channels in
             Double(channels) * h * w * pow(4, Double(i))
         } ?? []
         let vae = Double(images) * vaeLevels.reduce(0, +) * 3 * 4
-        return unet + vae
+        return unet + columns + vae
     }
 
     /// A lower bound in bytes of a training step on `rows` UNet rows at the model's own

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Runs duo on classes of bad input and faults, and prints one Markdown table row per class:
+# how many cases, how many ended in a one-line error (exit 1-127), how many did the right
+# thing (exit 0 where the input is legal), and how many trapped or hung (must be 0).
+# Usage: tools/bad_inputs.sh [path/to/duo]   (default .build/release/duo; RELIABILITY.md)
+set -u
+DUO=$(realpath "${1:-.build/release/duo}")
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+"$DUO" pretrain --steps 1 --batch-size 2 --out tiny > /dev/null 2>&1 || { echo "cannot pretrain a tiny model"; exit 1; }
+M=tiny/model
+"$DUO" synthesize --concept stripes --model $M --count 4 --steps 2 --no-filter --quiet --out pairs > /dev/null 2>&1
+"$DUO" unlearn --concept stripes --model $M --pairs pairs --steps 1 --rank 2 --batch-size 2 --quiet --out run > /dev/null 2>&1
+A=run/adapter.safetensors
+printf '| class | cases | one-line error | did the right thing | trapped or hung |\n|---|---|---|---|---|\n'
+
+class_name=""; cases=0; errors=0; fine=0; bad=0; badlist=""
+begin() { class_name=$1; cases=0; errors=0; fine=0; bad=0; badlist=""; }
+# case EXPECT CMD...: EXPECT is "error" (must fail cleanly) or "any" (exit 0 is fine too).
+case_() {
+  local expect=$1; shift
+  cases=$((cases + 1))
+  timeout 120 "$DUO" "$@" > out.txt 2> err.txt < /dev/null
+  local rc=$?
+  local lines; lines=$(grep -c '^Error:' err.txt)
+  if [ $rc -ge 124 ] || grep -q 'Program crashed\|Fatal error' err.txt; then
+    bad=$((bad + 1)); badlist="$badlist [$*]"
+  elif [ $rc -eq 0 ] && [ "$expect" = any ]; then
+    fine=$((fine + 1))
+  elif [ $rc -ge 1 ] && [ $rc -le 123 ] && { [ "$lines" -le 1 ] || ! grep -q NSCocoaErrorDomain err.txt; }; then
+    errors=$((errors + 1))
+  else
+    bad=$((bad + 1)); badlist="$badlist [rc=$rc $*]"
+  fi
+}
+end() { printf '| %s | %d | %d | %d | %d%s |\n' "$class_name" $cases $errors $fine $bad "${badlist:+ :$badlist}"; }
+
+head -c 300 /dev/urandom > junk.bin; : > empty.bin; mkdir -p afolder
+printf 'name = "x"\n' > partial.toml
+sed 's/^name = .*/name = "..\/..\/etc\/x"/' "$(dirname "$DUO")"/duo_World.resources/Resources/concepts/stripes.toml > escape.toml 2>/dev/null
+sed 's/^pairs = .*/pairs = 99999999999999999999999/' "$(dirname "$DUO")"/duo_World.resources/Resources/concepts/stripes.toml > big.toml 2>/dev/null
+sed 's|^explicit = "stripes/explicit.txt"|explicit = "/etc/os-release"|' "$(dirname "$DUO")"/duo_World.resources/Resources/concepts/stripes.toml > abs.toml 2>/dev/null
+python3 - <<'PY'
+import struct, json
+def st(path, tensors, meta=None):
+    header = {k: {"dtype": "F32", "shape": s, "data_offsets": [0, 0]} for k, (s, v) in tensors.items()}
+    off = 0; data = b""
+    for k, (s, v) in tensors.items():
+        b = struct.pack("<%df" % len(v), *v); header[k]["data_offsets"] = [off, off + len(b)]; off += len(b); data += b
+    if meta: header["__metadata__"] = meta
+    h = json.dumps(header).encode(); open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+st("nanlatents.safetensors", {"latents": ([1, 3, 32, 32], [float("nan")] * 3072)})
+st("inflatents.safetensors", {"latents": ([1, 3, 32, 32], [float("inf")] * 3072)})
+st("shape.safetensors", {"latents": ([2, 3], [0.0] * 6)})
+st("nolora.safetensors", {"x": ([1], [0.0])})
+PY
+
+begin "unreadable files (junk, empty, folders, missing) as model, adapter, PNG, concept, latents"
+for f in junk.bin empty.bin afolder /nonexistent; do
+  case_ error inspect $f; case_ error sample --model $f --prompt a --out x.png
+  case_ error sample --model $M --lora $f --prompt a --out x.png; case_ error synthesize --concept $f.toml
+  case_ error detect --concept stripes $f; case_ error sample --model $M --latents $f --prompt a --out x.png
+  case_ error eval --concept stripes --model $M --adapter $f --prompts 1 --seeds 1 --keep-prompts 2 --steps 1 --out r
+done
+end
+
+begin "bad concept files (partial, escaping name, huge integer, absolute set path)"
+for f in partial.toml escape.toml big.toml abs.toml; do
+  case_ error synthesize --concept $f --model $M --out p-$f; case_ error eval --concept $f --model $M --out r-$f
+done
+end
+
+begin "non-finite values (NaN/inf latents, scales, guidance, learning rates)"
+case_ error sample --model $M --latents nanlatents.safetensors --prompt a --steps 1 --out x.png
+case_ error sample --model $M --latents inflatents.safetensors --prompt a --steps 1 --out x.png
+case_ error sample --model $M --latents shape.safetensors --prompt a --steps 1 --out x.png
+for v in nan inf -inf; do
+  case_ error sample --model $M --lora $A --lora-scale $v --prompt a --out x.png
+  case_ error sample --model $M --guidance $v --prompt a --out x.png
+  case_ error merge --model $M --lora $A --lora-scale $v --out merged
+  case_ error unlearn --concept stripes --model $M --pairs pairs --lr $v --out u
+  case_ error unlearn --concept stripes --model $M --pairs pairs --beta $v --out u
+  case_ error synthesize --concept stripes --model $M --strength $v --out p
+  case_ error eval --concept stripes --model $M --detector-timeout $v --out r
+done
+end
+
+begin "out-of-range numbers (negative, zero, past Int, sizes the machine cannot hold)"
+for args in "--seed -1" "--steps 0" "--steps -5" "--count 0" "--height 0" "--height 7" "--height 1000000 --width 1000000" \
+            "--height 100000" "--count 100000000" "--seed 99999999999999999999999"; do
+  case_ error sample --model $M --prompt a --out x.png $args
+done
+case_ error unlearn --concept stripes --model $M --pairs pairs --batch-size 100000000 --out u
+case_ error unlearn --concept stripes --model $M --pairs pairs --rank 100000 --out u
+case_ error unlearn --concept stripes --model $M --pairs pairs --t-max 100000 --out u
+case_ error pretrain --steps 1 --batch-size 100000000 --out pt
+case_ error attack ring-a-bell --concept stripes --model $M --population 100000000 --count 1 --out q.txt
+case_ error attack unlearndiff --concept stripes --model $M --pairs pairs --adapter $A --prefix 100000 --count 1 --out q.txt
+case_ error attack concept-inversion --concept stripes --model $M --pairs pairs --adapter $A --batch-size 100000000 --out q.txt
+end
+
+begin "output paths (one-character names, folders, missing folders, files owned by the user)"
+mkdir -p victim; echo precious > victim/keep.txt; echo mine > mine.txt
+for o in x ab . x/ afolder missing/x.txt mine.txt; do
+  case_ any attack ring-a-bell --concept stripes --model $M --generations 1 --population 4 --count 1 --quiet --out $o
+done
+case_ error eval --concept stripes --model $M --prompts 1 --seeds 1 --keep-prompts 2 --steps 1 --quiet --out victim
+case_ error eval --concept stripes --model $M --prompts 1 --seeds 1 --keep-prompts 2 --steps 1 --quiet --out mine.txt
+case_ error eval --concept stripes --model $M --adapter $A --label ../../x --prompts 1 --seeds 1 --keep-prompts 2 --steps 1 --out r
+case_ error sample --model $M --prompt a --count 16 --out missing/dir/x.png
+case_ error unlearn --concept stripes --model $M --pairs pairs --steps 1 --out victim
+case_ error merge --model $M --lora $A --out afolder
+end
+[ "$(cat victim/keep.txt)" = precious ] && [ "$(cat mine.txt)" = mine ] || echo "| a user's file was changed | | | | 1 |"
+
+begin "options (missing values, unknown names, combinations that make no sense)"
+case_ error sample --model $M --prompt a --lora-scale 2 --out x.png
+case_ error sample --model $M --prompt a --scheduler bogus --out x.png
+case_ error sample --model $M --prompt a --out x.jpg
+case_ error unlearn --concept stripes --method bogus
+case_ error unlearn --concept stripes --targets bogus
+case_ error unlearn --concept stripes --model $M --pairs pairs --prompted-share 0.5 --lambda-unconditional 1
+case_ error eval --concept stripes --model $M --label a --label b --adapter $A
+case_ error eval --concept stripes --model $M --attack-set nonsense
+case_ error unlearn --concept stripes --model $M --pairs pairs --steps 1 --lambda 0 --out run
+case_ error unlearn --concept stripes --model $M --pairs /nonexistent
+case_ error sample --model $M --lora nolora.safetensors --prompt a --out x.png
+end
+
+begin "external detectors (crash, hang, garbage, children left behind)"
+printf 'sleep 300 &\nsleep 300\n' > hang.sh
+for d in "exit 3" "/bin/sh hang.sh" "echo garbage" "while read p; do echo '{\"path\": \"nowhere\", \"score\": 1}'; done" "/nonexistent/detector"; do
+  case_ error eval --concept stripes --model $M --prompts 1 --seeds 1 --keep-prompts 2 --steps 1 --quiet --detector "$d" --detector-timeout 2 --out r
+done
+end
+left=$(for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^sleep 300 $')
+[ "$left" = 0 ] || echo "| detector children left running | | | | $left |"
