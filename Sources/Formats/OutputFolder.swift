@@ -20,7 +20,7 @@ public enum OutputFolder {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw OneLineError("\(what) \(path): cannot create the folder (\(FileProblem.reason(error)))")
+            throw OneLineError("\(path): cannot create the output folder (\(FileProblem.reason(error)))")
         }
         return true
     }
@@ -38,35 +38,55 @@ public enum OutputFolder {
     /// ends. A second writer gets a one-line error naming the holder.
     public static func lock(_ path: String, for what: String) throws -> FolderLock {
         let lockPath = path + "/.lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw OneLineError("\(what) \(path): cannot open its lock file (\(String(cString: strerror(errno))))")
+        while true {
+            let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw OneLineError("\(what) \(path): cannot open its lock file (\(String(cString: strerror(errno))))")
+            }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                let holder = readHolder(fd)
+                close(fd)
+                throw OneLineError(
+                    "\(what) \(path): another duo is writing it (PID \(holder.isEmpty ? "unknown" : holder)); "
+                        + "wait for it to finish or give another folder")
+            }
+            // The holder before us unlinks the file as it lets go: a lock taken on that
+            // unlinked file is no lock, so take it again on the file the path names now.
+            var held = stat(), named = stat()
+            guard fstat(fd, &held) == 0, stat(lockPath, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev
+            else {
+                close(fd)
+                continue
+            }
+            let pid = Array("\(getpid())\n".utf8)
+            _ = ftruncate(fd, 0)
+            _ = pwrite(fd, pid, pid.count, 0)
+            return FolderLock(fd: fd, path: lockPath)
         }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            var bytes = [UInt8](repeating: 0, count: 32)
-            let count = pread(fd, &bytes, bytes.count, 0)
-            close(fd)
-            let holder = String(decoding: bytes.prefix(max(0, count)), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            throw OneLineError(
-                "\(what) \(path): another duo is writing it (PID \(holder.isEmpty ? "unknown" : holder)); "
-                    + "wait for it to finish or give another folder")
-        }
-        let pid = Array("\(getpid())\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = pwrite(fd, pid, pid.count, 0)
-        return FolderLock(fd: fd)
+    }
+
+    private static func readHolder(_ fd: Int32) -> String {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let count = pread(fd, &bytes, bytes.count, 0)
+        return String(decoding: bytes.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
-/// A held writer lock (`OutputFolder.lock`); `release()` or the end of the process frees it.
+/// A held writer lock (`OutputFolder.lock`); `release()` removes the lock file and lets
+/// go, and the end of the process lets go however it ends (a killed run's lock file
+/// stays, free to be taken).
 public final class FolderLock {
     private var fd: Int32
+    private let path: String
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
 
     public func release() {
         guard fd >= 0 else { return }
+        unlink(path)
         close(fd)
         fd = -1
     }

@@ -38,14 +38,7 @@ extension Duo {
                 }
             }
             let parent = PathText.parent(path)
-            if out != nil {
-                let folder = parent.isEmpty ? "." : parent
-                guard files.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
-                    throw UsageError("--out \(path): no folder \(folder) to write it in")
-                }
-            } else if !parent.isEmpty {
-                try OutputFolder.create(parent, for: option)
-            }
+            if !parent.isEmpty { try OutputFolder.create(parent, for: option) }
             return path
         }
 

@@ -75,6 +75,9 @@ extension Duo {
                 images: diffusion.modelSpace(pairData.unsafe),
                 prompts: pairData.unsafePrompts.map { inversion.substitute(words, in: $0) }
             ) { step, loss in bar?.update(step, of: steps, detail: String(format: "loss %.4f", loss)) }
+            guard vector.scalars.allSatisfy(\.isFinite) else {
+                throw UsageError("concept inversion diverged: the learned embedding holds NaN or infinity (lower --lr, now \(learningRate))")
+            }
             // Other draws than any pairs folder's: the seed with the attack's own salt.
             let prompts = conceptFile.promptPairs(count: count, seed: seed ^ 0x4349_4E56_5052_4F4D).map {  // "CINVPROM"
                 inversion.substitute(words, in: $0.unsafe)
