@@ -3,6 +3,7 @@
 # how many cases, how many ended in a one-line error (exit 1-127), how many did the right
 # thing (exit 0 where the input is legal), and how many trapped or hung (must be 0).
 # Usage: tools/bad_inputs.sh [path/to/duo]   (default .build/release/duo; RELIABILITY.md)
+# VERBOSE=1 also prints each case with its exit status and first line of stderr.
 set -u
 DUO=$(realpath "${1:-.build/release/duo}")
 WORK=$(mktemp -d)
@@ -24,6 +25,7 @@ case_() {
   timeout 120 "$DUO" "$@" > out.txt 2> err.txt < /dev/null
   local rc=$?
   local lines; lines=$(grep -c '^Error:' err.txt)
+  [ -n "${VERBOSE:-}" ] && echo "  rc=$rc $* -> $(grep -v ETA err.txt | grep -m1 . | cut -c1-160)" >&2
   if [ $rc -ge 124 ] || grep -q 'Program crashed\|Fatal error' err.txt; then
     bad=$((bad + 1)); badlist="$badlist [$*]"
   elif [ $rc -eq 0 ] && [ "$expect" = any ]; then
