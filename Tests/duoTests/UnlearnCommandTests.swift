@@ -68,6 +68,40 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertTrue(other.stderr.contains("beta"), other.stderr)
     }
 
+    func testResumeWithoutACheckpointIsAOneLineError() throws {
+        let out = Self.root + "/nothing-\(UUID())"
+        let result = try runDuo(arguments(out) + ["--resume"])
+        XCTAssertNotEqual(result.status, 0, "a --resume that finds no checkpoint must not start afresh")
+        let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(message.contains("\n"), message)
+        XCTAssertTrue(message.contains(out) && message.contains("no checkpoint"), message)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/train.jsonl"))
+    }
+
+    /// A pairs folder whose `duo synthesize` was killed halfway (4 of its 8 pairs).
+    func testAnIncompletePairsFolderIsRefused() throws {
+        let pairs = Self.root + "/partial-pairs-\(UUID())"
+        try FileManager.default.copyItem(atPath: Self.prepared.pairs, toPath: pairs)
+        let manifest = pairs + "/manifest.jsonl"
+        let lines = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 8)
+        try lines.prefix(4).map { $0 + "\n" }.joined().write(toFile: manifest, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: pairs + "/summary.json")
+
+        let out = Self.root + "/partial-\(UUID())"
+        var arguments = arguments(out)
+        arguments[arguments.firstIndex(of: "--pairs")! + 1] = pairs
+        let result = try runDuo(arguments)
+        XCTAssertNotEqual(result.status, 0, "trained on 4 of 8 pairs")
+        let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(message.contains("\n"), message)
+        for part in [pairs, "4 of the 8 pairs", "duo synthesize"] {
+            XCTAssertTrue(message.contains(part), "\(part) in: \(message)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
+    }
+
     func testATimestepRangeBeyondTheModelsScheduleIsRefused() throws {
         let out = Self.root + "/tmax-\(UUID())"
         let beyond = try runDuo(arguments(out) + ["--t-max", "5000"])

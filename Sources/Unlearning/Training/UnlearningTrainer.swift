@@ -69,13 +69,17 @@ public final class UnlearningTrainer {
         Dictionary((settings.fields + identity).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
     }
 
-    /// Trains from step 0, or from the checkpoint with `resume`. `report` gets each step's
-    /// log and returns false to stop early (Ctrl-C): the run then checkpoints and returns.
-    /// Returns the step reached.
+    /// Trains from step 0, or from the checkpoint with `resume` (which must be there).
+    /// `report` gets each step's log and returns false to stop early (Ctrl-C): the run
+    /// then checkpoints and returns. Returns the step reached.
     @discardableResult
     public func train(resume: Bool, report: (StepLog) -> Bool = { _ in true }) throws -> Int {
         var start = 0
-        if resume, FileManager.default.fileExists(atPath: checkpointPath) {
+        if resume {
+            guard FileManager.default.fileExists(atPath: checkpointPath) else {
+                throw UnlearningError(
+                    "\(directory): no checkpoint.safetensors to resume from; run without --resume to start training")
+            }
             let (step, saved) = try TrainingCheckpoint.load(from: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer)
             if let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) {
                 throw UnlearningError(
