@@ -65,6 +65,11 @@ public final class UnlearningTrainer {
     var checkpointPath: String { directory + "/checkpoint.safetensors" }
     var logPath: String { directory + "/train.jsonl" }
 
+    /// The checkpoint step the last `train(resume: true)` continued from (nil: a fresh
+    /// run). config.json records it, so that a resumed run can be told from one that
+    /// quietly started over: both end with the same adapter.
+    public private(set) var resumedFrom: Int?
+
     var metadata: [String: String] {
         Dictionary((settings.fields + identity).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
     }
@@ -89,6 +94,7 @@ public final class UnlearningTrainer {
             start = step
         }
         try truncateLog(toStep: start)
+        resumedFrom = resume ? start : nil
         let schedule = LearningRateSchedule(
             baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps, totalSteps: settings.steps)
         for step in start..<settings.steps {
