@@ -5,6 +5,16 @@ import World
 import XCTest
 
 final class PretrainingTests: XCTestCase {
+    /// The steps a run made, from its progress reports.
+    func steps(_ run: (_ progress: (Pretraining.Progress) -> Bool) throws -> Void) rethrows -> [Int] {
+        var made: [Int] = []
+        try run { event in
+            if case .step(let step, _, _) = event { made.append(step) }
+            return true
+        }
+        return made
+    }
+
     func testAnInterruptedRunResumesToTheSameWeights() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("pretrain-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -19,7 +29,9 @@ final class PretrainingTests: XCTestCase {
             if case .step(let step, _, _) = event { return step < 2 }
             return true
         }
-        try Pretraining.train(directory: root + "/split", parameters: parameters, resume: true)
+        let resumedSteps = try steps { try Pretraining.train(directory: root + "/split", parameters: parameters, resume: true, progress: $0) }
+        // The same bytes come from a restart at step 0; the steps it ran tell them apart.
+        XCTAssertEqual(resumedSteps, [3, 4], "the resumed run's steps")
 
         for file in ["checkpoint.safetensors", "model/unet/diffusion_pytorch_model.safetensors",
                      "model/text_encoder/model.safetensors"] {
@@ -50,7 +62,8 @@ final class PretrainingTests: XCTestCase {
         parameters.steps = 2
         try Pretraining.train(directory: root + "/continued", parameters: parameters, resume: false)
         parameters.steps = 4
-        try Pretraining.train(directory: root + "/continued", parameters: parameters, resume: true)
+        let continuedSteps = try steps { try Pretraining.train(directory: root + "/continued", parameters: parameters, resume: true, progress: $0) }
+        XCTAssertEqual(continuedSteps, [3, 4], "the continued run's steps")
         let a = try Data(contentsOf: URL(fileURLWithPath: root + "/straight/model/unet/diffusion_pytorch_model.safetensors"))
         let b = try Data(contentsOf: URL(fileURLWithPath: root + "/continued/model/unet/diffusion_pytorch_model.safetensors"))
         XCTAssertEqual(a, b)

@@ -25,10 +25,19 @@ final class UnlearnCommandTests: XCTestCase {
          "--steps", "12", "--checkpoint-every", "3", "--rank", "4", "--batch-size", "2", "--quiet", "--out", out]
     }
 
+    /// The log's lines.
+    func log(_ folder: String) throws -> [String] {
+        try String(contentsOfFile: folder + "/train.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
     /// The log without its wall-clock field.
     func logWithoutTimes(_ folder: String) throws -> [String] {
-        try String(contentsOfFile: folder + "/train.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { $0.replacingOccurrences(of: #", "seconds": [0-9.]+"#, with: "", options: .regularExpression) }
+        try log(folder).map { $0.replacingOccurrences(of: #", "seconds": [0-9.]+"#, with: "", options: .regularExpression) }
+    }
+
+    func config(_ folder: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/config.json"))
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
     func testAKilledRunResumesToTheSameAdapterBytes() throws {
@@ -53,6 +62,7 @@ final class UnlearnCommandTests: XCTestCase {
         process.waitUntilExit()
         XCTAssertEqual(process.terminationReason, .uncaughtSignal, "the run ended before it was killed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: killed + "/adapter.safetensors"))
+        let logBefore = try log(killed)
 
         let resumed = try runDuo(arguments(killed) + ["--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
@@ -62,10 +72,54 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(try logWithoutTimes(killed), try logWithoutTimes(straight))
         XCTAssertEqual(try logWithoutTimes(straight).count, 12)
 
+        // Training is deterministic, so the bytes above are the same after a restart from
+        // step 0: only the run's own record shows that it continued from the checkpoint.
+        XCTAssertTrue(try config(straight)["resumed_from"] is NSNull, "a fresh run")
+        let k = try XCTUnwrap(try config(killed)["resumed_from"] as? Int, "the resumed run's config.json")
+        XCTAssertTrue(k > 0 && k % 3 == 0 && k <= logBefore.count, "resumed from step \(k) of \(logBefore.count) logged")
+        // The steps up to the checkpoint (the first is at step 3) kept their log lines,
+        // wall-clock times included: they were not run again.
+        let kept = max(k, 3)
+        XCTAssertEqual(Array(try log(killed).prefix(kept)), Array(logBefore.prefix(kept)))
+
         // Resuming with other settings is refused, naming the setting.
         let other = try runDuo(arguments(killed) + ["--resume", "--beta", "100"])
         XCTAssertNotEqual(other.status, 0)
         XCTAssertTrue(other.stderr.contains("beta"), other.stderr)
+    }
+
+    func testResumeWithoutACheckpointIsAOneLineError() throws {
+        let out = Self.root + "/nothing-\(UUID())"
+        let result = try runDuo(arguments(out) + ["--resume"])
+        XCTAssertNotEqual(result.status, 0, "a --resume that finds no checkpoint must not start afresh")
+        let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(message.contains("\n"), message)
+        XCTAssertTrue(message.contains(out) && message.contains("no checkpoint"), message)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/train.jsonl"))
+    }
+
+    /// A pairs folder whose `duo synthesize` was killed halfway (4 of its 8 pairs).
+    func testAnIncompletePairsFolderIsRefused() throws {
+        let pairs = Self.root + "/partial-pairs-\(UUID())"
+        try FileManager.default.copyItem(atPath: Self.prepared.pairs, toPath: pairs)
+        let manifest = pairs + "/manifest.jsonl"
+        let lines = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 8)
+        try lines.prefix(4).map { $0 + "\n" }.joined().write(toFile: manifest, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: pairs + "/summary.json")
+
+        let out = Self.root + "/partial-\(UUID())"
+        var arguments = arguments(out)
+        arguments[arguments.firstIndex(of: "--pairs")! + 1] = pairs
+        let result = try runDuo(arguments)
+        XCTAssertNotEqual(result.status, 0, "trained on 4 of 8 pairs")
+        let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(message.contains("\n"), message)
+        for part in [pairs, "4 of the 8 pairs", "duo synthesize"] {
+            XCTAssertTrue(message.contains(part), "\(part) in: \(message)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
     }
 
     func testATimestepRangeBeyondTheModelsScheduleIsRefused() throws {

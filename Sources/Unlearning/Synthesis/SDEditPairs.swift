@@ -238,7 +238,7 @@ public final class SDEditPairs {
 
 extension SDEditPairs.Summary {
     var json: String {
-        "{\"pairs\": \(pairs), \"unsafe_draws\": \(unsafeDraws), \"unsafe_rejected\": \(unsafeRejected), "
+        "{\"pairs\": \(pairs), \"resumed\": \(resumed), \"unsafe_draws\": \(unsafeDraws), \"unsafe_rejected\": \(unsafeRejected), "
             + "\"safe_draws\": \(safeDraws), \"safe_rejected\": \(safeRejected), "
             + String(format: "\"unsafe_showing\": %.4f, \"safe_showing\": %.4f, ", unsafeShowing, safeShowing)
             + String(format: "\"paired_distance\": %.4f, \"unpaired_distance\": %.4f, ", pairedDistance, unpairedDistance)

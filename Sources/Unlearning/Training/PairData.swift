@@ -18,18 +18,21 @@ public struct PairData {
     public var count: Int { safe.shape[0] }
 
     /// Reads `directory/manifest.jsonl` and the PNGs it names. Fails naming the file and
-    /// line of a malformed record, or the image that is missing or of another size.
+    /// line of a malformed record, or the image that is missing or of another size, or
+    /// when the folder holds fewer pairs than its `duo synthesize` run set out to make.
     public init(directory: String) throws {
         let manifest = directory + "/manifest.jsonl"
         guard let data = FileManager.default.contents(atPath: manifest) else {
             throw UnlearningError("\(manifest): cannot read the pairs manifest (make pairs with duo synthesize)")
         }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        try Self.checkComplete(directory, found: lines.count)
         var safeImages: [Tensor] = []
         var unsafeImages: [Tensor] = []
         var prompts: [String] = []
         var safePrompts: [String] = []
         var size: (Int, Int)?
-        for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+        for (number, line) in lines.enumerated() {
             guard let value = try? JSONParser.parse(Array(line.utf8)),
                   let safe = value["safe"]?.string, let unsafe = value["unsafe"]?.string,
                   let prompt = value["unsafe_prompt"]?.string, let safePrompt = value["safe_prompt"]?.string
@@ -52,6 +55,19 @@ public struct PairData {
         unsafePrompts = prompts
         self.safePrompts = safePrompts
         manifestDigest = try FileDigest.sha256(ofFile: manifest)
+    }
+
+    /// Refuses a folder whose `duo synthesize` run stopped before it made the pairs its
+    /// synthesis.json asks for: training on part of them would look like any other run.
+    /// A folder made some other way (no synthesis.json) promises no count.
+    static func checkComplete(_ directory: String, found: Int) throws {
+        let settings = directory + "/synthesis.json"
+        guard FileManager.default.fileExists(atPath: settings) else { return }
+        let fields = Dictionary(try PairSettings.recordedFields(settings), uniquingKeysWith: { a, _ in a })
+        guard let promised = fields["count"].flatMap({ Int($0) }), found < promised else { return }
+        throw UnlearningError(
+            "\(directory): manifest.jsonl holds \(found) of the \(promised) pairs synthesis.json asks for "
+                + "(duo synthesize was stopped); run the same duo synthesize command again to finish them")
     }
 }
 

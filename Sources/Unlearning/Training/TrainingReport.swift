@@ -9,7 +9,10 @@ public enum TrainingReport {
     /// Writes adapter.safetensors and config.json into the trainer's folder.
     public static func writeAdapter(_ trainer: UnlearningTrainer, concept: String, extra: [(String, String)] = []) throws {
         let fields = [("concept", jsonQuoted(concept))] + trainer.settings.fields + trainer.identity + extra
-        let json = "{\n" + fields.map { "  \(jsonQuoted($0.0)): \($0.1)" }.joined(separator: ",\n") + "\n}\n"
+        // The run's history, not a setting: config.json only, so that the adapter's bytes
+        // stay those of an uninterrupted run.
+        let resumedFrom = ("resumed_from", trainer.resumedFrom.map { "\($0)" } ?? "null")
+        let json = "{\n" + (fields + [resumedFrom]).map { "  \(jsonQuoted($0.0)): \($0.1)" }.joined(separator: ",\n") + "\n}\n"
         var metadata = Dictionary(fields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
         metadata["duo.note"] = "LoRA scale alpha/rank is folded into lora_B"
         try LoRAFile.save(trainer.lora, to: trainer.directory + "/adapter.safetensors", metadata: metadata)

@@ -65,17 +65,26 @@ public final class UnlearningTrainer {
     var checkpointPath: String { directory + "/checkpoint.safetensors" }
     var logPath: String { directory + "/train.jsonl" }
 
+    /// The checkpoint step the last `train(resume: true)` continued from (nil: a fresh
+    /// run). config.json records it, so that a resumed run can be told from one that
+    /// quietly started over: both end with the same adapter.
+    public private(set) var resumedFrom: Int?
+
     var metadata: [String: String] {
         Dictionary((settings.fields + identity).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
     }
 
-    /// Trains from step 0, or from the checkpoint with `resume`. `report` gets each step's
-    /// log and returns false to stop early (Ctrl-C): the run then checkpoints and returns.
-    /// Returns the step reached.
+    /// Trains from step 0, or from the checkpoint with `resume` (which must be there).
+    /// `report` gets each step's log and returns false to stop early (Ctrl-C): the run
+    /// then checkpoints and returns. Returns the step reached.
     @discardableResult
     public func train(resume: Bool, report: (StepLog) -> Bool = { _ in true }) throws -> Int {
         var start = 0
-        if resume, FileManager.default.fileExists(atPath: checkpointPath) {
+        if resume {
+            guard FileManager.default.fileExists(atPath: checkpointPath) else {
+                throw UnlearningError(
+                    "\(directory): no checkpoint.safetensors to resume from; run without --resume to start training")
+            }
             let (step, saved) = try TrainingCheckpoint.load(from: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer)
             if let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) {
                 throw UnlearningError(
@@ -85,6 +94,7 @@ public final class UnlearningTrainer {
             start = step
         }
         try truncateLog(toStep: start)
+        resumedFrom = resume ? start : nil
         let schedule = LearningRateSchedule(
             baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps, totalSteps: settings.steps)
         for step in start..<settings.steps {
