@@ -97,6 +97,7 @@ public final class UnlearningTrainer {
         resumedFrom = resume ? start : nil
         let schedule = LearningRateSchedule(
             baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps, totalSteps: settings.steps)
+        var lastCheckpoint = start
         for step in start..<settings.steps {
             let began = Date()
             optimizer.zeroGrad()
@@ -108,8 +109,11 @@ public final class UnlearningTrainer {
             }
             let averaged = totals.map { ($0.0, $0.1 / Float(settings.gradientAccumulation)) }
             let gradNorm = clipGradNorm(optimizer.parameters, maxNorm: settings.maxGradNorm)
+            try checkFinite(averaged + [("grad_norm", gradNorm)], step: step + 1, lastCheckpoint: lastCheckpoint)
             let rate = schedule.rate(at: step)
             optimizer.update(learningRate: rate)
+            try checkFinite(lora.namedParameters.map { ($0.0, $0.1.scalars.allSatisfy(\.isFinite) ? 0 : .nan) },
+                            step: step + 1, lastCheckpoint: lastCheckpoint)
             let log = StepLog(step: step + 1, terms: averaged + [("lr", rate), ("grad_norm", gradNorm)],
                               seconds: Date().timeIntervalSince(began))
             try appendLog(log)
@@ -118,10 +122,22 @@ public final class UnlearningTrainer {
                 try TrainingCheckpoint.save(
                     to: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer, step: step + 1,
                     metadata: metadata)
+                lastCheckpoint = step + 1
             }
             if !proceed { return step + 1 }
         }
         return settings.steps
+    }
+
+    /// Stops the run at the first NaN or infinity in a logged value or a parameter, before
+    /// anything of the step is written: a diverged adapter is never saved, and the last
+    /// checkpoint stays the last good one.
+    func checkFinite(_ values: [(String, Float)], step: Int, lastCheckpoint: Int) throws {
+        guard let (name, value) = values.first(where: { !$0.1.isFinite }) else { return }
+        let kept = lastCheckpoint > 0 ? "the checkpoint of step \(lastCheckpoint) is kept" : "no checkpoint was written"
+        throw UnlearningError(
+            "step \(step): \(name) is \(value) (training diverged; lower the learning rate, now "
+                + "\(settings.resolvedLearningRate)); \(kept)")
     }
 
     /// The number of shards a micro-batch's pairs are cut into, each run forward and

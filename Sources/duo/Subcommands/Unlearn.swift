@@ -100,8 +100,9 @@ extension Duo {
         func validate() throws {
             guard UnlearningSettings.Method(rawValue: method) != nil else { throw UsageError("--method must be duo or esd, got \(method)") }
             guard DPOConvention(rawValue: convention) != nil else { throw UsageError("--convention must be duo or diffusion-dpo, got \(convention)") }
-            if let beta { try OptionCheck.finite(beta, "--beta", above: 0) }
-            if let lambda { try OptionCheck.finite(lambda, "--lambda", atLeast: 0) }
+            // The same ranges as a concept file's [unlearning] keys.
+            if let beta { try OptionCheck.finite(beta, "--beta", atLeast: 1e-6, atMost: 1e9) }
+            if let lambda { try OptionCheck.finite(lambda, "--lambda", atLeast: 0, atMost: 1e15) }
             if let rank, !(1...4096).contains(rank) { throw UsageError("--rank must be 1 to 4096, got \(rank)") }
             if let alpha { try OptionCheck.finite(alpha, "--alpha", above: 0) }
             if let learningRate { try OptionCheck.finite(learningRate, "--lr", above: 0, atMost: 10) }
@@ -175,7 +176,8 @@ extension Duo {
             try MemoryEstimate.check(
                 MemoryEstimate.training(model: diffusion, rows: 2 * settings.batchSize),
                 what: "a micro-batch of \(settings.batchSize) pairs")
-            let run = settings.method == .duo ? "duo-beta\(Int(settings.beta))" : "esd-eta\(settings.eta)"
+            let beta = Int(exactly: settings.beta).map(String.init) ?? String(format: "%g", Double(settings.beta))
+            let run = settings.method == .duo ? "duo-beta\(beta)" : "esd-eta\(settings.eta)"
             let directory = out ?? "adapters/\(conceptFile.name)/\(run)"
             let made = try OutputFolder.create(directory, for: "the output folder")
             defer { if made { OutputFolder.removeIfUnused(directory) } }
