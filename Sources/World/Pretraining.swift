@@ -79,8 +79,13 @@ public enum Pretraining {
                                           scheduler: scheduler, key: key.fold(in: 1 << 32))
             optimizer.zeroGrad()
             loss.backward()
-            clipGradNorm(optimizer.parameters, maxNorm: 1)
+            let gradNorm = clipGradNorm(optimizer.parameters, maxNorm: 1)
             optimizer.update(learningRate: schedule.rate(at: step))
+            // A diverged model is never written: an earlier checkpoint stays the last good one.
+            guard loss.item.isFinite, gradNorm.isFinite, optimizer.parameters.allSatisfy({ $0.scalars.allSatisfy(\.isFinite) }) else {
+                throw ModelError(file: directory, "step \(step + 1): training diverged (loss \(loss.item), gradient norm \(gradNorm)); "
+                    + "lower --learning-rate, now \(p.learningRate); any earlier checkpoint is kept")
+            }
             let proceed = progress(.step(step + 1, of: p.steps, loss: loss.item))
             if !proceed || (step + 1) % p.checkpointEvery == 0 || step + 1 == p.steps { try save(step + 1) }
             if !proceed { return }

@@ -125,6 +125,17 @@ final class BadInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/merged"))
     }
 
+    func testADivergingPretrainingStopsWithoutWritingANonFiniteModel() throws {
+        let out = scratch + "/pretrain"
+        let result = try runDuo(["pretrain", "--steps", "3", "--batch-size", "2", "--learning-rate", "1e30",
+                                 "--checkpoint-every", "1", "--out", out])
+        assertRefused(result, "training diverged")
+        let weights = try SafeTensorsReader(path: out + "/model/unet/diffusion_pytorch_model.safetensors")
+        for name in weights.names {
+            XCTAssertTrue(try weights.floats(name).allSatisfy(\.isFinite), "\(name) of the model last written")
+        }
+    }
+
     func testAnImageSizeTheMachineCannotHoldIsRefusedWithTheEstimate() throws {
         let result = try runDuo(["sample", "--model", tinyWorldModel, "--prompt", "a red circle", "--height", "1000000",
                                  "--width", "1000000", "--out", scratch + "/x.png"])
