@@ -143,8 +143,8 @@ extension TokenizerConfig {
     )
         throws -> AddedToken
     {
-        guard let id = Int(idText), id >= 0 else {
-            throw ModelError(file: file, key: key, "expected a non-negative integer id")
+        guard let id = CLIPTokenizer.tokenID(idText) else {
+            throw ModelError(file: file, key: key, "expected \(CLIPTokenizer.idRange) as the key")
         }
         var fields: [String: JSONValue] = [:]
         if case .object(let members) = entry {
