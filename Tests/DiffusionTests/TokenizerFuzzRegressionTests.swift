@@ -2,8 +2,9 @@ import Diffusion
 import Foundation
 import XCTest
 
-/// Tokenizer folders found by `make fuzz` (fuzz-tokenizer) that crashed the loader; each
-/// must now be refused with a one-line error naming the file and key.
+/// Tokenizer folders that crashed loading or the first prompt, found by `make fuzz`
+/// (fuzz-tokenizer) or while writing it; each must now be refused with a one-line error
+/// naming the file and key.
 final class TokenizerFuzzRegressionTests: XCTestCase {
     /// A folder holding `files` (name → contents), removed after the test.
     private func folder(_ files: [String: String]) throws -> String {
@@ -62,5 +63,22 @@ final class TokenizerFuzzRegressionTests: XCTestCase {
         assertLoadFails(
             folder, naming: "tokenizer_config.json",
             ["key 'added_tokens_decoder.3000000000'", "2147483647"])
+    }
+
+    /// A config's model_max_length of 10^11 loaded, and the first prompt padded to it asked
+    /// for 800 GB (spotted while writing fuzz-tokenizer, confirmed with its malloc limit).
+    func testHugeModelMaxLengthIsRefused() throws {
+        let folder = try folder([
+            "vocab.json": #"{"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2}"#,
+            "merges.txt": "#version: 0.2\n",
+            "tokenizer_config.json": #"{"model_max_length": 100000000000}"#,
+        ])
+        assertLoadFails(
+            folder, naming: "tokenizer_config.json",
+            ["key 'model_max_length'", "from 2 to 65536", "100000000000"])
+        // transformers' "no limit" still falls back to CLIP's 77 positions.
+        try #"{"model_max_length": 1000000000000000019884624838656}"#.write(
+            toFile: folder + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CLIPTokenizer(directory: folder).maxLength, 77)
     }
 }
