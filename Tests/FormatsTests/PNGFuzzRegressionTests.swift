@@ -29,4 +29,14 @@ final class PNGFuzzRegressionTests: XCTestCase {
         let info = try PNGInfo(data: bytes, path: "huge.png")
         XCTAssertEqual([info.width, info.height, info.channels], [16384, 16384, 4])
     }
+
+    /// fuzz-png's own find once it repaired CRCs: a palette image of 327680x768 in 235
+    /// bytes, within the 1 GiB cap, so decoding allocated 720 MiB before failing.
+    func testFuzzerFoundPaletteImageIsRefusedBeforeDecoding() {
+        let path = fixturePath("fuzz/palette-327680x768-in-235-bytes.png")
+        let error = assertFormatError(.invalidPNG, path: path) { try PNGImage(contentsOf: path) }
+        XCTAssertEqual(
+            error?.reason,
+            "image 327680x768 cannot be held in a file of 235 bytes (truncated or corrupt)")
+    }
 }
