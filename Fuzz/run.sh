@@ -26,8 +26,8 @@ max_len() {
 
 bin=.build/release
 
-# The harnesses write each input to a file under TMPDIR; in memory (tmpfs) that costs a
-# tenth of what a disk does, mostly for the fsync of the prompt-set writer.
+# The harnesses write each input to a file under TMPDIR; in memory (tmpfs) that is far
+# cheaper than on disk, above all the fsync of the prompt-set writer.
 base=/tmp
 [ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
 TMPDIR=$(mktemp -d "$base/duo-fuzz.XXXXXX") || exit 1

@@ -24,7 +24,8 @@ final class PNGFuzzRegressionTests: XCTestCase {
             try PNGImage(decoding: bytes, path: "huge.png")
         }
         XCTAssertEqual(
-            error?.reason, "image 16384x16384 cannot be held in a file of 68 bytes (truncated or corrupt)")
+            error?.reason,
+            "image 16384x16384 cannot be held in a file of 68 bytes (truncated or corrupt)")
         // The header alone is still readable: PNGInfo does not look at the image data.
         let info = try PNGInfo(data: bytes, path: "huge.png")
         XCTAssertEqual([info.width, info.height, info.channels], [16384, 16384, 4])

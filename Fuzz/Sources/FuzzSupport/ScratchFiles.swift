@@ -26,6 +26,7 @@ public enum ScratchFiles {
 
     /// Removes `name` from the scratch directory, if it is there.
     public static func remove(named name: String) {
-        try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
+        let path = (directory as NSString).appendingPathComponent(name)
+        try? FileManager.default.removeItem(atPath: path)
     }
 }

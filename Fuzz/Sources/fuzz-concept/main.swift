@@ -6,10 +6,12 @@ import World
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // ConceptFile(contentsOf:) refuses text that is not UTF-8 before parsing; so do we.
-    guard let text = String(validating: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    else { return 0 }
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    guard let text = String(validating: bytes, as: UTF8.self) else { return 0 }
     _ = try? TOMLDocument(parsing: text, path: "input.toml")
-    guard let concept = try? ConceptFile(parsing: text, path: "concepts/input.toml") else { return 0 }
+    guard let concept = try? ConceptFile(parsing: text, path: "concepts/input.toml") else {
+        return 0
+    }
     _ = concept.promptPairs(count: 2, seed: 0)
     _ = concept.keepPrompts(count: 2, seed: 0)
     return 0

@@ -12,7 +12,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         try PromptSetFile.write(prompts, header: "fuzz round trip", to: copy)
         let back = try PromptSetFile.read(copy)
         guard back == prompts else {
-            fatalError("prompts read back as \(back.count) prompts, not the \(prompts.count) written")
+            fatalError("\(prompts.count) prompts written, \(back.count) read back")
         }
     } catch {
         fatalError("prompts that were read cannot be written back: \(error)")

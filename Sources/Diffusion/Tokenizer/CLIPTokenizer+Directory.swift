@@ -70,7 +70,8 @@ extension CLIPTokenizer {
         vocabulary.reserveCapacity(members.count)
         for (token, value) in members {
             guard let id = tokenID(value) else {
-                throw ModelError(file: path, key: token, "expected \(idRange), found \(describe(value))")
+                throw ModelError(
+                    file: path, key: token, "expected \(idRange), found \(describe(value))")
             }
             vocabulary[token] = id
         }
@@ -154,7 +155,9 @@ extension CLIPTokenizer {
         var vocabulary: [String: Int] = [:]
         for (token, value) in entries {
             guard let id = tokenID(value) else {
-                throw ModelError(file: path, key: "model.vocab.\(token)", "expected \(idRange), found \(describe(value))")
+                throw ModelError(
+                    file: path, key: "model.vocab.\(token)",
+                    "expected \(idRange), found \(describe(value))")
             }
             vocabulary[token] = id
         }
