@@ -4,7 +4,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev
 
-.PHONY: deps build test bench demo clean
+.PHONY: deps build test bench demo fuzz fuzz-deps clean
 
 # Install the missing Debian packages; does nothing when they are all present.
 deps:
@@ -63,5 +63,25 @@ bench: deps
 		echo "(model benchmarks skipped: they need tools/.venv-models, see tools/make_model_fixtures.py)"; \
 	fi
 
+# libFuzzer harnesses for the readers of untrusted files (Fuzz/, a package of its own so
+# `make test` never builds them), each run FUZZ_SECONDS; the summary says, per harness,
+# the inputs executed and whether it crashed (results: RELIABILITY.md).
+FUZZ_SECONDS ?= 100
+FUZZ_HARNESSES := safetensors json concept png tokenizer promptset
+FUZZ_SWIFTFLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+
+# libFuzzer and AddressSanitizer ship with the Swift toolchain's clang runtime.
+fuzz-deps: deps
+	@runtime=$$(dirname "$$(dirname "$$(readlink -f "$$(command -v $(SWIFT))")")")/lib/clang; \
+	ls $$runtime/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || \
+		{ echo "make fuzz: no libFuzzer in $$runtime (a Swift toolchain for Linux ships it)"; exit 1; }
+
+fuzz: fuzz-deps
+	@for h in $(FUZZ_HARNESSES); do \
+		$(SWIFT) build --package-path Fuzz --scratch-path Fuzz/.build -c release \
+			$(FUZZ_SWIFTFLAGS) --product fuzz-$$h || exit 1; \
+	done
+	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build

@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "World", targets: ["World"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

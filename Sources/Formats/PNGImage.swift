@@ -84,6 +84,10 @@ enum LibPNG {
     /// 1,000,000 × 1,000,000 pixels, and that must be an error, not a failed allocation.
     static let maxDecodedBytes = 1 << 30
 
+    /// The most decoded bytes one byte of a PNG file can stand for: deflate expands at most
+    /// 1032:1, and decoding at most 32:1 more (1-bit palette indices to RGBA bytes).
+    static let maxExpansion = 1032 * 32
+
     /// Runs `body` with a zeroed png_image on the heap and frees it afterwards. libpng
     /// keeps the image's address between calls (its error handler writes the message
     /// there), so the struct must not move: a Swift `var` passed `&image` gives no such
@@ -125,6 +129,14 @@ enum LibPNG {
                 image.pointee.format &= PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA
                 let channels = channels(of: image.pointee.format)
                 guard decodePixels else { return (width, height, channels, nil) }
+                // libpng finds missing image data only while decoding into the buffer; a small
+                // file must not get to claim a buffer of a gigabyte first.
+                guard width * height * channels <= data.count * maxExpansion else {
+                    throw FormatError(
+                        .invalidPNG, path: path,
+                        reason: "image \(width)x\(height) cannot be held in a file of "
+                            + "\(data.count) bytes (truncated or corrupt)")
+                }
                 // Untagged 16-bit files are taken as sRGB, like 8-bit ones, so 16 → 8 bits is
                 // a plain rescale; by default libpng would take them as linear and re-encode.
                 image.pointee.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)

@@ -147,8 +147,18 @@ struct TOMLReader {
         guard let value = Double(digits), value.isFinite else {
             throw error("'\(text)' is not a number")
         }
-        return .number(value, isInteger: !digits.contains(where: { ".eE".contains($0) }))
+        let isInteger = !digits.contains(where: { ".eE".contains($0) })
+        // Numbers are held as Double, exact for integers up to 2^53, and TOML asks for an
+        // error where an integer cannot be kept losslessly; readers then convert with Int(_:).
+        if isInteger {
+            guard let exact = Int(digits), exact.magnitude <= Self.maxExactInteger else {
+                throw error("integer '\(text)' is out of range (at most 2^53 in magnitude)")
+            }
+        }
+        return .number(value, isInteger: isInteger)
     }
+
+    private static let maxExactInteger: UInt = 1 << 53
 
     private mutating func boolean() throws -> TOMLValue {
         var word = ""

@@ -23,6 +23,10 @@ final class BytePairEncoder: @unchecked Sendable {
         let merged: Int32
     }
 
+    /// The largest id a token may have: ids are held as Int32 here, which halves the merge
+    /// table and the symbol arrays of the hot loop. The file readers refuse larger ids.
+    static let maxTokenID = Int(Int32.max)
+
     /// Rules keyed by `left << 32 | right`.
     private let merges: [UInt64: Merge]
     /// `innerIDs[b]`: the id of byte `b`'s character inside a word; `finalIDs[b]`: with `</w>`.

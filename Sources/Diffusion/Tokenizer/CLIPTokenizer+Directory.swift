@@ -69,14 +69,28 @@ extension CLIPTokenizer {
         var vocabulary: [String: Int] = [:]
         vocabulary.reserveCapacity(members.count)
         for (token, value) in members {
-            guard case .number(let text) = value, let id = Int(text), id >= 0 else {
+            guard let id = tokenID(value) else {
                 throw ModelError(
-                    file: path, key: token,
-                    "expected a non-negative integer id, found \(describe(value))")
+                    file: path, key: token, "expected \(idRange), found \(describe(value))")
             }
             vocabulary[token] = id
         }
         return vocabulary
+    }
+
+    /// What a token id must be, for error messages.
+    static let idRange = "an integer id from 0 to \(BytePairEncoder.maxTokenID)"
+
+    /// An integer token id the encoder can hold; nil for anything else.
+    static func tokenID(_ value: JSONValue) -> Int? {
+        guard case .number(let text) = value else { return nil }
+        return tokenID(text)
+    }
+
+    /// `text` as a token id the encoder can hold: a decimal integer in range, else nil.
+    static func tokenID(_ text: String) -> Int? {
+        guard let id = Int(text), (0...BytePairEncoder.maxTokenID).contains(id) else { return nil }
+        return id
     }
 
     /// A JSON value as an error message shows it: numbers and strings as written.
@@ -140,8 +154,10 @@ extension CLIPTokenizer {
         }
         var vocabulary: [String: Int] = [:]
         for (token, value) in entries {
-            guard case .number(let text) = value, let id = Int(text), id >= 0 else {
-                throw ModelError(file: path, key: "model.vocab.\(token)", "expected a non-negative integer id, found \(describe(value))")
+            guard let id = tokenID(value) else {
+                throw ModelError(
+                    file: path, key: "model.vocab.\(token)",
+                    "expected \(idRange), found \(describe(value))")
             }
             vocabulary[token] = id
         }

@@ -26,6 +26,10 @@ struct TokenizerConfig {
     static let roleKeys = ["bos_token", "eos_token", "unk_token", "pad_token"]
     /// CLIP's context length, used when the config leaves `model_max_length` unset.
     static let defaultMaxLength = 77
+    /// Far beyond any text encoder's positions, yet small enough that padding a prompt to
+    /// it is cheap: every prompt is padded to `model_max_length`, so a corrupt value must be
+    /// refused when the folder is read, not met as a failed allocation at the first prompt.
+    static let largestMaxLength = 1 << 16
 
     private(set) var maxLength = defaultMaxLength
     /// By role key; CLIPTokenizer's own defaults unless a file declares the role.
@@ -104,7 +108,7 @@ struct TokenizerConfig {
         case .null:
             return
         case .number(let text):
-            if let length = Int(text), length >= 2 {
+            if let length = Int(text), (2...Self.largestMaxLength).contains(length) {
                 maxLength = length
                 return
             }
@@ -113,7 +117,8 @@ struct TokenizerConfig {
         default:
             throw ModelError(
                 file: config.path, key: "model_max_length",
-                "expected an integer of at least 2, found \(CLIPTokenizer.describe(value))")
+                "expected an integer from 2 to \(Self.largestMaxLength) (or 1e15 and above for "
+                    + "no limit), found \(CLIPTokenizer.describe(value))")
         }
     }
 }
@@ -143,8 +148,8 @@ extension TokenizerConfig {
     )
         throws -> AddedToken
     {
-        guard let id = Int(idText), id >= 0 else {
-            throw ModelError(file: file, key: key, "expected a non-negative integer id")
+        guard let id = CLIPTokenizer.tokenID(idText) else {
+            throw ModelError(file: file, key: key, "expected \(CLIPTokenizer.idRange) as the key")
         }
         var fields: [String: JSONValue] = [:]
         if case .object(let members) = entry {
