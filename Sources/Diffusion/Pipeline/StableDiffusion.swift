@@ -42,13 +42,41 @@ public final class StableDiffusion {
             return p
         }
         let vaePath = (directory as NSString).appendingPathComponent("vae")
-        return StableDiffusion(
+        let model = StableDiffusion(
             directory: directory,
             tokenizer: try CLIPTokenizer(directory: try path("tokenizer")),
             textEncoder: try CLIPTextModel.load(directory: try path("text_encoder")),
             unet: try UNet2DConditionModel.load(directory: try path("unet")),
             vae: FileManager.default.fileExists(atPath: vaePath) ? try AutoencoderKL.load(directory: vaePath) : nil,
             schedulerConfigPath: try path("scheduler/scheduler_config.json"))
+        try model.checkComponentsFit()
+        return model
+    }
+
+    /// The components of one folder must fit each other; a mismatch found here is an
+    /// error naming the configs, where the first prompt would otherwise stop on a
+    /// precondition deep in a layer.
+    func checkComponentsFit() throws {
+        let text = textEncoder.config
+        let textConfig = directory + "/text_encoder/config.json"
+        guard tokenizer.maxLength <= text.maxPositions else {
+            throw ModelError(file: textConfig, key: "max_position_embeddings",
+                             "\(text.maxPositions) positions, but the tokenizer pads prompts to \(tokenizer.maxLength)")
+        }
+        guard tokenizer.vocabularySize <= text.vocabularySize else {
+            throw ModelError(file: textConfig, key: "vocab_size",
+                             "\(text.vocabularySize) embeddings, but the tokenizer has \(tokenizer.vocabularySize) ids")
+        }
+        let attends = unet.config.downBlocks.contains(.crossAttention) || unet.config.upBlocks.contains(.crossAttention)
+            || unet.config.midBlock == .crossAttention
+        guard !attends || unet.config.crossAttentionDim == text.hiddenSize else {
+            throw ModelError(file: directory + "/unet/config.json", key: "cross_attention_dim",
+                             "\(unet.config.crossAttentionDim), but the text encoder's hidden size is \(text.hiddenSize)")
+        }
+        if let vae, vae.config.latentChannels != unet.config.inChannels {
+            throw ModelError(file: directory + "/vae/config.json", key: "latent_channels",
+                             "\(vae.config.latentChannels), but the UNet takes \(unet.config.inChannels) channels")
+        }
     }
 
     /// Adds learned tokens (textual inversion, as diffusers' `load_textual_inversion`):
