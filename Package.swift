@@ -74,6 +74,6 @@ let package = Package(
         .testTarget(
             name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Diffusion", "Tensor", "World"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "duoTests", dependencies: ["duo", "Formats", "World", "Unlearning"]),
+        .testTarget(name: "duoTests", dependencies: ["duo", "Formats", "World", "Unlearning", "TestSupport"]),
     ]
 )

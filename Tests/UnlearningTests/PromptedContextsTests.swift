@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Tensor
+import TestSupport
 import XCTest
 
 @testable import Unlearning
@@ -48,6 +49,7 @@ final class PromptedContextsTests: XCTestCase {
         for seed in 0..<8 as Range<UInt64> {
             let contexts = try XCTUnwrap(trainer.promptedContexts([0, 1, 2], key: RandomKey(seed: seed)))
             for row in 0..<3 {
+                // Exact: a prompt-free row is a copy of the empty prompt's states.
                 let isEmpty = contexts.pairs.slice(batch: row).scalars == empty.scalars
                 XCTAssertEqual(isEmpty, contexts.prior.slice(batch: row).scalars == empty.scalars,
                                "a pair is prompted in both terms or in neither")
@@ -58,9 +60,13 @@ final class PromptedContextsTests: XCTestCase {
         XCTAssertGreaterThan(promptFree, 0)
     }
 
+    /// The trainer encodes its prompts as one batch, the expected states one prompt at a
+    /// time: the text encoder's GEMMs (a row per prompt and token) are blocked differently,
+    /// and each state moves by up to a relative ρ of the largest (Float32Rounding).
     func assertClose(_ a: Tensor, _ b: Tensor, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(a.shape, b.shape, file: file, line: line)
+        let rho = Float32Rounding.network(weights: TinyWorldModel.model.textEncoder.parameters)
         let largest = zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertLessThan(largest, 1e-5, file: file, line: line)
+        XCTAssertLessThanOrEqual(largest, rho * b.scalars.map(abs).max()!, file: file, line: line)
     }
 }

@@ -69,6 +69,7 @@ final class SDEditPairsTests: XCTestCase {
         XCTAssertEqual(summary.unsafeDraws, 6 + summary.unsafeRejected)
     }
 
+    /// Exact: both runs make the same batches, so every GEMM has the same shapes.
     func testTheSameSettingsGiveTheSameBytes() throws {
         _ = try pairs("a").run()
         _ = try pairs("b").run()

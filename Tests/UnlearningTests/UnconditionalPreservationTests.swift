@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Tensor
+import TestSupport
 import XCTest
 
 @testable import Unlearning
@@ -51,17 +52,19 @@ final class UnconditionalPreservationTests: XCTestCase {
         let priorPrompts = model.encode(["two red circles", "a blue square"])
         let config = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
         let schedule = NoiseSchedule(config: config)
-        func terms(_ lambda: Float) -> LossTerms {
+        let (beta, lambda): (Float, Float) = (125, 10)
+        func terms(_ unconditionalLambda: Float) -> LossTerms {
             GradMode.withNoGrad {
                 DUOLoss.compute(
                     unet: model.unet, lora: lora, schedule: schedule, predictionType: config.predictionType,
                     batch: batch, emptyPrompt: empty, pairPrompts: pairPrompts, priorPrompts: priorPrompts,
-                    beta: 125, lambda: 10, unconditionalLambda: lambda)
+                    beta: beta, lambda: lambda, unconditionalLambda: unconditionalLambda)
             }
         }
         // By hand: each side's noisy images on the empty prompt, with and without the adapters.
         let context = concat([empty, empty], axis: 0)
         var expected: Float = 0
+        var meanSquarePrediction: Float = 0
         for (x0, timesteps) in [(batch.unsafe, batch.unsafeTimesteps), (batch.safe, batch.safeTimesteps)] {
             let noisy = schedule.addNoise(original: x0, noise: batch.noise, timesteps: timesteps)
             let t = timesteps.map(Float.init)
@@ -69,13 +72,34 @@ final class UnconditionalPreservationTests: XCTestCase {
             let reference = lora.withDisabled { GradMode.withNoGrad { model.unet(noisy, timesteps: t, context: context) } }
             let d = (trained - reference).scalars
             expected += d.map { $0 * $0 }.reduce(0, +) / Float(d.count) / 2
+            meanSquarePrediction += trained.scalars.map { $0 * $0 }.reduce(0, +) / Float(d.count) / 2
         }
         XCTAssertGreaterThan(expected, 1e-8, "adapters that change nothing could not tell")
         let (off, on) = (terms(0), terms(3))
+
+        // Tolerances: the loss runs 5b rows through the UNet with the term on and 3b without,
+        // the passes here 2b, so GEMMs are blocked differently on each side and every
+        // prediction (of RMS `scale`) moves by up to a relative ρ (Float32Rounding).
+        let rho = Float32Rounding.network(weights: model.unet.parameters)
+        let scale = meanSquarePrediction.squareRoot()
+        let pixels = 3 * 32 * 32
+        // The term: a mean of 2b·pixels squares, summed here in another order, of θ − ref,
+        // whose two predictions both move.
+        let term = expected * Float32Rounding.sum(b * pixels)
+            + Float32Rounding.meanSquare(expected, count: 2 * b * pixels, scale: scale, relative: 2 * rho)
+        // The DPO term: −log σ(β·d), d a difference of four per-image MSEs whose changes add
+        // in quadrature (×2); −log σ has a slope of at most 1.
+        let mse = max(on.mseTrainedSafe, on.mseReferenceSafe, on.mseTrainedUnsafe, on.mseReferenceUnsafe)
+        let dpo = beta * 2 * Float32Rounding.meanSquare(mse, count: pixels, scale: scale, relative: rho)
+        // λ times the prior term, a mean of b·pixels squares of θ − ref.
+        let prior = lambda * Float32Rounding.meanSquare(on.prior, count: b * pixels, scale: scale, relative: 2 * rho)
+        // Each loss, a sum of three terms, rounds once per addition.
+        let losses = (on.loss.item + off.loss.item) * Float32Rounding.sum(3)
+
         XCTAssertEqual(off.unconditional, 0)
-        XCTAssertEqual(on.unconditional, expected, accuracy: 1e-4 * expected)
-        XCTAssertEqual(on.loss.item - off.loss.item, 3 * expected, accuracy: 1e-3 * expected + 1e-6)
-        XCTAssertEqual(on.dpo, off.dpo, accuracy: 1e-6, "the DPO term is the same with the term on")
+        XCTAssertEqual(on.unconditional, expected, accuracy: term)
+        XCTAssertEqual(on.loss.item - off.loss.item, 3 * expected, accuracy: dpo + prior + 3 * term + losses)
+        XCTAssertEqual(on.dpo, off.dpo, accuracy: dpo, "the DPO term is the same with the term on")
         // Prompt-free pairs take no unconditional term (their DPO term is on ∅ itself).
         let promptFree = GradMode.withNoGrad {
             DUOLoss.compute(

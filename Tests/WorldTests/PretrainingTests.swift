@@ -33,6 +33,7 @@ final class PretrainingTests: XCTestCase {
         // The same bytes come from a restart at step 0; the steps it ran tell them apart.
         XCTAssertEqual(resumedSteps, [3, 4], "the resumed run's steps")
 
+        // Exact: each step trains on a batch of the same shape in both runs.
         for file in ["checkpoint.safetensors", "model/unet/diffusion_pytorch_model.safetensors",
                      "model/text_encoder/model.safetensors"] {
             let a = try Data(contentsOf: URL(fileURLWithPath: root + "/straight/" + file))

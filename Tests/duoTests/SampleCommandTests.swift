@@ -22,6 +22,10 @@ final class SampleCommandTests: XCTestCase {
                     "--out", scratch + "/" + out] + extra)
     }
 
+    private func pixels(_ name: String) throws -> [Int] {
+        try PNGImage(contentsOf: scratch + "/" + name).pixels.map(Int.init)
+    }
+
     private func bytes(_ name: String) throws -> Data {
         try Data(contentsOf: URL(fileURLWithPath: scratch + "/" + name))
     }
@@ -32,7 +36,13 @@ final class SampleCommandTests: XCTestCase {
         XCTAssertEqual(try bytes("a.png"), try bytes("b.png"))
         let many = try sample(["--seed", "3", "--count", "2"], out: "m.png")
         XCTAssertEqual(many.status, 0, many.stderr)
-        XCTAssertEqual(try bytes("m-1.png"), try bytes("a.png"), "image 1 of 2 is the image of a single run")
+        // Image 1 of 2 denoises in a shard of its own, but on one thread where the single
+        // image has all of them, and the VAE decodes both images in one batch: GEMMs split
+        // or blocked for other shapes round differently, by far less than a level, which
+        // can still carry a pixel across a rounding boundary (one level).
+        let (one, alone) = (try pixels("m-1.png"), try pixels("a.png"))
+        XCTAssertEqual(one.count, alone.count)
+        XCTAssertLessThanOrEqual(zip(one, alone).map { abs($0 - $1) }.max()!, 1, "image 1 of 2 is the image of a single run")
         XCTAssertNotEqual(try bytes("m-2.png"), try bytes("a.png"))
         XCTAssertEqual(try sample(["--seed", "4"], out: "c.png").status, 0)
         XCTAssertNotEqual(try bytes("c.png"), try bytes("a.png"))

@@ -66,6 +66,8 @@ final class UnlearnCommandTests: XCTestCase {
 
         let resumed = try runDuo(arguments(killed) + ["--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        // Exact: every step runs the same shapes in both runs (its micro-batch, cut into the
+        // same shards), on the same machine, so the sums round alike.
         let a = try Data(contentsOf: URL(fileURLWithPath: straight + "/adapter.safetensors"))
         let b = try Data(contentsOf: URL(fileURLWithPath: killed + "/adapter.safetensors"))
         XCTAssertEqual(a, b, "adapter bytes")
@@ -204,6 +206,7 @@ final class UnlearnCommandTests: XCTestCase {
         // A strong scale, for a change well above rounding on this random tiny model.
         let adapted = try sample(["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "30"], "lora.png")
         let off = try sample(["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "0"], "off.png")
+        // Exact: the same shapes, and the adapters add exact zeros.
         XCTAssertEqual(off, base, "scale 0 is the base model")
         XCTAssertGreaterThan(zip(base, adapted).map { abs($0 - $1) }.max()!, 5, "the adapter changes the image beyond rounding")
 
