@@ -255,7 +255,10 @@ final class ConceptFileTests: XCTestCase {
         // Before: printing the found value with Int(value) trapped.
         let text = Self.valid + Self.settings
         assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 99999999999999999999999"),
-                    "bad.toml:21: key 'synthesis.pairs': expected 1 to 1000000000, found 99999999999999991611392")
+                    "bad.toml:21: key 'synthesis.pairs': integer '99999999999999999999999' is out of range (at most 2^53 in magnitude)")
+        // Within a Double's exact integers but past the key's range: the value as written.
+        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 9007199254740992"),
+                    "bad.toml:21: key 'synthesis.pairs': expected 1 to 1000000000, found 9007199254740992")
     }
 
     static var nameLine: Int { valid.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("name") }! + 1 }

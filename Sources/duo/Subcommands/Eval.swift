@@ -75,6 +75,49 @@ extension Duo {
             }
         }
 
+        /// The concept file with `--attack-set` sets in place of, or besides, its own.
+        func conceptWithAttackSets() throws -> ConceptFile {
+            var conceptFile = try Lookup.concept(concept)
+            for (name, path) in try attackSetOptions() {
+                let set = ConceptFile.AttackSetFile(name: name, path: path)
+                if let i = conceptFile.attackSets.firstIndex(where: { $0.name == name }) {
+                    conceptFile.attackSets[i] = set
+                } else {
+                    conceptFile.attackSets.append(set)
+                }
+            }
+            return conceptFile
+        }
+
+        /// The original model and each adapter with its label, which names a folder of the
+        /// report (`images/LABEL/`).
+        func labelledCandidates() throws -> [EvaluationRun.Candidate] {
+            var candidates = [EvaluationRun.Candidate(label: "original", adapter: nil)]
+            for (i, path) in adapter.enumerated() {
+                let name = i < label.count ? label[i] : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
+                candidates.append(.init(label: name, adapter: path))
+            }
+            for label in candidates.map(\.label) where label == "." || label == ".." || label.hasPrefix(".")
+                || label.contains(where: { $0 == "/" || $0 == "\0" || $0.isNewline }) || label.count > 100 {
+                throw UsageError("--label \(label.debugDescription): a label names a folder of the report (no '/', no leading '.', at most 100 characters)")
+            }
+            guard Set(candidates.map(\.label)).count == candidates.count else {
+                throw UsageError("model labels must differ: \(candidates.map(\.label).joined(separator: ", ")) (give --label)")
+            }
+            return candidates
+        }
+
+        /// Says which attack sets the model will not read whole. A set with learned tokens
+        /// beside it uses words the tokenizer gets only when they are loaded: not checked.
+        func warnAboutPrompts(of conceptFile: ConceptFile, modelDirectory: String) {
+            guard let tokenizer = try? CLIPTokenizer(directory: modelDirectory + "/tokenizer") else { return }
+            let plain = conceptFile.attackSets.filter {
+                !FileManager.default.fileExists(atPath: GeneratedAttackSet.embeddingsPath(forSet: $0.path))
+            }
+            let sets = plain.compactMap { set in (try? PromptSetFile.read(set.path)).map { (set.name, $0) } }
+            PromptCheck.warn(sets: sets, tokenizer: tokenizer)
+        }
+
         /// `--attack-set NAME=PATH` as (name, path) pairs.
         func attackSetOptions() throws -> [(name: String, path: String)] {
             try attackSet.map { option in
@@ -90,32 +133,15 @@ extension Duo {
         }
 
         func run() throws {
-            var conceptFile = try Lookup.concept(concept)
-            for (name, path) in try attackSetOptions() {
-                let set = ConceptFile.AttackSetFile(name: name, path: path)
-                if let i = conceptFile.attackSets.firstIndex(where: { $0.name == name }) {
-                    conceptFile.attackSets[i] = set
-                } else {
-                    conceptFile.attackSets.append(set)
-                }
-            }
+            let conceptFile = try conceptWithAttackSets()
             let modelDirectory = try Lookup.model(model)
+            let candidates = try labelledCandidates()
+            // An unreadable adapter is found before any image is drawn.
+            for path in adapter { _ = try SafeTensorsReader(path: path) }
+            warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
             let detectorProcess: ConceptDetector = try detector.map {
                 try DetectorProcess(command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
             } ?? conceptFile.makeDetector()
-            var candidates = [EvaluationRun.Candidate(label: "original", adapter: nil)]
-            for (i, path) in adapter.enumerated() {
-                let name = i < label.count ? label[i] : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
-                candidates.append(.init(label: name, adapter: path))
-            }
-            for label in candidates.map(\.label) where label == "." || label == ".." || label.hasPrefix(".")
-                || label.contains(where: { $0 == "/" || $0 == "\0" || $0.isNewline }) || label.count > 100 {
-                // Labels name the report's image folders.
-                throw UsageError("--label \(label.debugDescription): a label names a folder of the report (no '/', no leading '.', at most 100 characters)")
-            }
-            guard Set(candidates.map(\.label)).count == candidates.count else {
-                throw UsageError("model labels must differ: \(candidates.map(\.label).joined(separator: ", ")) (give --label)")
-            }
             var settings = EvaluationRun.Settings()
             settings.seeds = seeds
             settings.promptsPerSet = prompts
@@ -123,16 +149,6 @@ extension Duo {
             settings.steps = steps
             settings.guidance = guidance
             settings.seed = seed
-            // An unreadable adapter is found before any image is drawn.
-            for path in adapter { _ = try SafeTensorsReader(path: path) }
-            if let tokenizer = try? CLIPTokenizer(directory: modelDirectory + "/tokenizer") {
-                // A set with learned tokens beside it uses words the tokenizer gets only then.
-                let plain = conceptFile.attackSets.filter {
-                    !FileManager.default.fileExists(atPath: GeneratedAttackSet.embeddingsPath(forSet: $0.path))
-                }
-                let sets = plain.compactMap { set in (try? PromptSetFile.read(set.path)).map { (set.name, $0) } }
-                PromptCheck.warn(sets: sets, tokenizer: tokenizer)
-            }
             let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
             do {
                 let evaluation = try EvaluationRun(

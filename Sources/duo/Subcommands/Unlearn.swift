@@ -165,6 +165,13 @@ extension Duo {
             return s
         }
 
+        /// `adapters/NAME/duo-betaB` or `adapters/NAME/esd-etaE`.
+        static func defaultDirectory(_ settings: UnlearningSettings, concept: String) -> String {
+            let beta = Int(exactly: settings.beta).map(String.init) ?? String(format: "%g", Double(settings.beta))
+            let run = settings.method == .duo ? "duo-beta\(beta)" : "esd-eta\(settings.eta)"
+            return "adapters/\(concept)/\(run)"
+        }
+
         func run() throws {
             let conceptFile = try Lookup.concept(concept)
             let modelDirectory = try Lookup.model(model)
@@ -176,9 +183,7 @@ extension Duo {
             try MemoryEstimate.check(
                 MemoryEstimate.training(model: diffusion, rows: 2 * settings.batchSize),
                 what: "a micro-batch of \(settings.batchSize) pairs")
-            let beta = Int(exactly: settings.beta).map(String.init) ?? String(format: "%g", Double(settings.beta))
-            let run = settings.method == .duo ? "duo-beta\(beta)" : "esd-eta\(settings.eta)"
-            let directory = out ?? "adapters/\(conceptFile.name)/\(run)"
+            let directory = out ?? Self.defaultDirectory(settings, concept: conceptFile.name)
             let made = try OutputFolder.create(directory, for: "the output folder")
             defer { if made { OutputFolder.removeIfUnused(directory) } }
             let lock = try OutputFolder.lock(directory, for: "the output folder")
