@@ -136,5 +136,27 @@ for d in "exit 3" "/bin/sh hang.sh" "echo garbage" "while read p; do echo '{\"pa
   case_ error eval --concept stripes --model $M --prompts 1 --seeds 1 --keep-prompts 2 --steps 1 --quiet --detector "$d" --detector-timeout 2 --out r
 done
 end
-left=$(for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^sleep 300 $')
+left=$(for p in /proc/[0-9]*; do { tr '\0' ' ' < $p/cmdline; } 2>/dev/null; echo; done | grep -c '^sleep 300 $')
 [ "$left" = 0 ] || echo "| detector children left running | | | | $left |"
+
+# Faults: a second writer while the first runs, and runs killed with SIGKILL then run again,
+# whose outputs must equal an uninterrupted run's bytes.
+begin "concurrent writers and killed runs (kill -9, then the same command or --resume)"
+"$DUO" synthesize --concept stripes --model $M --count 16 --steps 20 --no-filter --quiet --out busy > /dev/null 2>&1 &
+first=$!; sleep 1
+case_ error synthesize --concept stripes --model $M --count 16 --steps 20 --no-filter --quiet --out busy
+case_ error unlearn --concept stripes --model $M --pairs pairs --steps 1 --out busy-run --pairs busy
+wait $first
+synth="synthesize --concept stripes --model $M --count 8 --steps 8 --batch-size 2 --no-filter --quiet"
+train="unlearn --concept stripes --model $M --pairs pairs --steps 12 --checkpoint-every 3 --rank 2 --batch-size 2 --quiet"
+"$DUO" $synth --out straight-pairs > /dev/null 2>&1; "$DUO" $train --out straight-run > /dev/null 2>&1
+for delay in 0.5 1 2; do
+  "$DUO" $synth --out killed-pairs-$delay > /dev/null 2>&1 & pid=$!; sleep $delay; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+  case_ any $synth --out killed-pairs-$delay
+  cmp -s straight-pairs/manifest.jsonl killed-pairs-$delay/manifest.jsonl || { bad=$((bad + 1)); badlist="$badlist [pairs differ after a kill at ${delay}s]"; }
+  "$DUO" $train --out killed-run-$delay > /dev/null 2>&1 & pid=$!; sleep $delay; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+  if [ -f killed-run-$delay/checkpoint.safetensors ]; then case_ any $train --out killed-run-$delay --resume
+  else case_ any $train --out killed-run-$delay; fi
+  cmp -s straight-run/adapter.safetensors killed-run-$delay/adapter.safetensors || { bad=$((bad + 1)); badlist="$badlist [adapter differs after a kill at ${delay}s]"; }
+done
+end
