@@ -68,17 +68,19 @@ public struct ReportFolder {
         }
     }
 
-    /// Staging folders `NAME.tmp-PID` beside `destination` whose process is gone.
+    /// Staging folders `NAME.tmp-PID` beside `destination` whose process is gone, and
+    /// which hold nothing but what a report holds.
     static func removeAbandonedStaging(of destination: String) {
+        let files = FileManager.default
         let url = URL(fileURLWithPath: destination)
         let parent = url.deletingLastPathComponent().path
         let prefix = url.lastPathComponent + ".tmp-"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
+        for entry in (try? files.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
             guard let pid = Int32(entry.dropFirst(prefix.count)), pid != getpid() else { continue }
+            let path = parent + "/" + entry
+            guard let held = try? files.contentsOfDirectory(atPath: path), Set(held).isSubset(of: reportEntries) else { continue }
             // kill(pid, 0) fails with ESRCH only when no such process exists.
-            if kill(pid, 0) != 0 && errno == ESRCH {
-                try? FileManager.default.removeItem(atPath: parent + "/" + entry)
-            }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? files.removeItem(atPath: path) }
         }
     }
 }
