@@ -55,14 +55,12 @@ extension Duo {
     /// What a white-box attack (unlearndiff, concept-inversion) runs against: the model with
     /// an adapter, and the pairs whose unsafe images and prompts show the concept.
     struct WhiteBoxTarget: ParsableArguments {
-        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
-        var concept: String
+        @OptionGroup var conceptOption: ConceptOption
 
         @Option(help: "The unlearned model's adapter (from duo unlearn).")
         var adapter: String
 
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
+        @OptionGroup var modelOption: ModelOption
 
         @Option(help: "The pairs folder whose unsafe images and prompts the attack uses (default: pairs/NAME).")
         var pairs: String?
@@ -71,8 +69,8 @@ extension Duo {
         /// function with no gradients of its own: only the attack's input is optimized),
         /// and the pairs.
         func load() throws -> (ConceptFile, StableDiffusion, PairData) {
-            let conceptFile = try Lookup.concept(concept)
-            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            let conceptFile = try conceptOption.load()
+            let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
             return (conceptFile, diffusion, try PairData(directory: pairs ?? "pairs/\(conceptFile.name)"))
         }
@@ -92,11 +90,9 @@ extension Duo {
                 the prompts transfer to every unlearned UNet of the model.
                 """)
 
-        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
-        var concept: String
+        @OptionGroup var conceptOption: ConceptOption
 
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
+        @OptionGroup var modelOption: ModelOption
 
         @Option(help: "Tokens per prompt (Ring-A-Bell's K).")
         var length = RingABell.Settings().length
@@ -119,8 +115,7 @@ extension Duo {
         @Option(help: "Output file (default: the concept file's attacks.ring-a-bell, or NAME/ring-a-bell.txt beside it; attacks/NAME/ring-a-bell.txt for a concept that ships with duo).")
         var out: String?
 
-        @Flag(help: "No progress output.")
-        var quiet = false
+        @OptionGroup var output: QuietFlag
 
         func validate() throws {
             guard length >= 1, population >= 4, generations >= 1, count >= 1 else {
@@ -130,9 +125,9 @@ extension Duo {
         }
 
         func run() throws {
-            let conceptFile = try Lookup.concept(concept)
+            let conceptFile = try conceptOption.load()
             let destination = try Attack.destination(out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
-            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             var settings = RingABell.Settings()
             settings.length = length
             settings.eta = eta
@@ -143,7 +138,7 @@ extension Duo {
             let attack = try RingABell(
                 model: diffusion, withConcept: pairs.map(\.unsafe), withoutConcept: pairs.map(\.safe),
                 forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
-            let bar = quiet ? nil : ProgressLine("ring-a-bell")
+            let bar = output.progress("ring-a-bell")
             var found: [String] = []
             for i in 0..<count {
                 let result = attack.attack(pairs[i].unsafe, index: UInt64(i))

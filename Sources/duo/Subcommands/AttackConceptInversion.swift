@@ -44,8 +44,7 @@ extension Duo {
         @Option(help: "Output prompt file (default: the concept file's attacks.concept-inversion, or NAME/concept-inversion.txt beside it; attacks/NAME/ for a concept that ships with duo); the embedding goes beside it as .safetensors.")
         var out: String?
 
-        @Flag(help: "No progress output.")
-        var quiet = false
+        @OptionGroup var output: QuietFlag
 
         func validate() throws {
             guard steps >= 1, batchSize >= 1, count >= 1 else { throw UsageError("--steps, --batch-size and --count must be at least 1") }
@@ -70,7 +69,7 @@ extension Duo {
             settings.seed = seed
             let words = conceptFile.explicitWords + conceptFile.synonyms
             let inversion = try ConceptInversion(model: diffusion, forbidden: words, settings: settings)
-            let bar = quiet ? nil : ProgressLine("concept inversion")
+            let bar = output.progress("concept inversion")
             let vector = try inversion.learn(
                 images: diffusion.modelSpace(pairData.unsafe),
                 prompts: pairData.unsafePrompts.map { inversion.substitute(words, in: $0) }

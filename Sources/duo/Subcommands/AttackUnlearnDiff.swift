@@ -43,8 +43,7 @@ extension Duo {
         @Option(help: "Output file (default: the concept file's attacks.unlearndiff, or NAME/unlearndiff.txt beside it; attacks/NAME/unlearndiff.txt for a concept that ships with duo).")
         var out: String?
 
-        @Flag(help: "No progress output.")
-        var quiet = false
+        @OptionGroup var output: QuietFlag
 
         func validate() throws {
             guard prefix >= 1, steps >= 1, draws >= 1, count >= 1 else {
@@ -67,7 +66,7 @@ extension Duo {
             settings.seed = seed
             let attack = try UnlearnDiffAttack(
                 model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
-            let bar = quiet ? nil : ProgressLine("unlearndiff")
+            let bar = output.progress("unlearndiff")
             var found: [String] = []
             for i in 0..<count {
                 let result = attack.attack(

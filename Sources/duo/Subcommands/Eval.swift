@@ -19,11 +19,9 @@ extension Duo {
                 built beside DIR and moved into place at the end: a failed run leaves none.
                 """)
 
-        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
-        var concept: String
+        @OptionGroup var conceptOption: ConceptOption
 
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
+        @OptionGroup var modelOption: ModelOption
 
         @Option(help: "An adapter to evaluate (repeatable).")
         var adapter: [String] = []
@@ -61,8 +59,7 @@ extension Duo {
         @Option(help: "Output folder (default: reports/NAME/eval).")
         var out: String?
 
-        @Flag(help: "No progress output.")
-        var quiet = false
+        @OptionGroup var output: QuietFlag
 
         func validate() throws {
             guard label.count <= adapter.count else { throw UsageError("--label given \(label.count) times for \(adapter.count) adapters") }
@@ -77,7 +74,7 @@ extension Duo {
 
         /// The concept file with `--attack-set` sets in place of, or besides, its own.
         func conceptWithAttackSets() throws -> ConceptFile {
-            var conceptFile = try Lookup.concept(concept)
+            var conceptFile = try conceptOption.load()
             for (name, path) in try attackSetOptions() {
                 let set = ConceptFile.AttackSetFile(name: name, path: path)
                 if let i = conceptFile.attackSets.firstIndex(where: { $0.name == name }) {
@@ -134,7 +131,7 @@ extension Duo {
 
         func run() throws {
             let conceptFile = try conceptWithAttackSets()
-            let modelDirectory = try Lookup.model(model)
+            let modelDirectory = try modelOption.directory()
             let candidates = try labelledCandidates()
             // An unreadable adapter is found before any image is drawn.
             for path in adapter { _ = try SafeTensorsReader(path: path) }
@@ -157,7 +154,7 @@ extension Duo {
                 for (name, path) in evaluation.skippedSets {
                     FileHandle.standardError.write(Data("duo eval: skipping attack set '\(name)': \(path) is not made yet (duo attack \(name))\n".utf8))
                 }
-                let bar = quiet ? nil : ProgressLine("images")
+                let bar = output.progress("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }
                 try EvaluationReport.write(results, directory: folder.staging)
                 try folder.commit()

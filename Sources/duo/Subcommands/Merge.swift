@@ -14,8 +14,7 @@ extension Duo {
                 folder is written beside its destination and renamed into place.
                 """)
 
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
+        @OptionGroup var modelOption: ModelOption
 
         @Option(help: "The LoRA adapter to fuse.")
         var lora: String
@@ -39,7 +38,7 @@ extension Duo {
             guard parent.isEmpty || files.fileExists(atPath: parent) else {
                 throw UsageError("--out \(out): no folder \(parent) to write it in")
             }
-            let source = try Lookup.model(model)
+            let source = try modelOption.directory()
             let unet = try UNet2DConditionModel.load(directory: source + "/unet")
             let adapters = try LoRAFile.load(lora, into: unet, scale: loraScale)
             try adapters.merge(into: unet)

@@ -15,8 +15,7 @@ extension Duo {
                 whatever N is.
                 """)
 
-        @Option(help: "A diffusers model folder (model_index.json, unet/, text_encoder/, ...; default: the embedded model).")
-        var model: String?
+        @OptionGroup var modelOption: ModelOption
 
         @Option(help: "A LoRA adapter (.safetensors in diffusers' format, e.g. from duo unlearn).")
         var lora: String?
@@ -77,7 +76,7 @@ extension Duo {
         }
 
         func run() throws {
-            let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
+            let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet, scale: loraScale ?? 1) }
             PromptCheck.warn([prompt, negativePrompt], tokenizer: diffusion.tokenizer)
             var parameters = TextToImage.Parameters(prompt: prompt)

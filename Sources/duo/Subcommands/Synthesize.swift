@@ -21,11 +21,9 @@ extension Duo {
                 file's [synthesis] table.
                 """)
 
-        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
-        var concept: String
+        @OptionGroup var conceptOption: ConceptOption
 
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
+        @OptionGroup var modelOption: ModelOption
 
         @Option(help: "Pairs to keep (default: the concept file's synthesis.pairs).")
         var count: Int?
@@ -60,8 +58,7 @@ extension Duo {
         @Flag(help: "Start the output folder over, even if it was made with other settings.")
         var force = false
 
-        @Flag(help: "No progress output.")
-        var quiet = false
+        @OptionGroup var output: QuietFlag
 
         func validate() throws {
             if let count, count < 1 { throw UsageError("--count must be at least 1, got \(count)") }
@@ -76,12 +73,12 @@ extension Duo {
         }
 
         func run() throws {
-            let conceptFile = try Lookup.concept(concept)
-            let modelDirectory = try Lookup.model(model)
+            let conceptFile = try conceptOption.load()
+            let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             let detector = try conceptFile.makeDetector()
             var settings = PairSettings(
-                concept: conceptFile, model: model ?? "embedded",
+                concept: conceptFile, model: modelOption.model ?? "embedded",
                 weightsDigest: try StableDiffusion.weightsDigest(directory: modelDirectory),
                 detector: detector.identity, threshold: conceptFile.detector.threshold)
             settings.count = count ?? settings.count
@@ -101,9 +98,9 @@ extension Duo {
             let pairs = SDEditPairs(
                 model: diffusion, concept: conceptFile, detector: detector, settings: settings,
                 directory: directory)
-            let bar = quiet ? nil : ProgressLine("pairs")
+            let bar = output.progress("pairs")
             let summary = try pairs.run(force: force) { bar?.update($0, of: $1) }
-            if !quiet {
+            if !output.quiet {
                 let resumed = summary.resumed > 0 ? " (\(summary.resumed) from an earlier run)" : ""
                 bar?.note(
                     "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "

@@ -22,17 +22,15 @@ extension Duo {
                 file's [unlearning] table sets its own, and the options below win over both.
                 """)
 
-        @Option(help: "A concept name (concepts/NAME.toml) or the path of a concept file.")
-        var concept: String
+        @OptionGroup var conceptOption: ConceptOption
 
         @Option(help: "The pairs folder from duo synthesize (default: pairs/NAME).")
         var pairs: String?
 
-        @Option(help: "A diffusers model folder (default: the embedded model).")
-        var model: String?
+        @OptionGroup var modelOption: ModelOption
 
-        @Option(help: "duo or esd.")
-        var method = "duo"
+        @Option(help: "DUO, or the ESD-u baseline for comparison.")
+        var method: UnlearningSettings.Method = .duo
 
         @Option(help: "DPO beta (DUO: 500 for nudity, 1000 for violence; the embedded model: 125).")
         var beta: Float?
@@ -67,8 +65,8 @@ extension Duo {
         @Option(name: .customLong("t-max"), help: "Training timesteps are drawn from [0, T) (default: 750, DUO's t_max).")
         var tMax: Int?
 
-        @Option(help: "duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2).")
-        var convention = "duo"
+        @Option(help: "The DPO convention: duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2).")
+        var convention: DPOConvention = .duo
 
         @Option(name: .customLong("prompted-share"), help: "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt and whose output-preserving term on its safe prompt (default: 0, DUO's prompt-free objective; 1 on the embedded model).")
         var promptedShare: Float?
@@ -94,12 +92,9 @@ extension Duo {
         @Flag(help: "Replace another run's adapter and checkpoint in the output folder (one with other settings).")
         var force = false
 
-        @Flag(help: "No progress output.")
-        var quiet = false
+        @OptionGroup var output: QuietFlag
 
         func validate() throws {
-            guard UnlearningSettings.Method(rawValue: method) != nil else { throw UsageError("--method must be duo or esd, got \(method)") }
-            guard DPOConvention(rawValue: convention) != nil else { throw UsageError("--convention must be duo or diffusion-dpo, got \(convention)") }
             // The same ranges as a concept file's [unlearning] keys.
             if let beta { try OptionCheck.finite(beta, "--beta", atLeast: 1e-6, atMost: 1e9) }
             if let lambda { try OptionCheck.finite(lambda, "--lambda", atLeast: 0, atMost: 1e15) }
@@ -133,8 +128,8 @@ extension Duo {
         /// The model's defaults, then the concept file's `[unlearning]`, then the options.
         func settings(concept: ConceptFile.UnlearningDefaults) throws -> UnlearningSettings {
             // A folder given by path is treated as any diffusers model: DUO's defaults.
-            var s = model == nil ? UnlearningSettings.embeddedModel() : UnlearningSettings()
-            s.method = UnlearningSettings.Method(rawValue: method)!
+            var s = modelOption.model == nil ? UnlearningSettings.embeddedModel() : UnlearningSettings()
+            s.method = method
             s.beta = beta ?? concept.beta ?? s.beta
             s.lambda = lambda ?? concept.lambda ?? s.lambda
             s.rank = rank ?? concept.rank ?? s.rank
@@ -146,7 +141,7 @@ extension Duo {
             s.gradientAccumulation = gradientAccumulation
             s.warmupSteps = warmup
             s.tMax = tMax ?? concept.tMax ?? s.tMax
-            s.convention = DPOConvention(rawValue: convention)!
+            s.convention = convention
             s.promptedShare = promptedShare ?? concept.promptedShare ?? s.promptedShare
             s.unconditionalLambda = unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
             if s.unconditionalLambda > 0, s.method == .esd || (s.promptedShare == 0 && unconditionalLambda == nil) {
@@ -173,8 +168,8 @@ extension Duo {
         }
 
         func run() throws {
-            let conceptFile = try Lookup.concept(concept)
-            let modelDirectory = try Lookup.model(model)
+            let conceptFile = try conceptOption.load()
+            let modelDirectory = try modelOption.directory()
             let settings = try settings(concept: conceptFile.unlearning)
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             let pairData = try PairData(directory: pairsDirectory)
@@ -189,7 +184,7 @@ extension Duo {
             let lock = try OutputFolder.lock(directory, for: "the output folder")
             defer { lock.release() }
             let identity: [(String, String)] = [
-                ("model", jsonQuoted(model ?? "embedded")),
+                ("model", jsonQuoted(modelOption.model ?? "embedded")),
                 ("model_sha256", jsonQuoted(try StableDiffusion.weightsDigest(directory: modelDirectory))),
                 ("pairs", jsonQuoted(pairsDirectory)),
                 ("pairs_manifest_sha256", jsonQuoted(pairData.manifestDigest)),
@@ -201,7 +196,7 @@ extension Duo {
                 throw UsageError("\(directory) \(conflict)")
             }
             Interruption.install()
-            let bar = quiet ? nil : ProgressLine("unlearning")
+            let bar = output.progress("unlearning")
             let reached = try trainer.train(resume: resume) { log in
                 let value = { (key: String) in log.terms.first { $0.0 == key }?.1 ?? .nan }
                 let detail = settings.method == .duo
@@ -220,3 +215,8 @@ extension Duo {
         }
     }
 }
+
+// `--method duo|esd` and `--convention duo|diffusion-dpo` parse straight into the method's
+// enums; ArgumentParser lists the choices in help and in errors.
+extension UnlearningSettings.Method: ExpressibleByArgument {}
+extension DPOConvention: ExpressibleByArgument {}

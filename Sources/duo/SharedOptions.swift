@@ -1,0 +1,31 @@
+import ArgumentParser
+import World
+
+// The options several subcommands take, declared once (`@OptionGroup`).
+
+/// `--concept NAME|PATH`.
+struct ConceptOption: ParsableArguments {
+    @Option(help: "A concept name (concepts/NAME.toml here, else a concept file that ships with duo) or the path of a concept file.")
+    var concept: String
+
+    /// The concept file it names (`Lookup.concept`).
+    func load() throws -> ConceptFile { try Lookup.concept(concept) }
+}
+
+/// `--model DIR`.
+struct ModelOption: ParsableArguments {
+    @Option(help: "A diffusers model folder (model_index.json, unet/, text_encoder/, ...; default: the embedded model).")
+    var model: String?
+
+    /// The model folder: the option, or the embedded model's.
+    func directory() throws -> String { try Lookup.model(model) }
+}
+
+/// `--quiet`.
+struct QuietFlag: ParsableArguments {
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    /// A progress line labelled `label`, none with `--quiet`.
+    func progress(_ label: String) -> ProgressLine? { quiet ? nil : ProgressLine(label) }
+}
