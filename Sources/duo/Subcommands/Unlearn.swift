@@ -32,13 +32,13 @@ extension Duo {
         @Option(help: "DUO, or the ESD-u baseline for comparison.")
         var method: UnlearningSettings.Method = .duo
 
-        @Option(help: "DPO beta (DUO: 500 for nudity, 1000 for violence; the embedded model: 125).")
+        @Option(help: "DPO beta (default: 500, DUO's for nudity (1000 for violence); 125 on the embedded model; a concept file's [unlearning] beta wins).")
         var beta: Float?
 
         @Option(help: "Weight of the output-preserving term (default: base x beta / 100 as DUO; base 1e6, DUO's, or 4e6 on the embedded model).")
         var lambda: Float?
 
-        @Option(help: "LoRA rank.")
+        @Option(help: "LoRA rank, 1 to 4096 (default: 32, DUO's).")
         var rank: Int?
 
         @Option(help: "LoRA alpha (default: the rank, so alpha/rank = 1 as DUO).")
@@ -50,10 +50,10 @@ extension Duo {
         @Option(name: .customLong("lr"), help: "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 1.25e-3 on the embedded model).")
         var learningRate: Float?
 
-        @Option(help: "Optimizer steps.")
+        @Option(help: "Optimizer steps (default: 1000, DUO's; a concept file's [unlearning] steps wins).")
         var steps: Int?
 
-        @Option(help: "Pairs per micro-batch.")
+        @Option(help: "Pairs per micro-batch (default: 4, DUO's 1 per GPU on 4 GPUs).")
         var batchSize: Int?
 
         @Option(name: .customLong("grad-accum"), help: "Micro-batches per optimizer step.")
