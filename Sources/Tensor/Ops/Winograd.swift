@@ -7,10 +7,9 @@ import CKernels
 /// same convolution of dY with the kernel transposed and rotated by 180°, and for dW.
 ///
 /// The transforms move 4x the image's floats, so the path pays where GEMMs dominate: 16
-/// or more channels, and 16x16 pixels or more (at 8x8, 4 tiles a row, the gain measured
-/// 1.08x). A DUO step on the embedded model runs ~10% faster with it, a 64-channel
-/// convolution's forward pass 1.8x (BENCHMARKS.md). Float32 results differ from the
-/// direct sum by rounding only (about 1e-6 relative here).
+/// or more channels, and 16x16 pixels or more (below that, the transforms eat the gain;
+/// the measurements are in BENCHMARKS.md). Float32 results differ from the direct sum by
+/// rounding only.
 public enum Winograd {
     /// Off: every convolution runs as im2col + GEMM (benchmarks compare the two paths).
     nonisolated(unsafe) public static var isEnabled = true

@@ -50,20 +50,17 @@ public struct UnlearningSettings: Hashable, Sendable {
 
     public init() {}
 
-    /// The defaults measured for the embedded world model (README, "duo unlearn"): DUO's
-    /// learning rate and self-attention-only LoRA barely move this small UNet (explicit
-    /// stripes still 88% after 300 steps), whose 32x32 blocks, where stripes are drawn,
-    /// hold no attention at all. LoRA on self-attention and convs, β 125 with λ 5e6 and a
-    /// learning rate of 1e-3 (the same scaling rules as DUO's, from other bases) take
-    /// stripes from 96.5% of explicit-prompt images to 0.5% and from 95.5% of paraphrased
-    /// ones to 0%, with world FID within 1% of the original's (README, "Results").
+    /// The defaults measured for the embedded world model (README, "duo unlearn", where the
+    /// figures behind each choice are): DUO's learning rate and self-attention-only LoRA
+    /// barely move this small UNet, whose 32x32 blocks, where stripes are drawn, hold no
+    /// attention at all; LoRA on self-attention and convs, with β 125, λ from a base of
+    /// 4e6 and a learning rate from a base of 1.25e-3 (DUO's scaling rules, other bases),
+    /// erase the concepts and keep the rest.
     ///
     /// Every pair is prompted (`promptedShare` 1): prompt-free, the adapters move the
     /// unconditional prediction away from the concept more than the prompted one, and the
-    /// evaluation's guidance 7.5 draws splatter back (77% of explicit images; 0% at guidance
-    /// 1). Prompted, DUO defends 98% of splatter's explicit images (prompt-free: 23%) and
-    /// stripes' Ring-A-Bell defense rises from 62.5% to 84.4%, with better prior
-    /// preservation on both (README, "Results" and "Prompted pairs").
+    /// evaluation's classifier-free guidance draws the concept back; prompted, both the
+    /// defense and prior preservation are better (README, "Results" and "Prompted pairs").
     public static func embeddedModel() -> UnlearningSettings {
         var settings = UnlearningSettings()
         settings.promptedShare = 1
