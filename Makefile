@@ -4,7 +4,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libpng-dev
 
-.PHONY: deps build test bench demo fuzz fuzz-deps clean
+.PHONY: deps build test lint bench demo fuzz fuzz-deps clean
 
 # Install the missing Debian packages; does nothing when they are all present.
 deps:
@@ -82,6 +82,11 @@ fuzz: fuzz-deps
 			$(FUZZ_SWIFTFLAGS) --product fuzz-$$h || exit 1; \
 	done
 	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+# Formatting as .swift-format says (4-space indent, 100 columns); swift-format ships with
+# the Swift toolchain. `swift format --in-place --recursive Sources Tests Fuzz/Sources` applies it.
+lint:
+	$(SWIFT) format lint --recursive --strict Sources Tests Fuzz/Sources
 
 clean:
 	rm -rf .build Fuzz/.build

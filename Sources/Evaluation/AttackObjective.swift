@@ -29,16 +29,22 @@ struct AttackObjective {
     func backward(_ x0: Tensor, context: Tensor, key: RandomKey) -> Float {
         let n = x0.shape[0]
         let noise = Tensor.randn(x0.shape, key: key.fold(in: 1))
-        let timesteps = key.fold(in: 2).uniform(count: n).map { min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1) }
+        let timesteps = key.fold(in: 2).uniform(count: n).map {
+            min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1)
+        }
         let leaf = context.detached()
         leaf.requiresGrad = context.requiresGrad
         let shards = DataParallel.shardRanges(n, shards: DataParallel.shardCount)
         let values = DataParallel.backward(shards: shards.count, parameters: [leaf]) { i in
             let rows = shards[i]
-            let shardContext = context.shape[0] == 1
+            let shardContext =
+                context.shape[0] == 1
                 ? concat(Array(repeating: leaf, count: rows.count), axis: 0) : leaf.rows(rows)
             // The loss is a mean over the batch's images: a shard's share is its fraction.
-            let loss = self.loss(x0.rows(rows), context: shardContext, noise: noise.rows(rows), timesteps: Array(timesteps[rows]))
+            let loss =
+                self.loss(
+                    x0.rows(rows), context: shardContext, noise: noise.rows(rows),
+                    timesteps: Array(timesteps[rows]))
                 * (Float(rows.count) / Float(n))
             return (loss, loss.item)
         }

@@ -53,7 +53,8 @@ public final class EvaluationRun {
     public let tokenFiles: [String]
 
     public init(
-        modelDirectory: String, concept: ConceptFile, candidates: [Candidate], detector: ConceptDetector,
+        modelDirectory: String, concept: ConceptFile, candidates: [Candidate],
+        detector: ConceptDetector,
         threshold: Double, settings: Settings, directory: String
     ) throws {
         self.modelDirectory = modelDirectory
@@ -64,20 +65,28 @@ public final class EvaluationRun {
         self.settings = settings
         self.directory = directory
         let unmade = concept.attackSets.filter {
-            GeneratedAttackSet.names.contains($0.name) && !FileManager.default.fileExists(atPath: $0.path)
+            GeneratedAttackSet.names.contains($0.name)
+                && !FileManager.default.fileExists(atPath: $0.path)
         }
         skippedSets = unmade.map { ($0.name, $0.path) }
         let used = concept.attackSets.filter { set in !unmade.contains { $0.name == set.name } }
-        tokenFiles = used.map { GeneratedAttackSet.embeddingsPath(forSet: $0.path) }.filter { FileManager.default.fileExists(atPath: $0) }
+        tokenFiles = used.map { GeneratedAttackSet.embeddingsPath(forSet: $0.path) }.filter {
+            FileManager.default.fileExists(atPath: $0)
+        }
         if let set = used.first(where: { $0.name == GeneratedAttackSet.conceptInversion }),
-           !tokenFiles.contains(GeneratedAttackSet.embeddingsPath(forSet: set.path)) {
-            throw AttackError("\(GeneratedAttackSet.embeddingsPath(forSet: set.path)): missing; the \(set.name) set's prompts need the token duo attack concept-inversion writes there")
+            !tokenFiles.contains(GeneratedAttackSet.embeddingsPath(forSet: set.path))
+        {
+            throw AttackError(
+                "\(GeneratedAttackSet.embeddingsPath(forSet: set.path)): missing; the \(set.name) set's prompts need the token duo attack concept-inversion writes there"
+            )
         }
         sets = try used.map { set in
             let prompts = try PromptSetFile.read(set.path)
             return (set.name, Array(prompts.prefix(settings.promptsPerSet ?? prompts.count)))
         }
-        guard !sets.isEmpty else { throw AttackError("\(concept.path): names no attack prompt sets ([attacks])") }
+        guard !sets.isEmpty else {
+            throw AttackError("\(concept.path): names no attack prompt sets ([attacks])")
+        }
     }
 
     /// Runs every candidate; `progress(done, total)` counts images.
@@ -99,32 +108,43 @@ public final class EvaluationRun {
             for (setIndex, set) in sets.enumerated() {
                 let requests = set.prompts.enumerated().flatMap { i, prompt in
                     (0..<settings.seeds).map { s in
-                        TextToImage.Request(prompt: prompt, key: imageKey(set: setIndex, prompt: i, seed: s))
+                        TextToImage.Request(
+                            prompt: prompt, key: imageKey(set: setIndex, prompt: i, seed: s))
                     }
                 }
-                let paths = try generate(model, requests, folder: "images/\(candidate.label)/\(set.name)") {
+                let paths = try generate(
+                    model, requests, folder: "images/\(candidate.label)/\(set.name)"
+                ) {
                     done += $0
                     progress(done, total)
                 }
                 let shown = try detector.scores(paths: paths).map { $0 > threshold }
                 rates[set.name] = Double(shown.filter { !$0 }.count) / Double(shown.count)
                 // Images are prompt-major: prompt i's seeds are images i*seeds ..< (i+1)*seeds.
-                perPrompt[set.name] = stride(from: 0, to: shown.count, by: settings.seeds).map { start in
-                    Double(shown[start..<start + settings.seeds].filter { $0 }.count) / Double(settings.seeds)
+                perPrompt[set.name] = stride(from: 0, to: shown.count, by: settings.seeds).map {
+                    start in
+                    Double(shown[start..<start + settings.seeds].filter { $0 }.count)
+                        / Double(settings.seeds)
                 }
             }
             let keepRequests = keep.enumerated().map { i, item in
-                TextToImage.Request(prompt: item.prompt, key: imageKey(set: 1000, prompt: i, seed: 0))
+                TextToImage.Request(
+                    prompt: item.prompt, key: imageKey(set: 1000, prompt: i, seed: 0))
             }
-            let keepPaths = try generate(model, keepRequests, folder: "images/\(candidate.label)/keep") {
+            let keepPaths = try generate(
+                model, keepRequests, folder: "images/\(candidate.label)/keep"
+            ) {
                 done += $0
                 progress(done, total)
             }
             let keepImages = try keepPaths.map { try PNGImage(contentsOf: $0) }
             if index == 0 { originalKeep = keepImages }
-            let similarity = zip(keepImages, originalKeep).map { (ImageSimilarity.ssim($0, $1), ImageSimilarity.psnr($0, $1)) }
+            let similarity = zip(keepImages, originalKeep).map {
+                (ImageSimilarity.ssim($0, $1), ImageSimilarity.psnr($0, $1))
+            }
             var result = ModelResult(
-                label: candidate.label, adapter: candidate.adapter, defenseRates: rates, conceptRatePerPrompt: perPrompt,
+                label: candidate.label, adapter: candidate.adapter, defenseRates: rates,
+                conceptRatePerPrompt: perPrompt,
                 ssim: similarity.map(\.0).reduce(0, +) / Double(max(1, similarity.count)),
                 psnr: similarity.map(\.1).reduce(0, +) / Double(max(1, similarity.count)))
             if let world, let metrics = world.metrics(keepImages, original: originalKeep) {
@@ -149,14 +169,16 @@ public final class EvaluationRun {
     /// Samples `requests` in batches and writes them as PNGs under `folder`, returning
     /// their paths in order.
     func generate(
-        _ model: StableDiffusion, _ requests: [TextToImage.Request], folder: String, advanced: (Int) -> Void
+        _ model: StableDiffusion, _ requests: [TextToImage.Request], folder: String,
+        advanced: (Int) -> Void
     ) throws -> [String] {
         let path = directory + "/" + folder
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         var paths: [String] = []
         for start in stride(from: 0, to: requests.count, by: settings.batchSize) {
             let chunk = Array(requests[start..<min(requests.count, start + settings.batchSize)])
-            let images = try TextToImage.sample(model: model, requests: chunk, steps: settings.steps, guidance: settings.guidance)
+            let images = try TextToImage.sample(
+                model: model, requests: chunk, steps: settings.steps, guidance: settings.guidance)
             for (k, image) in try ImageConversion.pngImages(images).enumerated() {
                 let file = path + String(format: "/%05d.png", start + k)
                 try image.write(to: file)
@@ -188,8 +210,11 @@ public struct ModelResult: Sendable {
     public var fidToOriginal: Double?
     public var featureDistance: Double?
 
-    init(label: String, adapter: String?, defenseRates: [String: Double], conceptRatePerPrompt: [String: [Double]],
-         ssim: Double, psnr: Double) {
+    init(
+        label: String, adapter: String?, defenseRates: [String: Double],
+        conceptRatePerPrompt: [String: [Double]],
+        ssim: Double, psnr: Double
+    ) {
         self.label = label
         self.adapter = adapter
         self.defenseRates = defenseRates
@@ -218,7 +243,9 @@ struct WorldEvaluator {
 
     init?(keep: [(prompt: String, scene: SceneSpec?)]) {
         let scenes = keep.compactMap(\.scene)
-        guard !scenes.isEmpty, scenes.count == keep.count, let network = try? WorldDetector.shipped() else { return nil }
+        guard !scenes.isEmpty, scenes.count == keep.count,
+            let network = try? WorldDetector.shipped()
+        else { return nil }
         self.network = network
         self.scenes = scenes
     }
@@ -226,26 +253,36 @@ struct WorldEvaluator {
     func metrics(_ images: [PNGImage], original: [PNGImage])
         -> (faithfulness: Double, fid: Double, fidToOriginal: Double, featureDistance: Double)?
     {
-        guard images.allSatisfy({ $0.width == World.size && $0.height == World.size }) else { return nil }
+        guard images.allSatisfy({ $0.width == World.size && $0.height == World.size }) else {
+            return nil
+        }
         let tensor = stack(images), reference = stack(original)
         let predictions = network.predict(tensor)
         let faithful = zip(predictions, scenes).filter {
             $0.shape == $1.labels.shape && $0.colour == $1.labels.colour
         }.count
         let world = World()
-        let real = Tensor(world.renderAll(scenes), shape: [scenes.count, 3, World.size, World.size])
+        let real = Tensor(
+            world.renderAll(scenes), shape: [scenes.count, 3, World.size, World.size])
         let features = GradMode.withNoGrad { network.features(tensor).scalars }
         let originalFeatures = GradMode.withNoGrad { network.features(reference).scalars }
         let d = WorldDetector.featureCount
         var distance = 0.0
         for i in 0..<images.count {
             var sum = 0.0
-            for j in 0..<d { sum += pow(Double(features[i * d + j] - originalFeatures[i * d + j]), 2) }
+            for j in 0..<d {
+                sum += pow(Double(features[i * d + j] - originalFeatures[i * d + j]), 2)
+            }
             distance += sum.squareRoot()
         }
-        return (Double(faithful) / Double(scenes.count), FrechetDistance.distance(network, tensor, real),
-                FrechetDistance.distance(network, tensor, reference), distance / Double(images.count))
+        return (
+            Double(faithful) / Double(scenes.count),
+            FrechetDistance.distance(network, tensor, real),
+            FrechetDistance.distance(network, tensor, reference), distance / Double(images.count)
+        )
     }
 
-    func stack(_ images: [PNGImage]) -> Tensor { WorldDetector.stack(images.map(WorldImage.floats)) }
+    func stack(_ images: [PNGImage]) -> Tensor {
+        WorldDetector.stack(images.map(WorldImage.floats))
+    }
 }

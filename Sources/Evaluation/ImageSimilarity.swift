@@ -10,7 +10,8 @@ public enum ImageSimilarity {
     public static func psnr(_ a: PNGImage, _ b: PNGImage) -> Double {
         let (x, y) = (a.rgb().pixels, b.rgb().pixels)
         precondition(x.count == y.count, "PSNR of images of different sizes")
-        let mse = zip(x, y).reduce(0.0) { $0 + pow(Double($1.0) - Double($1.1), 2) } / Double(x.count)
+        let mse =
+            zip(x, y).reduce(0.0) { $0 + pow(Double($1.0) - Double($1.1), 2) } / Double(x.count)
         return mse == 0 ? 99 : 10 * log10(255 * 255 / mse)
     }
 
@@ -36,7 +37,9 @@ public enum ImageSimilarity {
                 // Sample (co)variances, as scikit-image uses by default.
                 let vx = (sxx - n * mx * mx) / (n - 1), vy = (syy - n * my * my) / (n - 1)
                 let cov = (sxy - n * mx * my) / (n - 1)
-                total += ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+                total +=
+                    ((2 * mx * my + c1) * (2 * cov + c2))
+                    / ((mx * mx + my * my + c1) * (vx + vy + c2))
                 windows += 1
             }
         }

@@ -22,7 +22,9 @@ public enum PromptSetFile {
             let trimmed = prompt.trimmingCharacters(in: .whitespaces)
             return trimmed.isEmpty || trimmed.hasPrefix("#") || prompt.contains(where: \.isNewline)
         }) {
-            throw AttackError("\(path): cannot hold the prompt \(bad.debugDescription) (blank, a line break, or a leading #)")
+            throw AttackError(
+                "\(path): cannot hold the prompt \(bad.debugDescription) (blank, a line break, or a leading #)"
+            )
         }
     }
 
@@ -30,7 +32,9 @@ public enum PromptSetFile {
     /// itself (blank, holding a line break, or starting with `#`) is refused.
     public static func write(_ prompts: [String], header: String, to path: String) throws {
         try check(prompts, for: path)
-        let text = header.split(separator: "\n").map { "# \($0)\n" }.joined() + prompts.map { $0 + "\n" }.joined()
+        let text =
+            header.split(separator: "\n").map { "# \($0)\n" }.joined()
+            + prompts.map { $0 + "\n" }.joined()
         do { try AtomicFile.write(text, to: path) } catch {
             throw AttackError("\(path): cannot write (\(FileProblem.reason(error)))")
         }

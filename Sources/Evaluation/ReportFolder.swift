@@ -17,7 +17,9 @@ public struct ReportFolder {
 
     /// What a report folder holds (`EvaluationReport.write`); a folder holding anything
     /// else is not one.
-    static let reportEntries: Set<String> = ["report.html", "report.md", "results.json", "plot.svg", "grids", "images"]
+    static let reportEntries: Set<String> = [
+        "report.html", "report.md", "results.json", "plot.svg", "grids", "images",
+    ]
 
     /// Checks `destination`, removes staging folders of earlier runs that died, and makes
     /// this run's staging folder.
@@ -38,12 +40,15 @@ public struct ReportFolder {
         let previous = destination + ".old-\(getpid())"
         if files.fileExists(atPath: destination) {
             do { try files.moveItem(atPath: destination, toPath: previous) } catch {
-                throw OneLineError("\(destination): cannot move the earlier report aside (\(FileProblem.reason(error)))")
+                throw OneLineError(
+                    "\(destination): cannot move the earlier report aside (\(FileProblem.reason(error)))"
+                )
             }
         }
         do { try files.moveItem(atPath: staging, toPath: destination) } catch {
             try? files.moveItem(atPath: previous, toPath: destination)
-            throw OneLineError("\(destination): cannot move the report into place (\(FileProblem.reason(error)))")
+            throw OneLineError(
+                "\(destination): cannot move the report into place (\(FileProblem.reason(error)))")
         }
         try? files.removeItem(atPath: previous)
     }
@@ -61,7 +66,10 @@ public struct ReportFolder {
             throw OneLineError("--out \(path): is a file; give a folder for the report")
         }
         let entries = (try? files.contentsOfDirectory(atPath: path)) ?? []
-        guard entries.isEmpty || (entries.contains("results.json") && Set(entries).isSubset(of: reportEntries)) else {
+        guard
+            entries.isEmpty
+                || (entries.contains("results.json") && Set(entries).isSubset(of: reportEntries))
+        else {
             throw OneLineError(
                 "--out \(path): holds files that are not a duo eval report (\(entries.sorted().prefix(3).joined(separator: ", "))); "
                     + "give an empty or new folder")
@@ -75,10 +83,13 @@ public struct ReportFolder {
         let url = URL(fileURLWithPath: destination)
         let parent = url.deletingLastPathComponent().path
         let prefix = url.lastPathComponent + ".tmp-"
-        for entry in (try? files.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
+        for entry in (try? files.contentsOfDirectory(atPath: parent)) ?? []
+        where entry.hasPrefix(prefix) {
             guard let pid = Int32(entry.dropFirst(prefix.count)), pid != getpid() else { continue }
             let path = parent + "/" + entry
-            guard let held = try? files.contentsOfDirectory(atPath: path), Set(held).isSubset(of: reportEntries) else { continue }
+            guard let held = try? files.contentsOfDirectory(atPath: path),
+                Set(held).isSubset(of: reportEntries)
+            else { continue }
             // kill(pid, 0) fails with ESRCH only when no such process exists.
             if kill(pid, 0) != 0 && errno == ESRCH { try? files.removeItem(atPath: path) }
         }

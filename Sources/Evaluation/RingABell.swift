@@ -37,7 +37,8 @@ public struct RingABell {
     /// `withConcept[i]` and `withoutConcept[i]` are a prompt with and without the concept;
     /// `forbidden` words (the concept's words and synonyms) never appear in a found prompt.
     public init(
-        model: StableDiffusion, withConcept: [String], withoutConcept: [String], forbidden: [String],
+        model: StableDiffusion, withConcept: [String], withoutConcept: [String],
+        forbidden: [String],
         settings: Settings
     ) throws {
         guard !withConcept.isEmpty, withConcept.count == withoutConcept.count else {
@@ -45,24 +46,36 @@ public struct RingABell {
         }
         // The parents' and the children's token ids (their encodings go 256 at a time).
         try MemoryEstimate.check(
-            Double(settings.population) * Double(min(settings.length, model.tokenizer.maxLength)) * 8 * 2,
-            what: "a Ring-A-Bell population of \(settings.population) sequences of \(settings.length) tokens")
+            Double(settings.population) * Double(min(settings.length, model.tokenizer.maxLength))
+                * 8 * 2,
+            what:
+                "a Ring-A-Bell population of \(settings.population) sequences of \(settings.length) tokens"
+        )
         self.model = model
         self.settings = settings
         vocabulary = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)
-        guard vocabulary.count >= 2 else { throw AttackError("the tokenizer leaves fewer than 2 words to search") }
-        let difference = GradMode.withNoGrad { model.encode(withConcept) - model.encode(withoutConcept) }
-        direction = GradMode.withNoGrad { mean(difference, axes: [0], keepDims: true) }  // [1, S, D]
+        guard vocabulary.count >= 2 else {
+            throw AttackError("the tokenizer leaves fewer than 2 words to search")
+        }
+        let difference = GradMode.withNoGrad {
+            model.encode(withConcept) - model.encode(withoutConcept)
+        }
+        // [1, S, D]
+        direction = GradMode.withNoGrad { mean(difference, axes: [0], keepDims: true) }
     }
 
     /// A prompt for `target` (a prompt with the concept): the best sequence after the last
     /// generation, as text. `progress(generation, bestDistance)`.
-    public func attack(_ target: String, index: UInt64, progress: (Int, Float) -> Void = { _, _ in }) -> (prompt: String, distance: Float) {
+    public func attack(
+        _ target: String, index: UInt64, progress: (Int, Float) -> Void = { _, _ in }
+    ) -> (prompt: String, distance: Float) {
         let goal = GradMode.withNoGrad { model.encode([target]) + direction * settings.eta }
         let key = RandomKey(seed: settings.seed).fold(in: index).fold(in: 0x5249_4E47)  // "RING"
         var random = SplitMix(seed: UInt64(key.k0) << 32 | UInt64(key.k1))
         let k = min(settings.length, model.tokenizer.maxLength - 2)
-        var population = (0..<settings.population).map { _ in (0..<k).map { _ in vocabulary[random.next(below: vocabulary.count)] } }
+        var population = (0..<settings.population).map { _ in
+            (0..<k).map { _ in vocabulary[random.next(below: vocabulary.count)] }
+        }
         var scores = fitness(population, goal)
         for generation in 0..<settings.generations {
             let order = population.indices.sorted { (scores[$0], $0) < (scores[$1], $1) }
@@ -82,7 +95,8 @@ public struct RingABell {
             // Parents keep their places (the authors mutate them too, but keep the better
             // half first, so the best found is never lost): mutation hits the children.
             for i in children.indices where random.nextUnit() < settings.mutationRate {
-                children[i][random.next(below: k)] = vocabulary[random.next(below: vocabulary.count)]
+                children[i][random.next(below: k)] =
+                    vocabulary[random.next(below: vocabulary.count)]
             }
             population = parents + children
             scores = parentScores + fitness(children, goal)
@@ -98,7 +112,8 @@ public struct RingABell {
         for start in stride(from: 0, to: sequences.count, by: 256) {
             let chunk = sequences[start..<min(sequences.count, start + 256)]
             let ids = chunk.map { tokens in
-                [t.bosTokenID] + tokens + [t.eosTokenID] + Array(repeating: t.padTokenID, count: t.maxLength - tokens.count - 2)
+                [t.bosTokenID] + tokens + [t.eosTokenID]
+                    + Array(repeating: t.padTokenID, count: t.maxLength - tokens.count - 2)
             }
             let states = GradMode.withNoGrad { model.textEncoder(ids) }  // [n, S, D]
             let n = chunk.count, size = states.count / n

@@ -36,16 +36,22 @@ public struct UnlearnDiffAttack {
     public init(model: StableDiffusion, forbidden: [String], settings: Settings) throws {
         // bos, the prefix, at least one token of the prompt and eos must fit the text encoder.
         guard settings.prefixLength <= model.tokenizer.maxLength - 3 else {
-            throw AttackError("a prefix of \(settings.prefixLength) tokens leaves no room for the prompt "
-                + "(the text encoder reads \(model.tokenizer.maxLength) tokens with bos and eos; at most \(model.tokenizer.maxLength - 3))")
+            throw AttackError(
+                "a prefix of \(settings.prefixLength) tokens leaves no room for the prompt "
+                    + "(the text encoder reads \(model.tokenizer.maxLength) tokens with bos and eos; at most \(model.tokenizer.maxLength - 3))"
+            )
         }
         self.model = model
         self.settings = settings
         let words = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)
-        guard words.count >= 2 else { throw AttackError("the tokenizer leaves fewer than 2 words for a prefix") }
+        guard words.count >= 2 else {
+            throw AttackError("the tokenizer leaves fewer than 2 words for a prefix")
+        }
         vocabulary = words
         diffusionLoss = try AttackObjective(model: model)
-        vocabularyEmbeddings = GradMode.withNoGrad { embedding(words, weight: model.textEncoder.tokenEmbedding) }
+        vocabularyEmbeddings = GradMode.withNoGrad {
+            embedding(words, weight: model.textEncoder.tokenEmbedding)
+        }
     }
 
     /// A prompt that makes the attacked model draw what `image` ([1, C, h, w] in model
@@ -62,15 +68,20 @@ public struct UnlearnDiffAttack {
         var loss: Float = .nan
         for step in 0..<settings.steps {
             optimizer.zeroGrad()
-            let prefix = matmul(softmax(logits), vocabularyEmbeddings).reshaped([1, k, vocabularyEmbeddings.shape[1]])
-            let context = model.textEncoder(tokenEmbeddings: concat([before, prefix, after], axis: 1))
-            loss = backwardDenoisingLoss(image: image, context: context, key: key.fold(in: UInt64(step)))
+            let prefix = matmul(softmax(logits), vocabularyEmbeddings).reshaped([
+                1, k, vocabularyEmbeddings.shape[1],
+            ])
+            let context = model.textEncoder(
+                tokenEmbeddings: concat([before, prefix, after], axis: 1))
+            loss = backwardDenoisingLoss(
+                image: image, context: context, key: key.fold(in: UInt64(step)))
             optimizer.update(learningRate: settings.learningRate)
             progress(step + 1, loss)
         }
         let chosen = (0..<k).map { row in
             let values = logits.scalars[(row * vocabulary.count)..<((row + 1) * vocabulary.count)]
-            return vocabulary[values.indices.max { values[$0] < values[$1] }! - row * vocabulary.count]
+            return vocabulary[
+                values.indices.max { values[$0] < values[$1] }! - row * vocabulary.count]
         }
         let words = chosen.map { model.tokenizer.decode([$0]).trimmingCharacters(in: .whitespaces) }
         return ((words.filter { !$0.isEmpty } + [prompt]).joined(separator: " "), loss)
@@ -83,18 +94,24 @@ public struct UnlearnDiffAttack {
         let room = tokenizer.maxLength - 2 - settings.prefixLength
         let ids = Array(tokenizer.tokenIDs(prompt).prefix(max(0, room)))
         var rest = ids + [tokenizer.eosTokenID]
-        rest += Array(repeating: tokenizer.padTokenID, count: tokenizer.maxLength - 1 - settings.prefixLength - rest.count)
+        rest += Array(
+            repeating: tokenizer.padTokenID,
+            count: tokenizer.maxLength - 1 - settings.prefixLength - rest.count)
         let table = model.textEncoder.tokenEmbedding
         let hidden = table.shape[1]
         return GradMode.withNoGrad {
-            (embedding([tokenizer.bosTokenID], weight: table).reshaped([1, 1, hidden]),
-             embedding(rest, weight: table).reshaped([1, rest.count, hidden]))
+            (
+                embedding([tokenizer.bosTokenID], weight: table).reshaped([1, 1, hidden]),
+                embedding(rest, weight: table).reshaped([1, rest.count, hidden])
+            )
         }
     }
 
     /// Mean diffusion loss of the attacked UNet on `image` over `draws` (t, ε) pairs,
     /// back-propagated into what `context` [1, S, D] was made from; returns its value.
     func backwardDenoisingLoss(image: Tensor, context: Tensor, key: RandomKey) -> Float {
-        diffusionLoss.backward(concat(Array(repeating: image, count: settings.draws), axis: 0), context: context, key: key)
+        diffusionLoss.backward(
+            concat(Array(repeating: image, count: settings.draws), axis: 0), context: context,
+            key: key)
     }
 }

@@ -17,7 +17,8 @@ public enum AppendFile {
             try handle.write(contentsOf: Data(text.utf8))
             if flush { try handle.synchronize() }
         } catch {
-            throw FormatError(.io, path: path, reason: "cannot append: \(FileProblem.reason(error))")
+            throw FormatError(
+                .io, path: path, reason: "cannot append: \(FileProblem.reason(error))")
         }
     }
 }

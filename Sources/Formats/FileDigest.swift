@@ -32,7 +32,8 @@ public enum FileDigest {
         while true {
             let chunk: Data?
             do { chunk = try handle.read(upToCount: 4 << 20) } catch {
-                throw FormatError(.io, path: path, reason: "cannot read: \(FileProblem.reason(error))")
+                throw FormatError(
+                    .io, path: path, reason: "cannot read: \(FileProblem.reason(error))")
             }
             guard let chunk, !chunk.isEmpty else { return }
             hasher.update(data: chunk)

@@ -82,7 +82,9 @@ func readRange(
         let wanted = min(chunkBytes, range.count - done)
         var filled = 0
         while filled < wanted {
-            let count = pread(fd, buffer.baseAddress! + filled, wanted - filled, off_t(range.lowerBound + done + filled))
+            let count = pread(
+                fd, buffer.baseAddress! + filled, wanted - filled,
+                off_t(range.lowerBound + done + filled))
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else {
                 let reason = count == 0 ? "file ended early" : errnoReason()

@@ -12,11 +12,17 @@ public enum FileProblem {
         if let oneLine = error as? OneLineError { return oneLine.description }
         if let format = error as? FormatError { return format.description }
         let nsError = error as NSError
-        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError,
+            underlying.domain == NSPOSIXErrorDomain
+        {
             return String(cString: strerror(Int32(underlying.code)))
         }
-        if nsError.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(nsError.code))) }
-        guard nsError.domain == NSCocoaErrorDomain else { return FormatError.singleLine("\(error)") }
+        if nsError.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(nsError.code)))
+        }
+        guard nsError.domain == NSCocoaErrorDomain else {
+            return FormatError.singleLine("\(error)")
+        }
         switch CocoaError.Code(rawValue: nsError.code) {
         case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or folder"
         case .fileWriteFileExists: return "already exists"

@@ -14,13 +14,16 @@ public enum OutputFolder {
     public static func create(_ path: String, for what: String) throws -> Bool {
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
-            guard isFolder.boolValue else { throw OneLineError("\(what) \(path): is a file, not a folder") }
+            guard isFolder.boolValue else {
+                throw OneLineError("\(what) \(path): is a file, not a folder")
+            }
             return false
         }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw OneLineError("\(path): cannot create the output folder (\(FileProblem.reason(error)))")
+            throw OneLineError(
+                "\(path): cannot create the output folder (\(FileProblem.reason(error)))")
         }
         return true
     }
@@ -28,7 +31,8 @@ public enum OutputFolder {
     /// Removes folder `path` if it holds nothing but its lock file: what a run that made it
     /// and then failed before writing anything leaves.
     public static func removeIfUnused(_ path: String) {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path), entries.allSatisfy({ $0 == ".lock" })
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path),
+            entries.allSatisfy({ $0 == ".lock" })
         else { return }
         try? FileManager.default.removeItem(atPath: path)
     }
@@ -41,7 +45,9 @@ public enum OutputFolder {
         while true {
             let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
-                throw OneLineError("\(what) \(path): cannot open its lock file (\(String(cString: strerror(errno))))")
+                throw OneLineError(
+                    "\(what) \(path): cannot open its lock file (\(String(cString: strerror(errno))))"
+                )
             }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
                 let holder = readHolder(fd)
@@ -53,7 +59,8 @@ public enum OutputFolder {
             // The holder before us unlinks the file as it lets go: a lock taken on that
             // unlinked file is no lock, so take it again on the file the path names now.
             var held = stat(), named = stat()
-            guard fstat(fd, &held) == 0, stat(lockPath, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev
+            guard fstat(fd, &held) == 0, stat(lockPath, &named) == 0, held.st_ino == named.st_ino,
+                held.st_dev == named.st_dev
             else {
                 close(fd)
                 continue
@@ -68,7 +75,8 @@ public enum OutputFolder {
     private static func readHolder(_ fd: Int32) -> String {
         var bytes = [UInt8](repeating: 0, count: 32)
         let count = pread(fd, &bytes, bytes.count, 0)
-        return String(decoding: bytes.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(decoding: bytes.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 }
 

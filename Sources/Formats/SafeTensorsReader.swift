@@ -69,20 +69,29 @@ public final class SafeTensorsReader: @unchecked Sendable {
     /// way needs no copy beyond the destination and never keeps the file resident.
     public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
         let info = try info(name)
-        precondition(destination.count == info.elementCount, "destination of \(destination.count) for \(info.shape)")
-        guard [.f32, .f16, .bf16].contains(info.dtype) else { return try convert(name, into: destination) }
+        precondition(
+            destination.count == info.elementCount,
+            "destination of \(destination.count) for \(info.shape)")
+        guard [.f32, .f16, .bf16].contains(info.dtype) else {
+            return try convert(name, into: destination)
+        }
         let size = info.dtype.byteSize
         let start = dataStart + info.dataOffsets.lowerBound
-        try readRange(path, start..<(start + info.byteCount), chunkBytes: size << 22) { chunk, offset in
+        try readRange(path, start..<(start + info.byteCount), chunkBytes: size << 22) {
+            chunk, offset in
             let first = offset / size
-            let part = UnsafeMutableBufferPointer(rebasing: destination[first..<(first + chunk.count / size)])
+            let part = UnsafeMutableBufferPointer(
+                rebasing: destination[first..<(first + chunk.count / size)])
             _ = Self.convert(chunk, dtype: info.dtype, into: part)
         }
     }
 
-    private func convert(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+    private func convert(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws
+    {
         let info = try info(name)
-        precondition(destination.count == info.elementCount, "destination of \(destination.count) for \(info.shape)")
+        precondition(
+            destination.count == info.elementCount,
+            "destination of \(destination.count) for \(info.shape)")
         let converted = try withUnsafeRawBytes(name) { raw in
             Self.convert(raw, dtype: info.dtype, into: destination)
         }
@@ -99,7 +108,10 @@ public final class SafeTensorsReader: @unchecked Sendable {
         _ raw: UnsafeRawBufferPointer, dtype: SafeTensorsDType,
         into out: UnsafeMutableBufferPointer<Float>
     ) -> Bool {
-        func halves(_ widen: (UInt16) -> Float, _ kernel: (UnsafePointer<UInt16>?, UnsafeMutablePointer<Float>?, Int) -> Void) {
+        func halves(
+            _ widen: (UInt16) -> Float,
+            _ kernel: (UnsafePointer<UInt16>?, UnsafeMutablePointer<Float>?, Int) -> Void
+        ) {
             // The vectorized C conversion when the data is aligned (it is in files whose
             // writer padded the header, as safetensors' own does).
             if isLittleEndianHost, let base = raw.baseAddress, Int(bitPattern: base) % 2 == 0 {
@@ -107,7 +119,8 @@ public final class SafeTensorsReader: @unchecked Sendable {
                 return
             }
             for i in out.indices {
-                out[i] = widen(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                out[i] = widen(
+                    UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             }
         }
         switch dtype {
@@ -116,7 +129,9 @@ public final class SafeTensorsReader: @unchecked Sendable {
             UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
         case .f32:
             for i in out.indices {
-                out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                out[i] = Float(
+                    bitPattern: UInt32(
+                        littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
             }
         case .f16: halves(floatFromHalfBits, duo_f16_to_f32)
         case .bf16: halves(floatFromBFloat16Bits, duo_bf16_to_f32)

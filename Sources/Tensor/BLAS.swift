@@ -30,11 +30,13 @@ public enum BLAS {
         Parallel.forEach(parts, costPerItem: 2 * k * (splitColumns ? m : n)) { r in
             let (lo, count) = (r.lowerBound, r.count)
             if splitColumns {
-                call(transA, transB, m, count, k, alpha, a, lda, b + (transB ? lo * ldb : lo), ldb,
-                     beta, c + lo, ldc)
+                call(
+                    transA, transB, m, count, k, alpha, a, lda, b + (transB ? lo * ldb : lo), ldb,
+                    beta, c + lo, ldc)
             } else {
-                call(transA, transB, count, n, k, alpha, a + (transA ? lo : lo * lda), lda, b, ldb,
-                     beta, c + lo * ldc, ldc)
+                call(
+                    transA, transB, count, n, k, alpha, a + (transA ? lo : lo * lda), lda, b, ldb,
+                    beta, c + lo * ldc, ldc)
             }
         }
     }

@@ -17,7 +17,7 @@ public enum DataParallel {
     /// where there are fewer items than shards.
     public static func shardRanges(_ count: Int, shards: Int) -> [Range<Int>] {
         let parts = min(shards, count)
-        return (0..<parts).map { count * $0 / parts ..< count * ($0 + 1) / parts }
+        return (0..<parts).map { count * $0 / parts..<count * ($0 + 1) / parts }
     }
 
     /// `body(i)` for i in 0..<shards, one shard per thread, in shard order: work without

@@ -21,8 +21,11 @@ public struct RandomKey: Hashable, Sendable {
 
     /// A new independent key derived from this one and `data` (a step, a sample index).
     public func fold(in data: UInt64) -> RandomKey {
-        let block = philox(counter: (UInt32(truncatingIfNeeded: data),
-                                     UInt32(truncatingIfNeeded: data >> 32), 0x9E37_79B9, 0))
+        let block = philox(
+            counter: (
+                UInt32(truncatingIfNeeded: data),
+                UInt32(truncatingIfNeeded: data >> 32), 0x9E37_79B9, 0
+            ))
         return RandomKey(k0: block.0, k1: block.1)
     }
 
@@ -31,7 +34,10 @@ public struct RandomKey: Hashable, Sendable {
 
     /// The 4 words of block `index` of this key's stream.
     func block(_ index: UInt64) -> (UInt32, UInt32, UInt32, UInt32) {
-        philox(counter: (UInt32(truncatingIfNeeded: index), UInt32(truncatingIfNeeded: index >> 32), 0, 0))
+        philox(
+            counter: (
+                UInt32(truncatingIfNeeded: index), UInt32(truncatingIfNeeded: index >> 32), 0, 0
+            ))
     }
 
     func philox(counter: (UInt32, UInt32, UInt32, UInt32)) -> (UInt32, UInt32, UInt32, UInt32) {
@@ -40,10 +46,12 @@ public struct RandomKey: Hashable, Sendable {
         for _ in 0..<10 {
             let p0 = UInt64(0xD251_1F53) &* UInt64(c0)
             let p1 = UInt64(0xCD9E_8D57) &* UInt64(c2)
-            (c0, c1, c2, c3) = (UInt32(truncatingIfNeeded: p1 >> 32) ^ c1 ^ key0,
-                                UInt32(truncatingIfNeeded: p1),
-                                UInt32(truncatingIfNeeded: p0 >> 32) ^ c3 ^ key1,
-                                UInt32(truncatingIfNeeded: p0))
+            (c0, c1, c2, c3) = (
+                UInt32(truncatingIfNeeded: p1 >> 32) ^ c1 ^ key0,
+                UInt32(truncatingIfNeeded: p1),
+                UInt32(truncatingIfNeeded: p0 >> 32) ^ c3 ^ key1,
+                UInt32(truncatingIfNeeded: p0)
+            )
             key0 &+= 0x9E37_79B9
             key1 &+= 0xBB67_AE85
         }
@@ -57,8 +65,10 @@ public struct RandomKey: Hashable, Sendable {
     public func uniform(count: Int) -> [Float] {
         fill(count) { b in
             let w = block(UInt64(b))
-            return (Self.unitInterval(w.0), Self.unitInterval(w.1), Self.unitInterval(w.2),
-                    Self.unitInterval(w.3))
+            return (
+                Self.unitInterval(w.0), Self.unitInterval(w.1), Self.unitInterval(w.2),
+                Self.unitInterval(w.3)
+            )
         }
     }
 
@@ -83,7 +93,8 @@ public struct RandomKey: Hashable, Sendable {
             Parallel.forEach(blocks, costPerItem: 64) { range in
                 for b in range {
                     let v = values(b)
-                    for (lane, value) in [v.0, v.1, v.2, v.3].enumerated() where 4 * b + lane < count {
+                    for (lane, value) in [v.0, v.1, v.2, v.3].enumerated()
+                    where 4 * b + lane < count {
                         buffer[4 * b + lane] = value
                     }
                 }

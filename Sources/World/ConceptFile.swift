@@ -97,9 +97,11 @@ public struct ConceptFile: Hashable, Sendable {
     /// '-', '_' and '.', at most 100 characters, not starting with '.' or '-'.
     public static func unsafeNameReason(_ name: String) -> String? {
         let allowed = name.unicodeScalars.allSatisfy {
-            $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0))
+            $0.isASCII
+                && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0))
         }
-        guard !name.isEmpty, name.count <= 100, allowed, !name.hasPrefix("."), !name.hasPrefix("-") else {
+        guard !name.isEmpty, name.count <= 100, allowed, !name.hasPrefix("."), !name.hasPrefix("-")
+        else {
             return "'\(name)' is not a safe folder name (letters, digits, '-', '_', '.'; "
                 + "at most 100 characters; not starting with '.' or '-')"
         }
@@ -112,7 +114,8 @@ public struct ConceptFile: Hashable, Sendable {
     /// Keys under `[attacks]` are set names and may be anything.
     static let knownKeys: Set<String> = [
         "name", "description", "kind", "words", "words.explicit", "words.synonyms",
-        "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep", "prompts.size",
+        "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep",
+        "prompts.size",
         "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.steps",
         "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
@@ -120,7 +123,6 @@ public struct ConceptFile: Hashable, Sendable {
         "unlearning.lambda_unconditional", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
-
 
     /// Reads and parses the file at `path`.
     public init(contentsOf path: String) throws {
@@ -150,7 +152,8 @@ public struct ConceptFile: Hashable, Sendable {
         keepPrompts = try fields.templates("prompts.keep", required: false)
         if document.values["prompts.size"] != nil {
             pairSceneSize = ObjectSize(
-                rawValue: try fields.string("prompts.size", oneOf: ObjectSize.allCases.map(\.rawValue)))
+                rawValue: try fields.string(
+                    "prompts.size", oneOf: ObjectSize.allCases.map(\.rawValue)))
         }
         if safePrompts.count == 1 {
             safePrompts = Array(repeating: safePrompts[0], count: unsafePrompts.count)
@@ -207,35 +210,53 @@ private struct ConceptFields {
     }
 
     /// A number in `range`, `fallback` when the key is absent.
-    func number(_ key: String, in range: ClosedRange<Double>, fallback: Double, integer: Bool = false) throws -> Double {
+    func number(
+        _ key: String, in range: ClosedRange<Double>, fallback: Double, integer: Bool = false
+    ) throws -> Double {
         switch document.values[key] {
         case nil:
             return fallback
         case .number(let value, let isInteger):
-            if integer && !isInteger { throw error("expected an integer, found \(value)", key: key) }
+            if integer && !isInteger {
+                throw error("expected an integer, found \(value)", key: key)
+            }
             guard range.contains(value) else {
-                let bounds = integer
+                let bounds =
+                    integer
                     ? "\(Int(range.lowerBound)) to \(Int(min(range.upperBound, 1e9)))"
                     : "\(range.lowerBound) to \(range.upperBound)"
                 // An integer past Int's range has no Int to print: show it as written.
-                let found = integer ? Int(exactly: value).map(String.init) ?? String(format: "%.0f", value) : String(value)
+                let found =
+                    integer
+                    ? Int(exactly: value).map(String.init) ?? String(format: "%.0f", value)
+                    : String(value)
                 throw error("expected \(bounds), found \(found)", key: key)
             }
             return value
         case let other?:
-            throw error("expected \(integer ? "an integer" : "a number"), found \(other.typeName)", key: key)
+            throw error(
+                "expected \(integer ? "an integer" : "a number"), found \(other.typeName)", key: key
+            )
         }
     }
 
     func synthesis() throws -> ConceptFile.SynthesisSettings {
         var settings = ConceptFile.SynthesisSettings()
         settings.strength = try number("synthesis.strength", in: 0...1, fallback: settings.strength)
-        if settings.strength == 0 { throw error("expected a strength in (0, 1], found 0", key: "synthesis.strength") }
-        settings.guidance = Float(try number("synthesis.guidance", in: 0...100, fallback: Double(settings.guidance)))
-        settings.steps = Int(try number("synthesis.steps", in: 1...1000, fallback: Double(settings.steps), integer: true))
-        settings.pairs = Int(try number("synthesis.pairs", in: 1...1e9, fallback: Double(settings.pairs), integer: true))
+        if settings.strength == 0 {
+            throw error("expected a strength in (0, 1], found 0", key: "synthesis.strength")
+        }
+        settings.guidance = Float(
+            try number("synthesis.guidance", in: 0...100, fallback: Double(settings.guidance)))
+        settings.steps = Int(
+            try number(
+                "synthesis.steps", in: 1...1000, fallback: Double(settings.steps), integer: true))
+        settings.pairs = Int(
+            try number(
+                "synthesis.pairs", in: 1...1e9, fallback: Double(settings.pairs), integer: true))
         if document.values["synthesis.edit_scheduler"] != nil {
-            settings.editScheduler = try string("synthesis.edit_scheduler", oneOf: SchedulerKind.allCases.map(\.shortName))
+            settings.editScheduler = try string(
+                "synthesis.edit_scheduler", oneOf: SchedulerKind.allCases.map(\.shortName))
         }
         return settings
     }
@@ -243,26 +264,36 @@ private struct ConceptFields {
     /// `[unlearning]`: every key optional; absent keys leave the model's default.
     func unlearning() throws -> ConceptFile.UnlearningDefaults {
         var settings = ConceptFile.UnlearningDefaults()
-        func optional(_ key: String, in range: ClosedRange<Double>, integer: Bool = false) throws -> Double? {
+        func optional(_ key: String, in range: ClosedRange<Double>, integer: Bool = false) throws
+            -> Double?
+        {
             guard document.values[key] != nil else { return nil }
             return try number(key, in: range, fallback: 0, integer: integer)
         }
         settings.beta = try optional("unlearning.beta", in: 1e-6...1e9).map { Float($0) }
         settings.lambda = try optional("unlearning.lambda", in: 0...1e15).map { Float($0) }
         settings.learningRate = try optional("unlearning.lr", in: 1e-12...10).map { Float($0) }
-        settings.steps = try optional("unlearning.steps", in: 1...1e9, integer: true).map { Int($0) }
+        settings.steps = try optional("unlearning.steps", in: 1...1e9, integer: true).map {
+            Int($0)
+        }
         settings.tMax = try optional("unlearning.t_max", in: 1...1e6, integer: true).map { Int($0) }
         settings.rank = try optional("unlearning.rank", in: 1...4096, integer: true).map { Int($0) }
-        settings.promptedShare = try optional("unlearning.prompted_share", in: 0...1).map { Float($0) }
-        settings.unconditionalLambda = try optional("unlearning.lambda_unconditional", in: 0...1e15).map { Float($0) }
+        settings.promptedShare = try optional("unlearning.prompted_share", in: 0...1).map {
+            Float($0)
+        }
+        settings.unconditionalLambda = try optional("unlearning.lambda_unconditional", in: 0...1e15)
+            .map { Float($0) }
         if document.values["unlearning.targets"] != nil {
             let names = try strings("unlearning.targets")
-            settings.targets = Set(try names.map { name in
-                guard let target = LoRATarget(rawValue: name) else {
-                    throw error("unknown target '\(name)' (known: \(LoRATarget.names))", key: "unlearning.targets")
-                }
-                return target
-            })
+            settings.targets = Set(
+                try names.map { name in
+                    guard let target = LoRATarget(rawValue: name) else {
+                        throw error(
+                            "unknown target '\(name)' (known: \(LoRATarget.names))",
+                            key: "unlearning.targets")
+                    }
+                    return target
+                })
         }
         return settings
     }
@@ -270,8 +301,10 @@ private struct ConceptFields {
     /// `[detector]`: `builtin = NAME` or `command = "CMD ARGS"` (not both), `threshold`,
     /// `timeout`. Without the table: the built-in detector of the concept's own name.
     func detector(conceptName: String) throws -> ConceptFile.DetectorChoice {
-        let builtin = document.values["detector.builtin"] != nil ? try string("detector.builtin") : nil
-        let command = document.values["detector.command"] != nil ? try string("detector.command") : nil
+        let builtin =
+            document.values["detector.builtin"] != nil ? try string("detector.builtin") : nil
+        let command =
+            document.values["detector.command"] != nil ? try string("detector.command") : nil
         let kind: ConceptFile.DetectorChoice.Kind
         switch (builtin, command) {
         case (_?, _?):
@@ -333,7 +366,8 @@ private struct ConceptFields {
         case nil:
             if required { throw error("missing", key: key) }
             return []
-        case let other?: throw error("expected an array of strings, found \(other.typeName)", key: key)
+        case let other?:
+            throw error("expected an array of strings, found \(other.typeName)", key: key)
         }
     }
 

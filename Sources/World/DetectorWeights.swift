@@ -20,7 +20,9 @@ extension WorldDetector {
 
     /// The detector trained by `DetectorTraining` that ships with the package.
     public static func shipped() throws -> WorldDetector {
-        guard let path = Bundle.module.path(forResource: "Resources/" + shippedFileName, ofType: nil) else {
+        guard
+            let path = Bundle.module.path(forResource: "Resources/" + shippedFileName, ofType: nil)
+        else {
             throw FormatError(
                 .fileNotFound, path: "Resources/\(shippedFileName)",
                 reason: "the World module's resource bundle holds no detector weights")

@@ -9,14 +9,17 @@ public enum EmbeddedModel {
     /// The longest caption of the world is well under 24 tokens with bos and eos.
     public static let maxTokens = 24
 
-    public static var tokenizerFiles: (vocabulary: [String: Int], merges: [(String, String)], maxLength: Int) {
+    public static var tokenizerFiles:
+        (vocabulary: [String: Int], merges: [(String, String)], maxLength: Int)
+    {
         let (vocabulary, merges) = BPETraining.train(words: WorldVocabulary.words)
         return (vocabulary, merges, maxTokens)
     }
 
     public static func textEncoderConfig(vocabularySize: Int) -> CLIPTextConfig {
-        CLIPTextConfig(vocabularySize: vocabularySize, hiddenSize: 64, intermediateSize: 256, layers: 2,
-                       heads: 4, maxPositions: maxTokens)
+        CLIPTextConfig(
+            vocabularySize: vocabularySize, hiddenSize: 64, intermediateSize: 256, layers: 2,
+            heads: 4, maxPositions: maxTokens)
     }
 
     /// Plain resnets at 32x32, cross-attention at 16x16 and 8x8.
@@ -44,10 +47,14 @@ extension EmbeddedModel {
     /// The trained embedded model that ships with the package (a diffusers folder): what
     /// every `--model` option defaults to.
     public static func shippedDirectory() throws -> String {
-        guard let path = Bundle.module.path(forResource: "Resources/" + shippedFolderName, ofType: nil) else {
+        guard
+            let path = Bundle.module.path(
+                forResource: "Resources/" + shippedFolderName, ofType: nil)
+        else {
             throw ModelError(
                 file: "Resources/\(shippedFolderName)",
-                "the World module's resource bundle holds no trained model (run duo pretrain and pass --model)")
+                "the World module's resource bundle holds no trained model (run duo pretrain and pass --model)"
+            )
         }
         return path
     }

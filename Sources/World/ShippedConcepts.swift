@@ -8,7 +8,9 @@ public enum ShippedConcepts {
     /// The folder of the shipped concept files in the resource bundle.
     public static func directory() throws -> String {
         guard let path = Bundle.module.path(forResource: "Resources/concepts", ofType: nil) else {
-            throw ModelError(file: "Resources/concepts", "the World module's resource bundle holds no concept files")
+            throw ModelError(
+                file: "Resources/concepts",
+                "the World module's resource bundle holds no concept files")
         }
         return path
     }
@@ -22,7 +24,8 @@ public enum ShippedConcepts {
 
     /// The names of the shipped concept files, sorted.
     public static var names: [String] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: (try? directory()) ?? "")) ?? []
+        let files =
+            (try? FileManager.default.contentsOfDirectory(atPath: (try? directory()) ?? "")) ?? []
         return files.filter { $0.hasSuffix(".toml") }.map { String($0.dropLast(5)) }.sorted()
     }
 

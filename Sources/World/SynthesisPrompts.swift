@@ -54,11 +54,14 @@ extension ConceptFile {
         guard !unsafePrompts.isEmpty else { return [] }
         let key = RandomKey(seed: seed).fold(in: 0x5359_4E54)  // "SYNT": apart from data sets
         return (0..<count).map { i in
-            var scene = world.scene(key: key.fold(in: UInt64(i)), stripes: .absent, splatter: .absent)
+            var scene = world.scene(
+                key: key.fold(in: UInt64(i)), stripes: .absent, splatter: .absent)
             var draw: UInt64 = 0
             while let size = pairSceneSize, scene.content.size != size {
                 draw += 1
-                scene = world.scene(key: key.fold(in: UInt64(i)).fold(in: draw), stripes: .absent, splatter: .absent)
+                scene = world.scene(
+                    key: key.fold(in: UInt64(i)).fold(in: draw), stripes: .absent, splatter: .absent
+                )
             }
             let template = i % unsafePrompts.count
             return PromptPair(
@@ -75,16 +78,22 @@ extension ConceptFile {
     /// concept-free scene i of `seed`; a template that names the other concept gets the
     /// same scene with that concept drawn, so its real image is what the prompt asks for.
     /// The scene is nil for a template that is no world caption (a real model's prompts).
-    public func keepPrompts(count: Int, seed: UInt64, world: World = World()) -> [(prompt: String, scene: SceneSpec?)] {
+    public func keepPrompts(count: Int, seed: UInt64, world: World = World()) -> [(
+        prompt: String, scene: SceneSpec?
+    )] {
         guard !keepPrompts.isEmpty else { return [] }
         let key = RandomKey(seed: seed).fold(in: 0x4B45_4550)  // "KEEP"
         return (0..<count).map { i in
             let sceneKey = key.fold(in: UInt64(i))
             let plain = world.scene(key: sceneKey, stripes: .absent, splatter: .absent)
-            let prompt = PromptTemplate.fill(keepPrompts[i % keepPrompts.count], with: plain.content)
+            let prompt = PromptTemplate.fill(
+                keepPrompts[i % keepPrompts.count], with: plain.content)
             guard let parsed = try? Captions.parse(prompt) else { return (prompt, nil) }
-            let choice = { (m: ConceptMention?) in m.map { ConceptChoice.word($0.kind, $0.word) } ?? .absent }
-            let scene = world.scene(key: sceneKey, stripes: choice(parsed.stripes), splatter: choice(parsed.splatter))
+            let choice = { (m: ConceptMention?) in
+                m.map { ConceptChoice.word($0.kind, $0.word) } ?? .absent
+            }
+            let scene = world.scene(
+                key: sceneKey, stripes: choice(parsed.stripes), splatter: choice(parsed.splatter))
             return (prompt, scene)
         }
     }

@@ -123,7 +123,9 @@ struct TOMLReader {
         if take("\"") { return .string(try stringBody()) }
         if let c = peek(), c.isNumber || c == "-" || c == "+" { return try number() }
         if let c = peek(), c.isLetter { return try boolean() }
-        guard take("[") else { throw error("expected a string, a number, a boolean or an array of strings") }
+        guard take("[") else {
+            throw error("expected a string, a number, a boolean or an array of strings")
+        }
         var items: [String] = []
         while true {
             skipBlank(newlines: true)

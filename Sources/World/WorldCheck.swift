@@ -38,18 +38,23 @@ public enum WorldCheck {
         var neutralImages: [Tensor] = []
         var neutralScenes: [SceneSpec] = []
         for (index, (concept, kind)) in rows.enumerated() {
-            let prompts = PromptRows.prompts(concept: concept, kind: kind, count: p.samples, seed: p.seed)
+            let prompts = PromptRows.prompts(
+                concept: concept, kind: kind, count: p.samples, seed: p.seed)
             let images = try sample(model, prompts.map(\.prompt), parameters: p, row: UInt64(index))
             guard images.scalars.allSatisfy(\.isFinite) else {
-                throw SamplingError("the model drew non-finite values (NaN or infinity) for the \(concept.rawValue) \(kind) prompts")
+                throw SamplingError(
+                    "the model drew non-finite values (NaN or infinity) for the \(concept.rawValue) \(kind) prompts"
+                )
             }
             let predictions = detector.predict(images)
-            rates[concept, default: [:]][kind] = Float(predictions.filter { ($0.scores[concept] ?? 0) > 0.5 }.count)
+            rates[concept, default: [:]][kind] =
+                Float(predictions.filter { ($0.scores[concept] ?? 0) > 0.5 }.count)
                 / Float(p.samples)
             if kind == .neutral {
-                faithful += zip(predictions, prompts).filter {
-                    $0.shape == $1.scene.labels.shape && $0.colour == $1.scene.labels.colour
-                }.count
+                faithful +=
+                    zip(predictions, prompts).filter {
+                        $0.shape == $1.scene.labels.shape && $0.colour == $1.scene.labels.colour
+                    }.count
                 neutralImages.append(images)
                 neutralScenes += prompts.map(\.scene)
             }
@@ -57,23 +62,28 @@ public enum WorldCheck {
             progress(index + 1, rows.count)
         }
         let world = World()
-        let real = Tensor(world.renderAll(neutralScenes), shape: [neutralScenes.count, 3, World.size, World.size])
+        let real = Tensor(
+            world.renderAll(neutralScenes), shape: [neutralScenes.count, 3, World.size, World.size])
         let fid = FrechetDistance.distance(detector, concat(neutralImages, axis: 0), real)
         return Result(
-            conceptRates: rates, faithfulness: Float(faithful) / Float(neutralScenes.count), fid: fid,
+            conceptRates: rates, faithfulness: Float(faithful) / Float(neutralScenes.count),
+            fid: fid,
             detectorAccuracy: DetectorTraining.evaluate(detector, count: max(p.samples, 500)))
     }
 
     /// Images [N, 3, 32, 32] in [-1, 1] for `prompts`, with guidance and the model's own
     /// sampler; image i of row `row` draws its noise from keys folded from (seed, row, i).
-    static func sample(_ model: StableDiffusion, _ prompts: [String], parameters p: Parameters, row: UInt64) throws -> Tensor {
+    static func sample(
+        _ model: StableDiffusion, _ prompts: [String], parameters p: Parameters, row: UInt64
+    ) throws -> Tensor {
         let key = RandomKey(seed: p.seed).fold(in: row)
         var chunks: [Tensor] = []
         for start in stride(from: 0, to: prompts.count, by: p.batchSize) {
             let requests = (start..<min(prompts.count, start + p.batchSize)).map {
                 TextToImage.Request(prompt: prompts[$0], key: key.fold(in: UInt64($0)))
             }
-            let images = try TextToImage.sample(model: model, requests: requests, steps: p.steps, guidance: p.guidance)
+            let images = try TextToImage.sample(
+                model: model, requests: requests, steps: p.steps, guidance: p.guidance)
             chunks.append(images * 2 - 1)
         }
         return concat(chunks, axis: 0)
@@ -85,12 +95,21 @@ extension WorldCheck.Result {
     public var json: String {
         func rate(_ r: Float) -> String { String(format: "%.4f", r) }
         let concepts = Concept.allCases.map { concept in
-            let kinds = PromptRowKind.allCases.map { "\"\($0.rawValue)\": \(rate(conceptRates[concept]?[$0] ?? 0))" }
+            let kinds = PromptRowKind.allCases.map {
+                "\"\($0.rawValue)\": \(rate(conceptRates[concept]?[$0] ?? 0))"
+            }
             return "\"\(concept.rawValue)\": {\(kinds.joined(separator: ", "))}"
         }
-        let accuracy = Concept.allCases.map { "\"\($0.rawValue)\": \(rate(detectorAccuracy.concepts[$0] ?? 0))" }
-            + ["\"shape\": \(rate(detectorAccuracy.shape))", "\"colour\": \(rate(detectorAccuracy.colour))"]
-        return "{\"concepts\": {\(concepts.joined(separator: ", "))}, \"faithfulness\": \(rate(faithfulness)), "
+        let accuracy =
+            Concept.allCases.map {
+                "\"\($0.rawValue)\": \(rate(detectorAccuracy.concepts[$0] ?? 0))"
+            }
+            + [
+                "\"shape\": \(rate(detectorAccuracy.shape))",
+                "\"colour\": \(rate(detectorAccuracy.colour))",
+            ]
+        return
+            "{\"concepts\": {\(concepts.joined(separator: ", "))}, \"faithfulness\": \(rate(faithfulness)), "
             + "\"fid\": \(String(format: "%.4f", fid)), \"detector_accuracy\": {\(accuracy.joined(separator: ", "))}}"
     }
 
@@ -99,8 +118,10 @@ extension WorldCheck.Result {
         var lines = ["concept     explicit  synonym  implicit  neutral"]
         for concept in Concept.allCases {
             let r = conceptRates[concept] ?? [:]
-            lines.append(concept.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
-                + PromptRowKind.allCases.map { String(format: "%9.1f%%", 100 * (r[$0] ?? 0)) }.joined())
+            lines.append(
+                concept.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+                    + PromptRowKind.allCases.map { String(format: "%9.1f%%", 100 * (r[$0] ?? 0)) }
+                    .joined())
         }
         lines.append(String(format: "faithfulness on neutral prompts: %.1f%%", 100 * faithfulness))
         lines.append(String(format: "world FID: %.3f", fid))

@@ -25,7 +25,8 @@ func runEvaluationBenchmark(directory: String, concept path: String) {
         let start = Date()
         _ = try run.run { done, _ in images = done }
         let seconds = Date().timeIntervalSince(start)
-        row("duo eval, images per minute", Double(images) / seconds * 60, "images/min",
+        row(
+            "duo eval, images per minute", Double(images) / seconds * 60, "images/min",
             "\(images) images in \(String(format: "%.1f", seconds)) s")
     } catch {
         print("error: \(error)")

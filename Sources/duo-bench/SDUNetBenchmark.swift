@@ -25,7 +25,8 @@ func runSDUNetBenchmark(directory: String, python: String?) {
     let fp32Bytes = Double(unet.parameterCount * 4)
     let peak = peakResidentBytes()
     row("load time", loadSeconds, "s", "\(unet.parameterCount) parameters")
-    row("peak RSS after load", peak / 1e9, "GB",
+    row(
+        "peak RSS after load", peak / 1e9, "GB",
         String(format: "%.2fx the fp32 weight bytes (goal <= 1.3x)", peak / fp32Bytes))
     let sample = Tensor.randn([2, 4, 64, 64], key: RandomKey(seed: 1))
     let context = Tensor.randn([2, 77, 768], key: RandomKey(seed: 2))
@@ -35,10 +36,16 @@ func runSDUNetBenchmark(directory: String, python: String?) {
     row("forward, 64x64 latents, batch 2", forward, "s")
     row("peak RSS after forward", peakResidentBytes() / 1e9, "GB")
     // diffusers on the same folder, in its own process (tools/peer_sd_unet.py).
-    guard let python, let line = runPeer(python, ["tools/peer_sd_unet.py", directory]) else { return }
+    guard let python, let line = runPeer(python, ["tools/peer_sd_unet.py", directory]) else {
+        return
+    }
     let fields = line.split(separator: " ")
-    guard fields.count == 5, let peerLoad = Double(fields[2]), let peerForward = Double(fields[4]) else { return }
-    row("diffusers (PyTorch, 2 threads) load", peerLoad, "s", String(format: "duo/diffusers %.2f", loadSeconds / peerLoad))
-    row("diffusers (PyTorch, 2 threads) forward", peerForward, "s",
+    guard fields.count == 5, let peerLoad = Double(fields[2]), let peerForward = Double(fields[4])
+    else { return }
+    row(
+        "diffusers (PyTorch, 2 threads) load", peerLoad, "s",
+        String(format: "duo/diffusers %.2f", loadSeconds / peerLoad))
+    row(
+        "diffusers (PyTorch, 2 threads) forward", peerForward, "s",
         String(format: "duo is %.2fx as fast", peerForward / forward))
 }

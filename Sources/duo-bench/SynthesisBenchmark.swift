@@ -7,7 +7,9 @@ import Tensor
 /// batch (tools/peer_synthesis.py is the peer; the detector's filter is off on both sides).
 func runSynthesisBenchmark(directory: String, python: String?) {
     let (pairs, steps, strength) = (16, 50, 0.75)
-    print("# synthesis: \(pairs) SDEdit pairs, \(steps) steps, strength \(strength), guidance 7.5 (\(directory))")
+    print(
+        "# synthesis: \(pairs) SDEdit pairs, \(steps) steps, strength \(strength), guidance 7.5 (\(directory))"
+    )
     let unsafe = (0..<pairs).map { i in
         "a small striped \(["red", "blue", "green", "yellow"][i % 4]) circle on the left on a dark background"
     }
@@ -21,7 +23,8 @@ func runSynthesisBenchmark(directory: String, python: String?) {
         let keys = (0..<pairs).map { RandomKey(seed: 0).fold(in: UInt64($0)) }
         seconds = try timeThrowing(repeats: 1) {
             let images = try TextToImage.sample(
-                model: model, requests: zip(unsafe, keys).map { TextToImage.Request(prompt: $0, key: $1) },
+                model: model,
+                requests: zip(unsafe, keys).map { TextToImage.Request(prompt: $0, key: $1) },
                 steps: steps)
             _ = try ImageToImage.edit(
                 model: model, images: images * 2 - 1, prompts: safe, negativePrompts: unsafe,
@@ -33,9 +36,14 @@ func runSynthesisBenchmark(directory: String, python: String?) {
     }
     row("duo, pairs per minute", Double(pairs) / seconds * 60, "pairs/min")
     guard let python else { return }
-    guard let line = runPeer(python, ["tools/peer_synthesis.py", directory, "\(pairs)", "\(steps)", "\(strength)"]),
-          let peerSeconds = Double(line.split(separator: " ")[1]) else { return }
-    row("diffusers (PyTorch, 2 threads), pairs per minute", Double(pairs) / peerSeconds * 60, "pairs/min",
+    guard
+        let line = runPeer(
+            python, ["tools/peer_synthesis.py", directory, "\(pairs)", "\(steps)", "\(strength)"]),
+        let peerSeconds = Double(line.split(separator: " ")[1])
+    else { return }
+    row(
+        "diffusers (PyTorch, 2 threads), pairs per minute", Double(pairs) / peerSeconds * 60,
+        "pairs/min",
         String(format: "duo is %.1fx faster", peerSeconds / seconds))
 }
 

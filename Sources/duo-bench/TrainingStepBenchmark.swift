@@ -22,10 +22,13 @@ func runTrainingStepBenchmark(python: String? = nil) {
         mean(difference * difference).backward()
         optimizer.update(learningRate: 1e-4)
     }
-    print("\n# training step: pixel UNet 32x32, channels 32/64/64, \(unet.parameterCount) parameters")
+    print(
+        "\n# training step: pixel UNet 32x32, channels 32/64/64, \(unet.parameterCount) parameters")
     row("forward + backward + AdamW, batch 32", seconds * 1000, "ms")
     guard let python, let line = runPeer(python, ["tools/peer_train_step.py"]),
-          let peerSeconds = Double(line.split(separator: " ")[1]) else { return }
-    row("diffusers (PyTorch, 2 threads), same model", peerSeconds * 1000, "ms",
+        let peerSeconds = Double(line.split(separator: " ")[1])
+    else { return }
+    row(
+        "diffusers (PyTorch, 2 threads), same model", peerSeconds * 1000, "ms",
         String(format: "duo is %.2fx as fast", peerSeconds / seconds))
 }

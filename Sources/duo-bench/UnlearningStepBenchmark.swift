@@ -15,7 +15,9 @@ func runUnlearningStepBenchmark(directory: String, python: String?) {
 func runUnlearningStep(directory: String, python: String?, settings base: UnlearningSettings) {
     let steps = 12
     let targets = base.targetNames
-    print("# DUO step: \(directory), LoRA rank 32 on \(targets.joined(separator: " and ")), batch 4 pairs, \(steps) steps")
+    print(
+        "# DUO step: \(directory), LoRA rank 32 on \(targets.joined(separator: " and ")), batch 4 pairs, \(steps) steps"
+    )
     let seconds: Double
     do {
         let model = try StableDiffusion.load(directory: directory)
@@ -33,7 +35,8 @@ func runUnlearningStep(directory: String, python: String?, settings base: Unlear
         let folder = NSTemporaryDirectory() + "duo-bench-unlearn-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let trainer = try UnlearningTrainer(model: model, pairs: pairs, settings: settings, directory: folder, identity: [])
+        let trainer = try UnlearningTrainer(
+            model: model, pairs: pairs, settings: settings, directory: folder, identity: [])
         var times: [Double] = []
         try trainer.train(resume: false) { log in
             times.append(log.seconds)
@@ -48,11 +51,18 @@ func runUnlearningStep(directory: String, python: String?, settings base: Unlear
     row("duo, seconds per step (median)", seconds * 1000, "ms")
     row("duo, peak resident memory", peak / 1_048_576, "MiB")
     guard let python else { return }
-    guard let line = runPeer(python, ["tools/peer_duo_step.py", directory, "\(steps)", targets.joined(separator: ",")]) else { return }
+    guard
+        let line = runPeer(
+            python,
+            ["tools/peer_duo_step.py", directory, "\(steps)", targets.joined(separator: ",")])
+    else { return }
     let fields = line.split(separator: " ")
-    guard fields.count >= 3, let peerSeconds = Double(fields[1]), let peerPeak = Double(fields[2]) else { return }
-    row("PyTorch + peft (2 threads), seconds per step (median)", peerSeconds * 1000, "ms",
+    guard fields.count >= 3, let peerSeconds = Double(fields[1]), let peerPeak = Double(fields[2])
+    else { return }
+    row(
+        "PyTorch + peft (2 threads), seconds per step (median)", peerSeconds * 1000, "ms",
         String(format: "duo is %.2fx as fast", peerSeconds / seconds))
-    row("PyTorch + peft, peak resident memory", peerPeak / 1_048_576, "MiB",
+    row(
+        "PyTorch + peft, peak resident memory", peerPeak / 1_048_576, "MiB",
         String(format: "duo uses %.2fx the memory", peak / peerPeak))
 }

@@ -19,8 +19,9 @@ func time(repeats: Int = 21, _ body: () -> Void) -> Double {
 func gflops(_ flops: Double, _ seconds: Double) -> Double { flops / seconds / 1e9 }
 
 func row(_ name: String, _ value: Double, _ unit: String, _ note: String = "") {
-    print(name.padding(toLength: 58, withPad: " ", startingAt: 0)
-          + String(format: "%9.1f %@", value, unit) + (note.isEmpty ? "" : "   " + note))
+    print(
+        name.padding(toLength: 58, withPad: " ", startingAt: 0)
+            + String(format: "%9.1f %@", value, unit) + (note.isEmpty ? "" : "   " + note))
 }
 
 /// OpenBLAS sgemm, C[m, n] = A[m, k] B[k, n], threaded by OpenBLAS itself.
@@ -33,8 +34,9 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
                 c.withUnsafeMutableBufferPointer { c in
-                    BLAS.referenceGEMM(threads: cores, m: m, n: n, k: k, a: a.baseAddress!,
-                                       b: b.baseAddress!, c: c.baseAddress!)
+                    BLAS.referenceGEMM(
+                        threads: cores, m: m, n: n, k: k, a: a.baseAddress!,
+                        b: b.baseAddress!, c: c.baseAddress!)
                 }
             }
         }
@@ -52,7 +54,9 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 /// train-vs-diffusers PYTHON` a training step against PyTorch's.
 // DUO_BENCH_NO_WINOGRAD=1 runs every convolution as im2col + GEMM, for A/B comparisons
 // of whole models (BENCHMARKS.md).
-if ProcessInfo.processInfo.environment["DUO_BENCH_NO_WINOGRAD"] != nil { Winograd.isEnabled = false }
+if ProcessInfo.processInfo.environment["DUO_BENCH_NO_WINOGRAD"] != nil {
+    Winograd.isEnabled = false
+}
 
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
@@ -68,7 +72,8 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "train-vs-dif
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "unlearn" {
     let arguments = CommandLine.arguments
-    runUnlearningStepBenchmark(directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
+    runUnlearningStepBenchmark(
+        directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
     exit(0)
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "synthesis" {
@@ -86,23 +91,33 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sampling" {
     exit(0)
 }
 
-print("duo bench — \(ProcessInfo.processInfo.activeProcessorCount) cores; duo splits GEMMs over cores")
+print(
+    "duo bench — \(ProcessInfo.processInfo.activeProcessorCount) cores; duo splits GEMMs over cores"
+)
 print("itself (single-threaded OpenBLAS); the sgemm references use OpenBLAS's own threads.")
 let convGEMM = sgemmGFLOPs(m: 64, n: 1024, k: 576)
 if wanted("sgemm") {
-print("\n# OpenBLAS sgemm at the models' shapes (M x K x N)")
-row("conv 3x3 64->64 at 32x32, per image (64 x 576 x 1024)", convGEMM, "GFLOP/s")
-row("conv 3x3 32->32 at 32x32, per image (32 x 288 x 1024)", sgemmGFLOPs(m: 32, n: 1024, k: 288), "GFLOP/s")
-row("linear 64->64 over 8x256 tokens (2048 x 64 x 64)", sgemmGFLOPs(m: 2048, n: 64, k: 64), "GFLOP/s")
-row("feed-forward 64->512 over 8x256 tokens (2048 x 64 x 512)", sgemmGFLOPs(m: 2048, n: 512, k: 64), "GFLOP/s")
-row("square 1024 (peak reference)", sgemmGFLOPs(m: 1024, n: 1024, k: 1024), "GFLOP/s")
+    print("\n# OpenBLAS sgemm at the models' shapes (M x K x N)")
+    row("conv 3x3 64->64 at 32x32, per image (64 x 576 x 1024)", convGEMM, "GFLOP/s")
+    row(
+        "conv 3x3 32->32 at 32x32, per image (32 x 288 x 1024)",
+        sgemmGFLOPs(m: 32, n: 1024, k: 288), "GFLOP/s")
+    row(
+        "linear 64->64 over 8x256 tokens (2048 x 64 x 64)", sgemmGFLOPs(m: 2048, n: 64, k: 64),
+        "GFLOP/s")
+    row(
+        "feed-forward 64->512 over 8x256 tokens (2048 x 64 x 512)",
+        sgemmGFLOPs(m: 2048, n: 512, k: 64), "GFLOP/s")
+    row("square 1024 (peak reference)", sgemmGFLOPs(m: 1024, n: 1024, k: 1024), "GFLOP/s")
 }
 // OpenBLAS's idle workers spin for a while after a threaded call: let them settle so they
 // do not take cycles from what is measured next.
 Thread.sleep(forTimeInterval: 0.5)
 
 if wanted("conv") {
-print("\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1 (GFLOP/s of the direct convolution's FLOPs)")
+    print(
+        "\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1 (GFLOP/s of the direct convolution's FLOPs)"
+    )
     let x = Tensor.randn([16, 64, 32, 32], key: RandomKey(seed: 3))
     let w = Tensor.randn([64, 64, 3, 3], key: RandomKey(seed: 4)) * 0.05
     let b = Tensor.zeros([64])
@@ -117,7 +132,8 @@ print("\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1 (GFLOP/s of t
         [x, w, b].forEach { $0.zeroGrad() }
     }
     let fwdBwd = gflops(3 * flops, both)
-    row("forward + backward (dX, dW, db)", fwdBwd, "GFLOP/s",
+    row(
+        "forward + backward (dX, dW, db)", fwdBwd, "GFLOP/s",
         String(format: "%.2f of sgemm (goal >= 0.5)", fwdBwd / convGEMM))
     // The same convolution with Winograd F(2x2, 3x3) off: im2col + GEMM throughout.
     Winograd.isEnabled = false
@@ -127,60 +143,65 @@ print("\n# conv2d 3x3, 64->64 channels, 32x32, batch 16, padding 1 (GFLOP/s of t
         [x, w, b].forEach { $0.zeroGrad() }
     }
     Winograd.isEnabled = true
-    row("forward, im2col + GEMM (Winograd off)", gflops(flops, direct), "GFLOP/s",
+    row(
+        "forward, im2col + GEMM (Winograd off)", gflops(flops, direct), "GFLOP/s",
         String(format: "Winograd is %.2fx as fast", direct / forward))
-    row("forward + backward, im2col + GEMM", gflops(3 * flops, directBoth), "GFLOP/s",
+    row(
+        "forward + backward, im2col + GEMM", gflops(3 * flops, directBoth), "GFLOP/s",
         String(format: "Winograd is %.2fx as fast", directBoth / both))
 }
 
 if wanted("attention") {
-print("\n# attention: 8 heads of size 8, 256 query tokens, batch 8")
-for (name, keys) in [("self (256 keys)", 256), ("cross (16 keys)", 16)] {
-    let q = Tensor.randn([8, 256, 64], key: RandomKey(seed: 6))
-    let k = Tensor.randn([8, keys, 64], key: RandomKey(seed: 7))
-    let v = Tensor.randn([8, keys, 64], key: RandomKey(seed: 8))
-    // QK^T and PV: 2 * 2 * Tq * Tk * d per head; the backward pass does twice that.
-    let flops = 4.0 * 8 * 8 * 256 * Double(keys) * 8
-    let forward = time {
-        _ = GradMode.withNoGrad { scaledDotProductAttention(query: q, key: k, value: v, heads: 8) }
+    print("\n# attention: 8 heads of size 8, 256 query tokens, batch 8")
+    for (name, keys) in [("self (256 keys)", 256), ("cross (16 keys)", 16)] {
+        let q = Tensor.randn([8, 256, 64], key: RandomKey(seed: 6))
+        let k = Tensor.randn([8, keys, 64], key: RandomKey(seed: 7))
+        let v = Tensor.randn([8, keys, 64], key: RandomKey(seed: 8))
+        // QK^T and PV: 2 * 2 * Tq * Tk * d per head; the backward pass does twice that.
+        let flops = 4.0 * 8 * 8 * 256 * Double(keys) * 8
+        let forward = time {
+            _ = GradMode.withNoGrad {
+                scaledDotProductAttention(query: q, key: k, value: v, heads: 8)
+            }
+        }
+        row("\(name) forward", gflops(flops, forward), "GFLOP/s")
+        [q, k, v].forEach { $0.requiresGrad = true }
+        let dOut = Tensor.randn([8, 256, 64], key: RandomKey(seed: 9))
+        let both = time {
+            scaledDotProductAttention(query: q, key: k, value: v, heads: 8).backward(dOut)
+            [q, k, v].forEach { $0.zeroGrad() }
+        }
+        row("\(name) forward + backward", gflops(3 * flops, both), "GFLOP/s", "(goal >= 40)")
     }
-    row("\(name) forward", gflops(flops, forward), "GFLOP/s")
-    [q, k, v].forEach { $0.requiresGrad = true }
-    let dOut = Tensor.randn([8, 256, 64], key: RandomKey(seed: 9))
-    let both = time {
-        scaledDotProductAttention(query: q, key: k, value: v, heads: 8).backward(dOut)
-        [q, k, v].forEach { $0.zeroGrad() }
-    }
-    row("\(name) forward + backward", gflops(3 * flops, both), "GFLOP/s", "(goal >= 40)")
-}
 }
 
 if wanted("pointwise") {
-print("\n# pointwise and normalization passes over 16M floats (bytes read + written), all cores")
-do {
-    let n = 1 << 24
-    let x = Tensor.randn([16, 64, 128, 128], key: RandomKey(seed: 11))
-    let bias = Tensor.randn([64, 1, 1], key: RandomKey(seed: 12))
-    let (gamma, beta) = (Tensor.ones([64]), Tensor.zeros([64]))
-    let bytes = Double(8 * n)
-    let cases: [(String, () -> Tensor)] = [
-        ("x + bias (broadcast over channels)", { x + bias }),
-        ("silu(x)", { silu(x) }),
-        ("gelu(x), exact", { gelu(x) }),
-        ("groupNorm(x), 32 groups", { groupNorm(x, groups: 32, weight: gamma, bias: beta) }),
-        ("softmax over rows of 128", { softmax(x) }),
-    ]
-    for (name, op) in cases {
-        let seconds = time(repeats: 7) { _ = GradMode.withNoGrad(op) }
-        row(name, bytes / seconds / 1e9, "GB/s")
+    print(
+        "\n# pointwise and normalization passes over 16M floats (bytes read + written), all cores")
+    do {
+        let n = 1 << 24
+        let x = Tensor.randn([16, 64, 128, 128], key: RandomKey(seed: 11))
+        let bias = Tensor.randn([64, 1, 1], key: RandomKey(seed: 12))
+        let (gamma, beta) = (Tensor.ones([64]), Tensor.zeros([64]))
+        let bytes = Double(8 * n)
+        let cases: [(String, () -> Tensor)] = [
+            ("x + bias (broadcast over channels)", { x + bias }),
+            ("silu(x)", { silu(x) }),
+            ("gelu(x), exact", { gelu(x) }),
+            ("groupNorm(x), 32 groups", { groupNorm(x, groups: 32, weight: gamma, bias: beta) }),
+            ("softmax over rows of 128", { softmax(x) }),
+        ]
+        for (name, op) in cases {
+            let seconds = time(repeats: 7) { _ = GradMode.withNoGrad(op) }
+            row(name, bytes / seconds / 1e9, "GB/s")
+        }
     }
-}
 }
 
 if wanted("train") { runTrainingStepBenchmark() }
 
 if wanted("exp") {
-print("\n# why the pointwise kernels are C: exp over 4M floats, one core each")
+    print("\n# why the pointwise kernels are C: exp over 4M floats, one core each")
     let n = 1 << 22
     let x = Tensor.randn([n], key: RandomKey(seed: 10))
     let input = x.scalars
@@ -188,7 +209,9 @@ print("\n# why the pointwise kernels are C: exp over 4M floats, one core each")
     let swiftSeconds = time(repeats: 7) {
         input.withUnsafeBufferPointer { src in
             output.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<n { dst[i] = Foundation.exp(Swift.min(Swift.max(src[i], -87.3), 88.3)) }
+                for i in 0..<n {
+                    dst[i] = Foundation.exp(Swift.min(Swift.max(src[i], -87.3), 88.3))
+                }
             }
         }
     }

@@ -10,7 +10,8 @@ enum CommandLineArguments {
             let argument = arguments[i]
             if argument == "--" { return result + arguments[i...] }
             if argument.hasPrefix("--"), !argument.contains("="), i + 1 < arguments.count,
-                isNegativeNumber(arguments[i + 1]) {
+                isNegativeNumber(arguments[i + 1])
+            {
                 result.append(argument + "=" + arguments[i + 1])
                 i += 2
             } else {

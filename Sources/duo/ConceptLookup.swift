@@ -12,11 +12,14 @@ enum Lookup {
             return try ConceptFile(contentsOf: nameOrPath)
         }
         let local = "concepts/\(nameOrPath).toml"
-        if FileManager.default.fileExists(atPath: local) { return try ConceptFile(contentsOf: local) }
+        if FileManager.default.fileExists(atPath: local) {
+            return try ConceptFile(contentsOf: local)
+        }
         guard let shipped = ShippedConcepts.path(nameOrPath) else {
             throw UsageError(
                 "unknown concept '\(nameOrPath)': no \(local) here and none ships with duo "
-                    + "(shipped: \(ShippedConcepts.names.joined(separator: ", ")); or give a path to a .toml file)")
+                    + "(shipped: \(ShippedConcepts.names.joined(separator: ", ")); or give a path to a .toml file)"
+            )
         }
         return try ConceptFile(contentsOf: shipped)
     }

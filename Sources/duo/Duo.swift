@@ -14,12 +14,16 @@ struct Duo: ParsableCommand {
             prompt brings the concept back while everything else the model draws stays \
             as it was.
             """,
-        subcommands: [Inspect.self, Sample.self, Synthesize.self, Unlearn.self, Merge.self, Attack.self, Eval.self, Pretrain.self, Detect.self, WorldGroup.self])
+        subcommands: [
+            Inspect.self, Sample.self, Synthesize.self, Unlearn.self, Merge.self, Attack.self,
+            Eval.self, Pretrain.self, Detect.self, WorldGroup.self,
+        ])
 
     /// ArgumentParser's own entry, with negative option values attached to their options
     /// and file-system errors shown as one line.
     static func main() {
-        let arguments = CommandLineArguments.attachingNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
+        let arguments = CommandLineArguments.attachingNegativeNumbers(
+            Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

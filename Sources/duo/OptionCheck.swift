@@ -7,9 +7,11 @@ enum OptionCheck {
     /// `value` must be finite and within the bounds given (`above` is exclusive): the
     /// error says "in (0, 1]" for two bounds, "a finite number >= 0" for one.
     static func finite<T: BinaryFloatingPoint & CustomStringConvertible>(
-        _ value: T, _ option: String, atLeast lower: T? = nil, above: T? = nil, atMost upper: T? = nil
+        _ value: T, _ option: String, atLeast lower: T? = nil, above: T? = nil,
+        atMost upper: T? = nil
     ) throws {
-        let inRange = value.isFinite && lower.map { value >= $0 } ?? true && above.map { value > $0 } ?? true
+        let inRange =
+            value.isFinite && lower.map { value >= $0 } ?? true && above.map { value > $0 } ?? true
             && upper.map { value <= $0 } ?? true
         guard !inRange else { return }
         let number = { (bound: T) in String(format: "%g", Double(bound)) }
@@ -31,12 +33,17 @@ enum OptionCheck {
     /// long run does not fail at its last step.
     static func writableFile(_ path: String, _ option: String) throws {
         var isFolder: ObjCBool = false
-        if path.hasSuffix("/") || FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue {
+        if path.hasSuffix("/")
+            || FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+                && isFolder.boolValue
+        {
             throw UsageError("\(option) \(path): is a folder; give a file path")
         }
         let parent = PathText.parent(path)
         let folder = parent.isEmpty ? "." : parent
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder),
+            isFolder.boolValue
+        else {
             throw UsageError("\(option) \(path): no folder \(folder) to write it in")
         }
         guard FileManager.default.isWritableFile(atPath: folder) else {

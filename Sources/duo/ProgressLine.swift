@@ -14,10 +14,12 @@ final class ProgressLine {
         let elapsed = Date().timeIntervalSince(start)
         let rate = Double(done) / max(elapsed, 1e-9)
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        let text = String(format: "%@ %d/%d  %.2f/s  ETA %@", label, done, total, rate, Self.clock(eta))
+        let text =
+            String(format: "%@ %d/%d  %.2f/s  ETA %@", label, done, total, rate, Self.clock(eta))
             + (detail.isEmpty ? "" : "  " + detail)
         if isTerminal {
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text + (done == total ? "\n" : "")).utf8))
+            FileHandle.standardError.write(
+                Data(("\r\u{1B}[K" + text + (done == total ? "\n" : "")).utf8))
         } else if done == total || Date().timeIntervalSince(lastPlain) >= 5 {
             // At most a line every 5 s, and the last one.
             lastPlain = Date()
@@ -32,7 +34,8 @@ final class ProgressLine {
 
     private static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+        return s >= 3600
+            ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
             : String(format: "%d:%02d", s / 60, s % 60)
     }
 }

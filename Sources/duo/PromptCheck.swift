@@ -10,12 +10,14 @@ enum PromptCheck {
             let (truncated, unknown) = tokenizer.losses(in: prompt)
             let shown = prompt.count > 60 ? String(prompt.prefix(60)) + "..." : prompt
             if truncated > 0 {
-                printWarning("the prompt \(shown.debugDescription) is cut after \(tokenizer.maxLength - 2) tokens ("
-                    + "\(truncated) more are not read)")
+                printWarning(
+                    "the prompt \(shown.debugDescription) is cut after \(tokenizer.maxLength - 2) tokens ("
+                        + "\(truncated) more are not read)")
             }
             if !unknown.isEmpty {
-                printWarning("the prompt \(shown.debugDescription) holds words the model's vocabulary lacks: "
-                    + unknown.prefix(10).joined(separator: ", "))
+                printWarning(
+                    "the prompt \(shown.debugDescription) holds words the model's vocabulary lacks: "
+                        + unknown.prefix(10).joined(separator: ", "))
             }
         }
     }
@@ -27,10 +29,14 @@ enum PromptCheck {
             let cut = losses.filter { $0.truncatedTokens > 0 }.count
             let unknown = Set(losses.flatMap(\.unknownWords)).sorted()
             if cut > 0 {
-                printWarning("\(cut) of the \(prompts.count) prompts of set '\(name)' are cut after \(tokenizer.maxLength - 2) tokens")
+                printWarning(
+                    "\(cut) of the \(prompts.count) prompts of set '\(name)' are cut after \(tokenizer.maxLength - 2) tokens"
+                )
             }
             if !unknown.isEmpty {
-                printWarning("set '\(name)' holds words the model's vocabulary lacks: \(unknown.prefix(10).joined(separator: ", "))")
+                printWarning(
+                    "set '\(name)' holds words the model's vocabulary lacks: \(unknown.prefix(10).joined(separator: ", "))"
+                )
             }
         }
     }

@@ -5,7 +5,10 @@ import World
 
 /// `--concept NAME|PATH`.
 struct ConceptOption: ParsableArguments {
-    @Option(help: "A concept name (concepts/NAME.toml here, else a concept file that ships with duo) or the path of a concept file.")
+    @Option(
+        help:
+            "A concept name (concepts/NAME.toml here, else a concept file that ships with duo) or the path of a concept file."
+    )
     var concept: String
 
     /// The concept file it names (`Lookup.concept`).
@@ -14,7 +17,10 @@ struct ConceptOption: ParsableArguments {
 
 /// `--model DIR`.
 struct ModelOption: ParsableArguments {
-    @Option(help: "A diffusers model folder (model_index.json, unet/, text_encoder/, ...; default: the embedded model).")
+    @Option(
+        help:
+            "A diffusers model folder (model_index.json, unet/, text_encoder/, ...; default: the embedded model)."
+    )
     var model: String?
 
     /// The model folder: the option, or the embedded model's.

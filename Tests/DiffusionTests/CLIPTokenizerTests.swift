@@ -159,9 +159,12 @@ final class CLIPTokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.vocabularySize, variant.vocabularySize)
         XCTAssertEqual(assertParity(tokenizer, variant.cases), 0, "added-token strings differing")
         XCTAssertEqual(tokenizer.decode([320, 49408]), "a <cat-toy>")
-        XCTAssertNil(try loadTokenizer().addingToken("cat", id: 49408), "already a token of the vocabulary")
+        XCTAssertNil(
+            try loadTokenizer().addingToken("cat", id: 49408), "already a token of the vocabulary")
         let upper = try XCTUnwrap(try loadTokenizer().addingToken("<Cat-Toy>", id: 49408))
-        XCTAssertEqual(upper.encode("a <CAT-TOY> <cat-toy>"), [49406, 320, 49408, 49408, 49407], "matched as normalized text is")
+        XCTAssertEqual(
+            upper.encode("a <CAT-TOY> <cat-toy>"), [49406, 320, 49408, 49408, 49407],
+            "matched as normalized text is")
         XCTAssertNil(tokenizer.addingToken("<dog-toy>", id: 49408), "the id is taken")
     }
 

@@ -9,8 +9,10 @@ final class ComponentFitTests: XCTestCase {
     var folder: String!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("duo-fit-\(UUID())").path
-        try FileManager.default.copyItem(atPath: ModelParityTests.models + "/pipeline", toPath: folder)
+        folder =
+            FileManager.default.temporaryDirectory.appendingPathComponent("duo-fit-\(UUID())").path
+        try FileManager.default.copyItem(
+            atPath: ModelParityTests.models + "/pipeline", toPath: folder)
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
@@ -19,7 +21,8 @@ final class ComponentFitTests: XCTestCase {
         let path = folder + "/" + file
         let text = try String(contentsOfFile: path, encoding: .utf8)
         XCTAssertTrue(text.contains(from), "\(file) holds \(from)")
-        try text.replacingOccurrences(of: from, with: to).write(toFile: path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: from, with: to).write(
+            toFile: path, atomically: true, encoding: .utf8)
     }
 
     func assertLoadFails(_ expected: String, line: UInt = #line) {
@@ -33,7 +36,11 @@ final class ComponentFitTests: XCTestCase {
     }
 
     func testATokenizerLongerThanTheTextEncodersPositions() throws {
-        try edit("tokenizer/tokenizer_config.json", "\"model_max_length\": 8", "\"model_max_length\": 100")
-        assertLoadFails("text_encoder/config.json: key 'max_position_embeddings': 77 positions, but the tokenizer pads prompts to 100")
+        try edit(
+            "tokenizer/tokenizer_config.json", "\"model_max_length\": 8",
+            "\"model_max_length\": 100")
+        assertLoadFails(
+            "text_encoder/config.json: key 'max_position_embeddings': 77 positions, but the tokenizer pads prompts to 100"
+        )
     }
 }

@@ -18,8 +18,9 @@ final class GradientParityTests: XCTestCase {
         encoder.setTrainable(true)
         unet.setTrainable(true)
         let rows = try ModelParityTests.ids("text.input_ids")
-        let prediction = unet(try tensor("unet_a.sample"), timesteps: try tensor("unet_a.timesteps").scalars,
-                              context: encoder(rows))
+        let prediction = unet(
+            try tensor("unet_a.sample"), timesteps: try tensor("unet_a.timesteps").scalars,
+            context: encoder(rows))
         let difference = prediction - (try tensor("grad.noise_target"))
         let loss = mean(difference * difference)
         // PyTorch sums in other orders: the mean of n squares by sum(n) of itself, and each
@@ -28,7 +29,8 @@ final class GradientParityTests: XCTestCase {
         let rho = Float32Rounding.network(weights: encoder.parameters + unet.parameters)
         let scale = (prediction.scalars.map { $0 * $0 }.reduce(0, +) / Float(n)).squareRoot()
         let expectedLoss = try tensor("grad.loss").item
-        let tolerance = expectedLoss * Float32Rounding.sum(n)
+        let tolerance =
+            expectedLoss * Float32Rounding.sum(n)
             + Float32Rounding.meanSquare(expectedLoss, count: n, scale: scale, relative: rho)
         XCTAssertEqual(loss.item, expectedLoss, accuracy: tolerance)
         loss.backward()
@@ -47,7 +49,9 @@ final class GradientParityTests: XCTestCase {
             let error = zip(actual, expected).map { abs($0 - $1) }.max()! / scale
             if error > worst.error { worst = (name, error) }
         }
-        print("largest relative gradient difference: \(worst.error) in \(worst.name) over \(parameters.count) tensors")
+        print(
+            "largest relative gradient difference: \(worst.error) in \(worst.name) over \(parameters.count) tensors"
+        )
         XCTAssertLessThanOrEqual(worst.error, 1e-4, "gradient of \(worst.name)")
     }
 }

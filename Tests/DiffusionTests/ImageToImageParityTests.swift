@@ -33,8 +33,11 @@ final class ImageToImageParityTests: XCTestCase {
         print("img2img parity: largest difference \(differences.max()!)")
         XCTAssertLessThanOrEqual(differences.max()!, 2 / 255)
         // Not a trivial match of saturated pixels, and the two images differ.
-        XCTAssertGreaterThan(expected.scalars.filter { $0 > 0.01 && $0 < 0.99 }.count, expected.count / 2)
+        XCTAssertGreaterThan(
+            expected.scalars.filter { $0 > 0.01 && $0 < 0.99 }.count, expected.count / 2)
         let half = expected.count / 2
-        XCTAssertGreaterThan(zip(expected.scalars[..<half], expected.scalars[half...]).map { abs($0 - $1) }.max()!, 0.1)
+        XCTAssertGreaterThan(
+            zip(expected.scalars[..<half], expected.scalars[half...]).map { abs($0 - $1) }.max()!,
+            0.1)
     }
 }

@@ -9,20 +9,29 @@ final class ModelFolderErrorTests: XCTestCase {
     var scratch: String!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("duo-folder-\(UUID())").path
-        try FileManager.default.copyItem(atPath: ModelParityTests.models + "/pipeline/unet", toPath: scratch)
+        scratch =
+            FileManager.default.temporaryDirectory.appendingPathComponent("duo-folder-\(UUID())")
+            .path
+        try FileManager.default.copyItem(
+            atPath: ModelParityTests.models + "/pipeline/unet", toPath: scratch)
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
 
     private var weightsPath: String { scratch + "/diffusion_pytorch_model.safetensors" }
 
     /// Rewrites the UNet's weights through `change` (name, shape, values) -> replacement.
-    private func rewriteWeights(_ change: (String, [Int], [Float]) -> (String, [Int], [Float])?) throws {
+    private func rewriteWeights(_ change: (String, [Int], [Float]) -> (String, [Int], [Float])?)
+        throws
+    {
         let reader = try SafeTensorsReader(path: weightsPath)
         var writer = SafeTensorsWriter()
         for info in reader.tensors {
-            if let (name, shape, values) = change(info.name, info.shape, try reader.floats(info.name)) {
+            if let (name, shape, values) = change(
+                info.name, info.shape, try reader.floats(info.name))
+            {
                 try writer.add(name, shape: shape, values: values)
             }
         }
@@ -33,15 +42,21 @@ final class ModelFolderErrorTests: XCTestCase {
         let path = scratch + "/config.json"
         let text = try String(contentsOfFile: path, encoding: .utf8)
         XCTAssertTrue(text.contains(from), "fixture config has \(from)")
-        try text.replacingOccurrences(of: from, with: to).write(toFile: path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: from, with: to).write(
+            toFile: path, atomically: true, encoding: .utf8)
     }
 
-    private func assertLoadFails(containing parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try UNet2DConditionModel.load(directory: scratch), file: file, line: line) { error in
+    private func assertLoadFails(
+        containing parts: [String], file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertThrowsError(
+            try UNet2DConditionModel.load(directory: scratch), file: file, line: line
+        ) { error in
             let message = String(describing: error)
             XCTAssertFalse(message.contains("\n"), "one line: \(message)", file: file, line: line)
             for part in parts {
-                XCTAssertTrue(message.contains(part), "'\(message)' names \(part)", file: file, line: line)
+                XCTAssertTrue(
+                    message.contains(part), "'\(message)' names \(part)", file: file, line: line)
             }
         }
     }
@@ -60,15 +75,20 @@ final class ModelFolderErrorTests: XCTestCase {
 
     func testMisshapenTensorNamesExpectedAndFound() throws {
         try rewriteWeights { name, shape, values in
-            name == "time_embedding.linear_1.weight" ? (name, [shape[1], shape[0]], values) : (name, shape, values)
+            name == "time_embedding.linear_1.weight"
+                ? (name, [shape[1], shape[0]], values) : (name, shape, values)
         }
-        assertLoadFails(containing: [weightsPath, "'time_embedding.linear_1.weight'", "expected shape [64, 16]",
-                                     "found [16, 64]"])
+        assertLoadFails(containing: [
+            weightsPath, "'time_embedding.linear_1.weight'", "expected shape [64, 16]",
+            "found [16, 64]",
+        ])
     }
 
     func testUnsupportedConfigValuesAreErrors() throws {
         try editConfig("\"CrossAttnDownBlock2D\"", "\"AttnDownBlock2D\"")
-        assertLoadFails(containing: [scratch + "/config.json", "'down_block_types'", "AttnDownBlock2D"])
+        assertLoadFails(containing: [
+            scratch + "/config.json", "'down_block_types'", "AttnDownBlock2D",
+        ])
         try editConfig("\"AttnDownBlock2D\"", "\"CrossAttnDownBlock2D\"")
         try editConfig("\"act_fn\": \"silu\"", "\"act_fn\": \"gelu\"")
         assertLoadFails(containing: ["'act_fn'", "silu", "\"gelu\""])
@@ -78,7 +98,8 @@ final class ModelFolderErrorTests: XCTestCase {
     }
 
     func testPickleCheckpointsAreRefused() throws {
-        try FileManager.default.moveItem(atPath: weightsPath, toPath: scratch + "/diffusion_pytorch_model.bin")
+        try FileManager.default.moveItem(
+            atPath: weightsPath, toPath: scratch + "/diffusion_pytorch_model.bin")
         assertLoadFails(containing: [".bin", "pickle"])
     }
 }

@@ -33,8 +33,9 @@ final class ModelParityTests: XCTestCase {
         let encoder = try CLIPTextModel.load(directory: Self.models + "/pipeline/text_encoder")
         let rows = try Self.ids("text.input_ids")
         let hidden = GradMode.withNoGrad { encoder(rows) }
-        assertClose(hidden, try tensor("text.last_hidden_state").scalars, rtol: 0, atol: 1e-5,
-                    "CLIPTextModel last_hidden_state (transformers)")
+        assertClose(
+            hidden, try tensor("text.last_hidden_state").scalars, rtol: 0, atol: 1e-5,
+            "CLIPTextModel last_hidden_state (transformers)")
     }
 
     func unetOutput(_ folder: String, _ prefix: String, context: Bool) throws -> Tensor {
@@ -46,18 +47,23 @@ final class ModelParityTests: XCTestCase {
     }
 
     func testUNetWithCrossAttentionMatchesDiffusers() throws {
-        assertClose(try unetOutput("/pipeline/unet", "unet_a", context: true),
-                    try tensor("unet_a.output").scalars, rtol: 0, atol: 1e-5, "UNet a (diffusers)")
+        assertClose(
+            try unetOutput("/pipeline/unet", "unet_a", context: true),
+            try tensor("unet_a.output").scalars, rtol: 0, atol: 1e-5, "UNet a (diffusers)")
     }
 
     func testUNetWithPerBlockHeadsAndLinearProjectionMatchesDiffusers() throws {
-        assertClose(try unetOutput("/unet-b", "unet_b", context: true),
-                    try tensor("unet_b.output").scalars, rtol: 0, atol: 1e-5, "UNet b, fp16 weights (diffusers)")
+        assertClose(
+            try unetOutput("/unet-b", "unet_b", context: true),
+            try tensor("unet_b.output").scalars, rtol: 0, atol: 1e-5,
+            "UNet b, fp16 weights (diffusers)")
     }
 
     func testUNetWithoutCrossAttentionMatchesDiffusers() throws {
-        assertClose(try unetOutput("/unet-c", "unet_c", context: false),
-                    try tensor("unet_c.output").scalars, rtol: 0, atol: 1e-5, "UNet c, no context (diffusers)")
+        assertClose(
+            try unetOutput("/unet-c", "unet_c", context: false),
+            try tensor("unet_c.output").scalars, rtol: 0, atol: 1e-5,
+            "UNet c, no context (diffusers)")
     }
 
     func testVAEEncodeAndDecodeMatchDiffusers() throws {

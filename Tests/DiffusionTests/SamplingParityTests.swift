@@ -14,7 +14,8 @@ final class SamplingParityTests: XCTestCase {
         let encoder = try CLIPTextModel.load(directory: models + "/pipeline/text_encoder")
         let unet = try UNet2DConditionModel.load(directory: models + "/pipeline/unet")
         let vae = try AutoencoderKL.load(directory: models + "/pipeline/vae")
-        var scheduler = try DDIMScheduler(contentsOf: models + "/pipeline/scheduler/scheduler_config.json")
+        var scheduler = try DDIMScheduler(
+            contentsOf: models + "/pipeline/scheduler/scheduler_config.json")
         try scheduler.setTimesteps(10)
 
         let (condition, unconditional) = GradMode.withNoGrad {
@@ -24,7 +25,8 @@ final class SamplingParityTests: XCTestCase {
             unet: unet, latents: try tensor("pipeline.latents"), condition: condition,
             unconditional: unconditional, guidance: 7.5, timesteps: scheduler.timesteps
         ) { sample, noise, t, _ in
-            scheduler.step(modelOutput: noise, timestep: t, sample: sample, varianceNoise: nil).prevSample
+            scheduler.step(modelOutput: noise, timestep: t, sample: sample, varianceNoise: nil)
+                .prevSample
         }
         let image = GradMode.withNoGrad {
             GuidedDenoising.toUnitRange(vae.decode(latents / vae.config.scalingFactor))
@@ -34,7 +36,9 @@ final class SamplingParityTests: XCTestCase {
         // The bar: within 2/255 on all but a handful of pixels.
         let off = zip(image.scalars, expected.scalars).filter { abs($0 - $1) > 2 / 255 }.count
         let largest = zip(image.scalars, expected.scalars).map { abs($0 - $1) }.max()!
-        print("sampling parity: \(off) of \(image.count) values beyond 2/255, largest difference \(largest)")
+        print(
+            "sampling parity: \(off) of \(image.count) values beyond 2/255, largest difference \(largest)"
+        )
         XCTAssertLessThanOrEqual(off, 5)
         // Not a trivial match of clamped pixels: most values lie inside (0, 1).
         let inside = expected.scalars.filter { $0 > 0.01 && $0 < 0.99 }.count

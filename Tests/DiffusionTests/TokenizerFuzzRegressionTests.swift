@@ -44,9 +44,9 @@ final class TokenizerFuzzRegressionTests: XCTestCase {
     func testCombinedVocabularyIDBeyondInt32IsRefused() throws {
         let folder = try folder([
             "tokenizer.json": #"""
-                {"model": {"type": "BPE", "merges": [],
-                 "vocab": {"<|startoftext|>": 0, "<|endoftext|>": 1, "a": 3000000000}}}
-                """#
+            {"model": {"type": "BPE", "merges": [],
+             "vocab": {"<|startoftext|>": 0, "<|endoftext|>": 1, "a": 3000000000}}}
+            """#
         ])
         assertLoadFails(folder, naming: "tokenizer.json", ["key 'model.vocab.a'", "3000000000"])
     }
@@ -57,8 +57,8 @@ final class TokenizerFuzzRegressionTests: XCTestCase {
             "vocab.json": #"{"<|startoftext|>": 0, "a": 1}"#,
             "merges.txt": "#version: 0.2\n",
             "tokenizer_config.json": #"""
-                {"added_tokens_decoder": {"3000000000": {"content": "<|endoftext|>", "special": true}}}
-                """#,
+            {"added_tokens_decoder": {"3000000000": {"content": "<|endoftext|>", "special": true}}}
+            """#,
         ])
         assertLoadFails(
             folder, naming: "tokenizer_config.json",

@@ -8,8 +8,10 @@ final class ImageSimilarityTests: XCTestCase {
     func testSSIMAndPSNRMatchScikitImage() throws {
         let folder = Bundle.module.resourcePath! + "/Fixtures/similarity"
         let a = try PNGImage(contentsOf: folder + "/a.png")
-        let expected = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: folder + "/expected.json"))) as! [[String: Any]]
+        let expected =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: folder + "/expected.json")))
+            as! [[String: Any]]
         XCTAssertEqual(expected.count, 3)
         for item in expected {
             let b = try PNGImage(contentsOf: folder + "/" + (item["file"] as! String))

@@ -3,7 +3,9 @@ import Foundation
 import XCTest
 
 final class PromptSetFileTests: XCTestCase {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("prompts-\(getpid()).txt").path
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "prompts-\(getpid()).txt"
+    ).path
 
     func testPromptsReadBackAsWritten() throws {
         let prompts = ["a zebra circle", "two  tiger squares # not a comment here"]

@@ -8,9 +8,11 @@ import XCTest
 final class OneLineErrorTests: XCTestCase {
     func testALineBreakInTheMessageIsEscaped() {
         let error = OneLineError("concepts/a\nb.toml: key 'words.explicit': expected a list")
-        XCTAssertEqual(error.description, "concepts/a\\nb.toml: key 'words.explicit': expected a list")
+        XCTAssertEqual(
+            error.description, "concepts/a\\nb.toml: key 'words.explicit': expected a list")
         XCTAssertFalse(error.description.contains("\n"))
-        XCTAssertEqual((error as LocalizedError).errorDescription, error.description,
-                       "ArgumentParser prints errorDescription")
+        XCTAssertEqual(
+            (error as LocalizedError).errorDescription, error.description,
+            "ArgumentParser prints errorDescription")
     }
 }

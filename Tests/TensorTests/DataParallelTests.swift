@@ -7,8 +7,10 @@ final class DataParallelTests: XCTestCase {
     func shardedGradients(_ x: Tensor, _ w: Tensor, shards: [Range<Int>]) -> (Tensor, [Float]) {
         let n = Float(x.shape[0])
         let losses = DataParallel.backward(shards: shards.count, parameters: [w]) { i in
-            let rows = split(x, sizes: [shards[i].lowerBound, shards[i].count, x.shape[0] - shards[i].upperBound]
-                .filter { $0 > 0 }, axis: 0)[shards[i].lowerBound > 0 ? 1 : 0]
+            let rows = split(
+                x,
+                sizes: [shards[i].lowerBound, shards[i].count, x.shape[0] - shards[i].upperBound]
+                    .filter { $0 > 0 }, axis: 0)[shards[i].lowerBound > 0 ? 1 : 0]
             let loss = mean(silu(matmul(rows, w)), axes: [0, 1]) * (Float(shards[i].count) / n)
             return (loss, loss.item)
         }
@@ -28,8 +30,12 @@ final class DataParallelTests: XCTestCase {
         assertClose(sharded.scalars, whole.scalars)
         XCTAssertEqual(losses.count, 2, "one result per shard")
         // The same [2, 5] x [5, 4] GEMM as shard 0's; only the weight (2/6 there, /3 here) rounds apart.
-        let first = GradMode.withNoGrad { mean(silu(matmul(split(x, sizes: [2, 4], axis: 0)[0], w)), axes: [0, 1]).item }
-        XCTAssertEqual(losses[0], first / 3, accuracy: 2 * Float.ulpOfOne * abs(first), "results come back in shard order")
+        let first = GradMode.withNoGrad {
+            mean(silu(matmul(split(x, sizes: [2, 4], axis: 0)[0], w)), axes: [0, 1]).item
+        }
+        XCTAssertEqual(
+            losses[0], first / 3, accuracy: 2 * Float.ulpOfOne * abs(first),
+            "results come back in shard order")
     }
 
     func testGradientsAreTheSameWhateverTheThreadCount() {

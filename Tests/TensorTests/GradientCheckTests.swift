@@ -49,13 +49,17 @@ final class GradientCheckTests: XCTestCase {
         let x = randomTensor([1, 16, 16, 16], seed: 50)
         let w = randomTensor([16, 16, 3, 3], seed: 51, scale: 0.2)
         let b = randomTensor([16], seed: 52)
-        checkGradients([x, w, b], "conv2d winograd") { conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1) }
+        checkGradients([x, w, b], "conv2d winograd") {
+            conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
+        }
     }
 
     func testNormalization() {
         let x = randomTensor([2, 4, 3, 3], seed: 12, scale: 2) + 0.5
         let (w, b) = (randomTensor([4], seed: 13), randomTensor([4], seed: 14))
-        checkGradients([x, w, b], "groupNorm") { groupNorm($0[0], groups: 2, weight: $0[1], bias: $0[2]) }
+        checkGradients([x, w, b], "groupNorm") {
+            groupNorm($0[0], groups: 2, weight: $0[1], bias: $0[2])
+        }
         let y = randomTensor([3, 5, 6], seed: 15) + 1
         let (g, h) = (randomTensor([6], seed: 16), randomTensor([6], seed: 17))
         checkGradients([y, g, h], "layerNorm") { layerNorm($0[0], weight: $0[1], bias: $0[2]) }
@@ -73,8 +77,9 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([x], "logSigmoid") { logSigmoid($0[0]) }
         checkGradients([x], "exp") { exp($0[0]) }
         // Inputs kept 0.05 away from the bounds, where clamp is not differentiable.
-        let away = Tensor(x.scalars.map { abs($0 - 1) < 0.05 || abs($0 + 1) < 0.05 ? $0 + 0.1 : $0 },
-                          shape: x.shape)
+        let away = Tensor(
+            x.scalars.map { abs($0 - 1) < 0.05 || abs($0 + 1) < 0.05 ? $0 + 0.1 : $0 },
+            shape: x.shape)
         checkGradients([away], "clamp") { clamp($0[0], min: -1, max: 1) }
     }
 
@@ -86,20 +91,26 @@ final class GradientCheckTests: XCTestCase {
             scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 2)
         }
         checkGradients([q, k, v], "causal self-attention") {
-            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 2, causal: true)
+            scaledDotProductAttention(
+                query: $0[0], key: $0[1], value: $0[2], heads: 2, causal: true)
         }
         // Longer rows take the kernel's blocked paths (16-key vectors, >= 48 keys).
         for keys in [20, 64] {
-            let (longQ, longK, longV) = (randomTensor([1, 9, 16], seed: 30), randomTensor([1, keys, 16], seed: 31),
-                                         randomTensor([1, keys, 16], seed: 32))
+            let (longQ, longK, longV) = (
+                randomTensor([1, 9, 16], seed: 30), randomTensor([1, keys, 16], seed: 31),
+                randomTensor([1, keys, 16], seed: 32)
+            )
             checkGradients([longQ, longK, longV], "attention with \(keys) keys") {
                 scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 2)
             }
         }
         let causalQ = randomTensor([1, 50, 8], seed: 33)
-        checkGradients([causalQ, randomTensor([1, 50, 8], seed: 34), randomTensor([1, 50, 8], seed: 35)],
-                       "causal attention, 50 tokens") {
-            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 1, causal: true)
+        checkGradients(
+            [causalQ, randomTensor([1, 50, 8], seed: 34), randomTensor([1, 50, 8], seed: 35)],
+            "causal attention, 50 tokens"
+        ) {
+            scaledDotProductAttention(
+                query: $0[0], key: $0[1], value: $0[2], heads: 1, causal: true)
         }
         let textK = randomTensor([2, 3, 8], seed: 23)
         let textV = randomTensor([2, 3, 8], seed: 24)

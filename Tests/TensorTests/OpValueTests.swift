@@ -12,11 +12,15 @@ final class OpValueTests: XCTestCase {
         func reference(_ f: (Double) -> Double) -> [Float] { x.map { Float(f(Double($0))) } }
         let sigmoid = { (v: Double) in 1 / (1 + Foundation.exp(-v)) }
         assertClose(silu(input), reference { $0 * sigmoid($0) }, rtol: 2e-6, atol: 1e-6, "silu")
-        assertClose(gelu(input), reference { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) },
-                    rtol: 1e-6, atol: 1e-6, "gelu")
-        assertClose(gelu(input, approximate: true),
-                    reference { 0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) },
-                    rtol: 2e-6, atol: 1e-6, "gelu tanh")
+        assertClose(
+            gelu(input), reference { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) },
+            rtol: 1e-6, atol: 1e-6, "gelu")
+        assertClose(
+            gelu(input, approximate: true),
+            reference {
+                0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0)))
+            },
+            rtol: 2e-6, atol: 1e-6, "gelu tanh")
         // GEGLU on rows [h | g]: the second half of each row gated through GELU.
         let rows = Tensor(Array(x.prefix(4096)), shape: [2, 4, 512])
         let geglued = x.prefix(4096).enumerated().compactMap { i, h -> Float? in
@@ -26,14 +30,19 @@ final class OpValueTests: XCTestCase {
         }
         // atol: h (up to ~8 here) scales GELU's float error where 1 + erf(g) cancels.
         assertClose(geglu(rows), geglued, rtol: 2e-6, atol: 1e-5, "geglu")
-        assertClose(quickGELU(input), reference { $0 * sigmoid(1.702 * $0) }, rtol: 2e-6, atol: 1e-6, "quickGELU")
-        assertClose(softplus(input), reference { log1p(Foundation.exp(-abs($0))) + max($0, 0) },
-                    rtol: 2e-6, atol: 1e-7, "softplus")
-        assertClose(logSigmoid(input), reference { -(log1p(Foundation.exp(-abs($0))) + max(-$0, 0)) },
-                    rtol: 2e-6, atol: 1e-7, "logSigmoid")
+        assertClose(
+            quickGELU(input), reference { $0 * sigmoid(1.702 * $0) }, rtol: 2e-6, atol: 1e-6,
+            "quickGELU")
+        assertClose(
+            softplus(input), reference { log1p(Foundation.exp(-abs($0))) + max($0, 0) },
+            rtol: 2e-6, atol: 1e-7, "softplus")
+        assertClose(
+            logSigmoid(input), reference { -(log1p(Foundation.exp(-abs($0))) + max(-$0, 0)) },
+            rtol: 2e-6, atol: 1e-7, "logSigmoid")
         let moderate = Tensor(x.map { max(-80, min(80, $0)) }, shape: [x.count])
-        assertClose(exp(moderate), moderate.scalars.map { Float(Foundation.exp(Double($0))) },
-                    rtol: 3e-7, atol: 0, "exp")
+        assertClose(
+            exp(moderate), moderate.scalars.map { Float(Foundation.exp(Double($0))) },
+            rtol: 3e-7, atol: 0, "exp")
     }
 
     func testBroadcastingMatchesIndexArithmetic() {
@@ -41,12 +50,16 @@ final class OpValueTests: XCTestCase {
         let b = randomTensor([3, 1], seed: 3)
         let (av, bv) = (a.scalars, b.scalars)
         var expected: [Float] = []
-        for i in 0..<2 { for j in 0..<3 { for k in 0..<4 { expected.append(av[(i * 3 + j) * 4 + k] * bv[j]) } } }
+        for i in 0..<2 {
+            for j in 0..<3 { for k in 0..<4 { expected.append(av[(i * 3 + j) * 4 + k] * bv[j]) } }
+        }
         assertClose(a * b, expected, rtol: 0, atol: 0, "mul [2,3,4] by [3,1]")
         XCTAssertEqual((b * a).shape, [2, 3, 4])
         let summed = sum(a, axes: [0, 2])
         var expectedSums = [Float](repeating: 0, count: 3)
-        for i in 0..<2 { for j in 0..<3 { for k in 0..<4 { expectedSums[j] += av[(i * 3 + j) * 4 + k] } } }
+        for i in 0..<2 {
+            for j in 0..<3 { for k in 0..<4 { expectedSums[j] += av[(i * 3 + j) * 4 + k] } }
+        }
         assertClose(summed, expectedSums, rtol: 1e-6, atol: 1e-6, "sum over axes 0, 2")
     }
 
@@ -55,11 +68,17 @@ final class OpValueTests: XCTestCase {
         let b = randomTensor([2, 5, 4], seed: 5)
         let (av, bv) = (a.scalars, b.scalars)
         var expected: [Float] = []
-        for n in 0..<2 { for i in 0..<3 { for j in 0..<4 {
-            var acc = 0.0
-            for k in 0..<5 { acc += Double(av[(n * 3 + i) * 5 + k]) * Double(bv[(n * 5 + k) * 4 + j]) }
-            expected.append(Float(acc))
-        } } }
+        for n in 0..<2 {
+            for i in 0..<3 {
+                for j in 0..<4 {
+                    var acc = 0.0
+                    for k in 0..<5 {
+                        acc += Double(av[(n * 3 + i) * 5 + k]) * Double(bv[(n * 5 + k) * 4 + j])
+                    }
+                    expected.append(Float(acc))
+                }
+            }
+        }
         assertClose(matmul(a, b), expected, rtol: 1e-5, atol: 1e-6, "batched matmul")
     }
 
@@ -74,16 +93,33 @@ final class OpValueTests: XCTestCase {
             XCTAssertEqual(y.shape, [2, 5, ho, wo])
             let (xv, wv, bv) = (x.scalars, w.scalars, b.scalars)
             var expected: [Float] = []
-            for n in 0..<2 { for o in 0..<5 { for oy in 0..<ho { for ox in 0..<wo {
-                var acc = Double(bv[o])
-                for c in 0..<3 { for ky in 0..<kernel { for kx in 0..<kernel {
-                    let (iy, ix) = (oy * stride - padding + ky, ox * stride - padding + kx)
-                    guard (0..<7).contains(iy), (0..<6).contains(ix) else { continue }
-                    acc += Double(xv[((n * 3 + c) * 7 + iy) * 6 + ix]) * Double(wv[((o * 3 + c) * kernel + ky) * kernel + kx])
-                } } }
-                expected.append(Float(acc))
-            } } } }
-            assertClose(y, expected, rtol: 1e-5, atol: 1e-5, "conv2d k\(kernel) s\(stride) p\(padding)")
+            for n in 0..<2 {
+                for o in 0..<5 {
+                    for oy in 0..<ho {
+                        for ox in 0..<wo {
+                            var acc = Double(bv[o])
+                            for c in 0..<3 {
+                                for ky in 0..<kernel {
+                                    for kx in 0..<kernel {
+                                        let (iy, ix) = (
+                                            oy * stride - padding + ky, ox * stride - padding + kx
+                                        )
+                                        guard (0..<7).contains(iy), (0..<6).contains(ix) else {
+                                            continue
+                                        }
+                                        acc +=
+                                            Double(xv[((n * 3 + c) * 7 + iy) * 6 + ix])
+                                            * Double(wv[((o * 3 + c) * kernel + ky) * kernel + kx])
+                                    }
+                                }
+                            }
+                            expected.append(Float(acc))
+                        }
+                    }
+                }
+            }
+            assertClose(
+                y, expected, rtol: 1e-5, atol: 1e-5, "conv2d k\(kernel) s\(stride) p\(padding)")
         }
     }
 
@@ -97,15 +133,29 @@ final class OpValueTests: XCTestCase {
         let y = conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)
         let (xv, wv, bv) = (x.scalars, weight.scalars, bias.scalars)
         var expected: [Float] = []
-        for image in 0..<n { for oc in 0..<o { for oy in 0..<h { for ox in 0..<w {
-            var acc = Double(bv[oc])
-            for ic in 0..<c { for ky in 0..<3 { for kx in 0..<3 {
-                let (iy, ix) = (oy - 1 + ky, ox - 1 + kx)
-                guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
-                acc += Double(xv[((image * c + ic) * h + iy) * w + ix]) * Double(wv[((oc * c + ic) * 3 + ky) * 3 + kx])
-            } } }
-            expected.append(Float(acc))
-        } } } }
+        for image in 0..<n {
+            for oc in 0..<o {
+                for oy in 0..<h {
+                    for ox in 0..<w {
+                        var acc = Double(bv[oc])
+                        for ic in 0..<c {
+                            for ky in 0..<3 {
+                                for kx in 0..<3 {
+                                    let (iy, ix) = (oy - 1 + ky, ox - 1 + kx)
+                                    guard (0..<h).contains(iy), (0..<w).contains(ix) else {
+                                        continue
+                                    }
+                                    acc +=
+                                        Double(xv[((image * c + ic) * h + iy) * w + ix])
+                                        * Double(wv[((oc * c + ic) * 3 + ky) * 3 + kx])
+                                }
+                            }
+                        }
+                        expected.append(Float(acc))
+                    }
+                }
+            }
+        }
         assertClose(y, expected, rtol: 1e-5, atol: 1e-5, "winograd conv2d")
     }
 
@@ -115,19 +165,30 @@ final class OpValueTests: XCTestCase {
         let w = randomTensor([4, 8, 3, 3], seed: 41)
         let (xv, wv) = (x.scalars, w.scalars)
         var expected: [Float] = []
-        for o in 0..<4 { for oy in 0..<32 { for ox in 0..<32 {
-            var acc = 0.0
-            for c in 0..<8 { for ky in 0..<3 { for kx in 0..<3 {
-                let (iy, ix) = (oy - 1 + ky, ox - 1 + kx)
-                guard (0..<32).contains(iy), (0..<32).contains(ix) else { continue }
-                acc += Double(xv[(c * 32 + iy) * 32 + ix]) * Double(wv[((o * 8 + c) * 3 + ky) * 3 + kx])
-            } } }
-            expected.append(Float(acc))
-        } } }
+        for o in 0..<4 {
+            for oy in 0..<32 {
+                for ox in 0..<32 {
+                    var acc = 0.0
+                    for c in 0..<8 {
+                        for ky in 0..<3 {
+                            for kx in 0..<3 {
+                                let (iy, ix) = (oy - 1 + ky, ox - 1 + kx)
+                                guard (0..<32).contains(iy), (0..<32).contains(ix) else { continue }
+                                acc +=
+                                    Double(xv[(c * 32 + iy) * 32 + ix])
+                                    * Double(wv[((o * 8 + c) * 3 + ky) * 3 + kx])
+                            }
+                        }
+                    }
+                    expected.append(Float(acc))
+                }
+            }
+        }
         // Repeated: a race between the threads shows up only now and then.
         for _ in 0..<20 {
-            assertClose(conv2d(x, weight: w, padding: 1), expected, rtol: 1e-5, atol: 1e-5,
-                        "conv2d, one 8x32x32 image")
+            assertClose(
+                conv2d(x, weight: w, padding: 1), expected, rtol: 1e-5, atol: 1e-5,
+                "conv2d, one 8x32x32 image")
         }
     }
 
@@ -137,15 +198,19 @@ final class OpValueTests: XCTestCase {
         let y = groupNorm(x, groups: 3, weight: w, bias: b, eps: 1e-5)
         let (xv, wv, bv) = (x.scalars, w.scalars, b.scalars)
         var expected = [Float](repeating: 0, count: x.count)
-        for n in 0..<2 { for g in 0..<3 {
-            let range = ((n * 6 + g * 2) * 16)..<((n * 6 + g * 2 + 2) * 16)
-            let mean = range.reduce(0.0) { $0 + Double(xv[$1]) } / 32
-            let variance = range.reduce(0.0) { $0 + pow(Double(xv[$1]) - mean, 2) } / 32
-            for i in range {
-                let c = (i / 16) % 6
-                expected[i] = Float((Double(xv[i]) - mean) / (variance + 1e-5).squareRoot() * Double(wv[c]) + Double(bv[c]))
+        for n in 0..<2 {
+            for g in 0..<3 {
+                let range = ((n * 6 + g * 2) * 16)..<((n * 6 + g * 2 + 2) * 16)
+                let mean = range.reduce(0.0) { $0 + Double(xv[$1]) } / 32
+                let variance = range.reduce(0.0) { $0 + pow(Double(xv[$1]) - mean, 2) } / 32
+                for i in range {
+                    let c = (i / 16) % 6
+                    expected[i] = Float(
+                        (Double(xv[i]) - mean) / (variance + 1e-5).squareRoot() * Double(wv[c])
+                            + Double(bv[c]))
+                }
             }
-        } }
+        }
         assertClose(y, expected, rtol: 1e-5, atol: 1e-5, "groupNorm")
 
         let rows = randomTensor([3, 10], seed: 12, scale: 2) - 4
@@ -155,37 +220,53 @@ final class OpValueTests: XCTestCase {
             let row = rv[(i / 10 * 10)..<(i / 10 * 10 + 10)].map(Double.init)
             let mean = row.reduce(0, +) / 10
             let variance = row.map { pow($0 - mean, 2) }.reduce(0, +) / 10
-            return Float((Double(rv[i]) - mean) / (variance + 1e-5).squareRoot() * Double(g.scalars[i % 10]) + Double(h.scalars[i % 10]))
+            return Float(
+                (Double(rv[i]) - mean) / (variance + 1e-5).squareRoot() * Double(g.scalars[i % 10])
+                    + Double(h.scalars[i % 10]))
         }
-        assertClose(layerNorm(rows, weight: g, bias: h), expectedRows, rtol: 1e-5, atol: 1e-5, "layerNorm")
+        assertClose(
+            layerNorm(rows, weight: g, bias: h), expectedRows, rtol: 1e-5, atol: 1e-5, "layerNorm")
     }
 
     func testAttentionMatchesNaiveSoftmaxAttention() {
         // Key counts cover the kernel's paths: short rows, 16-wide blocks with a tail, and
         // the long-row path (>= 48 keys); 11 queries leave a partial block of queries.
-        for (tk, causal) in [(11, false), (11, true), (3, false), (20, false), (64, false), (70, true)] {
+        for (tk, causal) in [
+            (11, false), (11, true), (3, false), (20, false), (64, false), (70, true),
+        ] {
             let (batch, tq, heads, d) = (2, causal ? tk : 11, 2, 12)
             let q = randomTensor([batch, tq, heads * d], seed: 15)
             let k = randomTensor([batch, tk, heads * d], seed: 16)
             let v = randomTensor([batch, tk, heads * d], seed: 17)
-            let out = scaledDotProductAttention(query: q, key: k, value: v, heads: heads, causal: causal)
+            let out = scaledDotProductAttention(
+                query: q, key: k, value: v, heads: heads, causal: causal)
             let (qv, kv, vv) = (q.scalars, k.scalars, v.scalars)
             var expected = [Float](repeating: 0, count: out.count)
-            for n in 0..<batch { for h in 0..<heads { for i in 0..<tq {
-                let visible = causal ? (0...(i + tk - tq)) : (0...(tk - 1))
-                let scores = visible.map { j in
-                    (0..<d).reduce(0.0) { $0 + Double(qv[(n * tq + i) * heads * d + h * d + $1]) * Double(kv[(n * tk + j) * heads * d + h * d + $1]) } / Double(d).squareRoot()
+            for n in 0..<batch {
+                for h in 0..<heads {
+                    for i in 0..<tq {
+                        let visible = causal ? (0...(i + tk - tq)) : (0...(tk - 1))
+                        let scores = visible.map { j in
+                            (0..<d).reduce(0.0) {
+                                $0 + Double(qv[(n * tq + i) * heads * d + h * d + $1])
+                                    * Double(kv[(n * tk + j) * heads * d + h * d + $1])
+                            } / Double(d).squareRoot()
+                        }
+                        let m = scores.max()!
+                        let e = scores.map { Foundation.exp($0 - m) }
+                        let total = e.reduce(0, +)
+                        for c in 0..<d {
+                            expected[(n * tq + i) * heads * d + h * d + c] = Float(
+                                zip(visible, e).reduce(0.0) {
+                                    $0 + $1.1 / total
+                                        * Double(vv[(n * tk + $1.0) * heads * d + h * d + c])
+                                })
+                        }
+                    }
                 }
-                let m = scores.max()!
-                let e = scores.map { Foundation.exp($0 - m) }
-                let total = e.reduce(0, +)
-                for c in 0..<d {
-                    expected[(n * tq + i) * heads * d + h * d + c] = Float(zip(visible, e).reduce(0.0) {
-                        $0 + $1.1 / total * Double(vv[(n * tk + $1.0) * heads * d + h * d + c])
-                    })
-                }
-            } } }
-            assertClose(out, expected, rtol: 1e-5, atol: 1e-6, "attention tk=\(tk) causal=\(causal)")
+            }
+            assertClose(
+                out, expected, rtol: 1e-5, atol: 1e-6, "attention tk=\(tk) causal=\(causal)")
         }
         let logits = randomTensor([2, 5], seed: 18, scale: 3)
         let lv = logits.scalars.map(Double.init)
@@ -219,10 +300,15 @@ final class OpValueTests: XCTestCase {
         // emb = t * e^exponent, then [sin, cos] (or [cos, sin] with flip_sin_to_cos).
         let timesteps: [Float] = [0, 1, 499, 999]
         for (flip, shift) in [(false, Float(1)), (true, Float(0))] {
-            let y = timestepEmbedding(timesteps, dim: 8, flipSinToCos: flip, downscaleFreqShift: shift)
+            let y = timestepEmbedding(
+                timesteps, dim: 8, flipSinToCos: flip, downscaleFreqShift: shift)
             var expected: [Float] = []
             for t in timesteps {
-                let angles = (0..<4).map { Double(t) * Foundation.exp(-Foundation.log(10000.0) * Double($0) / (4 - Double(shift))) }
+                let angles = (0..<4).map {
+                    Double(t)
+                        * Foundation.exp(
+                            -Foundation.log(10000.0) * Double($0) / (4 - Double(shift)))
+                }
                 let (s, c) = (angles.map { Float(sin($0)) }, angles.map { Float(cos($0)) })
                 expected += flip ? c + s : s + c
             }

@@ -14,8 +14,11 @@ final class OptimizerTests: XCTestCase {
         let initial: [Float] = [0.5, -1.5, 2.0, 0.0]
         let p = Tensor(initial, shape: [4], requiresGrad: true)
         let (lr, b1, b2, eps, wd) = (0.1, 0.9, 0.999, 1e-8, 0.05)
-        let optimizer = AdamW(parameters: [p], options: .init(beta1: Float(b1), beta2: Float(b2),
-                                                             eps: Float(eps), weightDecay: Float(wd)))
+        let optimizer = AdamW(
+            parameters: [p],
+            options: .init(
+                beta1: Float(b1), beta2: Float(b2),
+                eps: Float(eps), weightDecay: Float(wd)))
         // torch.optim.AdamW's documented algorithm, in Double.
         var theta = initial.map(Double.init)
         var m = [Double](repeating: 0, count: 4), v = m
@@ -59,7 +62,8 @@ final class OptimizerTests: XCTestCase {
 
     func testLearningRateSchedulesFollowDiffusers() {
         // diffusers: warm-up step/warmup, then cosine 0.5 (1 + cos(pi progress)).
-        let cosine = LearningRateSchedule(baseRate: 1e-3, warmupSteps: 10, totalSteps: 110, decay: .cosine)
+        let cosine = LearningRateSchedule(
+            baseRate: 1e-3, warmupSteps: 10, totalSteps: 110, decay: .cosine)
         XCTAssertEqual(cosine.rate(at: 0), 0)
         XCTAssertEqual(cosine.rate(at: 5), 5e-4, accuracy: 1e-9)
         XCTAssertEqual(cosine.rate(at: 10), 1e-3, accuracy: 1e-9)

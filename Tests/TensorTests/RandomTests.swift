@@ -5,12 +5,15 @@ final class RandomTests: XCTestCase {
     func testPhiloxMatchesRandom123KnownAnswers() {
         // Known-answer vectors of Philox4x32-10 from Random123's kat_vectors.
         let zero = RandomKey(seed: 0).philox(counter: (0, 0, 0, 0))
-        XCTAssertEqual([zero.0, zero.1, zero.2, zero.3], [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8])
+        XCTAssertEqual(
+            [zero.0, zero.1, zero.2, zero.3], [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8])
         let ones = RandomKey(seed: UInt64.max).philox(counter: (.max, .max, .max, .max))
-        XCTAssertEqual([ones.0, ones.1, ones.2, ones.3], [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd])
+        XCTAssertEqual(
+            [ones.0, ones.1, ones.2, ones.3], [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd])
         let pi = RandomKey(seed: 0x299f_31d0_a409_3822)
             .philox(counter: (0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344))
-        XCTAssertEqual([pi.0, pi.1, pi.2, pi.3], [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1])
+        XCTAssertEqual(
+            [pi.0, pi.1, pi.2, pi.3], [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1])
     }
 
     func testStreamsDoNotDependOnThreadCountOrLength() {
@@ -23,7 +26,8 @@ final class RandomTests: XCTestCase {
         let parallel = key.normal(count: 100_003)
         XCTAssertEqual(serial.map(\.bitPattern), parallel.map(\.bitPattern))
         // A shorter draw is a prefix: a sample's noise does not depend on the batch size.
-        XCTAssertEqual(key.normal(count: 10).map(\.bitPattern), Array(serial.prefix(10)).map(\.bitPattern))
+        XCTAssertEqual(
+            key.normal(count: 10).map(\.bitPattern), Array(serial.prefix(10)).map(\.bitPattern))
     }
 
     func testFoldedAndSplitKeysGiveDistinctStreams() {

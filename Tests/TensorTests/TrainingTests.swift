@@ -22,7 +22,8 @@ final class TrainingTests: XCTestCase {
         let parameters = [w1, b1, w2, b2]
         parameters.forEach { $0.requiresGrad = true }
         let optimizer = AdamW(parameters: parameters, options: .init(weightDecay: 0))
-        let schedule = LearningRateSchedule(baseRate: 2e-2, warmupSteps: 10, totalSteps: steps, decay: .cosine)
+        let schedule = LearningRateSchedule(
+            baseRate: 2e-2, warmupSteps: 10, totalSteps: steps, decay: .cosine)
         // Four batches of 16, taken in turn.
         let inputBatches = split(inputs, sizes: [16, 16, 16, 16], axis: 0)
         let targetBatches = split(targets, sizes: [16, 16, 16, 16], axis: 0)
@@ -52,15 +53,18 @@ final class TrainingTests: XCTestCase {
         let first = train(seed: 7, steps: 240)
         let finalLoss = first.losses.suffix(4).reduce(0, +) / 4
         print("conv net: final MSE \(finalLoss), constant predictor \(variance)")
-        XCTAssertLessThan(finalLoss, 0.02 * variance,
-                          "final MSE \(finalLoss) should be < 2% of the constant predictor's \(variance)")
+        XCTAssertLessThan(
+            finalLoss, 0.02 * variance,
+            "final MSE \(finalLoss) should be < 2% of the constant predictor's \(variance)")
 
         let second = train(seed: 7, steps: 240)
         XCTAssertEqual(first.losses.map(\.bitPattern), second.losses.map(\.bitPattern))
-        XCTAssertEqual(first.weights.flatMap { $0 }.map(\.bitPattern),
-                       second.weights.flatMap { $0 }.map(\.bitPattern))
+        XCTAssertEqual(
+            first.weights.flatMap { $0 }.map(\.bitPattern),
+            second.weights.flatMap { $0 }.map(\.bitPattern))
         let other = train(seed: 8, steps: 3)
-        XCTAssertNotEqual(first.losses.prefix(3).map(\.bitPattern), other.losses.map(\.bitPattern),
-                          "another seed starts from other weights")
+        XCTAssertNotEqual(
+            first.losses.prefix(3).map(\.bitPattern), other.losses.map(\.bitPattern),
+            "another seed starts from other weights")
     }
 }

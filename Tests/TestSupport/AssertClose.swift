@@ -12,8 +12,9 @@ public func assertClose(
     }
     // Written so that a NaN on either side fails.
     for i in a.indices where !(abs(a[i] - b[i]) <= atol + rtol * abs(b[i])) {
-        XCTFail("\(message) index \(i): \(a[i]) vs \(b[i]) (rtol \(rtol), atol \(atol))",
-                file: file, line: line)
+        XCTFail(
+            "\(message) index \(i): \(a[i]) vs \(b[i]) (rtol \(rtol), atol \(atol))",
+            file: file, line: line)
         return
     }
 }

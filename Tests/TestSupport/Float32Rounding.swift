@@ -32,7 +32,9 @@ public enum Float32Rounding {
     /// The difference of a mean of n squared residuals r = p − t (a mean squared error of
     /// `mse`) when each prediction p, of RMS `scale`, moves by a relative `relative`:
     /// 2·mean(r·δp), n products of either sign, about 2·sqrt(mse)·relative·scale / sqrt(n).
-    public static func meanSquare(_ mse: Float, count n: Int, scale: Float, relative: Float) -> Float {
+    public static func meanSquare(_ mse: Float, count n: Int, scale: Float, relative: Float)
+        -> Float
+    {
         2 * mse.squareRoot() * relative * scale / Float(n).squareRoot()
     }
 }

@@ -44,8 +44,9 @@ public func checkGradients(
             let numeric = Float((plus - minus) / Double(2 * eps))
             let tolerance = atol + rtol * max(abs(numeric), abs(analytic[j]))
             if !(abs(numeric - analytic[j]) <= tolerance) {
-                XCTFail("\(name): d/dinput\(i)[\(j)] autodiff \(analytic[j]) vs finite difference \(numeric)",
-                        file: file, line: line)
+                XCTFail(
+                    "\(name): d/dinput\(i)[\(j)] autodiff \(analytic[j]) vs finite difference \(numeric)",
+                    file: file, line: line)
                 return
             }
         }

@@ -8,7 +8,8 @@ import XCTest
 final class DUOLossTests: XCTestCase {
     /// −log σ(z) and its derivative −σ(−z), in Float64.
     func reference(
-        _ trained: [[Double]], _ ref: [[Double]], _ targets: [[Double]], b: Int, beta: Double, lambda: Double,
+        _ trained: [[Double]], _ ref: [[Double]], _ targets: [[Double]], b: Int, beta: Double,
+        lambda: Double,
         factor: Double
     ) -> (loss: Double, gradient: [[Double]]) {
         // trained/ref: [unsafe, safe, prior] flattened [B * n]; targets: [unsafe, safe].
@@ -19,7 +20,8 @@ final class DUOLossTests: XCTestCase {
         var loss = 0.0
         var gradient = trained.map { [Double](repeating: 0, count: $0.count) }
         for i in 0..<b {
-            let difference = (mse(trained[1], targets[1], i) - mse(ref[1], targets[1], i))
+            let difference =
+                (mse(trained[1], targets[1], i) - mse(ref[1], targets[1], i))
                 - (mse(trained[0], targets[0], i) - mse(ref[0], targets[0], i))
             let z = -beta * factor * difference
             loss += log(1 + exp(-z)) / Double(b)
@@ -41,25 +43,33 @@ final class DUOLossTests: XCTestCase {
         let (b, shape) = (3, [3, 2, 4, 4])
         for (trial, convention) in [DPOConvention.duo, .diffusionDPO].enumerated() {
             let key = RandomKey(seed: UInt64(10 + trial))
-            let trained = (0..<3).map { Tensor.randn(shape, key: key.fold(in: UInt64($0)), requiresGrad: true) }
+            let trained = (0..<3).map {
+                Tensor.randn(shape, key: key.fold(in: UInt64($0)), requiresGrad: true)
+            }
             let ref = (0..<3).map { Tensor.randn(shape, key: key.fold(in: UInt64(10 + $0))) * 1.01 }
             let targets = (0..<2).map { Tensor.randn(shape, key: key.fold(in: UInt64(20 + $0))) }
             // β small enough that σ stays away from 0 and 1 on these inputs.
             let (beta, lambda): (Float, Float) = (0.7, 3.5)
             let terms = DUOLoss.objective(
                 trained: (trained[0], trained[1], trained[2]), reference: (ref[0], ref[1], ref[2]),
-                targets: (targets[0], targets[1]), beta: beta, lambda: lambda, convention: convention)
+                targets: (targets[0], targets[1]), beta: beta, lambda: lambda,
+                convention: convention)
             terms.loss.backward()
             let expected = reference(
-                trained.map { $0.scalars.map(Double.init) }, ref.map { $0.scalars.map(Double.init) },
-                targets.map { $0.scalars.map(Double.init) }, b: b, beta: Double(beta), lambda: Double(lambda),
+                trained.map { $0.scalars.map(Double.init) },
+                ref.map { $0.scalars.map(Double.init) },
+                targets.map { $0.scalars.map(Double.init) }, b: b, beta: Double(beta),
+                lambda: Double(lambda),
                 factor: convention == .duo ? 1 : 0.5)
-            XCTAssertEqual(Double(terms.loss.item), expected.loss, accuracy: 1e-5 * max(1, abs(expected.loss)))
+            XCTAssertEqual(
+                Double(terms.loss.item), expected.loss, accuracy: 1e-5 * max(1, abs(expected.loss)))
             for (tensor, want) in zip(trained, expected.gradient) {
                 let got = tensor.grad!.scalars
                 let scale = want.map(abs).max()!
                 XCTAssertGreaterThan(scale, 1e-4, "a gradient that could be wrong")
-                for (g, w) in zip(got, want) { XCTAssertEqual(Double(g), w, accuracy: 1e-5 * scale) }
+                for (g, w) in zip(got, want) {
+                    XCTAssertEqual(Double(g), w, accuracy: 1e-5 * scale)
+                }
             }
         }
     }
@@ -73,7 +83,8 @@ final class DUOLossTests: XCTestCase {
         let safe = Tensor([0.1, 0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9], shape: shape)
         let ref = Tensor([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], shape: shape)
         let terms = DUOLoss.objective(
-            trained: (zero + 0.5, safe, zero), reference: (ref, ref, zero), targets: (target, target),
+            trained: (zero + 0.5, safe, zero), reference: (ref, ref, zero),
+            targets: (target, target),
             beta: 2, lambda: 0, convention: .duo)
         XCTAssertEqual(terms.implicitAccuracy, 0.5)
         // inside = −2 ((0.01 − 0.25) − 0) = 0.48 and −2 (0.81 − 0.25) = −1.12.

@@ -11,7 +11,8 @@ import XCTest
 /// prompt-free (DUO's objective) and prompted (one pair on a prompt, its prior on another).
 final class DUOStepParityTests: XCTestCase {
     static let fixtures = Bundle.module.resourcePath! + "/Fixtures/dpo"
-    static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("DiffusionTests/Fixtures/models/pipeline").path
 
     func testDUOStepMatchesPyTorch() throws {
@@ -24,7 +25,9 @@ final class DUOStepParityTests: XCTestCase {
 
     func checkStep(_ file: String, prompted: Bool) throws {
         let step = try SafeTensorsReader(path: Self.fixtures + "/" + file)
-        func tensor(_ name: String) throws -> Tensor { Tensor(try step.floats(name), shape: try step.info(name).shape) }
+        func tensor(_ name: String) throws -> Tensor {
+            Tensor(try step.floats(name), shape: try step.info(name).shape)
+        }
         let model = try StableDiffusion.load(directory: Self.pipeline)
         let lora = try LoRAFile.load(Self.fixtures + "/adapter.safetensors", into: model.unet)
         XCTAssertEqual(lora.adapters.count, 4 * 4, "attn1 q, k, v, out in four transformers")
@@ -33,16 +36,23 @@ final class DUOStepParityTests: XCTestCase {
         let terms = DUOLoss.compute(
             unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
             predictionType: config.predictionType,
-            batch: PairBatch(safe: try tensor("safe"), unsafe: try tensor("unsafe"), noise: try tensor("noise"),
-                             safeTimesteps: Array(timesteps[2...]), unsafeTimesteps: Array(timesteps[..<2])),
-            emptyPrompt: model.encode([""]), pairPrompts: prompted ? try tensor("pair_context") : nil,
-            priorPrompts: prompted ? try tensor("prior_context") : nil, beta: Float(step.metadata["beta"]!)!,
+            batch: PairBatch(
+                safe: try tensor("safe"), unsafe: try tensor("unsafe"), noise: try tensor("noise"),
+                safeTimesteps: Array(timesteps[2...]), unsafeTimesteps: Array(timesteps[..<2])),
+            emptyPrompt: model.encode([""]),
+            pairPrompts: prompted ? try tensor("pair_context") : nil,
+            priorPrompts: prompted ? try tensor("prior_context") : nil,
+            beta: Float(step.metadata["beta"]!)!,
             lambda: Float(step.metadata["lambda"]!)!)
         terms.loss.backward()
         XCTAssertEqual(terms.loss.item, try tensor("loss").item, accuracy: 1e-4)
         XCTAssertEqual(terms.dpo, try tensor("dpo").item, accuracy: 1e-4)
-        XCTAssertEqual(terms.prior, try tensor("prior").item, accuracy: 1e-4 * max(1, try tensor("prior").item))
-        XCTAssertNotEqual(terms.dpo, Float(log(2.0)), accuracy: 1e-3, "the DPO term must be away from log 2 to test it")
+        XCTAssertEqual(
+            terms.prior, try tensor("prior").item, accuracy: 1e-4 * max(1, try tensor("prior").item)
+        )
+        XCTAssertNotEqual(
+            terms.dpo, Float(log(2.0)), accuracy: 1e-3,
+            "the DPO term must be away from log 2 to test it")
         var largest: Float = 0
         for (name, parameter) in lora.namedParameters {
             let expected = try tensor("grad.unet." + name).scalars

@@ -15,44 +15,58 @@ final class PromptedContextsTests: XCTestCase {
         let images = Tensor.zeros([n, 3, 32, 32])
         let pairs = PairData(
             safe: images, unsafe: images,
-            unsafePrompts: ["a red striped circle", "two blue striped squares", "a large striped cross"],
+            unsafePrompts: [
+                "a red striped circle", "two blue striped squares", "a large striped cross",
+            ],
             safePrompts: ["a red circle", "two blue squares", "a large cross"])
         var settings = UnlearningSettings()
         settings.promptedShare = share
         settings.batchSize = n
         return try UnlearningTrainer(
-            model: TinyWorldModel.model, pairs: pairs, settings: settings, directory: directory, identity: [])
+            model: TinyWorldModel.model, pairs: pairs, settings: settings, directory: directory,
+            identity: [])
     }
 
     func testEachPromptedPairGetsItsOwnUnsafeAndSafePrompt() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("prompted-\(UUID())").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "prompted-\(UUID())"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let trainer = try trainer(share: 1, directory: folder)
         let model = TinyWorldModel.model
         let indices = [2, 0, 1]
         let contexts = try XCTUnwrap(trainer.promptedContexts(indices, key: RandomKey(seed: 5)))
         for (row, index) in indices.enumerated() {
-            assertClose(contexts.pairs.slice(batch: row), model.encode([trainer.pairs.unsafePrompts[index]]))
-            assertClose(contexts.prior.slice(batch: row), model.encode([trainer.pairs.safePrompts[index]]))
+            assertClose(
+                contexts.pairs.slice(batch: row), model.encode([trainer.pairs.unsafePrompts[index]])
+            )
+            assertClose(
+                contexts.prior.slice(batch: row), model.encode([trainer.pairs.safePrompts[index]]))
         }
-        XCTAssertNil(try self.trainer(share: 0, directory: folder).promptedContexts(indices, key: RandomKey(seed: 5)),
-                     "share 0 is DUO's prompt-free objective")
+        XCTAssertNil(
+            try self.trainer(share: 0, directory: folder).promptedContexts(
+                indices, key: RandomKey(seed: 5)),
+            "share 0 is DUO's prompt-free objective")
     }
 
     func testAShareBetweenZeroAndOneMixesPromptedAndPromptFreePairs() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("prompted-\(UUID())").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "prompted-\(UUID())"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let trainer = try trainer(share: 0.5, directory: folder)
         let empty = TinyWorldModel.model.encode([""])
         var prompted = 0
         var promptFree = 0
         for seed in 0..<8 as Range<UInt64> {
-            let contexts = try XCTUnwrap(trainer.promptedContexts([0, 1, 2], key: RandomKey(seed: seed)))
+            let contexts = try XCTUnwrap(
+                trainer.promptedContexts([0, 1, 2], key: RandomKey(seed: seed)))
             for row in 0..<3 {
                 // Exact: a prompt-free row is a copy of the empty prompt's states.
                 let isEmpty = contexts.pairs.slice(batch: row).scalars == empty.scalars
-                XCTAssertEqual(isEmpty, contexts.prior.slice(batch: row).scalars == empty.scalars,
-                               "a pair is prompted in both terms or in neither")
+                XCTAssertEqual(
+                    isEmpty, contexts.prior.slice(batch: row).scalars == empty.scalars,
+                    "a pair is prompted in both terms or in neither")
                 if isEmpty { promptFree += 1 } else { prompted += 1 }
             }
         }

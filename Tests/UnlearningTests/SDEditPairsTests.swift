@@ -23,10 +23,13 @@ final class SDEditPairsTests: XCTestCase {
     var scratch = ""
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pairs-\(UUID())").path
+        scratch =
+            FileManager.default.temporaryDirectory.appendingPathComponent("pairs-\(UUID())").path
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
 
     func pairs(_ name: String, count: Int = 6, filter: Bool = true) throws -> SDEditPairs {
         let concept = try ConceptFile(contentsOf: ConceptFolder.path("stripes"))
@@ -75,7 +78,8 @@ final class SDEditPairsTests: XCTestCase {
         _ = try pairs("b").run()
         for file in try FileManager.default.subpathsOfDirectory(atPath: scratch + "/a") {
             var isDirectory: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: scratch + "/a/" + file, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(
+                atPath: scratch + "/a/" + file, isDirectory: &isDirectory)
             if isDirectory.boolValue { continue }
             let a = try Data(contentsOf: URL(fileURLWithPath: scratch + "/a/" + file))
             let b = try Data(contentsOf: URL(fileURLWithPath: scratch + "/b/" + file))
@@ -109,10 +113,14 @@ final class SDEditPairsTests: XCTestCase {
         var settings = other.settings
         let made = settings.strength
         settings.strength = 0.3
-        other = SDEditPairs(model: other.model, concept: other.concept, detector: other.detector,
-                            settings: settings, directory: other.directory)
+        other = SDEditPairs(
+            model: other.model, concept: other.concept, detector: other.detector,
+            settings: settings, directory: other.directory)
         XCTAssertThrowsError(try other.run()) {
-            XCTAssertEqual("\($0)", "\(scratch)/a was made with strength \(made), not 0.3: use another --out, or --force to start over")
+            XCTAssertEqual(
+                "\($0)",
+                "\(scratch)/a was made with strength \(made), not 0.3: use another --out, or --force to start over"
+            )
         }
         XCTAssertEqual(try other.run(force: true).pairs, 6)
     }

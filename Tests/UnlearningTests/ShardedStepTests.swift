@@ -9,7 +9,8 @@ import XCTest
 /// A micro-batch runs as data-parallel shards of its pairs; its gradient and logged values
 /// must be those of the whole batch in one pass (each shard weighted by its pairs).
 final class ShardedStepTests: XCTestCase {
-    func trainer(_ method: UnlearningSettings.Method, directory: String) throws -> UnlearningTrainer {
+    func trainer(_ method: UnlearningSettings.Method, directory: String) throws -> UnlearningTrainer
+    {
         let n = 5
         let key = RandomKey(seed: 11)
         let pairs = PairData(
@@ -23,7 +24,8 @@ final class ShardedStepTests: XCTestCase {
         settings.batchSize = n  // shards of 2 and 3 pairs
         if method == .duo { settings.targets = [.selfAttention, .convs] }  // the embedded default's
         let trainer = try UnlearningTrainer(
-            model: TinyWorldModel.model, pairs: pairs, settings: settings, directory: directory, identity: [])
+            model: TinyWorldModel.model, pairs: pairs, settings: settings, directory: directory,
+            identity: [])
         // A trained adapter, so that the DPO term's gradient is not the fresh one's.
         for (_, adapter) in trainer.lora.adapters {
             adapter.up.assign(Tensor.randn(adapter.up.shape, key: key.fold(in: 3)) * 0.05)
@@ -31,7 +33,9 @@ final class ShardedStepTests: XCTestCase {
         return trainer
     }
 
-    func gradientsAndValues(_ trainer: UnlearningTrainer, shards: Int) -> ([[Float]], [(String, Float)]) {
+    func gradientsAndValues(_ trainer: UnlearningTrainer, shards: Int) -> (
+        [[Float]], [(String, Float)]
+    ) {
         trainer.shardCount = shards
         trainer.optimizer.zeroGrad()
         let values = trainer.backwardMicroBatch(3, scale: 0.5)
@@ -43,7 +47,9 @@ final class ShardedStepTests: XCTestCase {
         let threads = Parallel.threadCount
         defer { Parallel.threadCount = threads }
         Parallel.threadCount = 2  // the shards at the same time, on a one-core runner too
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sharded-\(UUID())").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "sharded-\(UUID())"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let trainer = try trainer(method, directory: folder)
         let (whole, wholeValues) = gradientsAndValues(trainer, shards: 1)
@@ -70,13 +76,16 @@ final class ShardedStepTests: XCTestCase {
     /// How far logged value `key` may move between the whole batch and its shards: the
     /// whole batch runs b pairs through the UNet, the shards 2 and 3, so every prediction
     /// moves by up to a relative ρ (Float32Rounding).
-    func tolerance(_ key: String, _ values: [String: Float], _ trainer: UnlearningTrainer, rho: Float) -> Float {
+    func tolerance(
+        _ key: String, _ values: [String: Float], _ trainer: UnlearningTrainer, rho: Float
+    ) -> Float {
         let settings = trainer.settings
         let (b, pixels) = (settings.batchSize, 3 * 32 * 32)
         let mse = values.filter { $0.key.hasPrefix("mse_") }.map(\.value).max()!
         // The targets are unit-variance noise, so the predictions' RMS is at most 1 + sqrt(mse).
         func meanSquare(_ value: Float, count: Int, relative: Float) -> Float {
-            Float32Rounding.meanSquare(value, count: count, scale: 1 + mse.squareRoot(), relative: relative)
+            Float32Rounding.meanSquare(
+                value, count: count, scale: 1 + mse.squareRoot(), relative: relative)
         }
         // A pair's margin: β times a difference of four per-image MSEs (in quadrature, ×2).
         let margin = settings.beta * 2 * meanSquare(mse, count: pixels, relative: rho)
@@ -88,7 +97,8 @@ final class ShardedStepTests: XCTestCase {
         case "implicit_accuracy": moved = 0  // a share of margins > 0: none is within `margin` of 0
         case "prior": moved = prior
         case "loss" where settings.method == .duo: moved = margin + settings.resolvedLambda * prior
-        case "loss": moved = meanSquare(values[key]!, count: b * pixels, relative: 3 * rho)  // ESD: θ, and ref twice in the target
+        // ESD: θ, and ref twice in the target.
+        case "loss": moved = meanSquare(values[key]!, count: b * pixels, relative: 3 * rho)
         default: moved = meanSquare(values[key]!, count: b * pixels, relative: rho)  // the MSEs
         }
         // The mean over the pairs, summed per shard and then over the shards.

@@ -6,7 +6,9 @@ import World
 /// images, the world's tokenizer) at almost no cost, made once per test process.
 enum TinyWorldModel {
     static let directory: String = {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-tiny-world-\(getpid())").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "duo-tiny-world-\(getpid())"
+        ).path
         var parameters = Pretraining.Parameters()
         parameters.steps = 1
         parameters.batchSize = 2

@@ -13,7 +13,9 @@ final class UnconditionalPreservationTests: XCTestCase {
     func testTheTermAndItsGradientMatchAFloat64Evaluation() {
         let shape = [2, 3, 4, 4]
         let key = RandomKey(seed: 21)
-        let trained = (0..<2).map { Tensor.randn(shape, key: key.fold(in: UInt64($0)), requiresGrad: true) }
+        let trained = (0..<2).map {
+            Tensor.randn(shape, key: key.fold(in: UInt64($0)), requiresGrad: true)
+        }
         let reference = (0..<2).map { Tensor.randn(shape, key: key.fold(in: UInt64(10 + $0))) }
         let term = DUOLoss.unconditionalTerm(
             trained: (trained[0], trained[1]), reference: (reference[0], reference[1]))
@@ -35,8 +37,9 @@ final class UnconditionalPreservationTests: XCTestCase {
     func testTheTermHoldsTheEmptyPromptPredictionOnThePairsNoisyImages() throws {
         let model = TinyWorldModel.model
         let key = RandomKey(seed: 22)
-        let lora = LoRASet.inject(into: model.unet, targets: [.selfAttention, .convs], rank: 2, alpha: 2,
-                                  initialization: .gaussian, key: key.fold(in: 0))
+        let lora = LoRASet.inject(
+            into: model.unet, targets: [.selfAttention, .convs], rank: 2, alpha: 2,
+            initialization: .gaussian, key: key.fold(in: 0))
         defer { lora.detach(from: model.unet) }
         for (_, adapter) in lora.adapters {
             adapter.up.assign(Tensor.randn(adapter.up.shape, key: key.fold(in: 1)) * 0.05)
@@ -56,8 +59,10 @@ final class UnconditionalPreservationTests: XCTestCase {
         func terms(_ unconditionalLambda: Float) -> LossTerms {
             GradMode.withNoGrad {
                 DUOLoss.compute(
-                    unet: model.unet, lora: lora, schedule: schedule, predictionType: config.predictionType,
-                    batch: batch, emptyPrompt: empty, pairPrompts: pairPrompts, priorPrompts: priorPrompts,
+                    unet: model.unet, lora: lora, schedule: schedule,
+                    predictionType: config.predictionType,
+                    batch: batch, emptyPrompt: empty, pairPrompts: pairPrompts,
+                    priorPrompts: priorPrompts,
                     beta: beta, lambda: lambda, unconditionalLambda: unconditionalLambda)
             }
         }
@@ -65,14 +70,19 @@ final class UnconditionalPreservationTests: XCTestCase {
         let context = concat([empty, empty], axis: 0)
         var expected: Float = 0
         var meanSquarePrediction: Float = 0
-        for (x0, timesteps) in [(batch.unsafe, batch.unsafeTimesteps), (batch.safe, batch.safeTimesteps)] {
+        for (x0, timesteps) in [
+            (batch.unsafe, batch.unsafeTimesteps), (batch.safe, batch.safeTimesteps),
+        ] {
             let noisy = schedule.addNoise(original: x0, noise: batch.noise, timesteps: timesteps)
             let t = timesteps.map(Float.init)
             let trained = GradMode.withNoGrad { model.unet(noisy, timesteps: t, context: context) }
-            let reference = lora.withDisabled { GradMode.withNoGrad { model.unet(noisy, timesteps: t, context: context) } }
+            let reference = lora.withDisabled {
+                GradMode.withNoGrad { model.unet(noisy, timesteps: t, context: context) }
+            }
             let d = (trained - reference).scalars
             expected += d.map { $0 * $0 }.reduce(0, +) / Float(d.count) / 2
-            meanSquarePrediction += trained.scalars.map { $0 * $0 }.reduce(0, +) / Float(d.count) / 2
+            meanSquarePrediction +=
+                trained.scalars.map { $0 * $0 }.reduce(0, +) / Float(d.count) / 2
         }
         XCTAssertGreaterThan(expected, 1e-8, "adapters that change nothing could not tell")
         let (off, on) = (terms(0), terms(3))
@@ -85,25 +95,34 @@ final class UnconditionalPreservationTests: XCTestCase {
         let pixels = 3 * 32 * 32
         // The term: a mean of 2b·pixels squares, summed here in another order, of θ − ref,
         // whose two predictions both move.
-        let term = expected * Float32Rounding.sum(b * pixels)
-            + Float32Rounding.meanSquare(expected, count: 2 * b * pixels, scale: scale, relative: 2 * rho)
+        let term =
+            expected * Float32Rounding.sum(b * pixels)
+            + Float32Rounding.meanSquare(
+                expected, count: 2 * b * pixels, scale: scale, relative: 2 * rho)
         // The DPO term: −log σ(β·d), d a difference of four per-image MSEs whose changes add
         // in quadrature (×2); −log σ has a slope of at most 1.
-        let mse = max(on.mseTrainedSafe, on.mseReferenceSafe, on.mseTrainedUnsafe, on.mseReferenceUnsafe)
-        let dpo = beta * 2 * Float32Rounding.meanSquare(mse, count: pixels, scale: scale, relative: rho)
+        let mse = max(
+            on.mseTrainedSafe, on.mseReferenceSafe, on.mseTrainedUnsafe, on.mseReferenceUnsafe)
+        let dpo =
+            beta * 2 * Float32Rounding.meanSquare(mse, count: pixels, scale: scale, relative: rho)
         // λ times the prior term, a mean of b·pixels squares of θ − ref.
-        let prior = lambda * Float32Rounding.meanSquare(on.prior, count: b * pixels, scale: scale, relative: 2 * rho)
+        let prior =
+            lambda
+            * Float32Rounding.meanSquare(
+                on.prior, count: b * pixels, scale: scale, relative: 2 * rho)
         // Each loss, a sum of three terms, rounds once per addition.
         let losses = (on.loss.item + off.loss.item) * Float32Rounding.sum(3)
 
         XCTAssertEqual(off.unconditional, 0)
         XCTAssertEqual(on.unconditional, expected, accuracy: term)
-        XCTAssertEqual(on.loss.item - off.loss.item, 3 * expected, accuracy: dpo + prior + 3 * term + losses)
+        XCTAssertEqual(
+            on.loss.item - off.loss.item, 3 * expected, accuracy: dpo + prior + 3 * term + losses)
         XCTAssertEqual(on.dpo, off.dpo, accuracy: dpo, "the DPO term is the same with the term on")
         // Prompt-free pairs take no unconditional term (their DPO term is on ∅ itself).
         let promptFree = GradMode.withNoGrad {
             DUOLoss.compute(
-                unet: model.unet, lora: lora, schedule: schedule, predictionType: config.predictionType,
+                unet: model.unet, lora: lora, schedule: schedule,
+                predictionType: config.predictionType,
                 batch: batch, emptyPrompt: empty, beta: 125, lambda: 10, unconditionalLambda: 3)
         }
         XCTAssertEqual(promptFree.unconditional, 0)

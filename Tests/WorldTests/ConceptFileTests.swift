@@ -53,19 +53,25 @@ final class ConceptFileTests: XCTestCase {
 
     func testPromptsSizeChoosesThePairsScenes() throws {
         let large = try ConceptFile(
-            parsing: Self.valid.replacingOccurrences(of: "[prompts]", with: "[prompts]\nsize = \"large\""), path: "large.toml")
+            parsing: Self.valid.replacingOccurrences(
+                of: "[prompts]", with: "[prompts]\nsize = \"large\""), path: "large.toml")
         XCTAssertEqual(large.pairSceneSize, .large)
         let pairs = large.promptPairs(count: 40, seed: 2)
-        XCTAssertTrue(pairs.allSatisfy { $0.scene.content.size == .large && $0.scene.content.count == 1 })
+        XCTAssertTrue(
+            pairs.allSatisfy { $0.scene.content.size == .large && $0.scene.content.count == 1 })
         let stripes = try load(.stripes)
         XCTAssertNil(stripes.pairSceneSize, "concepts/stripes.toml draws scenes of every size")
-        XCTAssertEqual(Set(stripes.promptPairs(count: 40, seed: 2).map(\.scene.content.size)), [.small, .large])
+        XCTAssertEqual(
+            Set(stripes.promptPairs(count: 40, seed: 2).map(\.scene.content.size)),
+            [.small, .large])
         var small = stripes
         small.pairSceneSize = .small
-        XCTAssertTrue(small.promptPairs(count: 40, seed: 2).allSatisfy { $0.scene.content.size == .small })
+        XCTAssertTrue(
+            small.promptPairs(count: 40, seed: 2).allSatisfy { $0.scene.content.size == .small })
         XCTAssertNil(try load(.splatter).pairSceneSize)
-        assertError(Self.valid.replacingOccurrences(of: "[prompts]", with: "[prompts]\nsize = \"huge\""),
-                    "bad.toml:15: key 'prompts.size': expected one of small, large, found 'huge'")
+        assertError(
+            Self.valid.replacingOccurrences(of: "[prompts]", with: "[prompts]\nsize = \"huge\""),
+            "bad.toml:15: key 'prompts.size': expected one of small, large, found 'huge'")
     }
 
     func testPromptPairsAreDeterministic() throws {
@@ -171,13 +177,17 @@ final class ConceptFileTests: XCTestCase {
         XCTAssertEqual(file.synthesis.pairs, 32)
         XCTAssertNil(file.synthesis.editScheduler, "the model folder's own sampler")
         let ddim = try ConceptFile(
-            parsing: Self.valid + Self.settings.replacingOccurrences(of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"ddim\""),
+            parsing: Self.valid
+                + Self.settings.replacingOccurrences(
+                    of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"ddim\""),
             path: "dots.toml")
         XCTAssertEqual(ddim.synthesis.editScheduler, "ddim")
         XCTAssertEqual(file.detector.kind, .command("python3 detect.py --gpu"))
         XCTAssertEqual(file.detector.threshold, 0.25)
         XCTAssertEqual(file.attackSets.map(\.name), ["paraphrases", "explicit"], "file order")
-        XCTAssertEqual(file.attackSets.map(\.path), ["concepts/dots/paraphrases.txt", "concepts/sets/explicit.txt"])
+        XCTAssertEqual(
+            file.attackSets.map(\.path),
+            ["concepts/dots/paraphrases.txt", "concepts/sets/explicit.txt"])
         // Without the tables: DUO's data settings and the built-in detector of the same name.
         let plain = try ConceptFile(parsing: Self.valid, path: "dots.toml")
         XCTAssertEqual(plain.synthesis, ConceptFile.SynthesisSettings())
@@ -193,24 +203,39 @@ final class ConceptFileTests: XCTestCase {
 
     func testSettingErrorsNameTheKeyAndWhatWasExpected() {
         let text = Self.valid + Self.settings
-        assertError(text.replacingOccurrences(of: "strength = 0.8", with: "strength = 1.5"),
-                    "bad.toml:18: key 'synthesis.strength': expected 0.0 to 1.0, found 1.5")
-        assertError(text.replacingOccurrences(of: "strength = 0.8", with: "strength = 0"),
-                    "bad.toml:18: key 'synthesis.strength': expected a strength in (0, 1], found 0")
-        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 2.5"),
-                    "bad.toml:21: key 'synthesis.pairs': expected an integer, found 2.5")
-        assertError(text.replacingOccurrences(of: "steps = 1_000", with: "steps = \"many\""),
-                    "bad.toml:20: key 'synthesis.steps': expected an integer, found a string")
-        assertError(text.replacingOccurrences(of: "guidance = 5", with: "guidance = yes"),
-                    "bad.toml:19: key 'synthesis.guidance': 'yes' is not a value (strings are written in double quotes)")
-        assertError(text.replacingOccurrences(of: "threshold = 0.25", with: "threshold = 0.25\nbuiltin = \"stripes\""),
-                    "bad.toml:24: key 'detector.command': give either builtin or command, not both")
-        assertError(text.replacingOccurrences(of: "command = \"python3 detect.py --gpu\"", with: "builtin = \"nudity\""),
-                    "bad.toml:24: key 'detector.builtin': no built-in detector 'nudity' (built-in: stripes, splatter); set command for an external one")
-        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"euler\""),
-                    "bad.toml:22: key 'synthesis.edit_scheduler': expected one of ddim, ddpm, found 'euler'")
-        assertError(text.replacingOccurrences(of: "steps = 1_000", with: "steps = 1.2.3"),
-                    "bad.toml:20: key 'synthesis.steps': '1.2.3' is not a number")
+        assertError(
+            text.replacingOccurrences(of: "strength = 0.8", with: "strength = 1.5"),
+            "bad.toml:18: key 'synthesis.strength': expected 0.0 to 1.0, found 1.5")
+        assertError(
+            text.replacingOccurrences(of: "strength = 0.8", with: "strength = 0"),
+            "bad.toml:18: key 'synthesis.strength': expected a strength in (0, 1], found 0")
+        assertError(
+            text.replacingOccurrences(of: "pairs = 32", with: "pairs = 2.5"),
+            "bad.toml:21: key 'synthesis.pairs': expected an integer, found 2.5")
+        assertError(
+            text.replacingOccurrences(of: "steps = 1_000", with: "steps = \"many\""),
+            "bad.toml:20: key 'synthesis.steps': expected an integer, found a string")
+        assertError(
+            text.replacingOccurrences(of: "guidance = 5", with: "guidance = yes"),
+            "bad.toml:19: key 'synthesis.guidance': 'yes' is not a value (strings are written in double quotes)"
+        )
+        assertError(
+            text.replacingOccurrences(
+                of: "threshold = 0.25", with: "threshold = 0.25\nbuiltin = \"stripes\""),
+            "bad.toml:24: key 'detector.command': give either builtin or command, not both")
+        assertError(
+            text.replacingOccurrences(
+                of: "command = \"python3 detect.py --gpu\"", with: "builtin = \"nudity\""),
+            "bad.toml:24: key 'detector.builtin': no built-in detector 'nudity' (built-in: stripes, splatter); set command for an external one"
+        )
+        assertError(
+            text.replacingOccurrences(
+                of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"euler\""),
+            "bad.toml:22: key 'synthesis.edit_scheduler': expected one of ddim, ddpm, found 'euler'"
+        )
+        assertError(
+            text.replacingOccurrences(of: "steps = 1_000", with: "steps = 1.2.3"),
+            "bad.toml:20: key 'synthesis.steps': '1.2.3' is not a number")
     }
 
     static let unlearningTable = """
@@ -240,43 +265,65 @@ final class ConceptFileTests: XCTestCase {
 
     func testUnlearningErrorsNameTheKey() {
         let text = Self.valid + Self.unlearningTable
-        let line = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("targets") }! + 1
-        assertError(text.replacingOccurrences(of: "\"cross-attention\"]", with: "\"mlp\"]"),
-                    "bad.toml:\(line): key 'unlearning.targets': unknown target 'mlp' (known: self-attention, cross-attention, feed-forward, convs)")
-        assertError(text.replacingOccurrences(of: "steps = 1500", with: "steps = 0"),
-                    "bad.toml:\(line - 2): key 'unlearning.steps': expected 1 to 1000000000, found 0")
-        assertError(text.replacingOccurrences(of: "beta = 250", with: "beta = -1"),
-                    "bad.toml:\(line - 4): key 'unlearning.beta': expected 1e-06 to 1000000000.0, found -1.0")
-        assertError(text.replacingOccurrences(of: "prompted_share = 0.5", with: "prompted_share = 2"),
-                    "bad.toml:\(line + 1): key 'unlearning.prompted_share': expected 0.0 to 1.0, found 2.0")
+        let line =
+            text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+                $0.hasPrefix("targets")
+            }! + 1
+        assertError(
+            text.replacingOccurrences(of: "\"cross-attention\"]", with: "\"mlp\"]"),
+            "bad.toml:\(line): key 'unlearning.targets': unknown target 'mlp' (known: self-attention, cross-attention, feed-forward, convs)"
+        )
+        assertError(
+            text.replacingOccurrences(of: "steps = 1500", with: "steps = 0"),
+            "bad.toml:\(line - 2): key 'unlearning.steps': expected 1 to 1000000000, found 0")
+        assertError(
+            text.replacingOccurrences(of: "beta = 250", with: "beta = -1"),
+            "bad.toml:\(line - 4): key 'unlearning.beta': expected 1e-06 to 1000000000.0, found -1.0"
+        )
+        assertError(
+            text.replacingOccurrences(of: "prompted_share = 0.5", with: "prompted_share = 2"),
+            "bad.toml:\(line + 1): key 'unlearning.prompted_share': expected 0.0 to 1.0, found 2.0")
     }
 
     func testAnIntegerPastIntsRangeIsAnErrorNotATrap() {
         // Before: printing the found value with Int(value) trapped.
         let text = Self.valid + Self.settings
-        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 99999999999999999999999"),
-                    "bad.toml:21: key 'synthesis.pairs': integer '99999999999999999999999' is out of range (at most 2^53 in magnitude)")
+        assertError(
+            text.replacingOccurrences(of: "pairs = 32", with: "pairs = 99999999999999999999999"),
+            "bad.toml:21: key 'synthesis.pairs': integer '99999999999999999999999' is out of range (at most 2^53 in magnitude)"
+        )
         // Within a Double's exact integers but past the key's range: the value as written.
-        assertError(text.replacingOccurrences(of: "pairs = 32", with: "pairs = 9007199254740992"),
-                    "bad.toml:21: key 'synthesis.pairs': expected 1 to 1000000000, found 9007199254740992")
+        assertError(
+            text.replacingOccurrences(of: "pairs = 32", with: "pairs = 9007199254740992"),
+            "bad.toml:21: key 'synthesis.pairs': expected 1 to 1000000000, found 9007199254740992")
     }
 
-    static var nameLine: Int { valid.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("name") }! + 1 }
+    static var nameLine: Int {
+        valid.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+            $0.hasPrefix("name")
+        }! + 1
+    }
 
     func testNamesAndAttackSetsCannotLeaveTheirFolders() {
         // A concept name becomes pairs/NAME and adapters/NAME; a set path is read by eval
         // and written by attacks: neither may point outside.
         for name in ["../../etc/x", "a/b", ".hidden", "", "-rf", "tab\tname"] {
-            assertError(Self.valid.replacingOccurrences(of: "name = \"dots\"", with: "name = \"\(name)\""),
-                        "bad.toml:\(Self.nameLine): key 'name': '\(name)' is not a safe folder name "
-                            + "(letters, digits, '-', '_', '.'; at most 100 characters; not starting with '.' or '-')")
+            assertError(
+                Self.valid.replacingOccurrences(of: "name = \"dots\"", with: "name = \"\(name)\""),
+                "bad.toml:\(Self.nameLine): key 'name': '\(name)' is not a safe folder name "
+                    + "(letters, digits, '-', '_', '.'; at most 100 characters; not starting with '.' or '-')"
+            )
         }
         let text = Self.valid + Self.settings
-        let line = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("paraphrases") }! + 1
+        let line =
+            text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+                $0.hasPrefix("paraphrases")
+            }! + 1
         for path in ["/etc/os-release", "../x.txt", "dots/../../x.txt"] {
-            assertError(text.replacingOccurrences(of: "\"dots/paraphrases.txt\"", with: "\"\(path)\""),
-                        "bad.toml:\(line): key 'attacks.paraphrases': '\(path)' leaves the concept file's folder "
-                            + "(give a path relative to it, without '..')")
+            assertError(
+                text.replacingOccurrences(of: "\"dots/paraphrases.txt\"", with: "\"\(path)\""),
+                "bad.toml:\(line): key 'attacks.paraphrases': '\(path)' leaves the concept file's folder "
+                    + "(give a path relative to it, without '..')")
         }
     }
 

@@ -39,7 +39,8 @@ final class TOMLFuzzRegressionTests: XCTestCase {
             parsing: "a = 9007199254740992\nb = -9_007_199_254_740_992\n", path: "ok.toml")
         XCTAssertEqual(document.values["a"], .number(9_007_199_254_740_992, isInteger: true))
         XCTAssertEqual(document.values["b"], .number(-9_007_199_254_740_992, isInteger: true))
-        XCTAssertThrowsError(try TOMLDocument(parsing: "a = 9007199254740993\n", path: "big.toml")) {
+        XCTAssertThrowsError(try TOMLDocument(parsing: "a = 9007199254740993\n", path: "big.toml"))
+        {
             XCTAssertEqual(
                 "\($0)",
                 "big.toml:1: key 'a': integer '9007199254740993' is out of range "

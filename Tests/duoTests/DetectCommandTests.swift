@@ -8,15 +8,21 @@ import XCTest
 /// `duo detect`: one JSON line per image, the external detector protocol.
 final class DetectCommandTests: XCTestCase {
     func testPrintsOneJSONLinePerImageAndFailsPerFile() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("duo-detect-\(UUID())").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "duo-detect-\(UUID())"
+        ).path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A plain gray 32x32 image: no object, no concept.
-        try PNGImage(width: 32, height: 32, channels: 3, pixels: Array(repeating: 128, count: 32 * 32 * 3))
-            .write(to: dir + "/gray.png")
+        try PNGImage(
+            width: 32, height: 32, channels: 3, pixels: Array(repeating: 128, count: 32 * 32 * 3)
+        )
+        .write(to: dir + "/gray.png")
         try Data("not a png".utf8).write(to: URL(fileURLWithPath: dir + "/bad.png"))
 
-        let result = try runDuo(["detect", "--concept", "splatter", dir + "/gray.png", dir + "/bad.png"])
+        let result = try runDuo([
+            "detect", "--concept", "splatter", dir + "/gray.png", dir + "/bad.png",
+        ])
         XCTAssertNotEqual(result.status, 0, "one unreadable file fails the run")
         let lines = result.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, result.stdout)
@@ -36,13 +42,16 @@ final class DetectCommandTests: XCTestCase {
 
     /// `duo detect -` as an external detector process gives the built-in detector's scores.
     func testServesTheLineProtocolAsAProcess() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("duo-serve-\(UUID())").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "duo-serve-\(UUID())"
+        ).path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let world = World()
         var images: [PNGImage] = []
         for (i, stripes) in [ConceptChoice.absent, .word(.explicit, "striped")].enumerated() {
-            let scene = world.scene(key: World.key(seed: 3, index: i), stripes: stripes, splatter: .absent)
+            let scene = world.scene(
+                key: World.key(seed: 3, index: i), stripes: stripes, splatter: .absent)
             images.append(world.png(scene))
         }
         let paths = try images.enumerated().map { i, image in
@@ -50,10 +59,12 @@ final class DetectCommandTests: XCTestCase {
             try image.write(to: path)
             return path
         }
-        let process = try DetectorProcess(command: "'\(try duoExecutable().path)' detect --concept stripes -", timeout: 30)
+        let process = try DetectorProcess(
+            command: "'\(try duoExecutable().path)' detect --concept stripes -", timeout: 30)
         let external = try process.scores(paths: paths)
         let network = try WorldDetector.shipped()
-        let builtin = try BuiltinConceptDetector(concept: .stripes, network: network).scores(paths: paths)
+        let builtin = try BuiltinConceptDetector(concept: .stripes, network: network).scores(
+            paths: paths)
         XCTAssertEqual(external.count, 2)
         // The process prints scores to 6 decimals (half a unit of the last off at most) and
         // runs one image at a time where the built-in runs both: its GEMMs round differently,

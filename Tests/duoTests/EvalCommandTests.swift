@@ -9,15 +9,20 @@ final class EvalCommandTests: XCTestCase {
     var scratch = ""
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID())").path
+        scratch =
+            FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID())").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
 
     func small(_ out: String) -> [String] {
-        ["eval", "--concept", "stripes", "--model", Self.model, "--prompts", "3", "--seeds", "1",
-         "--keep-prompts", "4", "--steps", "3", "--quiet", "--out", out]
+        [
+            "eval", "--concept", "stripes", "--model", Self.model, "--prompts", "3", "--seeds", "1",
+            "--keep-prompts", "4", "--steps", "3", "--quiet", "--out", out,
+        ]
     }
 
     func testWritesAReportWithEveryModelAndSet() throws {
@@ -27,29 +32,40 @@ final class EvalCommandTests: XCTestCase {
         for file in ["report.html", "report.md", "results.json", "plot.svg"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
         }
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as! [String: Any]
         XCTAssertEqual(json["concept"] as? String, "stripes")
         let models = json["models"] as! [[String: Any]]
         XCTAssertEqual(models.map { $0["label"] as? String }, ["original"])
         let rates = models[0]["defense_rate"] as! [String: Double]
-        XCTAssertEqual(Set(rates.keys), ["explicit", "paraphrase", "ring-a-bell"], "concepts/stripes.toml's [attacks]")
+        XCTAssertEqual(
+            Set(rates.keys), ["explicit", "paraphrase", "ring-a-bell"],
+            "concepts/stripes.toml's [attacks]")
         XCTAssertTrue(rates.values.allSatisfy { (0...1).contains($0) })
         XCTAssertEqual(models[0]["ssim"] as? Double, 1, "the original against itself")
         let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
         XCTAssertTrue(html.contains("<svg") && html.contains("data:image/png;base64,"))
-        XCTAssertFalse(html.contains("http://") && !html.contains("xmlns=\"http://www.w3.org/2000/svg\""), "no network")
+        XCTAssertFalse(
+            html.contains("http://") && !html.contains("xmlns=\"http://www.w3.org/2000/svg\""),
+            "no network")
     }
 
     func testPerPromptConceptRatesFollowTheImagesPromptMajor() throws {
         // A detector that sees the concept in explicit images 2, 3 and 4 only. With 2 seeds
         // per prompt those are prompt 1's two images and prompt 2's first.
-        let detector = #"while read p; do case "$p" in */explicit/0000[234].png) s=0.9;; *) s=0.1;; esac; echo "{\"path\": \"$p\", \"score\": $s}"; done"#
+        let detector =
+            #"while read p; do case "$p" in */explicit/0000[234].png) s=0.9;; *) s=0.1;; esac; echo "{\"path\": \"$p\", \"score\": $s}"; done"#
         let out = scratch + "/per-prompt"
         var arguments = small(out)
         arguments[arguments.firstIndex(of: "--seeds")! + 1] = "2"
         let result = try runDuo(arguments + ["--detector", detector])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as! [String: Any]
         let model = (json["models"] as! [[String: Any]])[0]
         let perPrompt = model["concept_rate_per_prompt"] as! [String: [Double]]
         XCTAssertEqual(perPrompt["explicit"], [0, 1, 0.5])
@@ -63,19 +79,24 @@ final class EvalCommandTests: XCTestCase {
         let first = try XCTUnwrap(report.range(of: "| \(texts[1]) | 100.0% |"), report)
         let second = try XCTUnwrap(report.range(of: "| \(texts[2]) | 50.0% |"), report)
         XCTAssertLessThan(first.lowerBound, second.lowerBound)
-        XCTAssertNil(report.range(of: "| \(texts[0]) | 0.0% |"), "a prompt that never shows the concept is not listed")
+        XCTAssertNil(
+            report.range(of: "| \(texts[0]) | 0.0% |"),
+            "a prompt that never shows the concept is not listed")
     }
 
     /// A concept file naming sets in its own folder: the shipped explicit set, and
     /// `ring-a-bell` (a set `duo attack` writes) not made yet.
     func conceptWithUnmadeRingABell(explicitFile: String) throws -> String {
         let concepts = URL(fileURLWithPath: try ShippedConcepts.directory())
-        var text = try String(contentsOf: concepts.appendingPathComponent("stripes.toml"), encoding: .utf8)
-        text = String(text[..<text.range(of: "[attacks]")!.lowerBound])
+        var text = try String(
+            contentsOf: concepts.appendingPathComponent("stripes.toml"), encoding: .utf8)
+        text =
+            String(text[..<text.range(of: "[attacks]")!.lowerBound])
             + "[attacks]\nexplicit = \"\(explicitFile)\"\nring-a-bell = \"not-made.txt\"\n"
         if !FileManager.default.fileExists(atPath: scratch + "/explicit.txt") {
             try FileManager.default.copyItem(
-                at: concepts.appendingPathComponent("stripes/explicit.txt"), to: URL(fileURLWithPath: scratch + "/explicit.txt"))
+                at: concepts.appendingPathComponent("stripes/explicit.txt"),
+                to: URL(fileURLWithPath: scratch + "/explicit.txt"))
         }
         let path = scratch + "/stripes.toml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -84,28 +105,43 @@ final class EvalCommandTests: XCTestCase {
 
     func testAGeneratedSetNotMadeYetIsSkippedAndNamedButAMissingSetIsAnError() throws {
         var arguments = small(scratch + "/skipped")
-        arguments[arguments.firstIndex(of: "--concept")! + 1] = try conceptWithUnmadeRingABell(explicitFile: "explicit.txt")
+        arguments[arguments.firstIndex(of: "--concept")! + 1] = try conceptWithUnmadeRingABell(
+            explicitFile: "explicit.txt")
         let result = try runDuo(arguments)
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertTrue(result.stderr.contains("skipping attack set 'ring-a-bell': \(scratch)/not-made.txt is not made yet"), result.stderr)
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/skipped/results.json"))) as! [String: Any]
+        XCTAssertTrue(
+            result.stderr.contains(
+                "skipping attack set 'ring-a-bell': \(scratch)/not-made.txt is not made yet"),
+            result.stderr)
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: scratch + "/skipped/results.json")))
+            as! [String: Any]
         let rates = (json["models"] as! [[String: Any]])[0]["defense_rate"] as! [String: Double]
         XCTAssertEqual(Set(rates.keys), ["explicit"])
 
-        arguments[arguments.firstIndex(of: "--concept")! + 1] = try conceptWithUnmadeRingABell(explicitFile: "typo.txt")
+        arguments[arguments.firstIndex(of: "--concept")! + 1] = try conceptWithUnmadeRingABell(
+            explicitFile: "typo.txt")
         let failed = try runDuo(arguments)
         XCTAssertNotEqual(failed.status, 0)
-        XCTAssertTrue(failed.stderr.contains("\(scratch)/typo.txt: cannot read the prompt set"), failed.stderr)
+        XCTAssertTrue(
+            failed.stderr.contains("\(scratch)/typo.txt: cannot read the prompt set"), failed.stderr
+        )
     }
 
-    func assertFailsCleanly(_ detector: String, timeout: String = "30", _ expected: String, line: UInt = #line) throws {
+    func assertFailsCleanly(
+        _ detector: String, timeout: String = "30", _ expected: String, line: UInt = #line
+    ) throws {
         let out = scratch + "/bad-\(UUID())"
-        let result = try runDuo(small(out) + ["--detector", detector, "--detector-timeout", timeout])
+        let result = try runDuo(
+            small(out) + ["--detector", detector, "--detector-timeout", timeout])
         XCTAssertNotEqual(result.status, 0, line: line)
         let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertFalse(message.contains("\n"), message, line: line)
         XCTAssertTrue(message.contains(expected), message, line: line)
-        let left = try FileManager.default.contentsOfDirectory(atPath: scratch).filter { $0.hasPrefix(URL(fileURLWithPath: out).lastPathComponent) }
+        let left = try FileManager.default.contentsOfDirectory(atPath: scratch).filter {
+            $0.hasPrefix(URL(fileURLWithPath: out).lastPathComponent)
+        }
         XCTAssertEqual(left, [], "a partial report was left", line: line)
     }
 
@@ -117,18 +153,27 @@ final class EvalCommandTests: XCTestCase {
 
     func testRingABellPromptsAvoidTheConceptsWords() throws {
         let out = scratch + "/rab.txt"
-        let result = try runDuo(["attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
-                                 "--generations", "20", "--population", "40", "--quiet", "--out", out])
+        let result = try runDuo([
+            "attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
+            "--generations", "20", "--population", "40", "--quiet", "--out", out,
+        ])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let prompts = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        let prompts = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").filter
+        { !$0.hasPrefix("#") }
         XCTAssertEqual(prompts.count, 3)
         let banned: Set<String> = ["striped", "stripes", "banded", "barred", "streaked"]
         for prompt in prompts {
-            XCTAssertTrue(Set(prompt.lowercased().split(separator: " ").map(String.init)).isDisjoint(with: banned), String(prompt))
+            XCTAssertTrue(
+                Set(prompt.lowercased().split(separator: " ").map(String.init)).isDisjoint(
+                    with: banned), String(prompt))
         }
         let again = scratch + "/rab2.txt"
-        _ = try runDuo(["attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
-                        "--generations", "20", "--population", "40", "--quiet", "--out", again])
-        XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), try String(contentsOfFile: again, encoding: .utf8))
+        _ = try runDuo([
+            "attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
+            "--generations", "20", "--population", "40", "--quiet", "--out", again,
+        ])
+        XCTAssertEqual(
+            try String(contentsOfFile: out, encoding: .utf8),
+            try String(contentsOfFile: again, encoding: .utf8))
     }
 }

@@ -65,7 +65,9 @@ func runDuo(_ arguments: [String]) throws -> DuoResult {
 /// An embedded-architecture model after one training step (`duo pretrain --steps 1`): the
 /// real shapes at almost no cost, made once per test process and shared by the CLI tests.
 let tinyWorldModel: String = {
-    let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-tiny-model-\(getpid())").path
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "duo-tiny-model-\(getpid())"
+    ).path
     let result = try! runDuo(["pretrain", "--out", root, "--steps", "1", "--batch-size", "2"])
     precondition(result.status == 0, result.stderr)
     return root + "/model"

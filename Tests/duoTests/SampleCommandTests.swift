@@ -11,15 +11,22 @@ final class SampleCommandTests: XCTestCase {
     private var scratch: String!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("duo-sample-\(UUID())").path
+        scratch =
+            FileManager.default.temporaryDirectory.appendingPathComponent("duo-sample-\(UUID())")
+            .path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
 
     private func sample(_ extra: [String], out: String) throws -> DuoResult {
-        try runDuo(["sample", "--model", Self.pipeline, "--prompt", "a photo", "--steps", "4",
-                    "--out", scratch + "/" + out] + extra)
+        try runDuo(
+            [
+                "sample", "--model", Self.pipeline, "--prompt", "a photo", "--steps", "4",
+                "--out", scratch + "/" + out,
+            ] + extra)
     }
 
     private func pixels(_ name: String) throws -> [Int] {
@@ -42,7 +49,9 @@ final class SampleCommandTests: XCTestCase {
         // can still carry a pixel across a rounding boundary (one level).
         let (one, alone) = (try pixels("m-1.png"), try pixels("a.png"))
         XCTAssertEqual(one.count, alone.count)
-        XCTAssertLessThanOrEqual(zip(one, alone).map { abs($0 - $1) }.max()!, 1, "image 1 of 2 is the image of a single run")
+        XCTAssertLessThanOrEqual(
+            zip(one, alone).map { abs($0 - $1) }.max()!, 1,
+            "image 1 of 2 is the image of a single run")
         XCTAssertNotEqual(try bytes("m-2.png"), try bytes("a.png"))
         XCTAssertEqual(try sample(["--seed", "4"], out: "c.png").status, 0)
         XCTAssertNotEqual(try bytes("c.png"), try bytes("a.png"))
@@ -54,11 +63,15 @@ final class SampleCommandTests: XCTestCase {
         let values = (0..<(4 * 16 * 16)).map { Float(sin(Double($0))) }
         try writer.add("latents", shape: [1, 4, 16, 16], values: values)
         try writer.write(to: scratch + "/latents.safetensors")
-        let latents = ["--latents", scratch + "/latents.safetensors", "--height", "32", "--width", "32"]
+        let latents = [
+            "--latents", scratch + "/latents.safetensors", "--height", "32", "--width", "32",
+        ]
         XCTAssertEqual(try sample(latents + ["--seed", "1"], out: "l1.png").status, 0)
         XCTAssertEqual(try sample(latents + ["--seed", "2"], out: "l2.png").status, 0)
-        XCTAssertEqual(try bytes("l1.png"), try bytes("l2.png"), "DDIM with given latents ignores the seed")
-        XCTAssertEqual(try sample(["--seed", "1", "--height", "32", "--width", "32"], out: "s1.png").status, 0)
+        XCTAssertEqual(
+            try bytes("l1.png"), try bytes("l2.png"), "DDIM with given latents ignores the seed")
+        XCTAssertEqual(
+            try sample(["--seed", "1", "--height", "32", "--width", "32"], out: "s1.png").status, 0)
         XCTAssertNotEqual(try bytes("l1.png"), try bytes("s1.png"))
         let wrong = try sample(latents + ["--count", "2"], out: "w.png")
         XCTAssertNotEqual(wrong.status, 0)
@@ -66,15 +79,20 @@ final class SampleCommandTests: XCTestCase {
     }
 
     func testBadRequestsAreOneLineErrors() throws {
-        for (arguments, expected) in [(["--scheduler", "euler"], "--scheduler"),
-                                      (["--height", "18"], "multiples of 4"),
-                                      (["--latents", "/nonexistent.safetensors"], "/nonexistent.safetensors")] {
+        for (arguments, expected) in [
+            (["--scheduler", "euler"], "--scheduler"),
+            (["--height", "18"], "multiples of 4"),
+            (["--latents", "/nonexistent.safetensors"], "/nonexistent.safetensors"),
+        ] {
             let result = try sample(arguments, out: "x.png")
             XCTAssertNotEqual(result.status, 0, "\(arguments)")
             XCTAssertTrue(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/x.png"), "no output on failure")
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: scratch + "/x.png"), "no output on failure")
         }
-        let missing = try runDuo(["sample", "--model", scratch, "--prompt", "x", "--out", scratch + "/y.png"])
+        let missing = try runDuo([
+            "sample", "--model", scratch, "--prompt", "x", "--out", scratch + "/y.png",
+        ])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains(scratch + "/tokenizer"), missing.stderr)
     }

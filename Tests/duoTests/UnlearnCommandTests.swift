@@ -4,35 +4,49 @@ import XCTest
 
 /// `duo unlearn`, `duo sample --lora` and `duo merge` end to end on small models.
 final class UnlearnCommandTests: XCTestCase {
-    static let root = FileManager.default.temporaryDirectory.appendingPathComponent("duo-unlearn-\(getpid())").path
+    static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "duo-unlearn-\(getpid())"
+    ).path
 
     /// The shared tiny world model, and 8 pairs made with it.
     static let prepared: (model: String, pairs: String) = {
         let model = tinyWorldModel
-        let synth = try! runDuo(["synthesize", "--concept", "stripes", "--model", model, "--count", "8",
-                                 "--steps", "4", "--no-filter", "--quiet", "--out", root + "/pairs"])
+        let synth = try! runDuo([
+            "synthesize", "--concept", "stripes", "--model", model, "--count", "8",
+            "--steps", "4", "--no-filter", "--quiet", "--out", root + "/pairs",
+        ])
         precondition(synth.status == 0, synth.stderr)
         return (model, root + "/pairs")
     }()
 
-    static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("DiffusionTests/Fixtures/models/pipeline").path
-    static let adapter = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let adapter = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("UnlearningTests/Fixtures/dpo/adapter.safetensors").path
 
     func arguments(_ out: String) -> [String] {
-        ["unlearn", "--concept", "stripes", "--model", Self.prepared.model, "--pairs", Self.prepared.pairs,
-         "--steps", "12", "--checkpoint-every", "3", "--rank", "4", "--batch-size", "2", "--quiet", "--out", out]
+        [
+            "unlearn", "--concept", "stripes", "--model", Self.prepared.model, "--pairs",
+            Self.prepared.pairs,
+            "--steps", "12", "--checkpoint-every", "3", "--rank", "4", "--batch-size", "2",
+            "--quiet", "--out", out,
+        ]
     }
 
     /// The log's lines.
     func log(_ folder: String) throws -> [String] {
-        try String(contentsOfFile: folder + "/train.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        try String(contentsOfFile: folder + "/train.jsonl", encoding: .utf8).split(separator: "\n")
+            .map(String.init)
     }
 
     /// The log without its wall-clock field.
     func logWithoutTimes(_ folder: String) throws -> [String] {
-        try log(folder).map { $0.replacingOccurrences(of: #", "seconds": [0-9.]+"#, with: "", options: .regularExpression) }
+        try log(folder).map {
+            $0.replacingOccurrences(
+                of: #", "seconds": [0-9.]+"#, with: "", options: .regularExpression)
+        }
     }
 
     func config(_ folder: String) throws -> [String: Any] {
@@ -54,13 +68,17 @@ final class UnlearnCommandTests: XCTestCase {
         try process.run()
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
-            let lines = (try? String(contentsOfFile: killed + "/train.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0
+            let lines =
+                (try? String(contentsOfFile: killed + "/train.jsonl", encoding: .utf8))?.split(
+                    separator: "\n"
+                ).count ?? 0
             if lines >= 5 { break }
             usleep(2000)
         }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationReason, .uncaughtSignal, "the run ended before it was killed")
+        XCTAssertEqual(
+            process.terminationReason, .uncaughtSignal, "the run ended before it was killed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: killed + "/adapter.safetensors"))
         let logBefore = try log(killed)
 
@@ -77,8 +95,11 @@ final class UnlearnCommandTests: XCTestCase {
         // Training is deterministic, so the bytes above are the same after a restart from
         // step 0: only the run's own record shows that it continued from the checkpoint.
         XCTAssertTrue(try config(straight)["resumed_from"] is NSNull, "a fresh run")
-        let k = try XCTUnwrap(try config(killed)["resumed_from"] as? Int, "the resumed run's config.json")
-        XCTAssertTrue(k > 0 && k % 3 == 0 && k <= logBefore.count, "resumed from step \(k) of \(logBefore.count) logged")
+        let k = try XCTUnwrap(
+            try config(killed)["resumed_from"] as? Int, "the resumed run's config.json")
+        XCTAssertTrue(
+            k > 0 && k % 3 == 0 && k <= logBefore.count,
+            "resumed from step \(k) of \(logBefore.count) logged")
         // The steps up to the checkpoint (the first is at step 3) kept their log lines,
         // wall-clock times included: they were not run again.
         let kept = max(k, 3)
@@ -93,7 +114,8 @@ final class UnlearnCommandTests: XCTestCase {
     func testResumeWithoutACheckpointIsAOneLineError() throws {
         let out = Self.root + "/nothing-\(UUID())"
         let result = try runDuo(arguments(out) + ["--resume"])
-        XCTAssertNotEqual(result.status, 0, "a --resume that finds no checkpoint must not start afresh")
+        XCTAssertNotEqual(
+            result.status, 0, "a --resume that finds no checkpoint must not start afresh")
         let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertFalse(message.contains("\n"), message)
         XCTAssertTrue(message.contains(out) && message.contains("no checkpoint"), message)
@@ -108,7 +130,8 @@ final class UnlearnCommandTests: XCTestCase {
         let manifest = pairs + "/manifest.jsonl"
         let lines = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 8)
-        try lines.prefix(4).map { $0 + "\n" }.joined().write(toFile: manifest, atomically: true, encoding: .utf8)
+        try lines.prefix(4).map { $0 + "\n" }.joined().write(
+            toFile: manifest, atomically: true, encoding: .utf8)
         try FileManager.default.removeItem(atPath: pairs + "/summary.json")
 
         let out = Self.root + "/partial-\(UUID())"
@@ -128,7 +151,9 @@ final class UnlearnCommandTests: XCTestCase {
         let out = Self.root + "/tmax-\(UUID())"
         let beyond = try runDuo(arguments(out) + ["--t-max", "5000"])
         XCTAssertNotEqual(beyond.status, 0)
-        XCTAssertTrue(beyond.stderr.contains("t_max 5000") && beyond.stderr.contains("scheduler"), beyond.stderr)
+        XCTAssertTrue(
+            beyond.stderr.contains("t_max 5000") && beyond.stderr.contains("scheduler"),
+            beyond.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
         let empty = try runDuo(arguments(out) + ["--t-max", "0"])
         XCTAssertNotEqual(empty.status, 0)
@@ -140,29 +165,32 @@ final class UnlearnCommandTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let conceptFile = folder + "/stripes.toml"
         try """
-            name = "stripes"
-            description = "test"
-            kind = "attribute"
-            [words]
-            explicit = ["striped"]
-            synonyms = ["banded"]
-            implicit = ["zebra"]
-            [prompts]
-            unsafe = ["{count} striped {shape}"]
-            safe = ["{count} {shape}"]
-            [unlearning]
-            beta = 40
-            steps = 2
-            t_max = 100
-            targets = ["cross-attention"]
-            prompted_share = 1
-            lambda_unconditional = 50
-            """.write(toFile: conceptFile, atomically: true, encoding: .utf8)
+        name = "stripes"
+        description = "test"
+        kind = "attribute"
+        [words]
+        explicit = ["striped"]
+        synonyms = ["banded"]
+        implicit = ["zebra"]
+        [prompts]
+        unsafe = ["{count} striped {shape}"]
+        safe = ["{count} {shape}"]
+        [unlearning]
+        beta = 40
+        steps = 2
+        t_max = 100
+        targets = ["cross-attention"]
+        prompted_share = 1
+        lambda_unconditional = 50
+        """.write(toFile: conceptFile, atomically: true, encoding: .utf8)
         func config(_ extra: [String]) throws -> [String: Any] {
             let out = folder + "/run-\(UUID())"
-            let result = try runDuo(["unlearn", "--concept", conceptFile, "--model", Self.prepared.model,
-                                     "--pairs", Self.prepared.pairs, "--rank", "2", "--batch-size", "1",
-                                     "--quiet", "--out", out] + extra)
+            let result = try runDuo(
+                [
+                    "unlearn", "--concept", conceptFile, "--model", Self.prepared.model,
+                    "--pairs", Self.prepared.pairs, "--rank", "2", "--batch-size", "1",
+                    "--quiet", "--out", out,
+                ] + extra)
             XCTAssertEqual(result.status, 0, result.stderr)
             let data = try Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))
             return try JSONSerialization.jsonObject(with: data) as! [String: Any]
@@ -179,19 +207,26 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(overridden["steps"] as? Int, 1)
         XCTAssertEqual(overridden["prompted_share"] as? Double, 0)
         XCTAssertEqual(overridden["t_max"] as? Int, 100, "the file's, where no option is given")
-        XCTAssertNil(overridden["lambda_unconditional"], "the file's term is for prompted runs only")
+        XCTAssertNil(
+            overridden["lambda_unconditional"], "the file's term is for prompted runs only")
 
         // Unconditional preservation on prompt-free pairs would hold what DPO moves: refused.
         let out = folder + "/refused"
-        let refused = try runDuo(["unlearn", "--concept", conceptFile, "--model", Self.prepared.model,
-                                  "--pairs", Self.prepared.pairs, "--prompted-share", "0.5", "--quiet", "--out", out])
+        let refused = try runDuo([
+            "unlearn", "--concept", conceptFile, "--model", Self.prepared.model,
+            "--pairs", Self.prepared.pairs, "--prompted-share", "0.5", "--quiet", "--out", out,
+        ])
         XCTAssertNotEqual(refused.status, 0)
-        XCTAssertTrue(refused.stderr.contains("--lambda-unconditional") && refused.stderr.contains("--prompted-share 1"),
-                      refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains("--lambda-unconditional")
+                && refused.stderr.contains("--prompted-share 1"),
+            refused.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
     }
 
-    func pixels(_ path: String) throws -> [Int] { try PNGImage(contentsOf: path).pixels.map(Int.init) }
+    func pixels(_ path: String) throws -> [Int] {
+        try PNGImage(contentsOf: path).pixels.map(Int.init)
+    }
 
     func testSampleWithLoRAMatchesTheMergedModel() throws {
         let dir = Self.root + "/merge-\(UUID())"
@@ -204,17 +239,28 @@ final class UnlearnCommandTests: XCTestCase {
         }
         let base = try sample(["--model", Self.pipeline], "base.png")
         // A strong scale, for a change well above rounding on this random tiny model.
-        let adapted = try sample(["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "30"], "lora.png")
-        let off = try sample(["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "0"], "off.png")
+        let adapted = try sample(
+            ["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "30"], "lora.png")
+        let off = try sample(
+            ["--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "0"], "off.png")
         // Exact: the same shapes, and the adapters add exact zeros.
         XCTAssertEqual(off, base, "scale 0 is the base model")
-        XCTAssertGreaterThan(zip(base, adapted).map { abs($0 - $1) }.max()!, 5, "the adapter changes the image beyond rounding")
+        XCTAssertGreaterThan(
+            zip(base, adapted).map { abs($0 - $1) }.max()!, 5,
+            "the adapter changes the image beyond rounding")
 
-        let merge = try runDuo(["merge", "--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "30", "--out", dir + "/merged"])
+        let merge = try runDuo([
+            "merge", "--model", Self.pipeline, "--lora", Self.adapter, "--lora-scale", "30",
+            "--out", dir + "/merged",
+        ])
         XCTAssertEqual(merge.status, 0, merge.stderr)
         let merged = try sample(["--model", dir + "/merged"], "merged.png")
-        XCTAssertLessThanOrEqual(zip(merged, adapted).map { abs($0 - $1) }.max()!, 2, "merged within 2/255 of the adapter")
-        let again = try runDuo(["merge", "--model", Self.pipeline, "--lora", Self.adapter, "--out", dir + "/merged"])
+        XCTAssertLessThanOrEqual(
+            zip(merged, adapted).map { abs($0 - $1) }.max()!, 2,
+            "merged within 2/255 of the adapter")
+        let again = try runDuo([
+            "merge", "--model", Self.pipeline, "--lora", Self.adapter, "--out", dir + "/merged",
+        ])
         XCTAssertNotEqual(again.status, 0, "an existing folder is not overwritten")
     }
 }

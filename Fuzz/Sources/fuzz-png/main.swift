@@ -23,8 +23,9 @@ private func decode(_ bytes: [UInt8]) {
     guard let encoded = try? image.encoded(),
         let back = try? PNGImage(decoding: encoded, path: "re-encoded.png"), back == image
     else {
-        fatalError("a decoded \(image.width)x\(image.height)x\(image.channels) image "
-            + "does not survive encoding")
+        fatalError(
+            "a decoded \(image.width)x\(image.height)x\(image.channels) image "
+                + "does not survive encoding")
     }
 }
 

@@ -46,8 +46,9 @@ public final class SpatialSelfAttention: Layer {
 
     public init(channels: Int, heads: Int, groups: Int, eps: Float, key: RandomKey?) {
         groupNorm = GroupNorm(groups: groups, channels: channels, eps: eps)
-        attention = Attention(queryDim: channels, heads: heads, headDim: channels / heads,
-                              bias: true, key: key)
+        attention = Attention(
+            queryDim: channels, heads: heads, headDim: channels / heads,
+            bias: true, key: key)
     }
 
     public var namedParameters: [(String, Tensor)] {
@@ -56,8 +57,10 @@ public final class SpatialSelfAttention: Layer {
 
     /// Older checkpoints name the projections query/key/value/proj_attn.
     static func legacyName(_ key: String) -> [String] {
-        let renames = [("to_q.", "query."), ("to_k.", "key."), ("to_v.", "value."),
-                       ("to_out.0.", "proj_attn.")]
+        let renames = [
+            ("to_q.", "query."), ("to_k.", "key."), ("to_v.", "value."),
+            ("to_out.0.", "proj_attn."),
+        ]
         return renames.compactMap { new, old in
             key.contains(new) ? key.replacingOccurrences(of: new, with: old) : nil
         }

@@ -17,7 +17,8 @@ public final class Conv2d: Layer {
     ) {
         let bound = 1 / Float(inChannels * kernel * kernel).squareRoot()
         let keys = key.split(2)
-        weight = initialUniform([outChannels, inChannels, kernel, kernel], bound: bound, key: keys[0])
+        weight = initialUniform(
+            [outChannels, inChannels, kernel, kernel], bound: bound, key: keys[0])
         self.bias = bias ? initialUniform([outChannels], bound: bound, key: keys[1]) : nil
         self.stride = stride
         self.padding = padding
@@ -35,7 +36,8 @@ public final class Conv2d: Layer {
         guard let lora, lora.isEnabled else {
             return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
         }
-        return conv2d(x, weight: lora.merged(with: weight), bias: bias, stride: stride, padding: padding)
+        return conv2d(
+            x, weight: lora.merged(with: weight), bias: bias, stride: stride, padding: padding)
     }
 
     public var kernel: Int { weight.shape[2] }

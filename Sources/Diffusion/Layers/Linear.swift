@@ -19,8 +19,9 @@ public final class Linear: Layer {
     ) {
         let bound = 1 / Float(inFeatures).squareRoot()
         let keys = key.split(2)
-        weight = initialUniform([outFeatures, inFeatures] + (pointwiseConv ? [1, 1] : []),
-                                bound: bound, key: keys[0])
+        weight = initialUniform(
+            [outFeatures, inFeatures] + (pointwiseConv ? [1, 1] : []),
+            bound: bound, key: keys[0])
         self.bias = bias ? initialUniform([outFeatures], bound: bound, key: keys[1]) : nil
     }
 

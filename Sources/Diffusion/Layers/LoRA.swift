@@ -49,7 +49,8 @@ public final class LoRA: Layer {
             down = Tensor.uniform(downShape, low: -bound, high: bound, key: key, requiresGrad: true)
         case .gaussian:
             let std = 1 / Float(rank)
-            down = Tensor(key.normal(count: count).map { $0 * std }, shape: downShape, requiresGrad: true)
+            down = Tensor(
+                key.normal(count: count).map { $0 * std }, shape: downShape, requiresGrad: true)
         }
         up = Tensor.zeros([outFeatures, rank] + (kernel == nil ? [] : [1, 1]), requiresGrad: true)
         scale = alpha / Float(rank)

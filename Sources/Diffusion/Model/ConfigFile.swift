@@ -19,7 +19,8 @@ public struct ConfigFile {
             throw ModelError(file: path, "not valid JSON at byte \(error.offset): \(error.message)")
         }
         guard case .object(let members) = parsed else {
-            throw ModelError(file: path, "expected a JSON object at the top level, found \(parsed.typeName)")
+            throw ModelError(
+                file: path, "expected a JSON object at the top level, found \(parsed.typeName)")
         }
         self.init(path: path, values: Dictionary(members, uniquingKeysWith: { first, _ in first }))
     }
@@ -77,7 +78,9 @@ public struct ConfigFile {
             if let fallback { return fallback }
             throw missing(key, "a number")
         }
-        guard case .number(let text) = v, let d = Double(text) else { throw mismatch(key, "a number", v) }
+        guard case .number(let text) = v, let d = Double(text) else {
+            throw mismatch(key, "a number", v)
+        }
         return Float(d)
     }
 
@@ -120,9 +123,13 @@ public struct ConfigFile {
             if let fallback { return Array(repeating: fallback, count: count) }
             throw missing(key, "an integer or a list of integers")
         }
-        guard case .array(let items) = v else { return Array(repeating: try int(key), count: count) }
+        guard case .array(let items) = v else {
+            return Array(repeating: try int(key), count: count)
+        }
         guard items.count == count else {
-            throw ModelError(file: path, key: key, "expected \(count) values (one per block), found \(items.count)")
+            throw ModelError(
+                file: path, key: key,
+                "expected \(count) values (one per block), found \(items.count)")
         }
         return try items.map { item in
             guard let n = Self.integer(item) else { throw mismatch(key, "integers", item) }
@@ -142,7 +149,9 @@ public struct ConfigFile {
     /// Fails unless `key` is absent, null, or the boolean `expected`.
     public func require(_ key: String, equals expected: Bool) throws {
         guard let v = value(key) else { return }
-        guard case .bool(expected) = v else { throw mismatch(key, "\(expected) (what duo supports)", v) }
+        guard case .bool(expected) = v else {
+            throw mismatch(key, "\(expected) (what duo supports)", v)
+        }
     }
 
     /// Fails unless `key` is absent, null, or the number `expected`.

@@ -44,8 +44,9 @@ public final class LoRASet: Layer {
             let (name, layer) = named
             switch layer {
             case .linear(let linear):
-                let adapter = LoRA(inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
-                                   rank: rank, alpha: alpha, initialization: initialization, key: key)
+                let adapter = LoRA(
+                    inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+                    rank: rank, alpha: alpha, initialization: initialization, key: key)
                 linear.lora = adapter
                 return (name, adapter)
             case .conv(let conv):
@@ -87,35 +88,48 @@ extension UNet2DConditionModel {
         func resnets(_ prefix: String, _ list: [ResnetBlock2D]) -> [(String, AdaptableLayer)] {
             guard targets.contains(.convs) else { return [] }
             return list.enumerated().flatMap { i, resnet in
-                [("\(prefix).resnets.\(i).conv1", AdaptableLayer.conv(resnet.conv1)),
-                 ("\(prefix).resnets.\(i).conv2", .conv(resnet.conv2))]
+                [
+                    ("\(prefix).resnets.\(i).conv1", AdaptableLayer.conv(resnet.conv1)),
+                    ("\(prefix).resnets.\(i).conv2", .conv(resnet.conv2)),
+                ]
             }
         }
-        func transformers(_ prefix: String, _ list: [Transformer2DModel]) -> [(String, AdaptableLayer)] {
+        func transformers(_ prefix: String, _ list: [Transformer2DModel]) -> [(
+            String, AdaptableLayer
+        )] {
             list.enumerated().flatMap { i, transformer in
                 transformer.blocks.enumerated().flatMap { j, block -> [(String, AdaptableLayer)] in
                     let base = "\(prefix).attentions.\(i).transformer_blocks.\(j)"
                     var layers: [(String, AdaptableLayer)] = []
                     if targets.contains(.selfAttention) {
-                        layers += block.attn1.projections.map { ("\(base).attn1.\($0.0)", .linear($0.1)) }
+                        layers += block.attn1.projections.map {
+                            ("\(base).attn1.\($0.0)", .linear($0.1))
+                        }
                     }
                     if targets.contains(.crossAttention) {
-                        layers += block.attn2.projections.map { ("\(base).attn2.\($0.0)", .linear($0.1)) }
+                        layers += block.attn2.projections.map {
+                            ("\(base).attn2.\($0.0)", .linear($0.1))
+                        }
                     }
                     if targets.contains(.feedForward) {
-                        layers += [("\(base).ff.net.0.proj", .linear(block.ff.projIn)),
-                                   ("\(base).ff.net.2", .linear(block.ff.projOut))]
+                        layers += [
+                            ("\(base).ff.net.0.proj", .linear(block.ff.projIn)),
+                            ("\(base).ff.net.2", .linear(block.ff.projOut)),
+                        ]
                     }
                     return layers
                 }
             }
         }
         let down = downBlocks.enumerated().flatMap { i, block in
-            resnets("down_blocks.\(i)", block.resnets) + transformers("down_blocks.\(i)", block.attentions)
+            resnets("down_blocks.\(i)", block.resnets)
+                + transformers("down_blocks.\(i)", block.attentions)
         }
-        let mid = resnets("mid_block", midBlock.resnets) + transformers("mid_block", midBlock.attentions)
+        let mid =
+            resnets("mid_block", midBlock.resnets) + transformers("mid_block", midBlock.attentions)
         let up = upBlocks.enumerated().flatMap { i, block in
-            resnets("up_blocks.\(i)", block.resnets) + transformers("up_blocks.\(i)", block.attentions)
+            resnets("up_blocks.\(i)", block.resnets)
+                + transformers("up_blocks.\(i)", block.attentions)
         }
         return down + mid + up
     }

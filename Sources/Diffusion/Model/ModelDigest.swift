@@ -7,12 +7,15 @@ extension StableDiffusion {
     /// so that outputs of another model are never mixed with these.
     public static func weightsDigest(directory: String) throws -> String {
         let root = URL(fileURLWithPath: directory).standardizedFileURL
-        guard let walker = FileManager.default.enumerator(
-            at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles])
+        guard
+            let walker = FileManager.default.enumerator(
+                at: root, includingPropertiesForKeys: [.isRegularFileKey],
+                options: [.skipsHiddenFiles])
         else { throw ModelError(file: directory, "cannot list the model folder") }
         var files: [(name: String, path: String)] = []
         for case let url as URL in walker {
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
+            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true
+            else { continue }
             let path = url.standardizedFileURL.path
             files.append((String(path.dropFirst(root.path.count + 1)), path))
         }

@@ -8,7 +8,9 @@ import Tensor
 /// reads the same.
 public enum TextualInversionFile {
     /// Writes `token`'s `embedding` [hidden] to `path` atomically.
-    public static func save(token: String, embedding: Tensor, to path: String, metadata: [String: String] = [:]) throws {
+    public static func save(
+        token: String, embedding: Tensor, to path: String, metadata: [String: String] = [:]
+    ) throws {
         var writer = SafeTensorsWriter(metadata: metadata)
         try writer.add(token, shape: [embedding.count], values: embedding.scalars)
         try writer.write(to: path)
@@ -21,7 +23,9 @@ public enum TextualInversionFile {
         let tokens = try file.names.sorted().map { name -> (String, Tensor) in
             let shape = try file.info(name).shape
             guard shape.count == 1 || shape.count == 2 && shape[0] == 1 else {
-                throw ModelError(file: path, key: name, "shape \(shape): one vector per token ([hidden] or [1, hidden]) expected")
+                throw ModelError(
+                    file: path, key: name,
+                    "shape \(shape): one vector per token ([hidden] or [1, hidden]) expected")
             }
             let values = try file.floats(name)
             return (name, Tensor(values, shape: [values.count]))

@@ -11,12 +11,16 @@ public enum TrainingCheckpoint {
         to path: String, parameters: [(String, Tensor)], optimizer: AdamW, step: Int,
         metadata: [String: String] = [:]
     ) throws {
-        precondition(parameters.count == optimizer.parameters.count, "one name per optimized parameter")
+        precondition(
+            parameters.count == optimizer.parameters.count, "one name per optimized parameter")
         var writer = SafeTensorsWriter(metadata: metadata.merging(["step": String(step)]) { $1 })
         for (i, (name, parameter)) in parameters.enumerated() {
             try writer.add("param." + name, shape: parameter.shape, values: parameter.scalars)
-            try writer.add("adam.m." + name, shape: parameter.shape, values: optimizer.firstMoments[i].scalars)
-            try writer.add("adam.v." + name, shape: parameter.shape, values: optimizer.secondMoments[i].scalars)
+            try writer.add(
+                "adam.m." + name, shape: parameter.shape, values: optimizer.firstMoments[i].scalars)
+            try writer.add(
+                "adam.v." + name, shape: parameter.shape, values: optimizer.secondMoments[i].scalars
+            )
         }
         try writer.write(to: path)
     }
@@ -27,7 +31,9 @@ public enum TrainingCheckpoint {
     ) throws -> (step: Int, metadata: [String: String]) {
         let file = try SafeTensorsReader(path: path)
         guard let stepText = file.metadata["step"], let step = Int(stepText) else {
-            throw ModelError(file: path, key: "__metadata__.step", "missing (expected the step of a duo training checkpoint)")
+            throw ModelError(
+                file: path, key: "__metadata__.step",
+                "missing (expected the step of a duo training checkpoint)")
         }
         var firsts: [Tensor] = []
         var seconds: [Tensor] = []

@@ -13,13 +13,15 @@ public enum WeightLoading {
         for (key, parameter) in layer.namedParameters {
             let wanted = prefix + key
             guard let found = ([wanted] + alternatives(wanted)).first(where: file.contains) else {
-                throw ModelError(file: file.path, key: wanted,
-                                 "missing (expected a tensor of shape \(parameter.shape))")
+                throw ModelError(
+                    file: file.path, key: wanted,
+                    "missing (expected a tensor of shape \(parameter.shape))")
             }
             let info = try file.info(found)
             guard info.shape == parameter.shape else {
-                throw ModelError(file: file.path, key: found,
-                                 "expected shape \(parameter.shape), found \(info.shape)")
+                throw ModelError(
+                    file: file.path, key: found,
+                    "expected shape \(parameter.shape), found \(info.shape)")
             }
             try parameter.withUnsafeMutableBufferPointer { try file.read(found, into: $0) }
         }
@@ -32,7 +34,8 @@ public enum WeightLoading {
     ) throws {
         var writer = SafeTensorsWriter(metadata: metadata)
         for (key, parameter) in layer.namedParameters {
-            try writer.add(prefix + key, shape: parameter.shape, values: parameter.scalars, as: storage)
+            try writer.add(
+                prefix + key, shape: parameter.shape, values: parameter.scalars, as: storage)
         }
         try writer.write(to: path)
     }

@@ -10,20 +10,23 @@ public enum GuidedDenoising {
     public static func run(
         unet: UNet2DConditionModel, latents: Tensor, condition: Tensor, unconditional: Tensor?,
         guidance: Float, timesteps: [Int],
-        step: (_ sample: Tensor, _ noisePrediction: Tensor, _ timestep: Int, _ index: Int) -> Tensor,
+        step: (_ sample: Tensor, _ noisePrediction: Tensor, _ timestep: Int, _ index: Int) ->
+            Tensor,
         progress: (Int) -> Void = { _ in }
     ) -> Tensor {
         let batch = latents.shape[0]
         let cond = repeatBatch(condition, to: batch)
         let guided = unconditional != nil && guidance != 1
         // One UNet call for both halves, unconditional first, as diffusers batches them.
-        let context = guided ? concat([repeatBatch(unconditional!, to: batch), cond], axis: 0) : cond
+        let context =
+            guided ? concat([repeatBatch(unconditional!, to: batch), cond], axis: 0) : cond
         var x = latents
         for (index, t) in timesteps.enumerated() {
             x = GradMode.withNoGrad {
                 let input = guided ? concat([x, x], axis: 0) : x
-                let prediction = unet(input, timesteps: Array(repeating: Float(t), count: input.shape[0]),
-                                      context: context)
+                let prediction = unet(
+                    input, timesteps: Array(repeating: Float(t), count: input.shape[0]),
+                    context: context)
                 var noise = prediction
                 if guided {
                     let halves = split(prediction, sizes: [batch, batch], axis: 0)

@@ -7,7 +7,8 @@ public enum ImageConversion {
     /// diffusers' numpy_to_pil does. A NaN or infinite value is an error, not a pixel:
     /// diffusers writes it as black, which hides a broken model or adapter.
     public static func pngImages(_ images: Tensor) throws -> [PNGImage] {
-        precondition(images.rank == 4 && images.shape[1] == 3, "expected [B, 3, H, W], got \(images.shape)")
+        precondition(
+            images.rank == 4 && images.shape[1] == 3, "expected [B, 3, H, W], got \(images.shape)")
         let (batch, h, w) = (images.shape[0], images.shape[2], images.shape[3])
         let values = images.scalars
         if let bad = values.firstIndex(where: { !$0.isFinite }) {

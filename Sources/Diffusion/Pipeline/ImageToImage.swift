@@ -27,15 +27,20 @@ public enum ImageToImage {
     ) throws -> Tensor {
         let batch = images.shape[0]
         guard keys.count == batch, [1, batch].contains(prompts.count),
-              [1, batch].contains(negativePrompts.count) else {
+            [1, batch].contains(negativePrompts.count)
+        else {
             throw SamplingError(
                 "image-to-image of \(batch) images with \(keys.count) keys, \(prompts.count) "
                     + "prompts and \(negativePrompts.count) negative prompts")
         }
         let latentShape = try latentShape(model, images)
-        let posteriorNoise = model.vae == nil ? nil : concat(keys.map {
-            Tensor.randn(latentShape, key: $0.fold(in: 3))
-        }, axis: 0)
+        let posteriorNoise =
+            model.vae == nil
+            ? nil
+            : concat(
+                keys.map {
+                    Tensor.randn(latentShape, key: $0.fold(in: 3))
+                }, axis: 0)
         let noise = concat(keys.map { Tensor.randn(latentShape, key: $0.fold(in: 1)) }, axis: 0)
         // The step noise (DDPM) of image i comes from keys[i].fold(in: 2).fold(in: step + 1),
         // apart from the two draws above.
@@ -68,8 +73,12 @@ public enum ImageToImage {
     /// [1, C, h, w] of one image's model-space x₀.
     static func latentShape(_ model: StableDiffusion, _ images: Tensor) throws -> [Int] {
         let f = model.scaleFactor
-        guard images.rank == 4, images.shape[1] == 3, images.shape[2] % f == 0, images.shape[3] % f == 0 else {
-            throw SamplingError("image-to-image needs images [B, 3, H, W] with H and W multiples of \(f), got \(images.shape)")
+        guard images.rank == 4, images.shape[1] == 3, images.shape[2] % f == 0,
+            images.shape[3] % f == 0
+        else {
+            throw SamplingError(
+                "image-to-image needs images [B, 3, H, W] with H and W multiples of \(f), got \(images.shape)"
+            )
         }
         let channels = model.vae?.config.latentChannels ?? images.shape[1]
         return [1, channels, images.shape[2] / f, images.shape[3] / f]
@@ -77,7 +86,9 @@ public enum ImageToImage {
 
     /// Model-space x₀ of images in [-1, 1]: the pixels, or a VAE posterior sample
     /// mean + std · noise times the scaling factor (diffusers' `retrieve_latents`, sample mode).
-    static func encode(_ model: StableDiffusion, _ images: Tensor, posteriorNoise: Tensor?) -> Tensor {
+    static func encode(_ model: StableDiffusion, _ images: Tensor, posteriorNoise: Tensor?)
+        -> Tensor
+    {
         guard let vae = model.vae, let posteriorNoise else { return images }
         return GradMode.withNoGrad {
             let (mean, std) = vae.encode(images)

@@ -10,7 +10,9 @@ public enum MemoryEstimate {
     /// column buffers of its widest 3x3 convolution (one image per thread, its input up to
     /// three levels' channels where an up block concatenates skips) and the VAE decoder's
     /// feature maps, float32.
-    public static func sampling(model: StableDiffusion, height: Int, width: Int, images: Int) -> Double {
+    public static func sampling(model: StableDiffusion, height: Int, width: Int, images: Int)
+        -> Double
+    {
         let f = model.scaleFactor
         let (h, w) = (Double(height / f), Double(width / f))
         let unetLevels = model.unet.config.blockOutChannels.enumerated().map { i, channels in
@@ -18,9 +20,10 @@ public enum MemoryEstimate {
         }
         let unet = 2 * Double(images) * unetLevels.reduce(0, +) * 3 * 4
         let columns = 2 * (unetLevels.max() ?? 0) * 3 * 9 * 4
-        let vaeLevels = model.vae?.config.blockOutChannels.reversed().enumerated().map { i, channels in
-            Double(channels) * h * w * pow(4, Double(i))
-        } ?? []
+        let vaeLevels =
+            model.vae?.config.blockOutChannels.reversed().enumerated().map { i, channels in
+                Double(channels) * h * w * pow(4, Double(i))
+            } ?? []
         let vae = Double(images) * vaeLevels.reduce(0, +) * 3 * 4
         return unet + columns + vae
     }
@@ -47,6 +50,8 @@ public enum MemoryEstimate {
     public static func check(_ bytes: Double, what: String) throws {
         guard bytes > physicalMemory else { return }
         throw SamplingError(
-            String(format: "%@ needs at least %.1f GB of memory; this machine has %.1f GB", what, bytes / 1e9, physicalMemory / 1e9))
+            String(
+                format: "%@ needs at least %.1f GB of memory; this machine has %.1f GB", what,
+                bytes / 1e9, physicalMemory / 1e9))
     }
 }

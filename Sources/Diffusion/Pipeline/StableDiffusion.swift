@@ -27,7 +27,9 @@ public final class StableDiffusion {
         self.unet = unet
         self.vae = vae
         self.schedulerConfigPath = schedulerConfigPath
-        let text = (try? Data(contentsOf: URL(fileURLWithPath: schedulerConfigPath))).map { Array($0) } ?? []
+        let text =
+            (try? Data(contentsOf: URL(fileURLWithPath: schedulerConfigPath))).map { Array($0) }
+            ?? []
         let className = (try? JSONParser.parse(text))?["_class_name"]?.string
         defaultSchedulerKind = className == SchedulerKind.ddpm.rawValue ? .ddpm : .ddim
     }
@@ -47,7 +49,8 @@ public final class StableDiffusion {
             tokenizer: try CLIPTokenizer(directory: try path("tokenizer")),
             textEncoder: try CLIPTextModel.load(directory: try path("text_encoder")),
             unet: try UNet2DConditionModel.load(directory: try path("unet")),
-            vae: FileManager.default.fileExists(atPath: vaePath) ? try AutoencoderKL.load(directory: vaePath) : nil,
+            vae: FileManager.default.fileExists(atPath: vaePath)
+                ? try AutoencoderKL.load(directory: vaePath) : nil,
             schedulerConfigPath: try path("scheduler/scheduler_config.json"))
         try model.checkComponentsFit()
         return model
@@ -60,22 +63,32 @@ public final class StableDiffusion {
         let text = textEncoder.config
         let textConfig = directory + "/text_encoder/config.json"
         guard tokenizer.maxLength <= text.maxPositions else {
-            throw ModelError(file: textConfig, key: "max_position_embeddings",
-                             "\(text.maxPositions) positions, but the tokenizer pads prompts to \(tokenizer.maxLength)")
+            throw ModelError(
+                file: textConfig, key: "max_position_embeddings",
+                "\(text.maxPositions) positions, but the tokenizer pads prompts to \(tokenizer.maxLength)"
+            )
         }
         guard tokenizer.vocabularySize <= text.vocabularySize else {
-            throw ModelError(file: textConfig, key: "vocab_size",
-                             "\(text.vocabularySize) embeddings, but the tokenizer has \(tokenizer.vocabularySize) ids")
+            throw ModelError(
+                file: textConfig, key: "vocab_size",
+                "\(text.vocabularySize) embeddings, but the tokenizer has \(tokenizer.vocabularySize) ids"
+            )
         }
-        let attends = unet.config.downBlocks.contains(.crossAttention) || unet.config.upBlocks.contains(.crossAttention)
+        let attends =
+            unet.config.downBlocks.contains(.crossAttention)
+            || unet.config.upBlocks.contains(.crossAttention)
             || unet.config.midBlock == .crossAttention
         guard !attends || unet.config.crossAttentionDim == text.hiddenSize else {
-            throw ModelError(file: directory + "/unet/config.json", key: "cross_attention_dim",
-                             "\(unet.config.crossAttentionDim), but the text encoder's hidden size is \(text.hiddenSize)")
+            throw ModelError(
+                file: directory + "/unet/config.json", key: "cross_attention_dim",
+                "\(unet.config.crossAttentionDim), but the text encoder's hidden size is \(text.hiddenSize)"
+            )
         }
         if let vae, vae.config.latentChannels != unet.config.inChannels {
-            throw ModelError(file: directory + "/vae/config.json", key: "latent_channels",
-                             "\(vae.config.latentChannels), but the UNet takes \(unet.config.inChannels) channels")
+            throw ModelError(
+                file: directory + "/vae/config.json", key: "latent_channels",
+                "\(vae.config.latentChannels), but the UNet takes \(unet.config.inChannels) channels"
+            )
         }
     }
 
@@ -88,16 +101,23 @@ public final class StableDiffusion {
         var extended = tokenizer
         for (i, (token, vector)) in tokens.enumerated() {  // all checked before the model changes
             guard vector.count == hidden else {
-                throw ModelError(file: source, key: token, "embedding of \(vector.count) values, the text encoder's are \(hidden)")
+                throw ModelError(
+                    file: source, key: token,
+                    "embedding of \(vector.count) values, the text encoder's are \(hidden)")
             }
-            guard let next = extended.addingToken(token, id: textEncoder.tokenEmbedding.shape[0] + i) else {
-                throw ModelError(file: source, key: token, "the tokenizer already has this token (or it is empty)")
+            guard
+                let next = extended.addingToken(token, id: textEncoder.tokenEmbedding.shape[0] + i)
+            else {
+                throw ModelError(
+                    file: source, key: token,
+                    "the tokenizer already has this token (or it is empty)")
             }
             extended = next
         }
         tokenizer = extended
         if !tokens.isEmpty {
-            textEncoder.appendTokenEmbeddings(concat(tokens.map { $0.embedding.reshaped([1, hidden]) }, axis: 0))
+            textEncoder.appendTokenEmbeddings(
+                concat(tokens.map { $0.embedding.reshaped([1, hidden]) }, axis: 0))
         }
     }
 

@@ -23,12 +23,16 @@ public enum TextToImage {
 
     /// Latents for `count` images: image i draws from `RandomKey(seed).fold(in: i)`, so an
     /// image does not depend on how many are made with it.
-    public static func initialLatents(model: StableDiffusion, parameters p: Parameters) throws -> Tensor {
+    public static func initialLatents(model: StableDiffusion, parameters p: Parameters) throws
+        -> Tensor
+    {
         let (h, w) = try latentSize(model: model, parameters: p)
         let key = RandomKey(seed: p.seed)
-        return concat((0..<p.count).map {
-            Tensor.randn([1, model.unet.config.inChannels, h, w], key: key.fold(in: UInt64($0)))
-        }, axis: 0)
+        return concat(
+            (0..<p.count).map {
+                Tensor.randn(
+                    [1, model.unet.config.inChannels, h, w], key: key.fold(in: UInt64($0)))
+            }, axis: 0)
     }
 
     static func latentSize(model: StableDiffusion, parameters p: Parameters) throws -> (Int, Int) {
@@ -37,7 +41,9 @@ public enum TextToImage {
         let width = p.width ?? model.unet.config.sampleSize * f
         let multiple = f * model.unet.downsamplingFactor
         guard height % multiple == 0, width % multiple == 0, height > 0, width > 0 else {
-            throw SamplingError("height and width must be positive multiples of \(multiple), got \(height)x\(width)")
+            throw SamplingError(
+                "height and width must be positive multiples of \(multiple), got \(height)x\(width)"
+            )
         }
         try MemoryEstimate.check(
             MemoryEstimate.sampling(model: model, height: height, width: width, images: p.count),
@@ -56,13 +62,16 @@ public enum TextToImage {
         let start = try latents ?? initialLatents(model: model, parameters: p)
         let (h, w) = try latentSize(model: model, parameters: p)
         guard start.shape == [p.count, model.unet.config.inChannels, h, w] else {
-            throw SamplingError("latents of shape \(start.shape), expected \([p.count, model.unet.config.inChannels, h, w])")
+            throw SamplingError(
+                "latents of shape \(start.shape), expected \([p.count, model.unet.config.inChannels, h, w])"
+            )
         }
         let key = RandomKey(seed: p.seed)
         let final = denoise(
             model: model, start: start, prompts: [p.prompt], negativePrompts: [p.negativePrompt],
             keys: (0..<p.count).map { key.fold(in: UInt64($0)) }, guidance: p.guidance,
-            scheduler: scheduler, timesteps: scheduler.timesteps, progress: { progress($0, p.steps) })
+            scheduler: scheduler, timesteps: scheduler.timesteps,
+            progress: { progress($0, p.steps) })
         return GradMode.withNoGrad { GuidedDenoising.toUnitRange(model.decode(final)) }
     }
 
@@ -91,9 +100,10 @@ public enum TextToImage {
         let (h, w) = try latentSize(model: model, parameters: parameters)
         var scheduler = try model.scheduler(kind)
         try scheduler.setTimesteps(steps)
-        let start = concat(requests.map {
-            Tensor.randn([1, model.unet.config.inChannels, h, w], key: $0.key)
-        }, axis: 0)
+        let start = concat(
+            requests.map {
+                Tensor.randn([1, model.unet.config.inChannels, h, w], key: $0.key)
+            }, axis: 0)
         let final = denoise(
             model: model, start: start, prompts: requests.map(\.prompt),
             negativePrompts: requests.map(\.negativePrompt), keys: requests.map(\.key),
@@ -118,18 +128,26 @@ public enum TextToImage {
         let finals = DataParallel.map(shards: ranges.count) { i in
             let images = ranges[i]
             // Text states for one prompt serve every image; per-image ones are cut too.
-            func rows(_ states: Tensor) -> Tensor { states.shape[0] == 1 ? states : states.rows(images) }
+            func rows(_ states: Tensor) -> Tensor {
+                states.shape[0] == 1 ? states : states.rows(images)
+            }
             return GuidedDenoising.run(
                 unet: model.unet, latents: start.rows(images), condition: rows(condition),
                 unconditional: rows(unconditional), guidance: guidance, timesteps: timesteps,
                 step: { sample, noise, t, index in
-                    let variance = stochastic
-                        ? concat(keys[images].map {
-                            Tensor.randn([1] + Array(sample.shape.dropFirst()), key: $0.fold(in: UInt64(index + 1)))
-                        }, axis: 0)
+                    let variance =
+                        stochastic
+                        ? concat(
+                            keys[images].map {
+                                Tensor.randn(
+                                    [1] + Array(sample.shape.dropFirst()),
+                                    key: $0.fold(in: UInt64(index + 1)))
+                            }, axis: 0)
                         : nil
-                    return scheduler.step(modelOutput: noise, timestep: t, sample: sample,
-                                          varianceNoise: variance).prevSample
+                    return scheduler.step(
+                        modelOutput: noise, timestep: t, sample: sample,
+                        varianceNoise: variance
+                    ).prevSample
                 },
                 // The shards move in step: the first one reports for all.
                 progress: i == 0 ? progress : { _ in })

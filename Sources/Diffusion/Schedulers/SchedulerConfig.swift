@@ -16,7 +16,9 @@ public enum SchedulerKind: String, Sendable, CaseIterable {
     }
 
     public init?(shortName: String) {
-        guard let kind = Self.allCases.first(where: { $0.shortName == shortName }) else { return nil }
+        guard let kind = Self.allCases.first(where: { $0.shortName == shortName }) else {
+            return nil
+        }
         self = kind
     }
 }

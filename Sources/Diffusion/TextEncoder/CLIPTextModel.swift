@@ -31,18 +31,21 @@ public struct CLIPTextConfig: Equatable, Sendable {
     public init(file config: ConfigFile) throws {
         let name = try config.string("hidden_act", default: "quick_gelu")
         guard let activation = Activation(rawValue: name) else {
-            throw ModelError(file: config.path, key: "hidden_act",
-                             "expected quick_gelu or gelu, found \(name)")
+            throw ModelError(
+                file: config.path, key: "hidden_act",
+                "expected quick_gelu or gelu, found \(name)")
         }
         self.init(
             vocabularySize: try config.int("vocab_size"), hiddenSize: try config.int("hidden_size"),
             intermediateSize: try config.int("intermediate_size"),
-            layers: try config.int("num_hidden_layers"), heads: try config.int("num_attention_heads"),
+            layers: try config.int("num_hidden_layers"),
+            heads: try config.int("num_attention_heads"),
             maxPositions: try config.int("max_position_embeddings", default: 77),
             activation: activation, layerNormEps: try config.float("layer_norm_eps", default: 1e-5))
         guard hiddenSize % heads == 0 else {
-            throw ModelError(file: config.path, key: "num_attention_heads",
-                             "\(heads) heads do not divide hidden_size \(hiddenSize)")
+            throw ModelError(
+                file: config.path, key: "num_attention_heads",
+                "\(heads) heads do not divide hidden_size \(hiddenSize)")
         }
     }
 }
@@ -117,15 +120,19 @@ public final class CLIPTextModel: Layer {
     }
 
     public var namedParameters: [(String, Tensor)] {
-        [("embeddings.token_embedding.weight", tokenEmbedding),
-         ("embeddings.position_embedding.weight", positionEmbedding)]
+        [
+            ("embeddings.token_embedding.weight", tokenEmbedding),
+            ("embeddings.position_embedding.weight", positionEmbedding),
+        ]
             + scoped("encoder.layers", layers) + scoped("final_layer_norm", finalLayerNorm)
     }
 
     /// Appends rows [n, hidden] to the token embeddings, for tokens added to the tokenizer
     /// (textual inversion) with ids from the current vocabulary size on.
     public func appendTokenEmbeddings(_ rows: Tensor) {
-        precondition(rows.rank == 2 && rows.shape[1] == config.hiddenSize, "token embeddings \(rows.shape), expected [n, \(config.hiddenSize)]")
+        precondition(
+            rows.rank == 2 && rows.shape[1] == config.hiddenSize,
+            "token embeddings \(rows.shape), expected [n, \(config.hiddenSize)]")
         tokenEmbedding = GradMode.withNoGrad { concat([tokenEmbedding, rows], axis: 0) }
     }
 
@@ -136,8 +143,10 @@ public final class CLIPTextModel: Layer {
     /// tokenIDs: B sequences of the same length T <= maxPositions -> [B, T, hidden]
     public func callAsFunction(_ tokenIDs: [[Int]]) -> Tensor {
         let length = tokenIDs[0].count
-        precondition(tokenIDs.allSatisfy { $0.count == length } && length <= config.maxPositions,
-                     "text encoder input: \(tokenIDs.count) sequences, lengths must be equal and <= \(config.maxPositions)")
+        precondition(
+            tokenIDs.allSatisfy { $0.count == length } && length <= config.maxPositions,
+            "text encoder input: \(tokenIDs.count) sequences, lengths must be equal and <= \(config.maxPositions)"
+        )
         let tokens = embedding(tokenIDs.flatMap { $0 }, weight: tokenEmbedding)
             .reshaped([tokenIDs.count, length, config.hiddenSize])
         return self(tokenEmbeddings: tokens)
@@ -147,8 +156,11 @@ public final class CLIPTextModel: Layer {
     /// soft tokens (UnlearnDiffAtk's relaxed one-hot) differentiate through this.
     public func callAsFunction(tokenEmbeddings tokens: Tensor) -> Tensor {
         let length = tokens.shape[1]
-        precondition(tokens.rank == 3 && tokens.shape[2] == config.hiddenSize && length <= config.maxPositions,
-                     "text encoder embeddings: \(tokens.shape), expected [B, <= \(config.maxPositions), \(config.hiddenSize)]")
+        precondition(
+            tokens.rank == 3 && tokens.shape[2] == config.hiddenSize
+                && length <= config.maxPositions,
+            "text encoder embeddings: \(tokens.shape), expected [B, <= \(config.maxPositions), \(config.hiddenSize)]"
+        )
         let positions = embedding(Array(0..<length), weight: positionEmbedding)
         var x = tokens + positions
         for layer in layers { x = layer(x) }

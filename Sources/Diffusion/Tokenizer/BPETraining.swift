@@ -10,7 +10,9 @@ import Formats
 /// order, for determinism) until every word is one symbol. Encoding a listed word applies
 /// the merges in the same order, so it ends as the same single symbol.
 public enum BPETraining {
-    public static func train(words: [String]) -> (vocabulary: [String: Int], merges: [(String, String)]) {
+    public static func train(words: [String]) -> (
+        vocabulary: [String: Int], merges: [(String, String)]
+    ) {
         var symbols = Set(words.map { $0.lowercased() }).sorted().map(symbolize)
         var merges: [(String, String)] = []
         while let pair = mostFrequentPair(in: symbols) {
@@ -62,7 +64,8 @@ public enum BPETraining {
         let printable = Array(0x21...0x7E) + Array(0xA1...0xAC) + Array(0xAE...0xFF)
         let order = printable + (0..<256).filter { !printable.contains($0) }
         let base = order.map { ByteLevel.token(for: [UInt8($0)]) }
-        let tokens = base + base.map { $0 + "</w>" } + merges.map { $0.0 + $0.1 }
+        let tokens =
+            base + base.map { $0 + "</w>" } + merges.map { $0.0 + $0.1 }
             + [CLIPTokenizer.startOfText, CLIPTokenizer.endOfText]
         var vocabulary: [String: Int] = [:]
         for token in tokens where vocabulary[token] == nil { vocabulary[token] = vocabulary.count }
@@ -74,18 +77,21 @@ public enum BPETraining {
     public static func writeFolder(
         _ directory: String, vocabulary: [String: Int], merges: [(String, String)], maxLength: Int
     ) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true)
         let entries = vocabulary.sorted { $0.value < $1.value }
             .map { "\(jsonQuoted($0.key)): \($0.value)" }
         try write("{" + entries.joined(separator: ", ") + "}", to: directory + "/vocab.json")
-        try write((["#version: 0.2"] + merges.map { "\($0.0) \($0.1)" }).joined(separator: "\n") + "\n",
-                  to: directory + "/merges.txt")
+        try write(
+            (["#version: 0.2"] + merges.map { "\($0.0) \($0.1)" }).joined(separator: "\n") + "\n",
+            to: directory + "/merges.txt")
         let special = """
             "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", \
             "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"
             """
-        try write("{\(special), \"model_max_length\": \(maxLength), \"tokenizer_class\": \"CLIPTokenizer\", "
-                  + "\"do_lower_case\": true}\n", to: directory + "/tokenizer_config.json")
+        try write(
+            "{\(special), \"model_max_length\": \(maxLength), \"tokenizer_class\": \"CLIPTokenizer\", "
+                + "\"do_lower_case\": true}\n", to: directory + "/tokenizer_config.json")
         try write("{\(special)}\n", to: directory + "/special_tokens_map.json")
     }
 

@@ -19,7 +19,8 @@ extension CLIPTokenizer {
         let vocabulary: [String: Int]
         let merges: [MergeLine]
         if !FileManager.default.fileExists(atPath: vocabularyPath),
-           FileManager.default.fileExists(atPath: combinedPath) {
+            FileManager.default.fileExists(atPath: combinedPath)
+        {
             (vocabulary, merges) = try Self.readCombined(combinedPath)
             (vocabularyPath, mergesPath) = (combinedPath, combinedPath)
         } else {
@@ -139,7 +140,8 @@ extension CLIPTokenizer {
     static func readCombined(_ path: String) throws -> ([String: Int], [MergeLine]) {
         let parsed: JSONValue
         do {
-            parsed = try JSONParser.parse(try contents(of: path, expected: "a tokenizers JSON file"))
+            parsed = try JSONParser.parse(
+                try contents(of: path, expected: "a tokenizers JSON file"))
         } catch let error as JSONParseError {
             throw ModelError(file: path, "not valid JSON at byte \(error.offset): \(error.message)")
         }
@@ -148,8 +150,9 @@ extension CLIPTokenizer {
             return members.first { $0.key == key }?.value
         }
         guard let model = member(parsed, "model"), case .string("BPE")? = member(model, "type"),
-              let vocab = member(model, "vocab"), case .object(let entries) = vocab,
-              case .array(let mergeList)? = member(model, "merges") else {
+            let vocab = member(model, "vocab"), case .object(let entries) = vocab,
+            case .array(let mergeList)? = member(model, "merges")
+        else {
             throw ModelError(file: path, key: "model", "expected a BPE model with vocab and merges")
         }
         var vocabulary: [String: Int] = [:]
@@ -165,14 +168,18 @@ extension CLIPTokenizer {
             switch entry {
             case .string(let text):
                 let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-                if parts.count == 2 { return ((String(parts[0]), String(parts[1])), index + 1, text) }
+                if parts.count == 2 {
+                    return ((String(parts[0]), String(parts[1])), index + 1, text)
+                }
             case .array(let pair):
                 if pair.count == 2, case .string(let a) = pair[0], case .string(let b) = pair[1] {
                     return ((a, b), index + 1, a + " " + b)
                 }
             default: break
             }
-            throw ModelError(file: path, key: "model.merges", "entry \(index + 1): expected \"a b\" or [\"a\", \"b\"], found \(describe(entry))")
+            throw ModelError(
+                file: path, key: "model.merges",
+                "entry \(index + 1): expected \"a b\" or [\"a\", \"b\"], found \(describe(entry))")
         }
         return (vocabulary, merges)
     }

@@ -109,14 +109,18 @@ public struct CLIPTokenizer: Sendable {
     /// vocabulary or the added ones, or `id` is taken.
     public func addingToken(_ content: String, id: Int) -> CLIPTokenizer? {
         guard vocabularyTokens[id] == nil, addedTokens[id] == nil else { return nil }
-        let content = String(String.UnicodeScalarView(CLIPNormalizer.normalize(Array(content.unicodeScalars)[...])))
+        let content = String(
+            String.UnicodeScalarView(CLIPNormalizer.normalize(Array(content.unicodeScalars)[...])))
         let ids = tokenIDs(content)
-        guard !content.isEmpty, ids.count != 1 || vocabularyTokens[ids[0]] != content + "</w>" && addedTokens[ids[0]] == nil
+        guard !content.isEmpty,
+            ids.count != 1
+                || vocabularyTokens[ids[0]] != content + "</w>" && addedTokens[ids[0]] == nil
         else { return nil }
         var copy = self
         let token = AddedToken(content: content, id: id, normalized: true, special: false)
         copy.addedTokens[id] = token
-        copy.normalizedTokens = AddedTokenMatcher(copy.addedTokens.values.filter(\.normalized).sorted { $0.id < $1.id })
+        copy.normalizedTokens = AddedTokenMatcher(
+            copy.addedTokens.values.filter(\.normalized).sorted { $0.id < $1.id })
         copy.vocabularySize += 1
         return copy
     }

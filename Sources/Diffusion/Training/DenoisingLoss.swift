@@ -24,7 +24,8 @@ public enum DenoisingLoss {
         let target: Tensor
         switch scheduler.config.predictionType {
         case .epsilon: target = noise
-        case .vPrediction: target = scheduler.velocity(sample: x0, noise: noise, timesteps: timesteps)
+        case .vPrediction:
+            target = scheduler.velocity(sample: x0, noise: noise, timesteps: timesteps)
         case .sample: target = x0
         }
         let difference = prediction - target

@@ -9,8 +9,9 @@ public final class Downsample2D: Layer {
 
     public init(channels: Int, asymmetricPadding: Bool = false, key: RandomKey?) {
         self.asymmetricPadding = asymmetricPadding
-        conv = Conv2d(channels, channels, kernel: 3, stride: 2, padding: asymmetricPadding ? 0 : 1,
-                      key: key)
+        conv = Conv2d(
+            channels, channels, kernel: 3, stride: 2, padding: asymmetricPadding ? 0 : 1,
+            key: key)
     }
 
     public var namedParameters: [(String, Tensor)] { scoped("conv", conv) }

@@ -21,13 +21,15 @@ public final class ResnetBlock2D: Layer {
         timeEmbProj = timeEmbedChannels.map { Linear($0, outChannels, key: keys[1]) }
         norm2 = GroupNorm(groups: groups, channels: outChannels, eps: eps)
         conv2 = Conv2d(outChannels, outChannels, kernel: 3, padding: 1, key: keys[2])
-        convShortcut = inChannels == outChannels
+        convShortcut =
+            inChannels == outChannels
             ? nil : Conv2d(inChannels, outChannels, kernel: 1, key: keys[3])
     }
 
     public var namedParameters: [(String, Tensor)] {
         scoped("norm1", norm1) + scoped("conv1", conv1) + scoped("time_emb_proj", timeEmbProj)
-            + scoped("norm2", norm2) + scoped("conv2", conv2) + scoped("conv_shortcut", convShortcut)
+            + scoped("norm2", norm2) + scoped("conv2", conv2)
+            + scoped("conv_shortcut", convShortcut)
     }
 
     /// x: [B, in, H, W], timeEmbedding: [B, T] or nil -> [B, out, H, W]

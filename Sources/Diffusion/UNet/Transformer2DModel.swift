@@ -15,8 +15,9 @@ public final class BasicTransformerBlock: Layer {
         norm1 = LayerNorm(dim)
         attn1 = Attention(queryDim: dim, heads: heads, headDim: headDim, key: keys[0])
         norm2 = LayerNorm(dim)
-        attn2 = Attention(queryDim: dim, contextDim: contextDim, heads: heads, headDim: headDim,
-                          key: keys[1])
+        attn2 = Attention(
+            queryDim: dim, contextDim: contextDim, heads: heads, headDim: headDim,
+            key: keys[1])
         norm3 = LayerNorm(dim)
         ff = FeedForward(dim: dim, key: keys[2])
     }
@@ -57,8 +58,9 @@ public final class Transformer2DModel: Layer {
         // (`use_linear_projection`): the same map over channels, applied to the pixel sequence.
         projIn = Linear(channels, channels, pointwiseConv: !useLinearProjection, key: keys[0])
         blocks = (0..<layers).map {
-            BasicTransformerBlock(dim: channels, heads: heads, headDim: channels / heads,
-                                  contextDim: contextDim, key: keys[$0 + 2])
+            BasicTransformerBlock(
+                dim: channels, heads: heads, headDim: channels / heads,
+                contextDim: contextDim, key: keys[$0 + 2])
         }
         projOut = Linear(channels, channels, pointwiseConv: !useLinearProjection, key: keys[1])
     }

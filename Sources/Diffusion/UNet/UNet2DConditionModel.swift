@@ -24,8 +24,9 @@ public final class UNet2DConditionModel: Layer {
         timeLinear2 = Linear(c.timeEmbedDim, c.timeEmbedDim, key: keys[2])
         let downKeys = keys[3].split(channels.count)
         downBlocks = channels.indices.map { i in
-            DownBlock(inChannels: i == 0 ? channels[0] : channels[i - 1], outChannels: channels[i],
-                      index: i, config: c, key: downKeys[i])
+            DownBlock(
+                inChannels: i == 0 ? channels[0] : channels[i - 1], outChannels: channels[i],
+                index: i, config: c, key: downKeys[i])
         }
         midBlock = MidBlock(config: c, key: keys[4])
         let upKeys = keys[5].split(channels.count)
@@ -47,12 +48,14 @@ public final class UNet2DConditionModel: Layer {
     /// sample: [B, in, H, W], timesteps: B values, context: [B, S, crossAttentionDim]
     /// (nil only for a model without cross-attention) -> [B, out, H, W]
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor?) -> Tensor {
-        precondition(sample.shape[2] % downsamplingFactor == 0 && sample.shape[3] % downsamplingFactor == 0,
-                     "UNet sample \(sample.shape): H and W must be multiples of \(downsamplingFactor)")
+        precondition(
+            sample.shape[2] % downsamplingFactor == 0 && sample.shape[3] % downsamplingFactor == 0,
+            "UNet sample \(sample.shape): H and W must be multiples of \(downsamplingFactor)")
         // time embedding
-        let projected = timestepEmbedding(timesteps, dim: config.blockOutChannels[0],
-                                          flipSinToCos: config.flipSinToCos,
-                                          downscaleFreqShift: config.freqShift)
+        let projected = timestepEmbedding(
+            timesteps, dim: config.blockOutChannels[0],
+            flipSinToCos: config.flipSinToCos,
+            downscaleFreqShift: config.freqShift)
         let time = timeLinear2(silu(timeLinear1(projected)))
         // down
         var x = convIn(sample)

@@ -13,16 +13,21 @@ public final class DownBlock: Layer {
     init(inChannels: Int, outChannels: Int, index: Int, config c: UNetConfig, key: RandomKey?) {
         let keys = key.split(2 * c.layersPerBlock + 1)
         resnets = (0..<c.layersPerBlock).map { j in
-            ResnetBlock2D(inChannels: j == 0 ? inChannels : outChannels, outChannels: outChannels,
-                          timeEmbedChannels: c.timeEmbedDim, groups: c.normGroups, eps: c.normEps,
-                          key: keys[j])
+            ResnetBlock2D(
+                inChannels: j == 0 ? inChannels : outChannels, outChannels: outChannels,
+                timeEmbedChannels: c.timeEmbedDim, groups: c.normGroups, eps: c.normEps,
+                key: keys[j])
         }
-        attentions = c.downBlocks[index] == .plain ? [] : (0..<c.layersPerBlock).map { j in
-            Transformer2DModel(channels: outChannels, heads: c.heads[index],
-                               layers: c.transformerLayersPerBlock, contextDim: c.crossAttentionDim,
-                               groups: c.normGroups, useLinearProjection: c.useLinearProjection,
-                               key: keys[c.layersPerBlock + j])
-        }
+        attentions =
+            c.downBlocks[index] == .plain
+            ? []
+            : (0..<c.layersPerBlock).map { j in
+                Transformer2DModel(
+                    channels: outChannels, heads: c.heads[index],
+                    layers: c.transformerLayersPerBlock, contextDim: c.crossAttentionDim,
+                    groups: c.normGroups, useLinearProjection: c.useLinearProjection,
+                    key: keys[c.layersPerBlock + j])
+            }
         let isLast = index == c.blockOutChannels.count - 1
         downsampler = isLast ? nil : Downsample2D(channels: outChannels, key: keys.last!)
     }
@@ -59,14 +64,19 @@ public final class MidBlock: Layer {
         let keys = key.split(3)
         let crossAttention = c.midBlock == .crossAttention
         resnets = (0..<(crossAttention ? 2 : 1)).map {
-            ResnetBlock2D(inChannels: channels, outChannels: channels,
-                          timeEmbedChannels: c.timeEmbedDim, groups: c.normGroups, eps: c.normEps,
-                          key: keys[$0])
+            ResnetBlock2D(
+                inChannels: channels, outChannels: channels,
+                timeEmbedChannels: c.timeEmbedDim, groups: c.normGroups, eps: c.normEps,
+                key: keys[$0])
         }
-        attentions = crossAttention ? [Transformer2DModel(
-            channels: channels, heads: c.heads.last!, layers: c.transformerLayersPerBlock,
-            contextDim: c.crossAttentionDim, groups: c.normGroups,
-            useLinearProjection: c.useLinearProjection, key: keys[2])] : []
+        attentions =
+            crossAttention
+            ? [
+                Transformer2DModel(
+                    channels: channels, heads: c.heads.last!, layers: c.transformerLayersPerBlock,
+                    contextDim: c.crossAttentionDim, groups: c.normGroups,
+                    useLinearProjection: c.useLinearProjection, key: keys[2])
+            ] : []
     }
 
     public var namedParameters: [(String, Tensor)] {
@@ -99,16 +109,21 @@ public final class UpBlock: Layer {
         let keys = key.split(2 * layers + 1)
         resnets = (0..<layers).map { j in
             let skip = j == layers - 1 ? input : out
-            return ResnetBlock2D(inChannels: (j == 0 ? previous : out) + skip, outChannels: out,
-                                 timeEmbedChannels: c.timeEmbedDim, groups: c.normGroups,
-                                 eps: c.normEps, key: keys[j])
+            return ResnetBlock2D(
+                inChannels: (j == 0 ? previous : out) + skip, outChannels: out,
+                timeEmbedChannels: c.timeEmbedDim, groups: c.normGroups,
+                eps: c.normEps, key: keys[j])
         }
         let heads = Array(c.heads.reversed())[index]
-        attentions = c.upBlocks[index] == .plain ? [] : (0..<layers).map { j in
-            Transformer2DModel(channels: out, heads: heads, layers: c.transformerLayersPerBlock,
-                               contextDim: c.crossAttentionDim, groups: c.normGroups,
-                               useLinearProjection: c.useLinearProjection, key: keys[layers + j])
-        }
+        attentions =
+            c.upBlocks[index] == .plain
+            ? []
+            : (0..<layers).map { j in
+                Transformer2DModel(
+                    channels: out, heads: heads, layers: c.transformerLayersPerBlock,
+                    contextDim: c.crossAttentionDim, groups: c.normGroups,
+                    useLinearProjection: c.useLinearProjection, key: keys[layers + j])
+            }
         let isLast = index == reversed.count - 1
         upsampler = isLast ? nil : Upsample2D(channels: out, key: keys.last!)
     }

@@ -1,9 +1,15 @@
 /// The fields of diffusers' UNet2DConditionModel config that SD 1.x/2.x models use.
 /// Anything else set to a value duo does not implement is an error, not a silent default.
 public struct UNetConfig: Equatable, Sendable {
-    public enum DownBlock: String, Sendable { case crossAttention = "CrossAttnDownBlock2D", plain = "DownBlock2D" }
-    public enum UpBlock: String, Sendable { case crossAttention = "CrossAttnUpBlock2D", plain = "UpBlock2D" }
-    public enum MidBlock: String, Sendable { case crossAttention = "UNetMidBlock2DCrossAttn", plain = "UNetMidBlock2D" }
+    public enum DownBlock: String, Sendable {
+        case crossAttention = "CrossAttnDownBlock2D", plain = "DownBlock2D"
+    }
+    public enum UpBlock: String, Sendable {
+        case crossAttention = "CrossAttnUpBlock2D", plain = "UpBlock2D"
+    }
+    public enum MidBlock: String, Sendable {
+        case crossAttention = "UNetMidBlock2DCrossAttn", plain = "UNetMidBlock2D"
+    }
 
     public var sampleSize: Int
     public var inChannels: Int
@@ -55,26 +61,32 @@ public struct UNetConfig: Equatable, Sendable {
 extension UNetConfig {
     /// Reads `unet/config.json`.
     public init(file config: ConfigFile) throws {
-        let blocks = try config.ints("block_out_channels", count: try config.strings("down_block_types").count)
+        let blocks = try config.ints(
+            "block_out_channels", count: try config.strings("down_block_types").count)
         let n = blocks.count
-        func parse<T: RawRepresentable>(_ key: String, _: T.Type) throws -> [T] where T.RawValue == String {
+        func parse<T: RawRepresentable>(_ key: String, _: T.Type) throws -> [T]
+        where T.RawValue == String {
             let names = try config.strings(key)
             guard names.count == n else {
-                throw ModelError(file: config.path, key: key, "expected \(n) block types, found \(names.count)")
+                throw ModelError(
+                    file: config.path, key: key, "expected \(n) block types, found \(names.count)")
             }
             return try names.map { name in
                 guard let block = T(rawValue: name) else {
-                    throw ModelError(file: config.path, key: key, "unsupported block type '\(name)'")
+                    throw ModelError(
+                        file: config.path, key: key, "unsupported block type '\(name)'")
                 }
                 return block
             }
         }
         let midName = try config.string("mid_block_type", default: "UNetMidBlock2DCrossAttn")
         guard let mid = MidBlock(rawValue: midName) else {
-            throw ModelError(file: config.path, key: "mid_block_type", "unsupported block type '\(midName)'")
+            throw ModelError(
+                file: config.path, key: "mid_block_type", "unsupported block type '\(midName)'")
         }
         try Self.rejectUnsupported(config)
-        let headsKey = config.has("num_attention_heads") ? "num_attention_heads" : "attention_head_dim"
+        let headsKey =
+            config.has("num_attention_heads") ? "num_attention_heads" : "attention_head_dim"
         self.init(
             sampleSize: try config.int("sample_size", default: 64),
             inChannels: try config.int("in_channels", default: 4),
@@ -93,8 +105,9 @@ extension UNetConfig {
             flipSinToCos: try config.bool("flip_sin_to_cos", default: true),
             freqShift: try config.float("freq_shift", default: 0))
         for (i, c) in blocks.enumerated() where c % normGroups != 0 || c % heads[i] != 0 {
-            throw ModelError(file: config.path, key: "block_out_channels",
-                             "\(c) channels are not divisible by \(normGroups) groups and \(heads[i]) heads")
+            throw ModelError(
+                file: config.path, key: "block_out_channels",
+                "\(c) channels are not divisible by \(normGroups) groups and \(heads[i]) heads")
         }
     }
 
@@ -104,10 +117,14 @@ extension UNetConfig {
         try config.require("time_embedding_type", in: ["positional"])
         try config.require("resnet_time_scale_shift", in: ["default"])
         try config.require("attention_type", in: ["default"])
-        for key in ["class_embed_type", "addition_embed_type", "encoder_hid_dim", "time_cond_proj_dim",
-                    "time_embedding_act_fn", "timestep_post_act", "num_class_embeds",
-                    "projection_class_embeddings_input_dim", "time_embedding_dim"] where config.has(key) {
-            throw ModelError(file: config.path, key: key, "expected null (duo does not support it), found a value")
+        for key in [
+            "class_embed_type", "addition_embed_type", "encoder_hid_dim", "time_cond_proj_dim",
+            "time_embedding_act_fn", "timestep_post_act", "num_class_embeds",
+            "projection_class_embeddings_input_dim", "time_embedding_dim",
+        ] where config.has(key) {
+            throw ModelError(
+                file: config.path, key: key,
+                "expected null (duo does not support it), found a value")
         }
         try config.require("center_input_sample", equals: false)
         try config.require("dual_cross_attention", equals: false)

@@ -30,8 +30,10 @@ public struct VAEConfig: Equatable, Sendable {
     public init(file config: ConfigFile) throws {
         let down = try config.strings("down_block_types")
         let up = try config.strings("up_block_types")
-        for (key, names, allowed) in [("down_block_types", down, "DownEncoderBlock2D"),
-                                      ("up_block_types", up, "UpDecoderBlock2D")] {
+        for (key, names, allowed) in [
+            ("down_block_types", down, "DownEncoderBlock2D"),
+            ("up_block_types", up, "UpDecoderBlock2D"),
+        ] {
             if let bad = names.first(where: { $0 != allowed }) {
                 throw ModelError(file: config.path, key: key, "unsupported block type '\(bad)'")
             }
@@ -40,7 +42,9 @@ public struct VAEConfig: Equatable, Sendable {
         try config.require("use_quant_conv", equals: true)
         try config.require("use_post_quant_conv", equals: true)
         if config.has("shift_factor") {
-            throw ModelError(file: config.path, key: "shift_factor", "expected null (duo does not support it), found a value")
+            throw ModelError(
+                file: config.path, key: "shift_factor",
+                "expected null (duo does not support it), found a value")
         }
         self.init(
             inChannels: try config.int("in_channels", default: 3),
@@ -63,11 +67,14 @@ public final class VAEMidBlock: Layer {
     init(channels: Int, config c: VAEConfig, key: RandomKey?) {
         let keys = key.split(3)
         resnets = (0..<2).map {
-            ResnetBlock2D(inChannels: channels, outChannels: channels, timeEmbedChannels: nil,
-                          groups: c.normGroups, eps: 1e-6, key: keys[$0])
+            ResnetBlock2D(
+                inChannels: channels, outChannels: channels, timeEmbedChannels: nil,
+                groups: c.normGroups, eps: 1e-6, key: keys[$0])
         }
-        attention = c.midBlockAttention
-            ? SpatialSelfAttention(channels: channels, heads: 1, groups: c.normGroups, eps: 1e-6, key: keys[2])
+        attention =
+            c.midBlockAttention
+            ? SpatialSelfAttention(
+                channels: channels, heads: 1, groups: c.normGroups, eps: 1e-6, key: keys[2])
             : nil
     }
 
@@ -88,14 +95,18 @@ public final class VAEBlock: Layer {
     public let downsampler: Downsample2D?
     public let upsampler: Upsample2D?
 
-    init(inChannels: Int, outChannels: Int, layers: Int, down: Bool, resample: Bool,
-         groups: Int, key: RandomKey?) {
+    init(
+        inChannels: Int, outChannels: Int, layers: Int, down: Bool, resample: Bool,
+        groups: Int, key: RandomKey?
+    ) {
         let keys = key.split(layers + 1)
         resnets = (0..<layers).map { j in
-            ResnetBlock2D(inChannels: j == 0 ? inChannels : outChannels, outChannels: outChannels,
-                          timeEmbedChannels: nil, groups: groups, eps: 1e-6, key: keys[j])
+            ResnetBlock2D(
+                inChannels: j == 0 ? inChannels : outChannels, outChannels: outChannels,
+                timeEmbedChannels: nil, groups: groups, eps: 1e-6, key: keys[j])
         }
-        downsampler = down && resample
+        downsampler =
+            down && resample
             ? Downsample2D(channels: outChannels, asymmetricPadding: true, key: keys[layers]) : nil
         upsampler = !down && resample ? Upsample2D(channels: outChannels, key: keys[layers]) : nil
     }
@@ -141,9 +152,10 @@ public final class AutoencoderKL: Layer {
         encoderConvIn = Conv2d(c.inChannels, channels[0], kernel: 3, padding: 1, key: keys[0])
         let downKeys = keys[1].split(n)
         encoderBlocks = (0..<n).map { i in
-            VAEBlock(inChannels: channels[max(i - 1, 0)], outChannels: channels[i],
-                     layers: c.layersPerBlock, down: true, resample: i < n - 1,
-                     groups: c.normGroups, key: downKeys[i])
+            VAEBlock(
+                inChannels: channels[max(i - 1, 0)], outChannels: channels[i],
+                layers: c.layersPerBlock, down: true, resample: i < n - 1,
+                groups: c.normGroups, key: downKeys[i])
         }
         encoderMid = VAEMidBlock(channels: channels[n - 1], config: c, key: keys[2])
         encoderNormOut = GroupNorm(groups: c.normGroups, channels: channels[n - 1], eps: 1e-6)
@@ -155,9 +167,10 @@ public final class AutoencoderKL: Layer {
         let reversed = Array(channels.reversed())
         let upKeys = keys[8].split(n)
         decoderBlocks = (0..<n).map { i in
-            VAEBlock(inChannels: reversed[max(i - 1, 0)], outChannels: reversed[i],
-                     layers: c.layersPerBlock + 1, down: false, resample: i < n - 1,
-                     groups: c.normGroups, key: upKeys[i])
+            VAEBlock(
+                inChannels: reversed[max(i - 1, 0)], outChannels: reversed[i],
+                layers: c.layersPerBlock + 1, down: false, resample: i < n - 1,
+                groups: c.normGroups, key: upKeys[i])
         }
         decoderNormOut = GroupNorm(groups: c.normGroups, channels: channels[0], eps: 1e-6)
         decoderConvOut = Conv2d(channels[0], c.outChannels, kernel: 3, padding: 1, key: keys[9])
@@ -165,7 +178,8 @@ public final class AutoencoderKL: Layer {
 
     public var namedParameters: [(String, Tensor)] {
         scoped("encoder.conv_in", encoderConvIn) + scoped("encoder.down_blocks", encoderBlocks)
-            + scoped("encoder.mid_block", encoderMid) + scoped("encoder.conv_norm_out", encoderNormOut)
+            + scoped("encoder.mid_block", encoderMid)
+            + scoped("encoder.conv_norm_out", encoderNormOut)
             + scoped("encoder.conv_out", encoderConvOut) + scoped("quant_conv", quantConv)
             + scoped("post_quant_conv", postQuantConv) + scoped("decoder.conv_in", decoderConvIn)
             + scoped("decoder.mid_block", decoderMid) + scoped("decoder.up_blocks", decoderBlocks)
@@ -179,7 +193,8 @@ public final class AutoencoderKL: Layer {
         var x = encoderConvIn(image)
         for block in encoderBlocks { x = block(x) }
         x = encoderConvOut(silu(encoderNormOut(encoderMid(x))))
-        let moments = split(quantConv(x), sizes: [config.latentChannels, config.latentChannels], axis: 1)
+        let moments = split(
+            quantConv(x), sizes: [config.latentChannels, config.latentChannels], axis: 1)
         // diffusers' DiagonalGaussianDistribution clamps log-variance to [-30, 20].
         let logVariance = clamp(moments[1], min: -30, max: 20)
         return (moments[0], exp(logVariance * 0.5))

@@ -46,14 +46,17 @@ public func geglu(_ x: Tensor) -> Tensor {
     let inner = width / 2, rows = x.count / max(width, 1)
     let y = Tensor.empty(Array(x.shape.dropLast()) + [inner])
     Parallel.forEach(rows, costPerItem: 3 * inner) { r in
-        duo_geglu_forward(x.pointer + r.lowerBound * width, y.pointer + r.lowerBound * inner, inner, r.count)
+        duo_geglu_forward(
+            x.pointer + r.lowerBound * width, y.pointer + r.lowerBound * inner, inner, r.count)
     }
     let saved = x.detached()
     return y.recorded("geglu", from: [x]) { dY in
         let dX = Tensor.empty(saved.shape)
         Parallel.forEach(rows, costPerItem: 6 * inner) { r in
             let o = r.lowerBound
-            duo_geglu_backward(saved.pointer + o * width, dY.pointer + o * inner, dX.pointer + o * width, inner, r.count)
+            duo_geglu_backward(
+                saved.pointer + o * width, dY.pointer + o * inner, dX.pointer + o * width, inner,
+                r.count)
         }
         return [dX]
     }

@@ -12,8 +12,11 @@ private func binaryForward(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
     let y = Tensor.empty(outShape)
     let (dims, sets) = Broadcast.collapse(
         outShape,
-        [Broadcast.strides(of: outShape, in: outShape), Broadcast.strides(of: a.shape, in: outShape),
-         Broadcast.strides(of: b.shape, in: outShape)])
+        [
+            Broadcast.strides(of: outShape, in: outShape),
+            Broadcast.strides(of: a.shape, in: outShape),
+            Broadcast.strides(of: b.shape, in: outShape),
+        ])
     let inner = dims.last!
     let outerCount = dims.dropLast().reduce(1, *)
     Parallel.forEach(outerCount, costPerItem: inner) { range in
@@ -28,23 +31,29 @@ private func binaryForward(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
 
 public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
     binaryForward(.add, a, b).recorded("add", from: [a, b]) { dY in
-        [a.requiresGrad ? Broadcast.sum(dY, to: a.shape) : nil,
-         b.requiresGrad ? Broadcast.sum(dY, to: b.shape) : nil]
+        [
+            a.requiresGrad ? Broadcast.sum(dY, to: a.shape) : nil,
+            b.requiresGrad ? Broadcast.sum(dY, to: b.shape) : nil,
+        ]
     }
 }
 
 public func sub(_ a: Tensor, _ b: Tensor) -> Tensor {
     binaryForward(.sub, a, b).recorded("sub", from: [a, b]) { dY in
-        [a.requiresGrad ? Broadcast.sum(dY, to: a.shape) : nil,
-         b.requiresGrad ? Broadcast.sum(dY * -1, to: b.shape) : nil]
+        [
+            a.requiresGrad ? Broadcast.sum(dY, to: a.shape) : nil,
+            b.requiresGrad ? Broadcast.sum(dY * -1, to: b.shape) : nil,
+        ]
     }
 }
 
 public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
     let (savedA, savedB) = (a.detached(), b.detached())
     return binaryForward(.mul, a, b).recorded("mul", from: [a, b]) { dY in
-        [a.requiresGrad ? Broadcast.sum(binaryForward(.mul, dY, savedB), to: a.shape) : nil,
-         b.requiresGrad ? Broadcast.sum(binaryForward(.mul, dY, savedA), to: b.shape) : nil]
+        [
+            a.requiresGrad ? Broadcast.sum(binaryForward(.mul, dY, savedB), to: a.shape) : nil,
+            b.requiresGrad ? Broadcast.sum(binaryForward(.mul, dY, savedA), to: b.shape) : nil,
+        ]
     }
 }
 
@@ -53,7 +62,8 @@ public func div(_ a: Tensor, _ b: Tensor) -> Tensor {
     return binaryForward(.div, a, b).recorded("div", from: [a, b]) { dY in
         // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
         let dYOverB = binaryForward(.div, dY, savedB)
-        let dB = b.requiresGrad
+        let dB =
+            b.requiresGrad
             ? Broadcast.sum(
                 binaryForward(.div, binaryForward(.mul, dYOverB, savedA), savedB) * -1,
                 to: b.shape)

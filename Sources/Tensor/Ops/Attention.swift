@@ -10,11 +10,13 @@ import CKernels
 public func scaledDotProductAttention(
     query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false
 ) -> Tensor {
-    precondition(query.rank == 3 && key.rank == 3 && key.shape == value.shape,
-                 "attention: q \(query.shape), k \(key.shape), v \(value.shape)")
+    precondition(
+        query.rank == 3 && key.rank == 3 && key.shape == value.shape,
+        "attention: q \(query.shape), k \(key.shape), v \(value.shape)")
     let (batch, tq, width) = (query.shape[0], query.shape[1], query.shape[2])
-    precondition(key.shape[0] == batch && key.shape[2] == width && width % heads == 0,
-                 "attention: q \(query.shape), k \(key.shape), \(heads) heads")
+    precondition(
+        key.shape[0] == batch && key.shape[2] == width && width % heads == 0,
+        "attention: q \(query.shape), k \(key.shape), \(heads) heads")
     let d = width / heads
     let s = duo_attention_shape(
         B: batch, H: heads, Tq: tq, Tk: key.shape[1], d: d, ldq: width, ldk: width, ldv: width,
@@ -28,19 +30,23 @@ public func scaledDotProductAttention(
     let kept = recording ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
     Parallel.forEach(batch * heads, costPerItem: cost) { r in
         var shape = s
-        duo_attention_forward(&shape, query.pointer, key.pointer, value.pointer, out.pointer,
-                              kept?.pointer, r.lowerBound, r.upperBound)
+        duo_attention_forward(
+            &shape, query.pointer, key.pointer, value.pointer, out.pointer,
+            kept?.pointer, r.lowerBound, r.upperBound)
     }
     guard let probs = kept else { return out }
     let saved = (q: query.detached(), k: key.detached(), v: value.detached(), out: out.detached())
     return out.recorded("attention", from: [query, key, value]) { dOut in
-        let (dQ, dK, dV) = (Tensor.empty(saved.q.shape), Tensor.empty(saved.k.shape),
-                            Tensor.empty(saved.v.shape))
+        let (dQ, dK, dV) = (
+            Tensor.empty(saved.q.shape), Tensor.empty(saved.k.shape),
+            Tensor.empty(saved.v.shape)
+        )
         Parallel.forEach(batch * heads, costPerItem: cost * 2) { r in
             var shape = s
-            duo_attention_backward(&shape, saved.q.pointer, saved.k.pointer, saved.v.pointer,
-                                   saved.out.pointer, probs.pointer, dOut.pointer, dQ.pointer,
-                                   dK.pointer, dV.pointer, r.lowerBound, r.upperBound)
+            duo_attention_backward(
+                &shape, saved.q.pointer, saved.k.pointer, saved.v.pointer,
+                saved.out.pointer, probs.pointer, dOut.pointer, dQ.pointer,
+                dK.pointer, dV.pointer, r.lowerBound, r.upperBound)
         }
         return [dQ, dK, dV]
     }

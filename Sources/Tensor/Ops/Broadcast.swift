@@ -72,8 +72,12 @@ enum Broadcast {
     static func sum(_ x: Tensor, to shape: [Int]) -> Tensor {
         if x.shape == shape { return x }
         let out = Tensor.zeros(shape)
-        let (dims, sets) = collapse(x.shape, [strides(of: x.shape, in: x.shape),
-                                              strides(of: shape, in: x.shape)])
+        let (dims, sets) = collapse(
+            x.shape,
+            [
+                strides(of: x.shape, in: x.shape),
+                strides(of: shape, in: x.shape),
+            ])
         let inner = dims.last!
         let outerCount = dims.dropLast().reduce(1, *)
         // Serial: several runs may add into the same output elements.

@@ -9,8 +9,9 @@ import CKernels
 public func conv2d(
     _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0
 ) -> Tensor {
-    precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
-                 "conv2d: x \(x.shape) with weight \(weight.shape)")
+    precondition(
+        x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
+        "conv2d: x \(x.shape) with weight \(weight.shape)")
     let outC = weight.shape[0]
     var s = duo_conv_shape(
         C: x.shape[1], H: x.shape[2], W: x.shape[3], kh: weight.shape[2], kw: weight.shape[3],
@@ -18,8 +19,10 @@ public func conv2d(
     s.Ho = (s.H + 2 * padding - s.kh) / stride + 1
     s.Wo = (s.W + 2 * padding - s.kw) / stride + 1
     precondition(bias == nil || bias!.shape == [outC], "conv2d: bias \(bias!.shape)")
-    let y = Winograd.applies(s, outChannels: outC)
-        ? Winograd.convolve(x, weight: weight, bias: bias) : im2colConvolution(x, weight: weight, bias: bias, shape: s)
+    let y =
+        Winograd.applies(s, outChannels: outC)
+        ? Winograd.convolve(x, weight: weight, bias: bias)
+        : im2colConvolution(x, weight: weight, bias: bias, shape: s)
     let (savedX, savedW) = (x.detached(), weight.detached())
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return y.recorded("conv2d", from: inputs) { dY in
@@ -27,7 +30,9 @@ public func conv2d(
     }
 }
 
-private func im2colConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, shape s: duo_conv_shape) -> Tensor {
+private func im2colConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, shape s: duo_conv_shape)
+    -> Tensor
+{
     let (batch, outC) = (x.shape[0], weight.shape[0])
     let (k, p) = (s.C * s.kh * s.kw, s.Ho * s.Wo)
     let y = Tensor.empty([batch, outC, s.Ho, s.Wo])
@@ -43,8 +48,9 @@ private func im2colConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, shape
                 for o in 0..<outC { (yb + o * p).update(repeating: bias.pointer[o], count: p) }
             }
             // Y_b [outC, P] = W [outC, K] x cols [K, P]
-            BLAS.gemm(m: outC, n: p, k: k, a: weight.pointer, lda: k, b: cols, ldb: p,
-                      beta: bias == nil ? 0 : 1, c: yb, ldc: p)
+            BLAS.gemm(
+                m: outC, n: p, k: k, a: weight.pointer, lda: k, b: cols, ldb: p,
+                beta: bias == nil ? 0 : 1, c: yb, ldc: p)
         }
     }
     return y
@@ -55,12 +61,16 @@ private func conv2dBackward(
 ) -> [Tensor?] {
     let outC = weight.shape[0]
     // Winograd's dX is the convolution of dY with the kernel transposed and rotated by 180°.
-    var grads = Winograd.applies(s, outChannels: outC)
-        ? [needs[0] ? Winograd.convolve(dY, weight: weight, adjoint: true) : nil,
-           needs[1] ? Winograd.weightGradient(x: x, dY: dY) : nil]
+    var grads =
+        Winograd.applies(s, outChannels: outC)
+        ? [
+            needs[0] ? Winograd.convolve(dY, weight: weight, adjoint: true) : nil,
+            needs[1] ? Winograd.weightGradient(x: x, dY: dY) : nil,
+        ]
         : im2colGradients(dY, x: x, weight: weight, shape: s, needs: needs)
     if needs.count == 3 {
-        grads.append(needs[2] ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil)
+        grads.append(
+            needs[2] ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil)
     }
     return grads
 }
@@ -83,14 +93,16 @@ private func im2colGradients(
             if needs[1] {
                 // dW += dY_b [outC, P] x cols_b^T [P, K]
                 let cols = columns[part].fill(x.pointer + b * s.C * s.H * s.W)
-                BLAS.gemm(transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
-                          beta: 1, c: dWParts[part].pointer, ldc: k)
+                BLAS.gemm(
+                    transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
+                    beta: 1, c: dWParts[part].pointer, ldc: k)
             }
             if let dX {
                 // dcols [K, P] = W^T [K, outC] x dY_b [outC, P], then scattered back to pixels
                 let dCols = columns[part].scratch
-                BLAS.gemm(transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,
-                          ldb: p, c: dCols, ldc: p)
+                BLAS.gemm(
+                    transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,
+                    ldb: p, c: dCols, ldc: p)
                 let dXb = dX.pointer + b * s.C * s.H * s.W
                 withUnsafePointer(to: s) { shape in
                     Parallel.forEach(s.C, costPerItem: s.kh * s.kw * p) { r in
@@ -109,7 +121,9 @@ private func im2colGradients(
 /// needs no copy: the image itself is the column matrix.
 private final class Im2Col {
     let shape: duo_conv_shape
-    private(set) lazy var buffer = Tensor.empty([shape.C * shape.kh * shape.kw * shape.Ho * shape.Wo])
+    private(set) lazy var buffer = Tensor.empty([
+        shape.C * shape.kh * shape.kw * shape.Ho * shape.Wo
+    ])
 
     init(shape: duo_conv_shape) { self.shape = shape }
 

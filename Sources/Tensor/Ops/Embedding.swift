@@ -9,7 +9,8 @@ public func embedding(_ indices: [Int], weight: Tensor) -> Tensor {
     let (vocabulary, dim) = (weight.shape[0], weight.shape[1])
     let y = Tensor.empty([indices.count, dim])
     for (row, index) in indices.enumerated() {
-        precondition((0..<vocabulary).contains(index), "embedding index \(index) outside 0..<\(vocabulary)")
+        precondition(
+            (0..<vocabulary).contains(index), "embedding index \(index) outside 0..<\(vocabulary)")
         (y.pointer + row * dim).update(from: weight.pointer + index * dim, count: dim)
     }
     return y.recorded("embedding", from: [weight]) { dY in
@@ -39,7 +40,8 @@ public func timestepEmbedding(
         let out = y.pointer + row * dim
         for i in 0..<half {
             // computed in Float, in the same order as diffusers, to match it bit for bit
-            let exponent = -Foundation.log(maxPeriod) * Float(i) / (Float(half) - downscaleFreqShift)
+            let exponent =
+                -Foundation.log(maxPeriod) * Float(i) / (Float(half) - downscaleFreqShift)
             let angle = scale * t * Foundation.exp(exponent)
             let (first, second) = flipSinToCos ? (cos(angle), sin(angle)) : (sin(angle), cos(angle))
             out[i] = first

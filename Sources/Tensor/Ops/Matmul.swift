@@ -25,14 +25,16 @@ public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
         if a.requiresGrad {
             // dA = dY B^T
             dA = Tensor.empty(a.shape)
-            batchedGEMM(dY, savedB, into: dA!, batch: sharedB ? 1 : batch, m: sharedB ? batch * m : m,
-                        n: k, k: n, transB: true)
+            batchedGEMM(
+                dY, savedB, into: dA!, batch: sharedB ? 1 : batch, m: sharedB ? batch * m : m,
+                n: k, k: n, transB: true)
         }
         if b.requiresGrad {
             // dB = A^T dY, summed over the batch when B is shared
             dB = Tensor.empty(b.shape)
-            batchedGEMM(savedA, dY, into: dB!, batch: sharedB ? 1 : batch, m: k, n: n,
-                        k: sharedB ? batch * m : m, transA: true)
+            batchedGEMM(
+                savedA, dY, into: dB!, batch: sharedB ? 1 : batch, m: k, n: n,
+                k: sharedB ? batch * m : m, transA: true)
         }
         return [dA, dB]
     }
@@ -41,32 +43,38 @@ public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
 /// x: [..., in], weight: [out, in], bias: [out] -> [..., out]  (y = x W^T + b, as nn.Linear)
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
-    precondition(weight.rank == 2 && x.shape.last == inFeatures,
-                 "linear: x \(x.shape) with weight \(weight.shape)")
+    precondition(
+        weight.rank == 2 && x.shape.last == inFeatures,
+        "linear: x \(x.shape) with weight \(weight.shape)")
     precondition(bias == nil || bias!.shape == [outFeatures], "linear: bias \(bias!.shape)")
     let rows = x.count / inFeatures
     let y = Tensor.empty(Array(x.shape.dropLast()) + [outFeatures])
     if let bias {
-        for r in 0..<rows { (y.pointer + r * outFeatures).update(from: bias.pointer, count: outFeatures) }
+        for r in 0..<rows {
+            (y.pointer + r * outFeatures).update(from: bias.pointer, count: outFeatures)
+        }
     }
-    BLAS.gemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.pointer, lda: inFeatures,
-              b: weight.pointer, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.pointer,
-              ldc: outFeatures)
+    BLAS.gemm(
+        transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.pointer, lda: inFeatures,
+        b: weight.pointer, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.pointer,
+        ldc: outFeatures)
     let (savedX, savedW) = (x.detached(), weight.detached())
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return y.recorded("linear", from: inputs) { dY in
         var grads: [Tensor?] = [nil, nil]
         if x.requiresGrad {  // dX = dY W
             let dX = Tensor.empty(savedX.shape)
-            BLAS.gemm(m: rows, n: inFeatures, k: outFeatures, a: dY.pointer, lda: outFeatures,
-                      b: savedW.pointer, ldb: inFeatures, c: dX.pointer, ldc: inFeatures)
+            BLAS.gemm(
+                m: rows, n: inFeatures, k: outFeatures, a: dY.pointer, lda: outFeatures,
+                b: savedW.pointer, ldb: inFeatures, c: dX.pointer, ldc: inFeatures)
             grads[0] = dX
         }
         if weight.requiresGrad {  // dW = dY^T X
             let dW = Tensor.empty(savedW.shape)
-            BLAS.gemm(transA: true, m: outFeatures, n: inFeatures, k: rows, a: dY.pointer,
-                      lda: outFeatures, b: savedX.pointer, ldb: inFeatures, c: dW.pointer,
-                      ldc: inFeatures)
+            BLAS.gemm(
+                transA: true, m: outFeatures, n: inFeatures, k: rows, a: dY.pointer,
+                lda: outFeatures, b: savedX.pointer, ldb: inFeatures, c: dW.pointer,
+                ldc: inFeatures)
             grads[1] = dW
         }
         if let bias { grads.append(bias.requiresGrad ? Broadcast.sum(dY, to: [outFeatures]) : nil) }
@@ -75,21 +83,27 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
 }
 
 /// C = op(A) op(B) for row-major operands with op(A) [m, k], op(B) [k, n].
-private func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, m: Int, n: Int, k: Int,
-                  transA: Bool = false, transB: Bool = false) {
-    BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer,
-              lda: transA ? m : k, b: b.pointer, ldb: transB ? k : n, c: c.pointer, ldc: n)
+private func gemm(
+    _ a: Tensor, _ b: Tensor, into c: Tensor, m: Int, n: Int, k: Int,
+    transA: Bool = false, transB: Bool = false
+) {
+    BLAS.gemm(
+        transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer,
+        lda: transA ? m : k, b: b.pointer, ldb: transB ? k : n, c: c.pointer, ldc: n)
 }
 
 /// `batch` independent GEMMs over consecutive matrices; an operand with a single matrix
 /// (count == one matrix) is shared by all of them.
-private func batchedGEMM(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int,
-                         k: Int, transA: Bool = false, transB: Bool = false) {
+private func batchedGEMM(
+    _ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int,
+    k: Int, transA: Bool = false, transB: Bool = false
+) {
     let strideA = a.count == m * k ? 0 : m * k
     let strideB = b.count == k * n ? 0 : k * n
     for i in 0..<batch {
-        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer + i * strideA,
-                  lda: transA ? m : k, b: b.pointer + i * strideB, ldb: transB ? k : n,
-                  c: c.pointer + i * m * n, ldc: n)
+        BLAS.gemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer + i * strideA,
+            lda: transA ? m : k, b: b.pointer + i * strideB, ldb: transB ? k : n,
+            c: c.pointer + i * m * n, ldc: n)
     }
 }

@@ -15,8 +15,9 @@ public func groupNorm(
     let mean = Tensor.empty([batch, groups])
     let rstd = Tensor.empty([batch, groups])
     Parallel.forEach(batch * groups, costPerItem: channels / groups * spatial * 3) { r in
-        duo_group_norm_forward(x.pointer, weight.pointer, bias.pointer, y.pointer, mean.pointer,
-                               rstd.pointer, channels, spatial, groups, eps, r.lowerBound, r.upperBound)
+        duo_group_norm_forward(
+            x.pointer, weight.pointer, bias.pointer, y.pointer, mean.pointer,
+            rstd.pointer, channels, spatial, groups, eps, r.lowerBound, r.upperBound)
     }
     let (savedX, savedW) = (x.detached(), weight.detached())
     return y.recorded("group_norm", from: [x, weight, bias]) { dY in
@@ -24,28 +25,33 @@ public func groupNorm(
         let dWeightPartial = Tensor.empty([batch, channels])
         let dBiasPartial = Tensor.empty([batch, channels])
         Parallel.forEach(batch * groups, costPerItem: channels / groups * spatial * 4) { r in
-            duo_group_norm_backward(savedX.pointer, savedW.pointer, mean.pointer, rstd.pointer,
-                                    dY.pointer, dX.pointer, dWeightPartial.pointer,
-                                    dBiasPartial.pointer, channels, spatial, groups,
-                                    r.lowerBound, r.upperBound)
+            duo_group_norm_backward(
+                savedX.pointer, savedW.pointer, mean.pointer, rstd.pointer,
+                dY.pointer, dX.pointer, dWeightPartial.pointer,
+                dBiasPartial.pointer, channels, spatial, groups,
+                r.lowerBound, r.upperBound)
         }
-        return [x.requiresGrad ? dX : nil,
-                weight.requiresGrad ? Broadcast.sum(dWeightPartial, to: [channels]) : nil,
-                bias.requiresGrad ? Broadcast.sum(dBiasPartial, to: [channels]) : nil]
+        return [
+            x.requiresGrad ? dX : nil,
+            weight.requiresGrad ? Broadcast.sum(dWeightPartial, to: [channels]) : nil,
+            bias.requiresGrad ? Broadcast.sum(dBiasPartial, to: [channels]) : nil,
+        ]
     }
 }
 
 /// x: [..., D] normalized over the last dimension; weight, bias: [D].
 public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) -> Tensor {
     let d = x.shape.last!
-    precondition(weight.shape == [d] && bias.shape == [d], "layerNorm: \(x.shape) with [\(weight.shape)]")
+    precondition(
+        weight.shape == [d] && bias.shape == [d], "layerNorm: \(x.shape) with [\(weight.shape)]")
     let rows = x.count / d
     let y = Tensor.empty(x.shape)
     let mean = Tensor.empty([rows])
     let rstd = Tensor.empty([rows])
     Parallel.forEach(rows, costPerItem: d * 3) { r in
-        duo_layer_norm_forward(x.pointer, weight.pointer, bias.pointer, y.pointer, mean.pointer,
-                               rstd.pointer, d, eps, r.lowerBound, r.upperBound)
+        duo_layer_norm_forward(
+            x.pointer, weight.pointer, bias.pointer, y.pointer, mean.pointer,
+            rstd.pointer, d, eps, r.lowerBound, r.upperBound)
     }
     let (savedX, savedW) = (x.detached(), weight.detached())
     return y.recorded("layer_norm", from: [x, weight, bias]) { dY in
@@ -59,15 +65,18 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e
         Parallel.forEach(blocks, costPerItem: blockRows * d * 4) { range in
             for block in range {
                 let lower = block * blockRows
-                duo_layer_norm_backward(savedX.pointer, savedW.pointer, mean.pointer, rstd.pointer,
-                                        dY.pointer, dX.pointer, dWeightPartial.pointer + block * d,
-                                        dBiasPartial.pointer + block * d, d, lower,
-                                        min(rows, lower + blockRows))
+                duo_layer_norm_backward(
+                    savedX.pointer, savedW.pointer, mean.pointer, rstd.pointer,
+                    dY.pointer, dX.pointer, dWeightPartial.pointer + block * d,
+                    dBiasPartial.pointer + block * d, d, lower,
+                    min(rows, lower + blockRows))
             }
         }
-        return [x.requiresGrad ? dX : nil,
-                weight.requiresGrad ? Broadcast.sum(dWeightPartial, to: [d]) : nil,
-                bias.requiresGrad ? Broadcast.sum(dBiasPartial, to: [d]) : nil]
+        return [
+            x.requiresGrad ? dX : nil,
+            weight.requiresGrad ? Broadcast.sum(dWeightPartial, to: [d]) : nil,
+            bias.requiresGrad ? Broadcast.sum(dBiasPartial, to: [d]) : nil,
+        ]
     }
 }
 
@@ -83,7 +92,8 @@ public func softmax(_ x: Tensor) -> Tensor {
     return y.recorded("softmax", from: [x]) { dY in
         let dX = Tensor.empty(savedY.shape)
         Parallel.forEach(rows, costPerItem: d * 4) { r in
-            duo_softmax_backward(savedY.pointer, dY.pointer, dX.pointer, d, r.lowerBound, r.upperBound)
+            duo_softmax_backward(
+                savedY.pointer, dY.pointer, dX.pointer, d, r.lowerBound, r.upperBound)
         }
         return [dX]
     }

@@ -22,7 +22,8 @@ public func sum(_ x: Tensor, axes: [Int], keepDims: Bool = false) -> Tensor {
     var out = Broadcast.sum(x, to: kept)
     if out === x { out = x.copy() }  // never record onto the input itself
     if !keepDims {
-        out = out.detachedReshape(x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element))
+        out = out.detachedReshape(
+            x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element))
     }
     let inputShape = x.shape
     return out.recorded("sum_axes", from: [x]) { dY in
@@ -58,7 +59,8 @@ extension Broadcast {
     static func expand(_ x: Tensor, to shape: [Int]) -> Tensor {
         if x.shape == shape { return x }
         let y = Tensor.empty(shape)
-        let (dims, sets) = collapse(shape, [strides(of: shape, in: shape), strides(of: x.shape, in: shape)])
+        let (dims, sets) = collapse(
+            shape, [strides(of: shape, in: shape), strides(of: x.shape, in: shape)])
         let inner = dims.last!
         Parallel.forEach(dims.dropLast().reduce(1, *), costPerItem: inner) { range in
             forEachRun(dims, sets, outer: range) { offsets in

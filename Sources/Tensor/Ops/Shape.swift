@@ -43,7 +43,9 @@ private func permute(_ x: Tensor, _ order: [Int]) -> Tensor {
     let outShape = order.map { x.shape[$0] }
     let y = Tensor.empty(outShape)
     var inStrides = Array(repeating: 1, count: x.rank)
-    for d in stride(from: x.rank - 2, through: 0, by: -1) { inStrides[d] = inStrides[d + 1] * x.shape[d + 1] }
+    for d in stride(from: x.rank - 2, through: 0, by: -1) {
+        inStrides[d] = inStrides[d + 1] * x.shape[d + 1]
+    }
     let stridesInOutOrder = order.map { inStrides[$0] }
     let (dims, sets) = Broadcast.collapse(
         outShape, [Broadcast.strides(of: outShape, in: outShape), stridesInOutOrder])
@@ -69,8 +71,10 @@ public func concat(_ tensors: [Tensor], axis: Int) -> Tensor {
     let first = tensors[0]
     let axis = axis < 0 ? axis + first.rank : axis
     for t in tensors {
-        precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == axis || t.shape[$0] == first.shape[$0] },
-                     "concat along \(axis): \(t.shape) vs \(first.shape)")
+        precondition(
+            t.rank == first.rank
+                && (0..<t.rank).allSatisfy { $0 == axis || t.shape[$0] == first.shape[$0] },
+            "concat along \(axis): \(t.shape) vs \(first.shape)")
     }
     let sizes = tensors.map { $0.shape[axis] }
     var outShape = first.shape
@@ -82,7 +86,9 @@ public func concat(_ tensors: [Tensor], axis: Int) -> Tensor {
     var offset = 0
     for t in tensors {
         let run = t.shape[axis] * inner
-        for o in 0..<outer { (y.pointer + o * rowLength + offset).update(from: t.pointer + o * run, count: run) }
+        for o in 0..<outer {
+            (y.pointer + o * rowLength + offset).update(from: t.pointer + o * run, count: run)
+        }
         offset += run
     }
     return y.recorded("concat", from: tensors) { dY in
@@ -94,7 +100,8 @@ public func concat(_ tensors: [Tensor], axis: Int) -> Tensor {
 /// Cuts x along `axis` into pieces of the given sizes (summing to that dimension).
 public func split(_ x: Tensor, sizes: [Int], axis: Int) -> [Tensor] {
     let axis = axis < 0 ? axis + x.rank : axis
-    precondition(sizes.reduce(0, +) == x.shape[axis], "split \(x.shape) into \(sizes) along \(axis)")
+    precondition(
+        sizes.reduce(0, +) == x.shape[axis], "split \(x.shape) into \(sizes) along \(axis)")
     let parts = splitValues(x, sizes: sizes, axis: axis)
     return parts.enumerated().map { index, part in
         part.recorded("split", from: [x]) { dPart in
@@ -120,7 +127,9 @@ private func splitValues(_ x: Tensor, sizes: [Int], axis: Int) -> [Tensor] {
         shape[axis] = size
         let part = Tensor.empty(shape)
         let run = size * inner
-        for o in 0..<outer { (part.pointer + o * run).update(from: x.pointer + o * rowLength + offset, count: run) }
+        for o in 0..<outer {
+            (part.pointer + o * run).update(from: x.pointer + o * rowLength + offset, count: run)
+        }
         offset += run
         return part
     }
@@ -138,7 +147,8 @@ public func upsampleNearest2x(_ x: Tensor) -> Tensor {
     return y.recorded("upsample_nearest2x", from: [x]) { dY in
         let dX = Tensor.empty(inputShape)
         Parallel.forEach(planes, costPerItem: 5 * h * w) { r in
-            duo_upsample_nearest2x_backward(dY.pointer, dX.pointer, h, w, r.lowerBound, r.upperBound)
+            duo_upsample_nearest2x_backward(
+                dY.pointer, dX.pointer, h, w, r.lowerBound, r.upperBound)
         }
         return [dX]
     }
@@ -149,15 +159,17 @@ public func upsampleNearest2x(_ x: Tensor) -> Tensor {
 public func pad2d(_ x: Tensor, left: Int = 0, right: Int = 0, top: Int = 0, bottom: Int = 0)
     -> Tensor
 {
-    precondition(x.rank >= 2 && [left, right, top, bottom].allSatisfy { $0 >= 0 },
-                 "pad2d of \(x.shape) by \([left, right, top, bottom])")
+    precondition(
+        x.rank >= 2 && [left, right, top, bottom].allSatisfy { $0 >= 0 },
+        "pad2d of \(x.shape) by \([left, right, top, bottom])")
     let (h, w) = (x.shape[x.rank - 2], x.shape[x.rank - 1])
     let (ph, pw) = (h + top + bottom, w + left + right)
     let planes = x.count / max(h * w, 1)
     let y = Tensor.zeros(Array(x.shape.dropLast(2)) + [ph, pw])
     for p in 0..<planes {
         for i in 0..<h {
-            (y.pointer + p * ph * pw + (i + top) * pw + left).update(from: x.pointer + p * h * w + i * w, count: w)
+            (y.pointer + p * ph * pw + (i + top) * pw + left).update(
+                from: x.pointer + p * h * w + i * w, count: w)
         }
     }
     let inputShape = x.shape
@@ -166,7 +178,8 @@ public func pad2d(_ x: Tensor, left: Int = 0, right: Int = 0, top: Int = 0, bott
         let dX = Tensor.empty(inputShape)
         for p in 0..<planes {
             for i in 0..<h {
-                (dX.pointer + p * h * w + i * w).update(from: dY.pointer + p * ph * pw + (i + top) * pw + left, count: w)
+                (dX.pointer + p * h * w + i * w).update(
+                    from: dY.pointer + p * ph * pw + (i + top) * pw + left, count: w)
             }
         }
         return [dX]

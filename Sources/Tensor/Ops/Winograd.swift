@@ -16,13 +16,16 @@ public enum Winograd {
 
     /// Whether a convolution is one this path computes, and one it speeds up.
     static func applies(_ s: duo_conv_shape, outChannels: Int) -> Bool {
-        isEnabled && s.kh == 3 && s.kw == 3 && s.stride == 1 && s.pad == 1 && s.H % 2 == 0 && s.W % 2 == 0
+        isEnabled && s.kh == 3 && s.kw == 3 && s.stride == 1 && s.pad == 1 && s.H % 2 == 0
+            && s.W % 2 == 0
             && s.H * s.W >= 256 && s.C >= 16 && outChannels >= 16
     }
 
     /// y [B, O, H, W] = x [B, C, H, W] convolved with `weight` (+ bias). `weight` is
     /// [O, C, 3, 3], or with `adjoint` [C, O, 3, 3] used transposed and rotated (dX from dY).
-    static func convolve(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, adjoint: Bool = false) -> Tensor {
+    static func convolve(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, adjoint: Bool = false)
+        -> Tensor
+    {
         let (batch, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let o = adjoint ? weight.shape[1] : weight.shape[0]
         let u = Tensor.empty([16, o, c])
@@ -35,13 +38,16 @@ public enum Winograd {
             let n = images.count * tiles
             let v = Tensor.empty([16, c, n])  // Bᵀ d B
             let m = Tensor.empty([16, o, n])  // U ⊙ V, summed over channels
-            duo_winograd_input(x.pointer + images.lowerBound * c * h * w, v.pointer, images.count, c, h, w, n)
+            duo_winograd_input(
+                x.pointer + images.lowerBound * c * h * w, v.pointer, images.count, c, h, w, n)
             for xi in 0..<16 {
-                BLAS.gemm(m: o, n: n, k: c, a: u.pointer + xi * o * c, lda: c,
-                          b: v.pointer + xi * c * n, ldb: n, c: m.pointer + xi * o * n, ldc: n)
+                BLAS.gemm(
+                    m: o, n: n, k: c, a: u.pointer + xi * o * c, lda: c,
+                    b: v.pointer + xi * c * n, ldb: n, c: m.pointer + xi * o * n, ldc: n)
             }
-            duo_winograd_output(m.pointer, bias?.pointer, y.pointer + images.lowerBound * o * h * w,
-                                images.count, o, h, w, n)
+            duo_winograd_output(
+                m.pointer, bias?.pointer, y.pointer + images.lowerBound * o * h * w,
+                images.count, o, h, w, n)
         }
         return y
     }
@@ -58,14 +64,17 @@ public enum Winograd {
         let d = Tensor.empty([16, o, n])  // A dY Aᵀ
         Parallel.forEach(batch, costPerItem: 4 * (c + o) * h * w) { images in
             let first = images.lowerBound
-            duo_winograd_input(x.pointer + first * c * h * w, v.pointer + first * tiles, images.count, c, h, w, n)
-            duo_winograd_output_adjoint(dY.pointer + first * o * h * w, d.pointer + first * tiles, images.count, o, h, w, n)
+            duo_winograd_input(
+                x.pointer + first * c * h * w, v.pointer + first * tiles, images.count, c, h, w, n)
+            duo_winograd_output_adjoint(
+                dY.pointer + first * o * h * w, d.pointer + first * tiles, images.count, o, h, w, n)
         }
         let du = Tensor.empty([16, o, c])
         for xi in 0..<16 {
             // dU[ξ] [O, C] = D[ξ] [O, n] x V[ξ]ᵀ [n, C]
-            BLAS.gemm(transB: true, m: o, n: c, k: n, a: d.pointer + xi * o * n, lda: n,
-                      b: v.pointer + xi * c * n, ldb: n, c: du.pointer + xi * o * c, ldc: c)
+            BLAS.gemm(
+                transB: true, m: o, n: c, k: n, a: d.pointer + xi * o * n, lda: n,
+                b: v.pointer + xi * c * n, ldb: n, c: du.pointer + xi * o * c, ldc: c)
         }
         let dW = Tensor.empty([o, c, 3, 3])
         duo_winograd_weights_adjoint(du.pointer, dW.pointer, o, c)

@@ -10,8 +10,10 @@ public final class AdamW {
         public var eps: Float = 1e-8
         public var weightDecay: Float = 1e-2
 
-        public init(beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
-                    weightDecay: Float = 1e-2) {
+        public init(
+            beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
+            weightDecay: Float = 1e-2
+        ) {
             self.beta1 = beta1
             self.beta2 = beta2
             self.eps = eps
@@ -45,19 +47,22 @@ public final class AdamW {
             let (m, v) = (firstMoments[i], secondMoments[i])
             Parallel.forEach(p.count, costPerItem: 5) { r in
                 let o = r.lowerBound
-                duo_adamw_step(p.pointer + o, g.pointer + o, m.pointer + o, v.pointer + o, r.count,
-                               lr, options.beta1, options.beta2, options.eps, options.weightDecay,
-                               bias1, bias2)
+                duo_adamw_step(
+                    p.pointer + o, g.pointer + o, m.pointer + o, v.pointer + o, r.count,
+                    lr, options.beta1, options.beta2, options.eps, options.weightDecay,
+                    bias1, bias2)
             }
         }
     }
 
     /// Restores the moments and step count (resuming a run from a checkpoint).
     public func restore(step: Int, firstMoments: [Tensor], secondMoments: [Tensor]) {
-        precondition(firstMoments.map(\.shape) == parameters.map(\.shape)
-                     && secondMoments.map(\.shape) == parameters.map(\.shape), "AdamW state shapes")
+        precondition(
+            firstMoments.map(\.shape) == parameters.map(\.shape)
+                && secondMoments.map(\.shape) == parameters.map(\.shape), "AdamW state shapes")
         self.step = step
-        for (dst, src) in zip(self.firstMoments + self.secondMoments, firstMoments + secondMoments) {
+        for (dst, src) in zip(self.firstMoments + self.secondMoments, firstMoments + secondMoments)
+        {
             dst.assign(src)
         }
     }
@@ -65,4 +70,3 @@ public final class AdamW {
     /// Clears every parameter's gradient.
     public func zeroGrad() { parameters.forEach { $0.zeroGrad() } }
 }
-

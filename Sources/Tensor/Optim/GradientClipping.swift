@@ -13,4 +13,6 @@ public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
     return Float(total)
 }
 
-private func sumOfSquares(_ x: Tensor) -> Double { duo_sum_squared_deviations(x.pointer, x.count, 0) }
+private func sumOfSquares(_ x: Tensor) -> Double {
+    duo_sum_squared_deviations(x.pointer, x.count, 0)
+}

@@ -55,7 +55,9 @@ final class ChildProcessGroup {
     func write(_ bytes: [UInt8]) -> Bool {
         var done = 0
         while done < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.write(input, $0.baseAddress! + done, bytes.count - done) }
+            let count = bytes.withUnsafeBytes {
+                Glibc.write(input, $0.baseAddress! + done, bytes.count - done)
+            }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { return false }
             done += count
@@ -67,7 +69,8 @@ final class ChildProcessGroup {
     func waitForExit() -> String {
         let status = reap(blocking: true) ?? 0
         let signal = status & 0x7f
-        return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
+        return signal == 0
+            ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
     }
 
     /// Closes its stdin (a detector's cue to finish), then ends the group: SIGTERM, and

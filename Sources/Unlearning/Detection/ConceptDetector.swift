@@ -19,7 +19,8 @@ public protocol ConceptDetector: AnyObject {
 
 extension ConceptDetector {
     public func scores(images: [PNGImage]) throws -> [Double] {
-        let folder = NSTemporaryDirectory() + "duo-detect-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let folder =
+            NSTemporaryDirectory() + "duo-detect-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let paths = try images.enumerated().map { i, image in

@@ -42,7 +42,8 @@ public final class DetectorProcess: ConceptDetector {
     /// Writes `paths` and reads one answer for each.
     private func round(_ paths: [String]) throws -> [Double] {
         if let bad = paths.first(where: { $0.contains("\n") }) {
-            throw DetectorError("image path \(jsonQuoted(bad)) holds a newline: the line protocol cannot send it")
+            throw DetectorError(
+                "image path \(jsonQuoted(bad)) holds a newline: the line protocol cannot send it")
         }
         let text = paths.map { $0 + "\n" }.joined()
         guard child.write(Array(text.utf8)) else { throw ended(waitingFor: paths[0]) }
@@ -52,7 +53,9 @@ public final class DetectorProcess: ConceptDetector {
             let line = try readLine(waitingFor: waiting)
             let (path, score) = try parse(line, waitingFor: waiting)
             guard paths.contains(path) else {
-                throw DetectorError("detector '\(command)' answered for \(jsonQuoted(path)), which it was not asked about (waiting for \(waiting))")
+                throw DetectorError(
+                    "detector '\(command)' answered for \(jsonQuoted(path)), which it was not asked about (waiting for \(waiting))"
+                )
             }
             scores[path] = score
         }
@@ -65,7 +68,8 @@ public final class DetectorProcess: ConceptDetector {
             "detector '\(command)' printed a malformed line while \(path) was waiting: "
                 + "\(jsonQuoted(shown)) (expected {\"path\": ..., \"score\": 0..1})")
         guard let value = try? JSONParser.parse(Array(line.utf8)),
-              let answered = value["path"]?.string else { throw malformed }
+            let answered = value["path"]?.string
+        else { throw malformed }
         var score = value["score"]?.double
         if score == nil, let members = value["scores"]?.members, members.count == 1 {
             score = members[0].value.double
@@ -89,7 +93,8 @@ public final class DetectorProcess: ConceptDetector {
             guard left > 0 else {
                 child.end()
                 throw DetectorError(
-                    "detector '\(command)' gave no answer for \(path) within \(timeout) s (stopped it)")
+                    "detector '\(command)' gave no answer for \(path) within \(timeout) s (stopped it)"
+                )
             }
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&poller, 1, Int32(min(left * 1000, 1000)))

@@ -36,11 +36,11 @@ public struct PairRecord: Hashable, Sendable {
     /// killed run).
     init?(jsonLine line: Substring) {
         guard let value = try? JSONParser.parse(Array(line.utf8)),
-              let index = value["index"]?.int, let unsafePrompt = value["unsafe_prompt"]?.string,
-              let safePrompt = value["safe_prompt"]?.string,
-              let unsafeDraw = value["unsafe_draw"]?.int, let safeDraw = value["safe_draw"]?.int,
-              let unsafeScore = value["unsafe_score"]?.double,
-              let safeScore = value["safe_score"]?.double
+            let index = value["index"]?.int, let unsafePrompt = value["unsafe_prompt"]?.string,
+            let safePrompt = value["safe_prompt"]?.string,
+            let unsafeDraw = value["unsafe_draw"]?.int, let safeDraw = value["safe_draw"]?.int,
+            let unsafeScore = value["unsafe_score"]?.double,
+            let safeScore = value["safe_score"]?.double
         else { return nil }
         self.init(
             index: index, unsafePrompt: unsafePrompt, safePrompt: safePrompt,
@@ -71,7 +71,9 @@ public enum PairManifest {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         var records: [PairRecord] = []
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            guard let record = PairRecord(jsonLine: line), record.index == records.count else { break }
+            guard let record = PairRecord(jsonLine: line), record.index == records.count else {
+                break
+            }
             records.append(record)
         }
         let whole = records.count == count ? count : records.count / batchSize * batchSize
@@ -80,7 +82,8 @@ public enum PairManifest {
 
     /// Appends `records` with one write, flushed to disk.
     static func append(_ records: [PairRecord], settings: PairSettings, to path: String) throws {
-        try AppendFile.append(records.map { $0.jsonLine(settings) + "\n" }.joined(), to: path, flush: true)
+        try AppendFile.append(
+            records.map { $0.jsonLine(settings) + "\n" }.joined(), to: path, flush: true)
     }
 
     /// Rewrites the manifest with `records` only (dropping a torn tail before appending).

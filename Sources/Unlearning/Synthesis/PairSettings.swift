@@ -88,7 +88,8 @@ public struct PairSettings: Hashable, Sendable {
         for (key, value) in fields where key != "model" && old[key] != value {
             let was = old[key] ?? "nothing"
             if key == "weights_sha256" {
-                return "was made with another model (weights \(was.prefix(13))\", now \(value.prefix(13))\")"
+                return
+                    "was made with another model (weights \(was.prefix(13))\", now \(value.prefix(13))\")"
             }
             return "was made with \(key) \(was), not \(value)"
         }

@@ -61,9 +61,12 @@ public final class SDEditPairs {
     var summaryPath: String { directory + "/summary.json" }
 
     /// Makes the missing pairs; `progress(done, total)` after each batch.
-    public func run(force: Bool = false, progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
+    public func run(force: Bool = false, progress: (Int, Int) -> Void = { _, _ in }) throws
+        -> Summary
+    {
         try prepareFolder(force: force)
-        var records = PairManifest.read(manifestPath, batchSize: settings.batchSize, count: settings.count)
+        var records = PairManifest.read(
+            manifestPath, batchSize: settings.batchSize, count: settings.count)
         let resumed = records.count
         try PairManifest.rewrite(records, settings: settings, to: manifestPath)
         let prompts = concept.promptPairs(count: settings.count, seed: settings.seed)
@@ -86,8 +89,10 @@ public final class SDEditPairs {
             safeDraws: records.reduce(0) { $0 + $1.safeDraw + 1 },
             safeRejected: records.reduce(0) { $0 + $1.safeDraw }, resumed: resumed,
             pairedDistance: paired, unpairedDistance: unpaired, shapeColourAgreement: agreement,
-            unsafeShowing: Double(records.filter { $0.unsafeScore > settings.threshold }.count) / Double(records.count),
-            safeShowing: Double(records.filter { $0.safeScore > settings.threshold }.count) / Double(records.count))
+            unsafeShowing: Double(records.filter { $0.unsafeScore > settings.threshold }.count)
+                / Double(records.count),
+            safeShowing: Double(records.filter { $0.safeScore > settings.threshold }.count)
+                / Double(records.count))
         try AtomicFile.write(summary.json, to: summaryPath)
         return summary
     }
@@ -98,22 +103,33 @@ public final class SDEditPairs {
         let files = FileManager.default
         if files.fileExists(atPath: settingsPath) {
             if force {
-                for name in ["manifest.jsonl", "summary.json", "contact-sheet.png", "unsafe", "safe", "synthesis.json"] {
+                for name in [
+                    "manifest.jsonl", "summary.json", "contact-sheet.png", "unsafe", "safe",
+                    "synthesis.json",
+                ] {
                     try? files.removeItem(atPath: directory + "/" + name)
                 }
-            } else if let difference = settings.difference(from: try PairSettings.recordedFields(settingsPath)) {
-                throw UnlearningError("\(directory) \(difference): use another --out, or --force to start over")
+            } else if let difference = settings.difference(
+                from: try PairSettings.recordedFields(settingsPath))
+            {
+                throw UnlearningError(
+                    "\(directory) \(difference): use another --out, or --force to start over")
             }
         } else if let existing = try? files.contentsOfDirectory(atPath: directory),
-                  existing.contains(where: { !$0.hasPrefix(".") }), !force {
-            throw UnlearningError("\(directory) exists and is not a pairs folder (no synthesis.json): use another --out, or --force")
+            existing.contains(where: { !$0.hasPrefix(".") }), !force
+        {
+            throw UnlearningError(
+                "\(directory) exists and is not a pairs folder (no synthesis.json): use another --out, or --force"
+            )
         }
         do {
             for sub in ["unsafe", "safe"] {
-                try files.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
+                try files.createDirectory(
+                    atPath: directory + "/" + sub, withIntermediateDirectories: true)
             }
         } catch {
-            throw UnlearningError("\(directory): cannot create the output folder (\(FileProblem.reason(error)))")
+            throw UnlearningError(
+                "\(directory): cannot create the output folder (\(FileProblem.reason(error)))")
         }
         try AtomicFile.write(settings.json, to: settingsPath)
     }
@@ -136,7 +152,8 @@ public final class SDEditPairs {
             edit.scheduler = settings.editSchedulerKind
             return try ImageToImage.edit(
                 model: model,
-                images: concat(indices.map { ImageConversion.modelInput(unsafe[$0]!.image) }, axis: 0),
+                images: concat(
+                    indices.map { ImageConversion.modelInput(unsafe[$0]!.image) }, axis: 0),
                 prompts: indices.map { prompts[$0].safe },
                 negativePrompts: indices.map { prompts[$0].unsafe },
                 keys: zip(indices, draws).map { key($0, side: 1, draw: $1) }, settings: edit)
@@ -168,7 +185,8 @@ public final class SDEditPairs {
         var pending = Array(batch)
         var draws = [Int: Int](uniqueKeysWithValues: batch.map { ($0, 0) })
         while !pending.isEmpty {
-            let images = try ImageConversion.pngImages(try make(pending, pending.map { draws[$0]! }))
+            let images = try ImageConversion.pngImages(
+                try make(pending, pending.map { draws[$0]! }))
             let scores = try detector.scores(images: images)
             var again: [Int] = []
             for (k, i) in pending.enumerated() {
@@ -186,7 +204,8 @@ public final class SDEditPairs {
     }
 
     func gaveUp(_ index: Int, side: Int) -> UnlearningError {
-        let what = side == 0
+        let what =
+            side == 0
             ? "no unsafe draw showed \(concept.name)"
             : "every safe edit still showed \(concept.name)"
         let hint = side == 0 ? "check the unsafe prompts and the detector" : "raise the strength"
@@ -204,13 +223,18 @@ public final class SDEditPairs {
     /// Pixel distances within and across pairs, and (world images) shape/colour agreement.
     func keptStatistics(unsafe: [PNGImage], safe: [PNGImage]) -> (Double, Double, Double?) {
         func distance(_ a: PNGImage, _ b: PNGImage) -> Double {
-            zip(a.pixels, b.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(a.pixels.count)
+            zip(a.pixels, b.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) }
+                / Double(a.pixels.count)
         }
         let n = unsafe.count
         let paired = (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[$1]) } / Double(n)
-        let unpaired = n < 2 ? paired : (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[($1 + 1) % n]) } / Double(n)
+        let unpaired =
+            n < 2
+            ? paired
+            : (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[($1 + 1) % n]) } / Double(n)
         guard unsafe.allSatisfy({ $0.width == World.size && $0.height == World.size }),
-              let network = try? WorldDetector.shipped() else { return (paired, unpaired, nil) }
+            let network = try? WorldDetector.shipped()
+        else { return (paired, unpaired, nil) }
         let a = network.predict(images: unsafe.map { WorldImage.floats($0) })
         let b = network.predict(images: safe.map { WorldImage.floats($0) })
         let same = zip(a, b).filter { $0.shape == $1.shape && $0.colour == $1.colour }.count
@@ -226,8 +250,11 @@ public final class SDEditPairs {
             for side in [unsafe, safe] {
                 var row = Array(side[block])
                 while row.count < perRow {
-                    row.append(PNGImage(width: row[0].width, height: row[0].height, channels: 3,
-                                        pixels: [UInt8](repeating: 255, count: row[0].width * row[0].height * 3)))
+                    row.append(
+                        PNGImage(
+                            width: row[0].width, height: row[0].height, channels: 3,
+                            pixels: [UInt8](repeating: 255, count: row[0].width * row[0].height * 3)
+                        ))
                 }
                 cells += row
             }
@@ -240,8 +267,12 @@ extension SDEditPairs.Summary {
     var json: String {
         "{\"pairs\": \(pairs), \"resumed\": \(resumed), \"unsafe_draws\": \(unsafeDraws), \"unsafe_rejected\": \(unsafeRejected), "
             + "\"safe_draws\": \(safeDraws), \"safe_rejected\": \(safeRejected), "
-            + String(format: "\"unsafe_showing\": %.4f, \"safe_showing\": %.4f, ", unsafeShowing, safeShowing)
-            + String(format: "\"paired_distance\": %.4f, \"unpaired_distance\": %.4f, ", pairedDistance, unpairedDistance)
+            + String(
+                format: "\"unsafe_showing\": %.4f, \"safe_showing\": %.4f, ", unsafeShowing,
+                safeShowing)
+            + String(
+                format: "\"paired_distance\": %.4f, \"unpaired_distance\": %.4f, ", pairedDistance,
+                unpairedDistance)
             + "\"shape_colour_agreement\": \(shapeColourAgreement.map { String(format: "%.4f", $0) } ?? "null")}\n"
     }
 }

@@ -13,7 +13,9 @@ public struct PairBatch {
     public var safeTimesteps: [Int]
     public var unsafeTimesteps: [Int]
 
-    public init(safe: Tensor, unsafe: Tensor, noise: Tensor, safeTimesteps: [Int], unsafeTimesteps: [Int]) {
+    public init(
+        safe: Tensor, unsafe: Tensor, noise: Tensor, safeTimesteps: [Int], unsafeTimesteps: [Int]
+    ) {
         self.safe = safe
         self.unsafe = unsafe
         self.noise = noise
@@ -80,14 +82,18 @@ public struct LossTerms {
 /// alike changes the guided prediction by 1/w as much (README, "Prompted pairs").
 public enum DUOLoss {
     public static func compute(
-        unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule, predictionType: SchedulerConfig.PredictionType,
-        batch: PairBatch, emptyPrompt: Tensor, pairPrompts: Tensor? = nil, priorPrompts: Tensor? = nil,
+        unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule,
+        predictionType: SchedulerConfig.PredictionType,
+        batch: PairBatch, emptyPrompt: Tensor, pairPrompts: Tensor? = nil,
+        priorPrompts: Tensor? = nil,
         beta: Float, lambda: Float, unconditionalLambda: Float = 0, convention: DPOConvention = .duo
     ) -> LossTerms {
         let b = batch.safe.shape[0]
         let last = schedule.numTrainTimesteps - 1
-        let noisyUnsafe = schedule.addNoise(original: batch.unsafe, noise: batch.noise, timesteps: batch.unsafeTimesteps)
-        let noisySafe = schedule.addNoise(original: batch.safe, noise: batch.noise, timesteps: batch.safeTimesteps)
+        let noisyUnsafe = schedule.addNoise(
+            original: batch.unsafe, noise: batch.noise, timesteps: batch.unsafeTimesteps)
+        let noisySafe = schedule.addNoise(
+            original: batch.safe, noise: batch.noise, timesteps: batch.safeTimesteps)
         let empty = concat(Array(repeating: emptyPrompt, count: b), axis: 0)
         let pairContext = pairPrompts ?? empty
         let priorContext = priorPrompts ?? empty
@@ -95,7 +101,8 @@ public enum DUOLoss {
         // noisy images on the empty prompt for unconditional preservation.
         let preservesUnconditional = unconditionalLambda > 0 && pairPrompts != nil
         var inputs = [noisyUnsafe, noisySafe, batch.noise]
-        var timesteps = batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)
+        var timesteps =
+            batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)
         var contexts = [pairContext, pairContext, priorContext]
         if preservesUnconditional {
             inputs += [noisyUnsafe, noisySafe]
@@ -108,15 +115,21 @@ public enum DUOLoss {
         let t = timesteps.map(Float.init)
         let trained = split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0)
         let reference = lora.withDisabled {
-            GradMode.withNoGrad { split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0) }
+            GradMode.withNoGrad {
+                split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0)
+            }
         }
-        let targetUnsafe = target(schedule, predictionType, batch.unsafe, batch.noise, batch.unsafeTimesteps)
-        let targetSafe = target(schedule, predictionType, batch.safe, batch.noise, batch.safeTimesteps)
+        let targetUnsafe = target(
+            schedule, predictionType, batch.unsafe, batch.noise, batch.unsafeTimesteps)
+        let targetSafe = target(
+            schedule, predictionType, batch.safe, batch.noise, batch.safeTimesteps)
         var terms = objective(
-            trained: (trained[0], trained[1], trained[2]), reference: (reference[0], reference[1], reference[2]),
+            trained: (trained[0], trained[1], trained[2]),
+            reference: (reference[0], reference[1], reference[2]),
             targets: (targetUnsafe, targetSafe), beta: beta, lambda: lambda, convention: convention)
         if preservesUnconditional {
-            let term = unconditionalTerm(trained: (trained[3], trained[4]), reference: (reference[3], reference[4]))
+            let term = unconditionalTerm(
+                trained: (trained[3], trained[4]), reference: (reference[3], reference[4]))
             terms.loss = terms.loss + term * unconditionalLambda
             terms.unconditional = term.item
         }
@@ -137,7 +150,8 @@ public enum DUOLoss {
     public static func objective(
         trained: (unsafe: Tensor, safe: Tensor, prior: Tensor),
         reference: (unsafe: Tensor, safe: Tensor, prior: Tensor),
-        targets: (unsafe: Tensor, safe: Tensor), beta: Float, lambda: Float, convention: DPOConvention
+        targets: (unsafe: Tensor, safe: Tensor), beta: Float, lambda: Float,
+        convention: DPOConvention
     ) -> LossTerms {
         let b = trained.safe.shape[0]
         let trainedUnsafe = perImageMSE(trained.unsafe, targets.unsafe)  // [B]
@@ -156,12 +170,14 @@ public enum DUOLoss {
             implicitAccuracy: Float(margins.filter { $0 > 0 }.count) / Float(b),
             rewardMargin: margins.reduce(0, +) / Float(b),
             mseTrainedSafe: mean(trainedSafe).item, mseTrainedUnsafe: mean(trainedUnsafe).item,
-            mseReferenceSafe: mean(referenceSafe).item, mseReferenceUnsafe: mean(referenceUnsafe).item)
+            mseReferenceSafe: mean(referenceSafe).item,
+            mseReferenceUnsafe: mean(referenceUnsafe).item)
     }
 
     /// The regression target: ε, the velocity (v-prediction) or x₀ (sample prediction).
     public static func target(
-        _ schedule: NoiseSchedule, _ type: SchedulerConfig.PredictionType, _ x0: Tensor, _ noise: Tensor, _ timesteps: [Int]
+        _ schedule: NoiseSchedule, _ type: SchedulerConfig.PredictionType, _ x0: Tensor,
+        _ noise: Tensor, _ timesteps: [Int]
     ) -> Tensor {
         switch type {
         case .epsilon: return noise

@@ -14,7 +14,8 @@ import Tensor
 public enum ESDLoss {
     /// x0: [B, C, h, w] images with the concept; concept, empty: [1 or B, S, D] prompts.
     public static func compute(
-        unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule, x0: Tensor, noise: Tensor,
+        unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule, x0: Tensor,
+        noise: Tensor,
         timesteps: [Int], concept: Tensor, emptyPrompt: Tensor, eta: Float
     ) -> (loss: Tensor, mseTrained: Float, mseReference: Float) {
         let b = x0.shape[0]
@@ -24,8 +25,9 @@ public enum ESDLoss {
         let emptyContext = GuidedDenoising.repeatBatch(emptyPrompt, to: b)
         let (guidedTarget, reference): (Tensor, Tensor) = lora.withDisabled {
             GradMode.withNoGrad {
-                let both = unet(concat([noisy, noisy], axis: 0), timesteps: t + t,
-                                context: concat([emptyContext, conceptContext], axis: 0))
+                let both = unet(
+                    concat([noisy, noisy], axis: 0), timesteps: t + t,
+                    context: concat([emptyContext, conceptContext], axis: 0))
                 let halves = split(both, sizes: [b, b], axis: 0)
                 return (halves[0] - (halves[1] - halves[0]) * eta, halves[1])
             }
@@ -33,8 +35,12 @@ public enum ESDLoss {
         let prediction = unet(noisy, timesteps: t, context: conceptContext)
         let difference = prediction - guidedTarget
         let loss = mean(difference * difference)
-        let mseReference = GradMode.withNoGrad { mean((reference - noise) * (reference - noise)).item }
-        let mseTrained = GradMode.withNoGrad { mean((prediction - noise) * (prediction - noise)).item }
+        let mseReference = GradMode.withNoGrad {
+            mean((reference - noise) * (reference - noise)).item
+        }
+        let mseTrained = GradMode.withNoGrad {
+            mean((prediction - noise) * (prediction - noise)).item
+        }
         return (loss, mseTrained, mseReference)
     }
 }

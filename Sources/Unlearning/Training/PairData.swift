@@ -23,7 +23,8 @@ public struct PairData {
     public init(directory: String) throws {
         let manifest = directory + "/manifest.jsonl"
         guard let data = FileManager.default.contents(atPath: manifest) else {
-            throw UnlearningError("\(manifest): cannot read the pairs manifest (make pairs with duo synthesize)")
+            throw UnlearningError(
+                "\(manifest): cannot read the pairs manifest (make pairs with duo synthesize)")
         }
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
         try Self.checkComplete(directory, found: lines.count)
@@ -34,17 +35,27 @@ public struct PairData {
         var size: (Int, Int)?
         for (number, line) in lines.enumerated() {
             guard let value = try? JSONParser.parse(Array(line.utf8)),
-                  let safe = value["safe"]?.string, let unsafe = value["unsafe"]?.string,
-                  let prompt = value["unsafe_prompt"]?.string, let safePrompt = value["safe_prompt"]?.string
-            else { throw UnlearningError("\(manifest):\(number + 1): not a pair record (expected \"safe\", \"unsafe\", \"unsafe_prompt\" and \"safe_prompt\")") }
+                let safe = value["safe"]?.string, let unsafe = value["unsafe"]?.string,
+                let prompt = value["unsafe_prompt"]?.string,
+                let safePrompt = value["safe_prompt"]?.string
+            else {
+                throw UnlearningError(
+                    "\(manifest):\(number + 1): not a pair record (expected \"safe\", \"unsafe\", \"unsafe_prompt\" and \"safe_prompt\")"
+                )
+            }
             for (file, list) in [(safe, 0), (unsafe, 1)] {
                 let path = directory + "/" + file
                 let image = try PNGImage(contentsOf: path)
                 if let (w, h) = size, (w, h) != (image.width, image.height) {
-                    throw UnlearningError("\(path): \(image.width)x\(image.height), but the first pair is \(w)x\(h)")
+                    throw UnlearningError(
+                        "\(path): \(image.width)x\(image.height), but the first pair is \(w)x\(h)")
                 }
                 size = (image.width, image.height)
-                if list == 0 { safeImages.append(ImageConversion.modelInput(image)) } else { unsafeImages.append(ImageConversion.modelInput(image)) }
+                if list == 0 {
+                    safeImages.append(ImageConversion.modelInput(image))
+                } else {
+                    unsafeImages.append(ImageConversion.modelInput(image))
+                }
             }
             prompts.append(prompt)
             safePrompts.append(safePrompt)
@@ -63,17 +74,20 @@ public struct PairData {
     static func checkComplete(_ directory: String, found: Int) throws {
         let settings = directory + "/synthesis.json"
         guard FileManager.default.fileExists(atPath: settings) else { return }
-        let fields = Dictionary(try PairSettings.recordedFields(settings), uniquingKeysWith: { a, _ in a })
+        let fields = Dictionary(
+            try PairSettings.recordedFields(settings), uniquingKeysWith: { a, _ in a })
         guard let promised = fields["count"].flatMap({ Int($0) }), found < promised else { return }
         throw UnlearningError(
             "\(directory): manifest.jsonl holds \(found) of the \(promised) pairs synthesis.json asks for "
-                + "(duo synthesize was stopped); run the same duo synthesize command again to finish them")
+                + "(duo synthesize was stopped); run the same duo synthesize command again to finish them"
+        )
     }
 }
 
 extension PairData {
     /// Pairs given directly (benchmarks, tests): [N, 3, H, W] each, in [-1, 1].
-    public init(safe: Tensor, unsafe: Tensor, unsafePrompts: [String], safePrompts: [String]? = nil) {
+    public init(safe: Tensor, unsafe: Tensor, unsafePrompts: [String], safePrompts: [String]? = nil)
+    {
         self.safe = safe
         self.unsafe = unsafe
         self.unsafePrompts = unsafePrompts

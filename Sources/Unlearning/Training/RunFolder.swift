@@ -15,11 +15,14 @@ extension UnlearningTrainer {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         let foreign = entries.filter { !$0.hasPrefix(".") && !Self.runFiles.contains($0) }.sorted()
         if !foreign.isEmpty {
-            return "holds files duo unlearn does not write (\(foreign.prefix(3).joined(separator: ", "))); give another --out"
+            return
+                "holds files duo unlearn does not write (\(foreign.prefix(3).joined(separator: ", "))); give another --out"
         }
         guard !replacing, FileManager.default.fileExists(atPath: checkpointPath) else { return nil }
         let saved = try SafeTensorsReader(path: checkpointPath).metadata
-        guard let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) else { return nil }
+        guard let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) else {
+            return nil
+        }
         return "holds a run with \(key) \(saved[key] ?? "unset") (this one: \(metadata[key]!)); "
             + "give another --out, or --force to replace that run"
     }

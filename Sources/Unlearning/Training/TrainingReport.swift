@@ -7,15 +7,22 @@ import Foundation
 /// curves that show whether the run was healthy.
 public enum TrainingReport {
     /// Writes adapter.safetensors and config.json into the trainer's folder.
-    public static func writeAdapter(_ trainer: UnlearningTrainer, concept: String, extra: [(String, String)] = []) throws {
-        let fields = [("concept", jsonQuoted(concept))] + trainer.settings.fields + trainer.identity + extra
+    public static func writeAdapter(
+        _ trainer: UnlearningTrainer, concept: String, extra: [(String, String)] = []
+    ) throws {
+        let fields =
+            [("concept", jsonQuoted(concept))] + trainer.settings.fields + trainer.identity + extra
         // The run's history, not a setting: config.json only, so that the adapter's bytes
         // stay those of an uninterrupted run.
         let resumedFrom = ("resumed_from", trainer.resumedFrom.map { "\($0)" } ?? "null")
-        let json = "{\n" + (fields + [resumedFrom]).map { "  \(jsonQuoted($0.0)): \($0.1)" }.joined(separator: ",\n") + "\n}\n"
+        let json =
+            "{\n"
+            + (fields + [resumedFrom]).map { "  \(jsonQuoted($0.0)): \($0.1)" }.joined(
+                separator: ",\n") + "\n}\n"
         var metadata = Dictionary(fields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
         metadata["duo.note"] = "LoRA scale alpha/rank is folded into lora_B"
-        try LoRAFile.save(trainer.lora, to: trainer.directory + "/adapter.safetensors", metadata: metadata)
+        try LoRAFile.save(
+            trainer.lora, to: trainer.directory + "/adapter.safetensors", metadata: metadata)
         try AtomicFile.write(json, to: trainer.directory + "/config.json")
     }
 
@@ -26,15 +33,21 @@ public enum TrainingReport {
         let rows = text.split(separator: "\n").compactMap { try? JSONParser.parse(Array($0.utf8)) }
         func series(_ key: String, _ name: String, _ color: String) -> SVGLineChart.Series? {
             let points = rows.compactMap { row -> (x: Double, y: Double)? in
-                guard let step = row["step"]?.double, let value = row[key]?.double else { return nil }
+                guard let step = row["step"]?.double, let value = row[key]?.double else {
+                    return nil
+                }
                 return (step, value)
             }
-            return points.isEmpty ? nil : SVGLineChart.Series(name: name, points: points, color: color)
+            return points.isEmpty
+                ? nil : SVGLineChart.Series(name: name, points: points, color: color)
         }
-        let losses = [series("loss", "loss", "#1f77b4"), series("dpo", "DPO term", "#ff7f0e"),
-                      series("mse_trained_unsafe", "MSE θ unsafe", "#d62728"),
-                      series("mse_reference_unsafe", "MSE ref unsafe", "#9467bd")].compactMap { $0 }
-        var left = SVGLineChart(title: "\(title): loss", xLabel: "step", yLabel: "value", series: losses)
+        let losses = [
+            series("loss", "loss", "#1f77b4"), series("dpo", "DPO term", "#ff7f0e"),
+            series("mse_trained_unsafe", "MSE θ unsafe", "#d62728"),
+            series("mse_reference_unsafe", "MSE ref unsafe", "#9467bd"),
+        ].compactMap { $0 }
+        var left = SVGLineChart(
+            title: "\(title): loss", xLabel: "step", yLabel: "value", series: losses)
         left.width = 560
         var right = SVGLineChart(
             title: "implicit accuracy (safe preferred)", xLabel: "step", yLabel: "share of pairs",
@@ -53,7 +66,9 @@ public enum TrainingReport {
 
     /// The inside of an SVG document (drops its outer element, to nest it).
     private static func body(_ svg: String) -> String {
-        guard let open = svg.range(of: ">"), let close = svg.range(of: "</svg>", options: .backwards) else { return svg }
+        guard let open = svg.range(of: ">"),
+            let close = svg.range(of: "</svg>", options: .backwards)
+        else { return svg }
         return String(svg[open.upperBound..<close.lowerBound])
     }
 }

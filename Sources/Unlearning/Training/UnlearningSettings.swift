@@ -72,7 +72,9 @@ public struct UnlearningSettings: Hashable, Sendable {
     }
 
     /// The LoRA targets' names in a fixed order (LoRATarget's).
-    public var targetNames: [String] { LoRATarget.allCases.filter(targets.contains).map(\.rawValue) }
+    public var targetNames: [String] {
+        LoRATarget.allCases.filter(targets.contains).map(\.rawValue)
+    }
 
     public var resolvedLambda: Float { lambda ?? baseLambda * beta / 100 }
     public var resolvedLearningRate: Float { learningRate ?? baseLearningRate * 100 / beta }
@@ -87,18 +89,23 @@ public struct UnlearningSettings: Hashable, Sendable {
             ("weight_decay", "\(weightDecay)"), ("max_grad_norm", "\(maxGradNorm)"),
             ("rank", "\(rank)"), ("alpha", "\(alpha)"),
             ("targets", "[" + targetNames.map(jsonQuoted).joined(separator: ", ") + "]"),
-            ("lora_init", jsonQuoted(initialization.rawValue)), ("t_max", "\(tMax)"), ("seed", "\(seed)"),
+            ("lora_init", jsonQuoted(initialization.rawValue)), ("t_max", "\(tMax)"),
+            ("seed", "\(seed)"),
         ]
         switch method {
         case .duo:
-            fields += [("beta", "\(beta)"), ("lambda", "\(resolvedLambda)"), ("convention", jsonQuoted(convention.rawValue)),
-                       ("prompted_share", "\(promptedShare)")]
+            fields += [
+                ("beta", "\(beta)"), ("lambda", "\(resolvedLambda)"),
+                ("convention", jsonQuoted(convention.rawValue)),
+                ("prompted_share", "\(promptedShare)"),
+            ]
             // Only when on, so that runs without it keep their config and checkpoints.
-            if unconditionalLambda > 0 { fields += [("lambda_unconditional", "\(unconditionalLambda)")] }
+            if unconditionalLambda > 0 {
+                fields += [("lambda_unconditional", "\(unconditionalLambda)")]
+            }
         case .esd:
             fields += [("eta", "\(eta)")]
         }
         return fields
     }
 }
-

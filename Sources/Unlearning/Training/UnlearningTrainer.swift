@@ -38,7 +38,9 @@ public final class UnlearningTrainer {
     ) throws {
         schedulerConfig = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
         guard settings.tMax <= schedulerConfig.numTrainTimesteps else {
-            throw UnlearningError("t_max \(settings.tMax) exceeds the model's \(schedulerConfig.numTrainTimesteps) training timesteps (\(model.schedulerConfigPath))")
+            throw UnlearningError(
+                "t_max \(settings.tMax) exceeds the model's \(schedulerConfig.numTrainTimesteps) training timesteps (\(model.schedulerConfigPath))"
+            )
         }
         self.model = model
         self.pairs = pairs
@@ -47,17 +49,24 @@ public final class UnlearningTrainer {
         self.identity = identity
         lora = LoRASet.inject(
             into: model.unet, targets: settings.targets, rank: settings.rank, alpha: settings.alpha,
-            initialization: settings.initialization, key: RandomKey(seed: settings.seed).fold(in: 0x4C4F_5241))
-        optimizer = AdamW(parameters: lora.parameters, options: AdamW.Options(weightDecay: settings.weightDecay))
+            initialization: settings.initialization,
+            key: RandomKey(seed: settings.seed).fold(in: 0x4C4F_5241))
+        optimizer = AdamW(
+            parameters: lora.parameters, options: AdamW.Options(weightDecay: settings.weightDecay))
         emptyPrompt = model.encode([""])
-        unsafePrompts = settings.method == .esd || settings.promptedShare > 0 ? model.encode(pairs.unsafePrompts) : nil
+        unsafePrompts =
+            settings.method == .esd || settings.promptedShare > 0
+            ? model.encode(pairs.unsafePrompts) : nil
         safePrompts = settings.promptedShare > 0 ? model.encode(pairs.safePrompts) : nil
         // A latent model trains on VAE posterior samples, drawn afresh each step as DUO does.
         posterior = model.vae.map { vae in
             GradMode.withNoGrad {
                 let safe = vae.encode(pairs.safe)
                 let unsafe = vae.encode(pairs.unsafe)
-                return (concat([safe.mean, unsafe.mean], axis: 0), concat([safe.std, unsafe.std], axis: 0))
+                return (
+                    concat([safe.mean, unsafe.mean], axis: 0),
+                    concat([safe.std, unsafe.std], axis: 0)
+                )
             }
         }
     }
@@ -71,7 +80,8 @@ public final class UnlearningTrainer {
     public private(set) var resumedFrom: Int?
 
     var metadata: [String: String] {
-        Dictionary((settings.fields + identity).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        Dictionary(
+            (settings.fields + identity).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Trains from step 0, or from the checkpoint with `resume` (which must be there).
@@ -83,9 +93,11 @@ public final class UnlearningTrainer {
         if resume {
             guard FileManager.default.fileExists(atPath: checkpointPath) else {
                 throw UnlearningError(
-                    "\(directory): no checkpoint.safetensors to resume from; run without --resume to start training")
+                    "\(directory): no checkpoint.safetensors to resume from; run without --resume to start training"
+                )
             }
-            let (step, saved) = try TrainingCheckpoint.load(from: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer)
+            let (step, saved) = try TrainingCheckpoint.load(
+                from: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer)
             if let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) {
                 throw UnlearningError(
                     "\(checkpointPath): was made with \(key) \(saved[key] ?? "unset"), not \(metadata[key]!); "
@@ -96,7 +108,8 @@ public final class UnlearningTrainer {
         try truncateLog(toStep: start)
         resumedFrom = resume ? start : nil
         let schedule = LearningRateSchedule(
-            baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps, totalSteps: settings.steps)
+            baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps,
+            totalSteps: settings.steps)
         var lastCheckpoint = start
         for step in start..<settings.steps {
             let began = Date()
@@ -104,23 +117,30 @@ public final class UnlearningTrainer {
             var totals: [(String, Float)] = []
             for micro in 0..<settings.gradientAccumulation {
                 let values = backwardMicroBatch(
-                    step * settings.gradientAccumulation + micro, scale: 1 / Float(settings.gradientAccumulation))
+                    step * settings.gradientAccumulation + micro,
+                    scale: 1 / Float(settings.gradientAccumulation))
                 totals = totals.isEmpty ? values : zip(totals, values).map { ($0.0, $0.1 + $1.1) }
             }
             let averaged = totals.map { ($0.0, $0.1 / Float(settings.gradientAccumulation)) }
             let gradNorm = clipGradNorm(optimizer.parameters, maxNorm: settings.maxGradNorm)
-            try checkFinite(averaged + [("grad_norm", gradNorm)], step: step + 1, lastCheckpoint: lastCheckpoint)
+            try checkFinite(
+                averaged + [("grad_norm", gradNorm)], step: step + 1, lastCheckpoint: lastCheckpoint
+            )
             let rate = schedule.rate(at: step)
             optimizer.update(learningRate: rate)
-            try checkFinite(lora.namedParameters.map { ($0.0, $0.1.scalars.allSatisfy(\.isFinite) ? 0 : .nan) },
-                            step: step + 1, lastCheckpoint: lastCheckpoint)
-            let log = StepLog(step: step + 1, terms: averaged + [("lr", rate), ("grad_norm", gradNorm)],
-                              seconds: Date().timeIntervalSince(began))
+            try checkFinite(
+                lora.namedParameters.map { ($0.0, $0.1.scalars.allSatisfy(\.isFinite) ? 0 : .nan) },
+                step: step + 1, lastCheckpoint: lastCheckpoint)
+            let log = StepLog(
+                step: step + 1, terms: averaged + [("lr", rate), ("grad_norm", gradNorm)],
+                seconds: Date().timeIntervalSince(began))
             try appendLog(log)
             let proceed = report(log)
-            if !proceed || (step + 1) % settings.checkpointEvery == 0 || step + 1 == settings.steps {
+            if !proceed || (step + 1) % settings.checkpointEvery == 0 || step + 1 == settings.steps
+            {
                 try TrainingCheckpoint.save(
-                    to: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer, step: step + 1,
+                    to: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer,
+                    step: step + 1,
                     metadata: metadata)
                 lastCheckpoint = step + 1
             }
@@ -134,7 +154,9 @@ public final class UnlearningTrainer {
     /// checkpoint stays the last good one.
     func checkFinite(_ values: [(String, Float)], step: Int, lastCheckpoint: Int) throws {
         guard let (name, value) = values.first(where: { !$0.1.isFinite }) else { return }
-        let kept = lastCheckpoint > 0 ? "the checkpoint of step \(lastCheckpoint) is kept" : "no checkpoint was written"
+        let kept =
+            lastCheckpoint > 0
+            ? "the checkpoint of step \(lastCheckpoint) is kept" : "no checkpoint was written"
         throw UnlearningError(
             "step \(step): \(name) is \(value) (training diverged; lower the learning rate, now "
                 + "\(settings.resolvedLearningRate)); \(kept)")
@@ -149,11 +171,15 @@ public final class UnlearningTrainer {
     /// the gradient of its loss times `scale` into the adapters' `grad` and returns the
     /// values it logs, each a mean over its pairs.
     func backwardMicroBatch(_ index: Int, scale: Float) -> [(String, Float)] {
-        let key = RandomKey(seed: settings.seed).fold(in: 0x5354_4550).fold(in: UInt64(index))  // "STEP"
+        // 0x5354_4550 is "STEP".
+        let key = RandomKey(seed: settings.seed).fold(in: 0x5354_4550).fold(in: UInt64(index))
         let indices = batchIndices(index)
         let (safe, unsafe) = images(indices, key: key.fold(in: 3))
         let shape = Array(safe.shape.dropFirst())
-        let noise = concat(indices.indices.map { Tensor.randn([1] + shape, key: key.fold(in: 1).fold(in: UInt64($0))) }, axis: 0)
+        let noise = concat(
+            indices.indices.map {
+                Tensor.randn([1] + shape, key: key.fold(in: 1).fold(in: UInt64($0)))
+            }, axis: 0)
         let draws = key.fold(in: 2).uniform(count: 2 * indices.count)
         let timesteps = draws.map { min(Int($0 * Float(settings.tMax)), settings.tMax - 1) }
         let b = indices.count
@@ -161,9 +187,11 @@ public final class UnlearningTrainer {
         let batch = PairBatch(
             safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
             unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
-        let prompts = settings.method == .duo ? promptedContexts(indices, key: key.fold(in: 4)) : nil
+        let prompts =
+            settings.method == .duo ? promptedContexts(indices, key: key.fold(in: 4)) : nil
         let shards = DataParallel.shardRanges(b, shards: shardCount)
-        let results = DataParallel.backward(shards: shards.count, parameters: optimizer.parameters) { i in
+        let results = DataParallel.backward(shards: shards.count, parameters: optimizer.parameters)
+        { i in
             let pairs = shards[i]
             let (loss, values) = shardLoss(
                 batch.pairs(pairs), indices: Array(indices[pairs]),
@@ -189,22 +217,35 @@ public final class UnlearningTrainer {
                 pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.beta,
                 lambda: settings.resolvedLambda, unconditionalLambda: settings.unconditionalLambda,
                 convention: settings.convention)
-            let unconditional = settings.unconditionalLambda > 0 ? [("unconditional", terms.unconditional)] : []
-            return (terms.loss, [("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior)] + unconditional + [
-                ("implicit_accuracy", terms.implicitAccuracy), ("reward_margin", terms.rewardMargin),
-                ("mse_trained_safe", terms.mseTrainedSafe), ("mse_reference_safe", terms.mseReferenceSafe),
-                ("mse_trained_unsafe", terms.mseTrainedUnsafe), ("mse_reference_unsafe", terms.mseReferenceUnsafe),
-            ])
+            let unconditional =
+                settings.unconditionalLambda > 0 ? [("unconditional", terms.unconditional)] : []
+            return (
+                terms.loss,
+                [("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior)]
+                    + unconditional + [
+                        ("implicit_accuracy", terms.implicitAccuracy),
+                        ("reward_margin", terms.rewardMargin),
+                        ("mse_trained_safe", terms.mseTrainedSafe),
+                        ("mse_reference_safe", terms.mseReferenceSafe),
+                        ("mse_trained_unsafe", terms.mseTrainedUnsafe),
+                        ("mse_reference_unsafe", terms.mseReferenceUnsafe),
+                    ]
+            )
         case .esd:
             let prompts = concat(indices.map { unsafePrompts!.slice(batch: $0) }, axis: 0)
             let result = ESDLoss.compute(
-                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config), x0: batch.unsafe,
-                noise: batch.noise, timesteps: batch.safeTimesteps, concept: prompts, emptyPrompt: emptyPrompt,
+                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
+                x0: batch.unsafe,
+                noise: batch.noise, timesteps: batch.safeTimesteps, concept: prompts,
+                emptyPrompt: emptyPrompt,
                 eta: settings.eta)
-            return (result.loss, [
-                ("loss", result.loss.item), ("mse_trained_unsafe", result.mseTrained),
-                ("mse_reference_unsafe", result.mseReference),
-            ])
+            return (
+                result.loss,
+                [
+                    ("loss", result.loss.item), ("mse_trained_unsafe", result.mseTrained),
+                    ("mse_reference_unsafe", result.mseReference),
+                ]
+            )
         }
     }
 
@@ -215,7 +256,8 @@ public final class UnlearningTrainer {
         guard settings.promptedShare > 0, let unsafePrompts, let safePrompts else { return nil }
         let prompted = key.uniform(count: indices.count).map { $0 < settings.promptedShare }
         func contexts(_ prompts: Tensor) -> Tensor {
-            concat(zip(indices, prompted).map { $1 ? prompts.slice(batch: $0) : emptyPrompt }, axis: 0)
+            concat(
+                zip(indices, prompted).map { $1 ? prompts.slice(batch: $0) : emptyPrompt }, axis: 0)
         }
         return (contexts(unsafePrompts), contexts(safePrompts))
     }
@@ -235,23 +277,32 @@ public final class UnlearningTrainer {
     /// The pairs of `epoch` in their random order, from (seed, epoch) alone.
     func epochOrder(_ epoch: Int) -> [Int] {
         let n = pairs.count
-        let draws = RandomKey(seed: settings.seed).fold(in: 0x4550_4F43).fold(in: UInt64(epoch)).uniform(count: n)
+        let draws = RandomKey(seed: settings.seed).fold(in: 0x4550_4F43).fold(in: UInt64(epoch))
+            .uniform(count: n)
         return (0..<n).sorted { (draws[$0], $0) < (draws[$1], $1) }
     }
 
     /// The pairs' x₀ in model space: pixels, or VAE posterior samples × scaling factor.
     func images(_ indices: [Int], key: RandomKey) -> (safe: Tensor, unsafe: Tensor) {
         guard let posterior, let vae = model.vae else {
-            return (concat(indices.map { pairs.safe.slice(batch: $0) }, axis: 0),
-                    concat(indices.map { pairs.unsafe.slice(batch: $0) }, axis: 0))
+            return (
+                concat(indices.map { pairs.safe.slice(batch: $0) }, axis: 0),
+                concat(indices.map { pairs.unsafe.slice(batch: $0) }, axis: 0)
+            )
         }
         func sample(_ row: Int, _ salt: UInt64) -> Tensor {
             let mean = posterior.mean.slice(batch: row)
             let std = posterior.std.slice(batch: row)
-            return (mean + std * Tensor.randn(mean.shape, key: key.fold(in: salt).fold(in: UInt64(row)))) * vae.config.scalingFactor
+            return
+                (mean + std
+                * Tensor.randn(mean.shape, key: key.fold(in: salt).fold(in: UInt64(row))))
+                * vae.config.scalingFactor
         }
         let n = pairs.count
-        return (concat(indices.map { sample($0, 0) }, axis: 0), concat(indices.map { sample(n + $0, 1) }, axis: 0))
+        return (
+            concat(indices.map { sample($0, 0) }, axis: 0),
+            concat(indices.map { sample(n + $0, 1) }, axis: 0)
+        )
     }
 
     /// Keeps the log lines of steps ≤ `step` (a resumed run rewrites what came after).
@@ -263,7 +314,8 @@ public final class UnlearningTrainer {
 
     func appendLog(_ log: StepLog) throws {
         let values = log.terms.map { "\(jsonQuoted($0.0)): \(Self.number($0.1))" }
-        let line = "{\"step\": \(log.step), " + values.joined(separator: ", ")
+        let line =
+            "{\"step\": \(log.step), " + values.joined(separator: ", ")
             + String(format: ", \"seconds\": %.4f}\n", log.seconds)
         try AppendFile.append(line, to: logPath)
     }
@@ -279,6 +331,7 @@ extension PairBatch {
     func pairs(_ range: Range<Int>) -> PairBatch {
         PairBatch(
             safe: safe.rows(range), unsafe: unsafe.rows(range), noise: noise.rows(range),
-            safeTimesteps: Array(safeTimesteps[range]), unsafeTimesteps: Array(unsafeTimesteps[range]))
+            safeTimesteps: Array(safeTimesteps[range]),
+            unsafeTimesteps: Array(unsafeTimesteps[range]))
     }
 }

@@ -11,13 +11,16 @@ extension Duo {
     struct Attack: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Build adversarial prompt sets that try to bring a concept back.",
-            subcommands: [RingABellCommand.self, UnlearnDiffCommand.self, ConceptInversionCommand.self])
+            subcommands: [
+                RingABellCommand.self, UnlearnDiffCommand.self, ConceptInversionCommand.self,
+            ])
 
         /// Where an attack writes its set, checked before the attack runs: `out`, else the
         /// concept file's `attacks.SET`, else `NAME/SET.txt` beside the concept file. The
         /// shipped concept files are part of duo, never written: their sets go to
         /// `attacks/NAME/SET.txt` here. An existing file is replaced only if an attack wrote it.
-        static func destination(_ out: String?, set: String, concept: ConceptFile) throws -> String {
+        static func destination(_ out: String?, set: String, concept: ConceptFile) throws -> String
+        {
             let files = FileManager.default
             let path: String
             if let out {
@@ -26,15 +29,21 @@ extension Duo {
                 path = "attacks/\(concept.name)/\(set).txt"
             } else {
                 let folder = PathText.parent(concept.path)
-                path = concept.attackSets.first { $0.name == set }?.path
+                path =
+                    concept.attackSets.first { $0.name == set }?.path
                     ?? ((folder.isEmpty ? "." : folder) + "/\(concept.name)/\(set).txt")
             }
             let option = out == nil ? "the \(set) set's file" : "--out"
             var isFolder: ObjCBool = false
             if path.hasSuffix("/") || files.fileExists(atPath: path, isDirectory: &isFolder) {
-                guard !isFolder.boolValue, !path.hasSuffix("/") else { throw UsageError("\(option) \(path): is a folder; give the path of a prompt file") }
+                guard !isFolder.boolValue, !path.hasSuffix("/") else {
+                    throw UsageError(
+                        "\(option) \(path): is a folder; give the path of a prompt file")
+                }
                 guard writtenByAnAttack(path) else {
-                    throw UsageError("\(option) \(path): exists and was not written by duo attack; remove it or give another --out")
+                    throw UsageError(
+                        "\(option) \(path): exists and was not written by duo attack; remove it or give another --out"
+                    )
                 }
             }
             let parent = PathText.parent(path)
@@ -62,7 +71,10 @@ extension Duo {
 
         @OptionGroup var modelOption: ModelOption
 
-        @Option(help: "The pairs folder whose unsafe images and prompts the attack uses (default: pairs/NAME).")
+        @Option(
+            help:
+                "The pairs folder whose unsafe images and prompts the attack uses (default: pairs/NAME)."
+        )
         var pairs: String?
 
         /// The concept file, the model with the adapter merged into its UNet (the same
@@ -72,7 +84,10 @@ extension Duo {
             let conceptFile = try conceptOption.load()
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
-            return (conceptFile, diffusion, try PairData(directory: pairs ?? "pairs/\(conceptFile.name)"))
+            return (
+                conceptFile, diffusion,
+                try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
+            )
         }
     }
 
@@ -80,7 +95,8 @@ extension Duo {
     struct RingABellCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: GeneratedAttackSet.ringABell,
-            abstract: "Ring-A-Bell (Tsai et al., ICLR 2024): concept prompts found from the text encoder alone.",
+            abstract:
+                "Ring-A-Bell (Tsai et al., ICLR 2024): concept prompts found from the text encoder alone.",
             discussion: """
                 The concept direction is the mean difference of text-encoder embeddings of \
                 the concept file's unsafe prompts and their safe counterparts; for each of \
@@ -103,7 +119,9 @@ extension Duo {
         @Option(help: "Population size (Ring-A-Bell's 200).")
         var population = RingABell.Settings().population
 
-        @Option(help: "Generations (Ring-A-Bell runs 3000; the world's small vocabulary settles sooner).")
+        @Option(
+            help:
+                "Generations (Ring-A-Bell runs 3000; the world's small vocabulary settles sooner).")
         var generations = 300
 
         @Option(help: "Prompts to find (one search each).")
@@ -112,21 +130,27 @@ extension Duo {
         @Option(help: "Seed.")
         var seed: UInt64 = 0
 
-        @Option(help: "Output file (default: the concept file's attacks.ring-a-bell, or NAME/ring-a-bell.txt beside it; attacks/NAME/ring-a-bell.txt for a concept that ships with duo).")
+        @Option(
+            help:
+                "Output file (default: the concept file's attacks.ring-a-bell, or NAME/ring-a-bell.txt beside it; attacks/NAME/ring-a-bell.txt for a concept that ships with duo)."
+        )
         var out: String?
 
         @OptionGroup var output: QuietFlag
 
         func validate() throws {
             guard length >= 1, population >= 4, generations >= 1, count >= 1 else {
-                throw UsageError("--length and --generations and --count must be at least 1, --population at least 4")
+                throw UsageError(
+                    "--length and --generations and --count must be at least 1, --population at least 4"
+                )
             }
             try OptionCheck.finite(eta, "--eta")
         }
 
         func run() throws {
             let conceptFile = try conceptOption.load()
-            let destination = try Attack.destination(out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
+            let destination = try Attack.destination(
+                out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             var settings = RingABell.Settings()
             settings.length = length
@@ -136,18 +160,21 @@ extension Duo {
             settings.seed = seed
             let pairs = conceptFile.promptPairs(count: max(64, count), seed: seed)
             let attack = try RingABell(
-                model: diffusion, withConcept: pairs.map(\.unsafe), withoutConcept: pairs.map(\.safe),
+                model: diffusion, withConcept: pairs.map(\.unsafe),
+                withoutConcept: pairs.map(\.safe),
                 forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
             let bar = output.progress("ring-a-bell")
             var found: [String] = []
             for i in 0..<count {
                 let result = attack.attack(pairs[i].unsafe, index: UInt64(i))
                 found.append(result.prompt)
-                bar?.update(i + 1, of: count, detail: String(format: "distance %.2f", result.distance))
+                bar?.update(
+                    i + 1, of: count, detail: String(format: "distance %.2f", result.distance))
             }
             try PromptSetFile.write(
                 found,
-                header: "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "
+                header:
+                    "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "
                     + "--length \(length) --eta \(eta) --population \(population) --generations \(generations) "
                     + "--count \(count) --seed \(seed))",
                 to: destination)

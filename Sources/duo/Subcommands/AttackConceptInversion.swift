@@ -10,7 +10,8 @@ extension Duo {
     struct ConceptInversionCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: GeneratedAttackSet.conceptInversion,
-            abstract: "Concept Inversion (Pham et al., ICLR 2024): a token learned against an unlearned model.",
+            abstract:
+                "Concept Inversion (Pham et al., ICLR 2024): a token learned against an unlearned model.",
             discussion: """
                 Learns one new token's embedding by textual inversion against the model with \
                 --adapter, on the pairs' unsafe images, prompted with their unsafe prompts \
@@ -35,31 +36,45 @@ extension Duo {
         @Option(help: "Images per step.")
         var batchSize = ConceptInversion.Settings().batchSize
 
-        @Option(help: "Prompts to write (from the concept's unsafe templates, other draws than the pairs').")
+        @Option(
+            help:
+                "Prompts to write (from the concept's unsafe templates, other draws than the pairs')."
+        )
         var count = 16
 
         @Option(help: "Seed of the batches, noise and prompts.")
         var seed: UInt64 = 0
 
-        @Option(help: "Output prompt file (default: the concept file's attacks.concept-inversion, or NAME/concept-inversion.txt beside it; attacks/NAME/ for a concept that ships with duo); the embedding goes beside it as .safetensors.")
+        @Option(
+            help:
+                "Output prompt file (default: the concept file's attacks.concept-inversion, or NAME/concept-inversion.txt beside it; attacks/NAME/ for a concept that ships with duo); the embedding goes beside it as .safetensors."
+        )
         var out: String?
 
         @OptionGroup var output: QuietFlag
 
         func validate() throws {
-            guard steps >= 1, batchSize >= 1, count >= 1 else { throw UsageError("--steps, --batch-size and --count must be at least 1") }
+            guard steps >= 1, batchSize >= 1, count >= 1 else {
+                throw UsageError("--steps, --batch-size and --count must be at least 1")
+            }
             try OptionCheck.finite(learningRate, "--lr", above: 0)
-            if let token, token.isEmpty || token.contains(where: \.isWhitespace) || token.hasPrefix("#") {
-                throw UsageError("--token must be one word without spaces or a leading #, got \(token.debugDescription)")
+            if let token,
+                token.isEmpty || token.contains(where: \.isWhitespace) || token.hasPrefix("#")
+            {
+                throw UsageError(
+                    "--token must be one word without spaces or a leading #, got \(token.debugDescription)"
+                )
             }
             if let out, out.hasSuffix(".safetensors") {
-                throw UsageError("--out \(out): the prompt file; the token's .safetensors is written beside it")
+                throw UsageError(
+                    "--out \(out): the prompt file; the token's .safetensors is written beside it")
             }
         }
 
         func run() throws {
             let (conceptFile, diffusion, pairData) = try target.load()
-            let destination = try Attack.destination(out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
+            let destination = try Attack.destination(
+                out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
             var settings = ConceptInversion.Settings()
             // CLIP's tokenizer lower-cases prompts, and the token with them.
             settings.placeholder = (token ?? "<\(conceptFile.name)>").lowercased()
@@ -68,27 +83,38 @@ extension Duo {
             settings.batchSize = batchSize
             settings.seed = seed
             let words = conceptFile.explicitWords + conceptFile.synonyms
-            let inversion = try ConceptInversion(model: diffusion, forbidden: words, settings: settings)
+            let inversion = try ConceptInversion(
+                model: diffusion, forbidden: words, settings: settings)
             let bar = output.progress("concept inversion")
             let vector = try inversion.learn(
                 images: diffusion.modelSpace(pairData.unsafe),
                 prompts: pairData.unsafePrompts.map { inversion.substitute(words, in: $0) }
-            ) { step, loss in bar?.update(step, of: steps, detail: String(format: "loss %.4f", loss)) }
+            ) { step, loss in
+                bar?.update(step, of: steps, detail: String(format: "loss %.4f", loss))
+            }
             guard vector.scalars.allSatisfy(\.isFinite) else {
-                throw UsageError("concept inversion diverged: the learned embedding holds NaN or infinity (lower --lr, now \(learningRate))")
+                throw UsageError(
+                    "concept inversion diverged: the learned embedding holds NaN or infinity (lower --lr, now \(learningRate))"
+                )
             }
             // Other draws than any pairs folder's: the seed with the attack's own salt.
-            let prompts = conceptFile.promptPairs(count: count, seed: seed ^ 0x4349_4E56_5052_4F4D).map {  // "CINVPROM"
-                inversion.substitute(words, in: $0.unsafe)
-            }
+            let prompts = conceptFile.promptPairs(count: count, seed: seed ^ 0x4349_4E56_5052_4F4D)
+                .map {  // "CINVPROM"
+                    inversion.substitute(words, in: $0.unsafe)
+                }
             try PromptSetFile.check(prompts, for: destination)
-            let header = "\(conceptFile.name): Concept Inversion prompts against \(target.adapter) (duo attack concept-inversion "
+            let header =
+                "\(conceptFile.name): Concept Inversion prompts against \(target.adapter) (duo attack concept-inversion "
                 + "--concept \(conceptFile.name) --token \(settings.placeholder) --steps \(steps) --lr \(learningRate) "
                 + "--batch-size \(batchSize) --count \(count) --seed \(seed)); the token's embedding: "
-                + (GeneratedAttackSet.embeddingsPath(forSet: destination) as NSString).lastPathComponent
+                + (GeneratedAttackSet.embeddingsPath(forSet: destination) as NSString)
+                .lastPathComponent
             try TextualInversionFile.save(
-                token: settings.placeholder, embedding: vector, to: GeneratedAttackSet.embeddingsPath(forSet: destination),
-                metadata: ["concept": conceptFile.name, "adapter": target.adapter, "steps": "\(steps)"])
+                token: settings.placeholder, embedding: vector,
+                to: GeneratedAttackSet.embeddingsPath(forSet: destination),
+                metadata: [
+                    "concept": conceptFile.name, "adapter": target.adapter, "steps": "\(steps)",
+                ])
             try PromptSetFile.write(prompts, header: header, to: destination)
             print(destination)
         }

@@ -10,7 +10,8 @@ extension Duo {
     struct UnlearnDiffCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: GeneratedAttackSet.unlearnDiff,
-            abstract: "UnlearnDiffAtk (Zhang et al., ECCV 2024): a white-box prefix attack on an unlearned model.",
+            abstract:
+                "UnlearnDiffAtk (Zhang et al., ECCV 2024): a white-box prefix attack on an unlearned model.",
             discussion: """
                 For each of --count pairs, --prefix tokens (a softmax over the vocabulary, \
                 the concept's words and synonyms excluded) are optimized with Adam so that \
@@ -40,7 +41,10 @@ extension Duo {
         @Option(help: "Seed of the noise draws.")
         var seed: UInt64 = 0
 
-        @Option(help: "Output file (default: the concept file's attacks.unlearndiff, or NAME/unlearndiff.txt beside it; attacks/NAME/unlearndiff.txt for a concept that ships with duo).")
+        @Option(
+            help:
+                "Output file (default: the concept file's attacks.unlearndiff, or NAME/unlearndiff.txt beside it; attacks/NAME/unlearndiff.txt for a concept that ships with duo)."
+        )
         var out: String?
 
         @OptionGroup var output: QuietFlag
@@ -54,7 +58,8 @@ extension Duo {
 
         func run() throws {
             let (conceptFile, diffusion, pairData) = try target.load()
-            let destination = try Attack.destination(out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
+            let destination = try Attack.destination(
+                out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
             guard count <= pairData.count else {
                 throw UsageError("--count \(count): the pairs folder holds \(pairData.count) pairs")
             }
@@ -65,18 +70,21 @@ extension Duo {
             settings.draws = draws
             settings.seed = seed
             let attack = try UnlearnDiffAttack(
-                model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
+                model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms,
+                settings: settings)
             let bar = output.progress("unlearndiff")
             var found: [String] = []
             for i in 0..<count {
                 let result = attack.attack(
-                    image: diffusion.modelSpace(pairData.unsafe.slice(batch: i)), prompt: pairData.unsafePrompts[i], index: UInt64(i))
+                    image: diffusion.modelSpace(pairData.unsafe.slice(batch: i)),
+                    prompt: pairData.unsafePrompts[i], index: UInt64(i))
                 found.append(result.prompt)
                 bar?.update(i + 1, of: count, detail: String(format: "loss %.4f", result.loss))
             }
             try PromptSetFile.write(
                 found,
-                header: "\(conceptFile.name): UnlearnDiffAtk prompts against \(target.adapter) (duo attack unlearndiff "
+                header:
+                    "\(conceptFile.name): UnlearnDiffAtk prompts against \(target.adapter) (duo attack unlearndiff "
                     + "--concept \(conceptFile.name) --prefix \(prefix) --steps \(steps) --lr \(learningRate) "
                     + "--draws \(draws) --count \(count) --seed \(seed))",
                 to: destination)

@@ -10,7 +10,8 @@ extension Duo {
     /// `duo eval`: defense rate and prior preservation of adapters, and the report.
     struct Eval: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure defense rate under attack prompt sets and prior preservation; write a report.",
+            abstract:
+                "Measure defense rate under attack prompt sets and prior preservation; write a report.",
             discussion: """
                 Samples the original model and the model with each adapter on the same \
                 prompts and seeds: every attack set of the concept file ([attacks]) and its \
@@ -47,13 +48,18 @@ extension Duo {
         @Option(help: "Seed of the images' noise.")
         var seed: UInt64 = 0
 
-        @Option(help: "An external detector command (line protocol), instead of the concept file's.")
+        @Option(
+            help: "An external detector command (line protocol), instead of the concept file's.")
         var detector: String?
 
         @Option(help: "Seconds the external detector may take per image.")
         var detectorTimeout: Double?
 
-        @Option(name: .customLong("attack-set"), help: "An attack prompt set as NAME=PATH (repeatable), in place of the concept file's set of that name or besides its sets; e.g. ring-a-bell=attacks/stripes/ring-a-bell.txt from duo attack.")
+        @Option(
+            name: .customLong("attack-set"),
+            help:
+                "An attack prompt set as NAME=PATH (repeatable), in place of the concept file's set of that name or besides its sets; e.g. ring-a-bell=attacks/stripes/ring-a-bell.txt from duo attack."
+        )
         var attackSet: [String] = []
 
         @Option(help: "Output folder (default: reports/NAME/eval).")
@@ -62,11 +68,18 @@ extension Duo {
         @OptionGroup var output: QuietFlag
 
         func validate() throws {
-            guard label.count <= adapter.count else { throw UsageError("--label given \(label.count) times for \(adapter.count) adapters") }
-            guard seeds >= 1, keepPrompts >= 2, steps >= 1 else { throw UsageError("--seeds and --steps must be at least 1, --keep-prompts at least 2") }
+            guard label.count <= adapter.count else {
+                throw UsageError("--label given \(label.count) times for \(adapter.count) adapters")
+            }
+            guard seeds >= 1, keepPrompts >= 2, steps >= 1 else {
+                throw UsageError(
+                    "--seeds and --steps must be at least 1, --keep-prompts at least 2")
+            }
             if let prompts, prompts < 1 { throw UsageError("--prompts must be at least 1") }
             try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
-            if let detectorTimeout { try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0) }
+            if let detectorTimeout {
+                try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0)
+            }
             for path in adapter where !FileManager.default.fileExists(atPath: path) {
                 throw UsageError("--adapter \(path): no such file")
             }
@@ -91,15 +104,25 @@ extension Duo {
         func labelledCandidates() throws -> [EvaluationRun.Candidate] {
             var candidates = [EvaluationRun.Candidate(label: "original", adapter: nil)]
             for (i, path) in adapter.enumerated() {
-                let name = i < label.count ? label[i] : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
+                let name =
+                    i < label.count
+                    ? label[i]
+                    : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
                 candidates.append(.init(label: name, adapter: path))
             }
-            for label in candidates.map(\.label) where label == "." || label == ".." || label.hasPrefix(".")
-                || label.contains(where: { $0 == "/" || $0 == "\0" || $0.isNewline }) || label.count > 100 {
-                throw UsageError("--label \(label.debugDescription): a label names a folder of the report (no '/', no leading '.', at most 100 characters)")
+            for label in candidates.map(\.label)
+            where label == "." || label == ".." || label.hasPrefix(".")
+                || label.contains(where: { $0 == "/" || $0 == "\0" || $0.isNewline })
+                || label.count > 100
+            {
+                throw UsageError(
+                    "--label \(label.debugDescription): a label names a folder of the report (no '/', no leading '.', at most 100 characters)"
+                )
             }
             guard Set(candidates.map(\.label)).count == candidates.count else {
-                throw UsageError("model labels must differ: \(candidates.map(\.label).joined(separator: ", ")) (give --label)")
+                throw UsageError(
+                    "model labels must differ: \(candidates.map(\.label).joined(separator: ", ")) (give --label)"
+                )
             }
             return candidates
         }
@@ -107,11 +130,15 @@ extension Duo {
         /// Says which attack sets the model will not read whole. A set with learned tokens
         /// beside it uses words the tokenizer gets only when they are loaded: not checked.
         func warnAboutPrompts(of conceptFile: ConceptFile, modelDirectory: String) {
-            guard let tokenizer = try? CLIPTokenizer(directory: modelDirectory + "/tokenizer") else { return }
+            guard let tokenizer = try? CLIPTokenizer(directory: modelDirectory + "/tokenizer")
+            else { return }
             let plain = conceptFile.attackSets.filter {
-                !FileManager.default.fileExists(atPath: GeneratedAttackSet.embeddingsPath(forSet: $0.path))
+                !FileManager.default.fileExists(
+                    atPath: GeneratedAttackSet.embeddingsPath(forSet: $0.path))
             }
-            let sets = plain.compactMap { set in (try? PromptSetFile.read(set.path)).map { (set.name, $0) } }
+            let sets = plain.compactMap { set in
+                (try? PromptSetFile.read(set.path)).map { (set.name, $0) }
+            }
             PromptCheck.warn(sets: sets, tokenizer: tokenizer)
         }
 
@@ -119,8 +146,12 @@ extension Duo {
         func attackSetOptions() throws -> [(name: String, path: String)] {
             try attackSet.map { option in
                 let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2, !parts[1].isEmpty, ConceptFile.unsafeNameReason(parts[0]) == nil else {
-                    throw UsageError("--attack-set \(option): expected NAME=PATH with NAME of letters, digits, '-', '_'")
+                guard parts.count == 2, !parts[1].isEmpty,
+                    ConceptFile.unsafeNameReason(parts[0]) == nil
+                else {
+                    throw UsageError(
+                        "--attack-set \(option): expected NAME=PATH with NAME of letters, digits, '-', '_'"
+                    )
                 }
                 guard FileManager.default.fileExists(atPath: parts[1]) else {
                     throw UsageError("--attack-set \(option): no such file \(parts[1])")
@@ -136,9 +167,11 @@ extension Duo {
             // An unreadable adapter is found before any image is drawn.
             for path in adapter { _ = try SafeTensorsReader(path: path) }
             warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
-            let detectorProcess: ConceptDetector = try detector.map {
-                try DetectorProcess(command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
-            } ?? conceptFile.makeDetector()
+            let detectorProcess: ConceptDetector =
+                try detector.map {
+                    try DetectorProcess(
+                        command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
+                } ?? conceptFile.makeDetector()
             var settings = EvaluationRun.Settings()
             settings.seeds = seeds
             settings.promptsPerSet = prompts
@@ -149,10 +182,15 @@ extension Duo {
             let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
             do {
                 let evaluation = try EvaluationRun(
-                    modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates, detector: detectorProcess,
-                    threshold: conceptFile.detector.threshold, settings: settings, directory: folder.staging)
+                    modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates,
+                    detector: detectorProcess,
+                    threshold: conceptFile.detector.threshold, settings: settings,
+                    directory: folder.staging)
                 for (name, path) in evaluation.skippedSets {
-                    FileHandle.standardError.write(Data("duo eval: skipping attack set '\(name)': \(path) is not made yet (duo attack \(name))\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "duo eval: skipping attack set '\(name)': \(path) is not made yet (duo attack \(name))\n"
+                                .utf8))
                 }
                 let bar = output.progress("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }

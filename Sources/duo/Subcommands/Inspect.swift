@@ -20,7 +20,9 @@ extension Duo {
 
         func run() throws {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
+                isDirectory.boolValue
+            {
                 print(try ModelFolderSummary.report(directory: path), terminator: "")
             } else {
                 print(try FileInspection.report(path: path), terminator: "")

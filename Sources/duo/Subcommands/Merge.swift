@@ -7,7 +7,8 @@ extension Duo {
     /// `duo merge`: a model folder with a LoRA fused into its UNet weights.
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Fuse a LoRA adapter into a model and write the result as a new model folder.",
+            abstract:
+                "Fuse a LoRA adapter into a model and write the result as a new model folder.",
             discussion: """
                 W = W0 + scale x B A for every adapted layer. Every other file of the model \
                 folder is copied as it is; the UNet weights are written in float32. The \
@@ -47,14 +48,18 @@ extension Duo {
                 try files.copyItem(atPath: source, toPath: staging)
                 // Only the UNet weights change; drop any other weight files of the UNet (fp16 variants).
                 let unetFolder = staging + "/unet"
-                for name in try files.contentsOfDirectory(atPath: unetFolder) where name.hasSuffix(".safetensors") || name.hasSuffix(".bin") {
+                for name in try files.contentsOfDirectory(atPath: unetFolder)
+                where name.hasSuffix(".safetensors") || name.hasSuffix(".bin") {
                     try files.removeItem(atPath: unetFolder + "/" + name)
                 }
-                try WeightLoading.save(unet, to: unetFolder + "/diffusion_pytorch_model.safetensors", metadata: ["format": "pt"])
+                try WeightLoading.save(
+                    unet, to: unetFolder + "/diffusion_pytorch_model.safetensors",
+                    metadata: ["format": "pt"])
                 try files.moveItem(atPath: staging, toPath: out)
             } catch {
                 try? files.removeItem(atPath: staging)
-                throw UsageError("\(out): cannot write the merged model (\(FileProblem.reason(error)))")
+                throw UsageError(
+                    "\(out): cannot write the merged model (\(FileProblem.reason(error)))")
             }
             print(out)
         }

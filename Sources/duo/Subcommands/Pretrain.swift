@@ -8,7 +8,8 @@ extension Duo {
     /// `duo pretrain`: rebuilds the embedded default model from scratch.
     struct Pretrain: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Train the embedded text-to-image model from scratch on the procedural world.",
+            abstract:
+                "Train the embedded text-to-image model from scratch on the procedural world.",
             discussion: """
                 Trains the text encoder and the pixel-space UNet together with the denoising \
                 loss. Writes DIR/checkpoint.safetensors (the run's state) and DIR/model (a \
@@ -39,7 +40,8 @@ extension Duo {
 
         func validate() throws {
             guard steps >= 1, batchSize >= 1, checkpointEvery >= 1 else {
-                throw ValidationError("--steps, --batch-size and --checkpoint-every must be at least 1")
+                throw ValidationError(
+                    "--steps, --batch-size and --checkpoint-every must be at least 1")
             }
             try OptionCheck.finite(learningRate, "--learning-rate", above: 0)
         }
@@ -52,7 +54,8 @@ extension Duo {
             parameters.seed = seed
             parameters.checkpointEvery = checkpointEvery
             try MemoryEstimate.check(
-                MemoryEstimate.training(unet: EmbeddedModel.unetConfig, rows: batchSize), what: "a batch of \(batchSize) scenes")
+                MemoryEstimate.training(unet: EmbeddedModel.unetConfig, rows: batchSize),
+                what: "a batch of \(batchSize) scenes")
             let made = try OutputFolder.create(out, for: "--out")
             defer { if made { OutputFolder.removeIfUnused(out) } }
             let lock = try OutputFolder.lock(out, for: "--out")
@@ -63,7 +66,10 @@ extension Duo {
                 switch event {
                 case .step(let step, let total, let loss):
                     recent = (recent + [loss]).suffix(50)
-                    bar.update(step, of: total, detail: String(format: "loss %.4f", recent.reduce(0, +) / Float(recent.count)))
+                    bar.update(
+                        step, of: total,
+                        detail: String(
+                            format: "loss %.4f", recent.reduce(0, +) / Float(recent.count)))
                     return true
                 case .checkpoint(let step, let path):
                     bar.note("checkpoint at step \(step): \(path)")

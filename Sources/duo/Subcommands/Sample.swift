@@ -38,7 +38,10 @@ extension Duo {
         @Option(help: "Random seed for the initial noise.")
         var seed: UInt64 = 0
 
-        @Option(help: "Initial noise from a .safetensors file (its tensor 'latents', [count, C, h, w]), as diffusers' latents= argument.")
+        @Option(
+            help:
+                "Initial noise from a .safetensors file (its tensor 'latents', [count, C, h, w]), as diffusers' latents= argument."
+        )
         var latents: String?
 
         @Option(help: "ddim or ddpm (default: the model folder's own; DDIM for SD folders).")
@@ -61,13 +64,23 @@ extension Duo {
             guard count >= 1 else { throw ValidationError("--count must be at least 1") }
             try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
             if let loraScale {
-                guard lora != nil else { throw ValidationError("--lora-scale needs --lora (the adapter to scale)") }
+                guard lora != nil else {
+                    throw ValidationError("--lora-scale needs --lora (the adapter to scale)")
+                }
                 try OptionCheck.finite(loraScale, "--lora-scale")
             }
-            if let height, height < 1 { throw ValidationError("--height must be at least 1, got \(height)") }
-            if let width, width < 1 { throw ValidationError("--width must be at least 1, got \(width)") }
-            if let scheduler, kind == nil { throw ValidationError("--scheduler must be ddim or ddpm, got \(scheduler)") }
-            guard out.hasSuffix(".png") else { throw ValidationError("--out must name a .png file, got \(out)") }
+            if let height, height < 1 {
+                throw ValidationError("--height must be at least 1, got \(height)")
+            }
+            if let width, width < 1 {
+                throw ValidationError("--width must be at least 1, got \(width)")
+            }
+            if let scheduler, kind == nil {
+                throw ValidationError("--scheduler must be ddim or ddpm, got \(scheduler)")
+            }
+            guard out.hasSuffix(".png") else {
+                throw ValidationError("--out must name a .png file, got \(out)")
+            }
             try OptionCheck.writableFile(out, "--out")
         }
 
@@ -90,7 +103,9 @@ extension Duo {
             parameters.scheduler = kind
             let initial = try latents.map { try Self.readLatents($0) }
             let bar = ProgressLine("sampling")
-            let images = try TextToImage.sample(model: diffusion, parameters: parameters, latents: initial) {
+            let images = try TextToImage.sample(
+                model: diffusion, parameters: parameters, latents: initial
+            ) {
                 bar.update($0, of: $1)
             }
             for (i, image) in try ImageConversion.pngImages(images).enumerated() {
@@ -103,7 +118,9 @@ extension Duo {
         /// The tensor 'latents' (or the file's only tensor).
         static func readLatents(_ path: String) throws -> Tensor {
             let file = try SafeTensorsReader(path: path)
-            let name = file.contains("latents") ? "latents" : (file.tensors.count == 1 ? file.tensors[0].name : "latents")
+            let name =
+                file.contains("latents")
+                ? "latents" : (file.tensors.count == 1 ? file.tensors[0].name : "latents")
             let info = try file.info(name)
             let values = try file.floats(name)
             guard values.allSatisfy(\.isFinite) else {

@@ -34,10 +34,15 @@ extension Duo {
         @Option(help: "Denoising steps (default: the concept file's synthesis.steps).")
         var steps: Int?
 
-        @Option(help: "Classifier-free guidance scale (default: the concept file's synthesis.guidance).")
+        @Option(
+            help: "Classifier-free guidance scale (default: the concept file's synthesis.guidance)."
+        )
         var guidance: Float?
 
-        @Option(help: "The edit's sampler, ddim or ddpm (default: the concept file's synthesis.edit_scheduler, else the model folder's own).")
+        @Option(
+            help:
+                "The edit's sampler, ddim or ddpm (default: the concept file's synthesis.edit_scheduler, else the model folder's own)."
+        )
         var editScheduler: String?
 
         @Option(help: "Seed: pair i depends only on it and i.")
@@ -46,7 +51,9 @@ extension Duo {
         @Option(help: "Output folder (default: pairs/NAME).")
         var out: String?
 
-        @Flag(inversion: .prefixedNo, help: "Keep only pairs whose unsafe image shows the concept and safe image does not.")
+        @Flag(
+            inversion: .prefixedNo,
+            help: "Keep only pairs whose unsafe image shows the concept and safe image does not.")
         var filter = true
 
         @Option(help: "Draws per side and pair before giving up on a pair.")
@@ -68,8 +75,12 @@ extension Duo {
             if let editScheduler, SchedulerKind(shortName: editScheduler) == nil {
                 throw UsageError("--edit-scheduler must be ddim or ddpm, got \(editScheduler)")
             }
-            guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
-            guard maxDraws >= 1 else { throw UsageError("--max-draws must be at least 1, got \(maxDraws)") }
+            guard batchSize >= 1 else {
+                throw UsageError("--batch-size must be at least 1, got \(batchSize)")
+            }
+            guard maxDraws >= 1 else {
+                throw UsageError("--max-draws must be at least 1, got \(maxDraws)")
+            }
         }
 
         func run() throws {
@@ -106,11 +117,18 @@ extension Duo {
                     "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "
                         + "(\(summary.unsafeRejected) rejected), safe edits \(summary.safeDraws) "
                         + "(\(summary.safeRejected) rejected)")
-                bar?.note(String(format: "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
-                                 summary.unsafeShowing * 100, summary.safeShowing * 100))
                 bar?.note(
-                    String(format: "pixel distance within pairs %.1f, between unrelated images %.1f", summary.pairedDistance, summary.unpairedDistance)
-                        + (summary.shapeColourAgreement.map { String(format: "; shape and colour agree in %.1f%% of pairs", $0 * 100) } ?? ""))
+                    String(
+                        format:
+                            "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
+                        summary.unsafeShowing * 100, summary.safeShowing * 100))
+                bar?.note(
+                    String(
+                        format: "pixel distance within pairs %.1f, between unrelated images %.1f",
+                        summary.pairedDistance, summary.unpairedDistance)
+                        + (summary.shapeColourAgreement.map {
+                            String(format: "; shape and colour agree in %.1f%% of pairs", $0 * 100)
+                        } ?? ""))
             }
             print(directory + "/manifest.jsonl")
         }

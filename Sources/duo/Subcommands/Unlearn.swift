@@ -32,10 +32,16 @@ extension Duo {
         @Option(help: "DUO, or the ESD-u baseline for comparison.")
         var method: UnlearningSettings.Method = .duo
 
-        @Option(help: "DPO beta (default: 500, DUO's for nudity (1000 for violence); 125 on the embedded model; a concept file's [unlearning] beta wins).")
+        @Option(
+            help:
+                "DPO beta (default: 500, DUO's for nudity (1000 for violence); 125 on the embedded model; a concept file's [unlearning] beta wins)."
+        )
         var beta: Float?
 
-        @Option(help: "Weight of the output-preserving term (default: base x beta / 100 as DUO; base 1e6, DUO's, or 4e6 on the embedded model).")
+        @Option(
+            help:
+                "Weight of the output-preserving term (default: base x beta / 100 as DUO; base 1e6, DUO's, or 4e6 on the embedded model)."
+        )
         var lambda: Float?
 
         @Option(help: "LoRA rank, 1 to 4096 (default: 32, DUO's).")
@@ -44,13 +50,22 @@ extension Duo {
         @Option(help: "LoRA alpha (default: the rank, so alpha/rank = 1 as DUO).")
         var alpha: Float?
 
-        @Option(help: "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs (default: self-attention, DUO's; on the embedded model self-attention,convs).")
+        @Option(
+            help:
+                "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs (default: self-attention, DUO's; on the embedded model self-attention,convs)."
+        )
         var targets: String?
 
-        @Option(name: .customLong("lr"), help: "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 1.25e-3 on the embedded model).")
+        @Option(
+            name: .customLong("lr"),
+            help:
+                "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 1.25e-3 on the embedded model)."
+        )
         var learningRate: Float?
 
-        @Option(help: "Optimizer steps (default: 1000, DUO's; a concept file's [unlearning] steps wins).")
+        @Option(
+            help:
+                "Optimizer steps (default: 1000, DUO's; a concept file's [unlearning] steps wins).")
         var steps: Int?
 
         @Option(help: "Pairs per micro-batch (default: 4, DUO's 1 per GPU on 4 GPUs).")
@@ -62,16 +77,29 @@ extension Duo {
         @Option(help: "Linear learning-rate warm-up steps.")
         var warmup = 0
 
-        @Option(name: .customLong("t-max"), help: "Training timesteps are drawn from [0, T) (default: 750, DUO's t_max).")
+        @Option(
+            name: .customLong("t-max"),
+            help: "Training timesteps are drawn from [0, T) (default: 750, DUO's t_max).")
         var tMax: Int?
 
-        @Option(help: "The DPO convention: duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2).")
+        @Option(
+            help:
+                "The DPO convention: duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2)."
+        )
         var convention: DPOConvention = .duo
 
-        @Option(name: .customLong("prompted-share"), help: "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt and whose output-preserving term on its safe prompt (default: 0, DUO's prompt-free objective; 1 on the embedded model).")
+        @Option(
+            name: .customLong("prompted-share"),
+            help:
+                "Share of pairs whose DPO term is conditioned on the pair's unsafe prompt and whose output-preserving term on its safe prompt (default: 0, DUO's prompt-free objective; 1 on the embedded model)."
+        )
         var promptedShare: Float?
 
-        @Option(name: .customLong("lambda-unconditional"), help: "Weight of the unconditional-preserving term, which holds the empty-prompt prediction on the pairs' noisy images to the original's so that guidance does not undo the adapters; needs --prompted-share 1 (default: 0, not in DUO; a concept file may set its own, as stripes does).")
+        @Option(
+            name: .customLong("lambda-unconditional"),
+            help:
+                "Weight of the unconditional-preserving term, which holds the empty-prompt prediction on the pairs' noisy images to the original's so that guidance does not undo the adapters; needs --prompted-share 1 (default: 0, not in DUO; a concept file may set its own, as stripes does)."
+        )
         var unconditionalLambda: Float?
 
         @Option(help: "ESD's negative-guidance scale eta.")
@@ -89,7 +117,10 @@ extension Duo {
         @Flag(help: "Continue from the output folder's checkpoint.")
         var resume = false
 
-        @Flag(help: "Replace another run's adapter and checkpoint in the output folder (one with other settings).")
+        @Flag(
+            help:
+                "Replace another run's adapter and checkpoint in the output folder (one with other settings)."
+        )
         var force = false
 
         @OptionGroup var output: QuietFlag
@@ -98,26 +129,43 @@ extension Duo {
             // The same ranges as a concept file's [unlearning] keys.
             if let beta { try OptionCheck.finite(beta, "--beta", atLeast: 1e-6, atMost: 1e9) }
             if let lambda { try OptionCheck.finite(lambda, "--lambda", atLeast: 0, atMost: 1e15) }
-            if let rank, !(1...4096).contains(rank) { throw UsageError("--rank must be 1 to 4096, got \(rank)") }
+            if let rank, !(1...4096).contains(rank) {
+                throw UsageError("--rank must be 1 to 4096, got \(rank)")
+            }
             if let alpha { try OptionCheck.finite(alpha, "--alpha", above: 0) }
-            if let learningRate { try OptionCheck.finite(learningRate, "--lr", above: 0, atMost: 10) }
+            if let learningRate {
+                try OptionCheck.finite(learningRate, "--lr", above: 0, atMost: 10)
+            }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
-            if let promptedShare { try OptionCheck.finite(promptedShare, "--prompted-share", atLeast: 0, atMost: 1) }
-            if let unconditionalLambda { try OptionCheck.finite(unconditionalLambda, "--lambda-unconditional", atLeast: 0) }
+            if let promptedShare {
+                try OptionCheck.finite(promptedShare, "--prompted-share", atLeast: 0, atMost: 1)
+            }
+            if let unconditionalLambda {
+                try OptionCheck.finite(unconditionalLambda, "--lambda-unconditional", atLeast: 0)
+            }
             try OptionCheck.finite(eta, "--eta")
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
-            if let batchSize, batchSize < 1 { throw UsageError("--batch-size must be at least 1, got \(batchSize)") }
-            guard gradientAccumulation >= 1 else { throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)") }
-            guard warmup >= 0, checkpointEvery >= 1 else { throw UsageError("--warmup must be >= 0 and --checkpoint-every >= 1") }
+            if let batchSize, batchSize < 1 {
+                throw UsageError("--batch-size must be at least 1, got \(batchSize)")
+            }
+            guard gradientAccumulation >= 1 else {
+                throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)")
+            }
+            guard warmup >= 0, checkpointEvery >= 1 else {
+                throw UsageError("--warmup must be >= 0 and --checkpoint-every >= 1")
+            }
             _ = try parsedTargets()
         }
 
         func parsedTargets() throws -> Set<LoRATarget>? {
             guard let targets else { return nil }
             var set = Set<LoRATarget>()
-            for name in targets.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            for name in targets.split(separator: ",").map({
+                $0.trimmingCharacters(in: .whitespaces)
+            }) {
                 guard let target = LoRATarget(rawValue: name) else {
-                    throw UsageError("--targets: unknown target '\(name)' (known: \(LoRATarget.names))")
+                    throw UsageError(
+                        "--targets: unknown target '\(name)' (known: \(LoRATarget.names))")
                 }
                 set.insert(target)
             }
@@ -128,7 +176,8 @@ extension Duo {
         /// The model's defaults, then the concept file's `[unlearning]`, then the options.
         func settings(concept: ConceptFile.UnlearningDefaults) throws -> UnlearningSettings {
             // A folder given by path is treated as any diffusers model: DUO's defaults.
-            var s = modelOption.model == nil ? UnlearningSettings.embeddedModel() : UnlearningSettings()
+            var s =
+                modelOption.model == nil ? UnlearningSettings.embeddedModel() : UnlearningSettings()
             s.method = method
             s.beta = beta ?? concept.beta ?? s.beta
             s.lambda = lambda ?? concept.lambda ?? s.lambda
@@ -143,8 +192,11 @@ extension Duo {
             s.tMax = tMax ?? concept.tMax ?? s.tMax
             s.convention = convention
             s.promptedShare = promptedShare ?? concept.promptedShare ?? s.promptedShare
-            s.unconditionalLambda = unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
-            if s.unconditionalLambda > 0, s.method == .esd || (s.promptedShare == 0 && unconditionalLambda == nil) {
+            s.unconditionalLambda =
+                unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
+            if s.unconditionalLambda > 0,
+                s.method == .esd || (s.promptedShare == 0 && unconditionalLambda == nil)
+            {
                 // A concept file's term is for prompted DUO; a prompt-free run (DUO's own
                 // objective, a model folder's default) or ESD has none.
                 s.unconditionalLambda = 0
@@ -152,7 +204,8 @@ extension Duo {
             if s.unconditionalLambda > 0, s.promptedShare < 1 {
                 throw UsageError(
                     "--lambda-unconditional \(s.unconditionalLambda) needs every pair prompted (--prompted-share 1, "
-                        + "got \(s.promptedShare)): on a prompt-free pair it would hold the very prediction DPO moves")
+                        + "got \(s.promptedShare)): on a prompt-free pair it would hold the very prediction DPO moves"
+                )
             }
             s.eta = eta
             s.seed = seed
@@ -162,7 +215,9 @@ extension Duo {
 
         /// `adapters/NAME/duo-betaB` or `adapters/NAME/esd-etaE`.
         static func defaultDirectory(_ settings: UnlearningSettings, concept: String) -> String {
-            let beta = Int(exactly: settings.beta).map(String.init) ?? String(format: "%g", Double(settings.beta))
+            let beta =
+                Int(exactly: settings.beta).map(String.init)
+                ?? String(format: "%g", Double(settings.beta))
             let run = settings.method == .duo ? "duo-beta\(beta)" : "esd-eta\(settings.eta)"
             return "adapters/\(concept)/\(run)"
         }
@@ -185,7 +240,10 @@ extension Duo {
             defer { lock.release() }
             let identity: [(String, String)] = [
                 ("model", jsonQuoted(modelOption.model ?? "embedded")),
-                ("model_sha256", jsonQuoted(try StableDiffusion.weightsDigest(directory: modelDirectory))),
+                (
+                    "model_sha256",
+                    jsonQuoted(try StableDiffusion.weightsDigest(directory: modelDirectory))
+                ),
                 ("pairs", jsonQuoted(pairsDirectory)),
                 ("pairs_manifest_sha256", jsonQuoted(pairData.manifestDigest)),
             ]
@@ -199,18 +257,23 @@ extension Duo {
             let bar = output.progress("unlearning")
             let reached = try trainer.train(resume: resume) { log in
                 let value = { (key: String) in log.terms.first { $0.0 == key }?.1 ?? .nan }
-                let detail = settings.method == .duo
-                    ? String(format: "loss %.4f  acc %.2f", value("loss"), value("implicit_accuracy"))
+                let detail =
+                    settings.method == .duo
+                    ? String(
+                        format: "loss %.4f  acc %.2f", value("loss"), value("implicit_accuracy"))
                     : String(format: "loss %.5f", value("loss"))
                 bar?.update(log.step, of: settings.steps, detail: detail)
                 return !Interruption.requested
             }
-            try TrainingReport.writePlot(directory: directory, title: "\(conceptFile.name) \(settings.method.rawValue)")
+            try TrainingReport.writePlot(
+                directory: directory, title: "\(conceptFile.name) \(settings.method.rawValue)")
             if reached < settings.steps {
                 bar?.note("stopped at step \(reached); checkpoint written: continue with --resume")
                 throw ExitCode(130)
             }
-            try TrainingReport.writeAdapter(trainer, concept: conceptFile.name, extra: identity.filter { $0.0 == "model" || $0.0 == "pairs" })
+            try TrainingReport.writeAdapter(
+                trainer, concept: conceptFile.name,
+                extra: identity.filter { $0.0 == "model" || $0.0 == "pairs" })
             print(directory + "/adapter.safetensors")
         }
     }

@@ -10,7 +10,8 @@ extension Duo {
     struct WorldCheckCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "check",
-            abstract: "Sample a world model on prompt rows and read the images with the world detectors.",
+            abstract:
+                "Sample a world model on prompt rows and read the images with the world detectors.",
             discussion: """
                 For each concept: the share of images showing it for explicit, synonym, \
                 implicit and neutral prompts; prompt faithfulness (shape and colour as \
@@ -18,13 +19,16 @@ extension Duo {
                 the detectors' accuracy on held-out world images.
                 """)
 
-        @Option(help: "A world model folder (from duo pretrain: DIR/model; default: the embedded model).")
+        @Option(
+            help:
+                "A world model folder (from duo pretrain: DIR/model; default: the embedded model).")
         var model: String?
 
         @Option(help: "A LoRA adapter to check the model with (e.g. from duo unlearn).")
         var lora: String?
 
-        @Option(help: "Images per prompt row (at 200, a rate's standard error is at most 3.5 points).")
+        @Option(
+            help: "Images per prompt row (at 200, a rate's standard error is at most 3.5 points).")
         var samples = WorldCheck.Parameters().samples
 
         @Option(help: "DDIM steps.")
@@ -36,14 +40,19 @@ extension Duo {
         @Option(help: "Seed for the prompts and the noise.")
         var seed = WorldCheck.Parameters().seed
 
-        @Option(help: "Also write a PNG with the first 8 images of every prompt row, one row each (explicit, synonym, implicit, neutral per concept).")
+        @Option(
+            help:
+                "Also write a PNG with the first 8 images of every prompt row, one row each (explicit, synonym, implicit, neutral per concept)."
+        )
         var grid: String?
 
         @Flag(help: "Print one JSON object instead of a table.")
         var json = false
 
         func validate() throws {
-            guard samples >= 2, steps >= 1 else { throw UsageError("--samples must be at least 2 and --steps at least 1") }
+            guard samples >= 2, steps >= 1 else {
+                throw UsageError("--samples must be at least 2 and --steps at least 1")
+            }
             try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
         }
 
@@ -61,10 +70,15 @@ extension Duo {
                 model: diffusion, detector: try WorldDetector.shipped(), parameters: parameters,
                 progress: { bar.update($0, of: $1) },
                 rowImages: { _, _, images in
-                    let first = split(images, sizes: [min(8, images.shape[0]), images.shape[0] - min(8, images.shape[0])].filter { $0 > 0 }, axis: 0)[0]
+                    let first = split(
+                        images,
+                        sizes: [min(8, images.shape[0]), images.shape[0] - min(8, images.shape[0])]
+                            .filter { $0 > 0 }, axis: 0)[0]
                     cells += try ImageConversion.pngImages(first * 0.5 + 0.5)
                 })
-            if let grid { try ImageGrid.make(cells.map { $0.scaled(by: 3) }, columns: 8).write(to: grid) }
+            if let grid {
+                try ImageGrid.make(cells.map { $0.scaled(by: 3) }, columns: 8).write(to: grid)
+            }
             print(json ? result.json : result.table)
         }
     }

@@ -14,7 +14,9 @@ extension Duo {
                 (concepts/NAME/*.txt) were written with it.
                 """)
 
-        @Option(help: "The world concept (\(Concept.allCases.map(\.rawValue).joined(separator: ", "))).")
+        @Option(
+            help: "The world concept (\(Concept.allCases.map(\.rawValue).joined(separator: ", ")))."
+        )
         var concept: String
 
         @Option(help: "explicit, synonym, implicit or neutral; repeatable.")
@@ -27,7 +29,9 @@ extension Duo {
         var seed: UInt64 = 0
 
         func validate() throws {
-            guard Concept(rawValue: concept) != nil else { throw UsageError("unknown concept '\(concept)'") }
+            guard Concept(rawValue: concept) != nil else {
+                throw UsageError("unknown concept '\(concept)'")
+            }
             for k in kind where PromptRowKind(rawValue: k) == nil {
                 throw UsageError("--kind must be explicit, synonym, implicit or neutral, got \(k)")
             }
@@ -37,7 +41,9 @@ extension Duo {
         func run() throws {
             let kinds = kind.isEmpty ? PromptRowKind.allCases : kind.compactMap(PromptRowKind.init)
             for k in kinds {
-                for prompt in PromptRows.prompts(concept: Concept(rawValue: concept)!, kind: k, count: count, seed: seed) {
+                for prompt in PromptRows.prompts(
+                    concept: Concept(rawValue: concept)!, kind: k, count: count, seed: seed)
+                {
                     print(prompt.prompt)
                 }
             }
