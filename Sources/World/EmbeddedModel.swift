@@ -1,4 +1,5 @@
 import Diffusion
+import Formats
 import Foundation
 import Tensor
 
@@ -57,5 +58,16 @@ extension EmbeddedModel {
             )
         }
         return path
+    }
+}
+
+extension EmbeddedModel {
+    /// Copies the shipped model's `duo_defaults.json` (duo's defaults measured for this
+    /// architecture) into a model folder `duo pretrain` writes, so that a rebuilt model
+    /// gets the same defaults as the shipped one.
+    public static func writeDefaults(into folder: String) throws {
+        let name = StableDiffusion.defaultsFileName
+        let text = try String(contentsOfFile: try shippedDirectory() + "/" + name, encoding: .utf8)
+        try AtomicFile.write(text, to: folder + "/" + name)
     }
 }

@@ -82,6 +82,7 @@ public enum Pretraining {
             try ModelFolderWriter.write(
                 to: directory + "/model", tokenizer: files, textEncoder: textEncoder,
                 unet: unet, scheduler: EmbeddedModel.schedulerConfig)
+            try EmbeddedModel.writeDefaults(into: directory + "/model")
             _ = progress(.checkpoint(step: step, path: checkpoint))
         }
         for step in start..<p.steps {

@@ -6,10 +6,15 @@ import Unlearning
 /// One DUO step on a world model folder (rank 32, batch 4 pairs: 12 UNet images with
 /// gradients and 12 without) against the same step in PyTorch with peft
 /// (tools/peer_duo_step.py): median seconds per step and peak memory. With DUO's settings
-/// (LoRA on self-attention), then the embedded model's defaults (self-attention and convs).
+/// (LoRA on self-attention), then the model folder's own defaults (duo_defaults.json: self-attention and convs on
+/// the embedded model).
 func runUnlearningStepBenchmark(directory: String, python: String?) {
     runUnlearningStep(directory: directory, python: python, settings: UnlearningSettings())
-    runUnlearningStep(directory: directory, python: python, settings: .embeddedModel())
+    guard let defaults = try? ModelDefaults(directory: directory).unlearningSettings() else {
+        print("error: \(directory)/\(ModelDefaults.fileName) is unreadable")
+        return
+    }
+    runUnlearningStep(directory: directory, python: python, settings: defaults)
 }
 
 func runUnlearningStep(directory: String, python: String?, settings base: UnlearningSettings) {

@@ -50,27 +50,6 @@ public struct UnlearningSettings: Hashable, Sendable {
 
     public init() {}
 
-    /// The defaults measured for the embedded world model (README, "duo unlearn", where the
-    /// figures behind each choice are): DUO's learning rate and self-attention-only LoRA
-    /// barely move this small UNet, whose 32x32 blocks, where stripes are drawn, hold no
-    /// attention at all; LoRA on self-attention and convs, with β 125, λ from a base of
-    /// 4e6 and a learning rate from a base of 1.25e-3 (DUO's scaling rules, other bases),
-    /// erase the concepts and keep the rest.
-    ///
-    /// Every pair is prompted (`promptedShare` 1): prompt-free, the adapters move the
-    /// unconditional prediction away from the concept more than the prompted one, and the
-    /// evaluation's classifier-free guidance draws the concept back; prompted, both the
-    /// defense and prior preservation are better (README, "Results" and "Prompted pairs").
-    public static func embeddedModel() -> UnlearningSettings {
-        var settings = UnlearningSettings()
-        settings.promptedShare = 1
-        settings.beta = 125
-        settings.baseLearningRate = 1.25e-3
-        settings.baseLambda = 4e6
-        settings.targets = [.selfAttention, .convs]
-        return settings
-    }
-
     /// The LoRA targets' names in a fixed order (LoRATarget's).
     public var targetNames: [String] {
         LoRATarget.allCases.filter(targets.contains).map(\.rawValue)

@@ -121,8 +121,9 @@ extension Duo {
 
         @Option(
             help:
-                "Generations (Ring-A-Bell runs 3000; the world's small vocabulary settles sooner).")
-        var generations = 300
+                "Generations (default: the model folder's duo_defaults.json, else 3000, Ring-A-Bell's)."
+        )
+        var generations: Int?
 
         @Option(help: "Prompts to find (one search each).")
         var count = 16
@@ -139,7 +140,7 @@ extension Duo {
         @OptionGroup var output: QuietFlag
 
         func validate() throws {
-            guard length >= 1, population >= 4, generations >= 1, count >= 1 else {
+            guard length >= 1, population >= 4, generations ?? 1 >= 1, count >= 1 else {
                 throw UsageError(
                     "--length and --generations and --count must be at least 1, --population at least 4"
                 )
@@ -151,8 +152,13 @@ extension Duo {
             let conceptFile = try conceptOption.load()
             let destination = try Attack.destination(
                 out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
-            let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
+            let modelDirectory = try modelOption.directory()
+            let diffusion = try StableDiffusion.load(directory: modelDirectory)
             var settings = RingABell.Settings()
+            let generations =
+                try self.generations ?? ModelDefaults(directory: modelDirectory)
+                .ringABellGenerations
+                ?? settings.generations
             settings.length = length
             settings.eta = eta
             settings.population = population

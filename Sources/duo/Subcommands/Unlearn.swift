@@ -174,10 +174,11 @@ extension Duo {
         }
 
         /// The model's defaults, then the concept file's `[unlearning]`, then the options.
-        func settings(concept: ConceptFile.UnlearningDefaults) throws -> UnlearningSettings {
-            // A folder given by path is treated as any diffusers model: DUO's defaults.
-            var s =
-                modelOption.model == nil ? UnlearningSettings.embeddedModel() : UnlearningSettings()
+        func settings(concept: ConceptFile.UnlearningDefaults, modelDirectory: String) throws
+            -> UnlearningSettings
+        {
+            // DUO's reference settings, with the model folder's own defaults where it has them.
+            var s = try ModelDefaults(directory: modelDirectory).unlearningSettings()
             s.method = method
             s.beta = beta ?? concept.beta ?? s.beta
             s.lambda = lambda ?? concept.lambda ?? s.lambda
@@ -225,7 +226,8 @@ extension Duo {
         func run() throws {
             let conceptFile = try conceptOption.load()
             let modelDirectory = try modelOption.directory()
-            let settings = try settings(concept: conceptFile.unlearning)
+            let settings = try settings(
+                concept: conceptFile.unlearning, modelDirectory: modelDirectory)
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             let pairData = try PairData(directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: modelDirectory)

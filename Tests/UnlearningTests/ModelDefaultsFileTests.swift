@@ -1,0 +1,56 @@
+import Foundation
+import Unlearning
+import XCTest
+
+/// `duo_defaults.json`: a folder without it gets DUO's reference settings; a typo or a
+/// value out of range is an error naming the file and the key.
+final class ModelDefaultsFileTests: XCTestCase {
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "model-defaults-\(UUID())"
+            ).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+    func write(_ text: String) throws {
+        try text.write(toFile: folder + "/duo_defaults.json", atomically: true, encoding: .utf8)
+    }
+
+    func testNoFileMeansTheReferenceSettings() throws {
+        XCTAssertEqual(
+            try ModelDefaults(directory: folder).unlearningSettings(), UnlearningSettings())
+    }
+
+    func testTheFileSetsOnlyWhatItGives() throws {
+        try write(
+            #"{"unlearning": {"beta": 250, "targets": ["convs"]}, "ring-a-bell": {"generations": 7}}"#
+        )
+        let defaults = try ModelDefaults(directory: folder)
+        var expected = UnlearningSettings()
+        expected.beta = 250
+        expected.targets = [.convs]
+        XCTAssertEqual(defaults.unlearningSettings(), expected)
+        XCTAssertEqual(defaults.ringABellGenerations, 7)
+    }
+
+    func testMistakesNameTheFileAndKey() throws {
+        for (text, expected) in [
+            (#"{"unlearning": {"betta": 250}}"#, "key 'unlearning.betta': unknown key"),
+            (#"{"unlearning": {"beta": -1}}"#, "key 'beta': expected a number"),
+            (#"{"unlearning": {"targets": ["mlp"]}}"#, "key 'targets': unknown target"),
+            (#"[1, 2]"#, "expected a JSON object"),
+            ("{", "not a JSON object"),
+        ] {
+            try write(text)
+            XCTAssertThrowsError(try ModelDefaults(directory: folder), text) { error in
+                XCTAssertTrue("\(error)".contains("duo_defaults.json"), "\(error)")
+                XCTAssertTrue("\(error)".contains(expected), "\(error)")
+            }
+        }
+    }
+}
