@@ -173,45 +173,28 @@ extension Duo {
             return set
         }
 
-        /// The model's defaults, then the concept file's `[unlearning]`, then the options.
-        func settings(concept: ConceptFile.UnlearningDefaults, modelDirectory: String) throws
-            -> UnlearningSettings
-        {
-            // DUO's reference settings, with the model folder's own defaults where it has them.
-            var s = try ModelDefaults(directory: modelDirectory).unlearningSettings()
-            s.method = method
-            s.beta = beta ?? concept.beta ?? s.beta
-            s.lambda = lambda ?? concept.lambda ?? s.lambda
-            s.rank = rank ?? concept.rank ?? s.rank
-            s.alpha = alpha ?? Float(s.rank)
-            s.targets = try parsedTargets() ?? concept.targets ?? s.targets
-            s.learningRate = learningRate ?? concept.learningRate ?? s.learningRate
-            s.steps = steps ?? concept.steps ?? s.steps
-            s.batchSize = batchSize ?? s.batchSize
-            s.gradientAccumulation = gradientAccumulation
-            s.warmupSteps = warmup
-            s.tMax = tMax ?? concept.tMax ?? s.tMax
-            s.convention = convention
-            s.promptedShare = promptedShare ?? concept.promptedShare ?? s.promptedShare
-            s.unconditionalLambda =
-                unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
-            if s.unconditionalLambda > 0,
-                s.method == .esd || (s.promptedShare == 0 && unconditionalLambda == nil)
-            {
-                // A concept file's term is for prompted DUO; a prompt-free run (DUO's own
-                // objective, a model folder's default) or ESD has none.
-                s.unconditionalLambda = 0
-            }
-            if s.unconditionalLambda > 0, s.promptedShare < 1 {
-                throw UsageError(
-                    "--lambda-unconditional \(s.unconditionalLambda) needs every pair prompted (--prompted-share 1, "
-                        + "got \(s.promptedShare)): on a prompt-free pair it would hold the very prediction DPO moves"
-                )
-            }
-            s.eta = eta
-            s.seed = seed
-            s.checkpointEvery = checkpointEvery
-            return s
+        /// The command line's part of the settings (`UnlearningSettings.merged`).
+        func options() throws -> UnlearningOptions {
+            var o = UnlearningOptions()
+            o.method = method
+            o.beta = beta
+            o.lambda = lambda
+            o.rank = rank
+            o.alpha = alpha
+            o.targets = try parsedTargets()
+            o.learningRate = learningRate
+            o.steps = steps
+            o.batchSize = batchSize
+            o.gradientAccumulation = gradientAccumulation
+            o.warmupSteps = warmup
+            o.tMax = tMax
+            o.convention = convention
+            o.promptedShare = promptedShare
+            o.unconditionalLambda = unconditionalLambda
+            o.eta = eta
+            o.seed = seed
+            o.checkpointEvery = checkpointEvery
+            return o
         }
 
         /// `adapters/NAME/duo-betaB` or `adapters/NAME/esd-etaE`.
@@ -226,8 +209,9 @@ extension Duo {
         func run() throws {
             let conceptFile = try conceptOption.load()
             let modelDirectory = try modelOption.directory()
-            let settings = try settings(
-                concept: conceptFile.unlearning, modelDirectory: modelDirectory)
+            let settings = try UnlearningSettings.merged(
+                model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
+                options: options())
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             let pairData = try PairData(directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: modelDirectory)

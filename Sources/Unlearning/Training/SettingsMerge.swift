@@ -1,0 +1,70 @@
+import Diffusion
+import World
+
+/// What a run's command line sets; nil leaves the concept file's value, or the model's.
+public struct UnlearningOptions: Sendable {
+    public var method: UnlearningSettings.Method?
+    public var beta: Float?
+    public var lambda: Float?
+    public var rank: Int?
+    public var alpha: Float?
+    public var targets: Set<LoRATarget>?
+    public var learningRate: Float?
+    public var steps: Int?
+    public var batchSize: Int?
+    public var gradientAccumulation: Int?
+    public var warmupSteps: Int?
+    public var tMax: Int?
+    public var convention: DPOConvention?
+    public var promptedShare: Float?
+    public var unconditionalLambda: Float?
+    public var eta: Float?
+    public var seed: UInt64?
+    public var checkpointEvery: Int?
+
+    public init() {}
+}
+
+extension UnlearningSettings {
+    /// A run's settings: the methods' reference settings with the model folder's own
+    /// defaults, then the concept file's `[unlearning]`, then the command line's options,
+    /// each winning over what came before. A concept file's unconditional-preserving term
+    /// is for prompted DUO and is dropped on a prompt-free run or ESD; asked for on a
+    /// run whose pairs are not all prompted, it is an error.
+    public static func merged(
+        model: ModelDefaults, concept: ConceptFile.UnlearningDefaults, options o: UnlearningOptions
+    ) throws -> UnlearningSettings {
+        var s = model.unlearningSettings()
+        s.method = o.method ?? s.method
+        s.beta = o.beta ?? concept.beta ?? s.beta
+        s.lambda = o.lambda ?? concept.lambda ?? s.lambda
+        s.rank = o.rank ?? concept.rank ?? s.rank
+        s.alpha = o.alpha ?? Float(s.rank)
+        s.targets = o.targets ?? concept.targets ?? s.targets
+        s.learningRate = o.learningRate ?? concept.learningRate ?? s.learningRate
+        s.steps = o.steps ?? concept.steps ?? s.steps
+        s.batchSize = o.batchSize ?? s.batchSize
+        s.gradientAccumulation = o.gradientAccumulation ?? s.gradientAccumulation
+        s.warmupSteps = o.warmupSteps ?? s.warmupSteps
+        s.tMax = o.tMax ?? concept.tMax ?? s.tMax
+        s.convention = o.convention ?? s.convention
+        s.promptedShare = o.promptedShare ?? concept.promptedShare ?? s.promptedShare
+        s.unconditionalLambda =
+            o.unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
+        if s.unconditionalLambda > 0,
+            s.method == .esd || (s.promptedShare == 0 && o.unconditionalLambda == nil)
+        {
+            s.unconditionalLambda = 0
+        }
+        if s.unconditionalLambda > 0, s.promptedShare < 1 {
+            throw UnlearningError(
+                "--lambda-unconditional \(s.unconditionalLambda) needs every pair prompted (--prompted-share 1, "
+                    + "got \(s.promptedShare)): on a prompt-free pair it would hold the very prediction DPO moves"
+            )
+        }
+        s.eta = o.eta ?? s.eta
+        s.seed = o.seed ?? s.seed
+        s.checkpointEvery = o.checkpointEvery ?? s.checkpointEvery
+        return s
+    }
+}
