@@ -9,7 +9,7 @@ DUO=$(realpath "${1:-.build/release/duo}")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-"$DUO" pretrain --steps 1 --batch-size 2 --out tiny > /dev/null 2>&1 || { echo "cannot pretrain a tiny model"; exit 1; }
+"$DUO" world pretrain --steps 1 --batch-size 2 --out tiny > /dev/null 2>&1 || { echo "cannot pretrain a tiny model"; exit 1; }
 M=tiny/model
 "$DUO" synthesize --concept stripes --model $M --count 4 --steps 2 --no-filter --quiet --out pairs > /dev/null 2>&1
 "$DUO" unlearn --concept stripes --model $M --pairs pairs --steps 1 --rank 2 --batch-size 2 --quiet --out run > /dev/null 2>&1
@@ -62,7 +62,7 @@ begin "unreadable files (junk, empty, folders, missing) as model, adapter, PNG, 
 for f in junk.bin empty.bin afolder /nonexistent; do
   case_ error inspect $f; case_ error sample --model $f --prompt a --out x.png
   case_ error sample --model $M --lora $f --prompt a --out x.png; case_ error synthesize --concept $f.toml
-  case_ error detect --concept stripes $f; case_ error sample --model $M --latents $f --prompt a --out x.png
+  case_ error world detect --concept stripes $f; case_ error sample --model $M --latents $f --prompt a --out x.png
   case_ error eval --concept stripes --model $M --adapter $f --prompts 1 --seeds 1 --keep-prompts 2 --steps 1 --out r
 done
 end
@@ -96,7 +96,7 @@ done
 case_ error unlearn --concept stripes --model $M --pairs pairs --batch-size 100000000 --out u
 case_ error unlearn --concept stripes --model $M --pairs pairs --rank 100000 --out u
 case_ error unlearn --concept stripes --model $M --pairs pairs --t-max 100000 --out u
-case_ error pretrain --steps 1 --batch-size 100000000 --out pt
+case_ error world pretrain --steps 1 --batch-size 100000000 --out pt
 case_ error attack ring-a-bell --concept stripes --model $M --population 100000000 --count 1 --out q.txt
 case_ error attack unlearndiff --concept stripes --model $M --pairs pairs --adapter $A --prefix 100000 --count 1 --out q.txt
 case_ error attack concept-inversion --concept stripes --model $M --pairs pairs --adapter $A --batch-size 100000000 --out q.txt

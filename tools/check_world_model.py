@@ -1,4 +1,4 @@
-"""Checks a world model folder (duo pretrain's DIR/model, or the shipped one) against
+"""Checks a world model folder (duo world pretrain's DIR/model, or the shipped one) against
 diffusers/transformers: they load it, and sampling one prompt from the same latents with
 DDIM and classifier-free guidance gives duo's image within 2/255 (issue 4, acceptance 6).
 Never in CI (needs torch, diffusers, transformers).
@@ -7,7 +7,7 @@ Never in CI (needs torch, diffusers, transformers).
 
 Run it on a trained model: on an untrained one, guidance 7.5 with x0 clipping turns the
 float rounding differences between the two implementations chaotic (measured: a 3-step
-model differs by up to 210/255, while the same folder at step 1250 of `duo pretrain`
+model differs by up to 210/255, while the same folder at step 1250 of `duo world pretrain`
 matches within 1/255, with 0 of 3072 values beyond 2/255).
 """
 

@@ -83,7 +83,7 @@ public struct ConceptFile: Hashable, Sendable {
         public enum Kind: Hashable, Sendable {
             /// A head of the built-in world detector, by the world concept's name.
             case builtin(String)
-            /// A process speaking the detector line protocol (see `duo detect`).
+            /// A process speaking the detector line protocol (see `duo world detect`).
             case command(String)
         }
         public var kind: Kind

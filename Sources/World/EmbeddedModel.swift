@@ -54,7 +54,7 @@ extension EmbeddedModel {
         else {
             throw ModelError(
                 file: "Resources/\(shippedFolderName)",
-                "the World module's resource bundle holds no trained model (run duo pretrain and pass --model)"
+                "the World module's resource bundle holds no trained model (run duo world pretrain and pass --model)"
             )
         }
         return path
@@ -63,7 +63,7 @@ extension EmbeddedModel {
 
 extension EmbeddedModel {
     /// Copies the shipped model's `duo_defaults.json` (duo's defaults measured for this
-    /// architecture) into a model folder `duo pretrain` writes, so that a rebuilt model
+    /// architecture) into a model folder `duo world pretrain` writes, so that a rebuilt model
     /// gets the same defaults as the shipped one.
     public static func writeDefaults(into folder: String) throws {
         let name = StableDiffusion.defaultsFileName

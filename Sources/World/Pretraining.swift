@@ -2,7 +2,7 @@ import Diffusion
 import Foundation
 import Tensor
 
-/// `duo pretrain`: trains the embedded model from scratch on the procedural world
+/// `duo world pretrain`: trains the embedded model from scratch on the procedural world
 /// (text encoder and UNet together, the denoising loss of Ho et al. 2020 with 10% empty
 /// captions so that classifier-free guidance works). Checkpoints every few hundred steps;
 /// a resumed run continues bit for bit.

@@ -16,7 +16,7 @@ struct Duo: ParsableCommand {
             """,
         subcommands: [
             Inspect.self, Sample.self, Synthesize.self, Unlearn.self, Merge.self, Attack.self,
-            Eval.self, Pretrain.self, Detect.self, WorldGroup.self,
+            Eval.self, WorldGroup.self,
         ])
 
     /// ArgumentParser's own entry, with negative option values attached to their options

@@ -169,7 +169,7 @@ final class BadInputTests: XCTestCase {
     func testADivergingPretrainingStopsWithoutWritingANonFiniteModel() throws {
         let out = scratch + "/pretrain"
         let result = try runDuo([
-            "pretrain", "--steps", "3", "--batch-size", "2", "--learning-rate", "1e30",
+            "world", "pretrain", "--steps", "3", "--batch-size", "2", "--learning-rate", "1e30",
             "--checkpoint-every", "1", "--out", out,
         ])
         assertRefused(result, "training diverged")

@@ -5,7 +5,7 @@ import Unlearning
 import World
 import XCTest
 
-/// `duo detect`: one JSON line per image, the external detector protocol.
+/// `duo world detect`: one JSON line per image, the external detector protocol.
 final class DetectCommandTests: XCTestCase {
     func testPrintsOneJSONLinePerImageAndFailsPerFile() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -21,7 +21,7 @@ final class DetectCommandTests: XCTestCase {
         try Data("not a png".utf8).write(to: URL(fileURLWithPath: dir + "/bad.png"))
 
         let result = try runDuo([
-            "detect", "--concept", "splatter", dir + "/gray.png", dir + "/bad.png",
+            "world", "detect", "--concept", "splatter", dir + "/gray.png", dir + "/bad.png",
         ])
         XCTAssertNotEqual(result.status, 0, "one unreadable file fails the run")
         let lines = result.stdout.split(separator: "\n")
@@ -35,12 +35,12 @@ final class DetectCommandTests: XCTestCase {
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains(dir + "/bad.png"), result.stderr)
 
-        let unknown = try runDuo(["detect", "--concept", "nudity", dir + "/gray.png"])
+        let unknown = try runDuo(["world", "detect", "--concept", "nudity", dir + "/gray.png"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("unknown concept 'nudity'"), unknown.stderr)
     }
 
-    /// `duo detect -` as an external detector process gives the built-in detector's scores.
+    /// `duo world detect -` as an external detector process gives the built-in detector's scores.
     func testServesTheLineProtocolAsAProcess() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
             "duo-serve-\(UUID())"
@@ -60,7 +60,7 @@ final class DetectCommandTests: XCTestCase {
             return path
         }
         let process = try DetectorProcess(
-            command: "'\(try duoExecutable().path)' detect --concept stripes -", timeout: 30)
+            command: "'\(try duoExecutable().path)' world detect --concept stripes -", timeout: 30)
         let external = try process.scores(paths: paths)
         let network = try WorldDetector.shipped()
         let builtin = try BuiltinConceptDetector(concept: .stripes, network: network).scores(

@@ -4,7 +4,7 @@ import Foundation
 /// An external detector speaking the line protocol: duo writes image paths to its stdin,
 /// one per line; it answers one JSON object per image on stdout,
 /// `{"path": P, "score": s}` with s in [0, 1] (or `"scores": {NAME: s}` with one entry,
-/// as `duo detect --concept NAME` prints). Answers may come in any order within a batch
+/// as `duo world detect --concept NAME` prints). Answers may come in any order within a batch
 /// of paths. The process is started once (`/bin/sh -c COMMAND`) and serves every batch;
 /// its stderr goes to ours. It runs in a process group of its own, which duo ends as a
 /// whole (the shell and whatever it started) when it is done with it or gives up on it.

@@ -3,7 +3,7 @@ import Foundation
 import World
 
 extension Duo {
-    /// `duo detect`: the built-in world detectors, speaking the external detector protocol.
+    /// `duo world detect`: the built-in world detectors, speaking the external detector protocol.
     struct Detect: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Score PNG images with the built-in world detectors.",
@@ -66,7 +66,7 @@ extension Duo {
                     failed = true
                     // Format errors already name the file; others get it here.
                     let message = "\(error)".contains(path) ? "\(error)" : "\(path): \(error)"
-                    FileHandle.standardError.write(Data("duo detect: \(message)\n".utf8))
+                    FileHandle.standardError.write(Data("duo world detect: \(message)\n".utf8))
                 }
             }
             if failed { throw ExitCode.failure }

@@ -5,7 +5,7 @@ import Foundation
 import World
 
 extension Duo {
-    /// `duo pretrain`: rebuilds the embedded default model from scratch.
+    /// `duo world pretrain`: rebuilds the embedded default model from scratch.
     struct Pretrain: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
