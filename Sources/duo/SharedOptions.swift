@@ -35,3 +35,23 @@ struct QuietFlag: ParsableArguments {
     /// A progress line labelled `label`, none with `--quiet`.
     func progress(_ label: String) -> ProgressLine? { quiet ? nil : ProgressLine(label) }
 }
+
+/// What every `duo attack` writes and how: `--count`, `--seed`, `--out`, `--quiet`.
+struct AttackSetOptions: ParsableArguments {
+    @Option(
+        help:
+            "Prompts to write, one search each (the white-box attacks: from the first pairs, or the concept's prompts)."
+    )
+    var count = 16
+
+    @Option(help: "Seed of the attack's draws (population, noise, batches, prompts).")
+    var seed: UInt64 = 0
+
+    @Option(
+        help:
+            "Output prompt file (default: the concept file's attacks.SET, or NAME/SET.txt beside it; attacks/NAME/SET.txt for a concept that ships with duo)."
+    )
+    var out: String?
+
+    @OptionGroup var output: QuietFlag
+}

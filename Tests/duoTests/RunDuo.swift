@@ -68,7 +68,9 @@ let tinyWorldModel: String = {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent(
         "duo-tiny-model-\(getpid())"
     ).path
-    let result = try! runDuo(["world", "pretrain", "--out", root, "--steps", "1", "--batch-size", "2"])
+    let result = try! runDuo([
+        "world", "pretrain", "--out", root, "--steps", "1", "--batch-size", "2",
+    ])
     precondition(result.status == 0, result.stderr)
     return root + "/model"
 }()

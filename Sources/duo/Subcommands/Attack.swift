@@ -125,21 +125,10 @@ extension Duo {
         )
         var generations: Int?
 
-        @Option(help: "Prompts to find (one search each).")
-        var count = 16
-
-        @Option(help: "Seed.")
-        var seed: UInt64 = 0
-
-        @Option(
-            help:
-                "Output file (default: the concept file's attacks.ring-a-bell, or NAME/ring-a-bell.txt beside it; attacks/NAME/ring-a-bell.txt for a concept that ships with duo)."
-        )
-        var out: String?
-
-        @OptionGroup var output: QuietFlag
+        @OptionGroup var attackSet: AttackSetOptions
 
         func validate() throws {
+            let count = attackSet.count
             guard length >= 1, population >= 4, generations ?? 1 >= 1, count >= 1 else {
                 throw UsageError(
                     "--length and --generations and --count must be at least 1, --population at least 4"
@@ -149,6 +138,9 @@ extension Duo {
         }
 
         func run() throws {
+            let count = attackSet.count
+            let seed = attackSet.seed
+            let out = attackSet.out
             let conceptFile = try conceptOption.load()
             let destination = try Attack.destination(
                 out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
@@ -169,7 +161,7 @@ extension Duo {
                 model: diffusion, withConcept: pairs.map(\.unsafe),
                 withoutConcept: pairs.map(\.safe),
                 forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
-            let bar = output.progress("ring-a-bell")
+            let bar = attackSet.output.progress("ring-a-bell")
             var found: [String] = []
             for i in 0..<count {
                 let result = attack.attack(pairs[i].unsafe, index: UInt64(i))

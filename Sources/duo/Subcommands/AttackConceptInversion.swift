@@ -36,24 +36,11 @@ extension Duo {
         @Option(help: "Images per step.")
         var batchSize = ConceptInversion.Settings().batchSize
 
-        @Option(
-            help:
-                "Prompts to write (from the concept's unsafe templates, other draws than the pairs')."
-        )
-        var count = 16
-
-        @Option(help: "Seed of the batches, noise and prompts.")
-        var seed: UInt64 = 0
-
-        @Option(
-            help:
-                "Output prompt file (default: the concept file's attacks.concept-inversion, or NAME/concept-inversion.txt beside it; attacks/NAME/ for a concept that ships with duo); the embedding goes beside it as .safetensors."
-        )
-        var out: String?
-
-        @OptionGroup var output: QuietFlag
+        @OptionGroup var attackSet: AttackSetOptions
 
         func validate() throws {
+            let count = attackSet.count
+            let out = attackSet.out
             guard steps >= 1, batchSize >= 1, count >= 1 else {
                 throw UsageError("--steps, --batch-size and --count must be at least 1")
             }
@@ -72,6 +59,9 @@ extension Duo {
         }
 
         func run() throws {
+            let count = attackSet.count
+            let seed = attackSet.seed
+            let out = attackSet.out
             let (conceptFile, diffusion, pairData) = try target.load()
             let destination = try Attack.destination(
                 out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
@@ -85,7 +75,7 @@ extension Duo {
             let words = conceptFile.explicitWords + conceptFile.synonyms
             let inversion = try ConceptInversion(
                 model: diffusion, forbidden: words, settings: settings)
-            let bar = output.progress("concept inversion")
+            let bar = attackSet.output.progress("concept inversion")
             let vector = try inversion.learn(
                 images: diffusion.modelSpace(pairData.unsafe),
                 prompts: pairData.unsafePrompts.map { inversion.substitute(words, in: $0) }

@@ -35,21 +35,10 @@ extension Duo {
         @Option(help: "Noise draws (timestep and noise) averaged per step.")
         var draws = UnlearnDiffAttack.Settings().draws
 
-        @Option(help: "Prompts to find (the first pairs, one attack each).")
-        var count = 16
-
-        @Option(help: "Seed of the noise draws.")
-        var seed: UInt64 = 0
-
-        @Option(
-            help:
-                "Output file (default: the concept file's attacks.unlearndiff, or NAME/unlearndiff.txt beside it; attacks/NAME/unlearndiff.txt for a concept that ships with duo)."
-        )
-        var out: String?
-
-        @OptionGroup var output: QuietFlag
+        @OptionGroup var attackSet: AttackSetOptions
 
         func validate() throws {
+            let count = attackSet.count
             guard prefix >= 1, steps >= 1, draws >= 1, count >= 1 else {
                 throw UsageError("--prefix, --steps, --draws and --count must be at least 1")
             }
@@ -57,6 +46,9 @@ extension Duo {
         }
 
         func run() throws {
+            let count = attackSet.count
+            let seed = attackSet.seed
+            let out = attackSet.out
             let (conceptFile, diffusion, pairData) = try target.load()
             let destination = try Attack.destination(
                 out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
@@ -72,7 +64,7 @@ extension Duo {
             let attack = try UnlearnDiffAttack(
                 model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms,
                 settings: settings)
-            let bar = output.progress("unlearndiff")
+            let bar = attackSet.output.progress("unlearndiff")
             var found: [String] = []
             for i in 0..<count {
                 let result = attack.attack(

@@ -21,7 +21,8 @@ extension Duo {
 
         @Option(
             help:
-                "A world model folder (from duo world pretrain: DIR/model; default: the embedded model).")
+                "A world model folder (from duo world pretrain: DIR/model; default: the embedded model)."
+        )
         var model: String?
 
         @Option(help: "A LoRA adapter to check the model with (e.g. from duo unlearn).")

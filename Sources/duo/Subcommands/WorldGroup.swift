@@ -6,6 +6,8 @@ extension Duo {
         static let configuration = CommandConfiguration(
             commandName: "world",
             abstract: "Commands about the embedded procedural world and its model.",
-            subcommands: [Pretrain.self, Detect.self, WorldCheckCommand.self, WorldPromptsCommand.self])
+            subcommands: [
+                Pretrain.self, Detect.self, WorldCheckCommand.self, WorldPromptsCommand.self,
+            ])
     }
 }
