@@ -1,7 +1,7 @@
 import Formats
 import Foundation
 
-/// The report of a `duo eval` run: results.json (schema in the README), report.md and a
+/// The report of a `duo eval` run: results.json (schema in docs/cli.md, "duo eval"), report.md and a
 /// self-contained report.html (images embedded as data URIs, an inline SVG plot, no
 /// script, no network), plus the grid images both link.
 public enum EvaluationReport {
