@@ -15,6 +15,7 @@ final class ChildProcessGroup {
     let input: Int32
     let output: Int32
     private var exitStatus: Int32?
+    private var ended = false
 
     init(shellCommand: String) throws {
         var toChild: [Int32] = [-1, -1]
@@ -76,6 +77,9 @@ final class ChildProcessGroup {
     /// Closes its stdin (a detector's cue to finish), then ends the group: SIGTERM, and
     /// SIGKILL to whatever is left a second later.
     func end() {
+        // Once: a second close could hit a descriptor number reused since.
+        guard !ended else { return }
+        ended = true
         close(input)
         close(output)
         if exitStatus == nil {
