@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "World", targets: ["World"]),
+        .library(name: "Unlearning", targets: ["Unlearning"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
     ],
     dependencies: [
