@@ -13,9 +13,10 @@ let package = Package(
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
-        .library(name: "World", targets: ["World"]),
+        .library(name: "Concepts", targets: ["Concepts"]),
         .library(name: "Unlearning", targets: ["Unlearning"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
+        .library(name: "World", targets: ["World"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,50 +32,72 @@ let package = Package(
 
         // The core: tensors, ops with their gradients, autodiff, RNG, optimizers.
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
-        // File formats: safetensors, PNG, image grids, digests. Independent of Tensor.
+        // File formats: safetensors, PNG, JSON, TOML, image grids, digests. Independent of Tensor.
         .target(
             name: "Formats",
             dependencies: ["CPNG", "CKernels", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
         .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
-        // The embedded default's procedural world: scenes, captions, stand-in concepts.
-        .target(
-            name: "World", dependencies: ["Tensor", "Formats", "Diffusion"],
-            resources: [.copy("Resources")]),
+        // Concept files, prompt templates and prompt sets; the `PromptFiller` a world implements.
+        .target(name: "Concepts", dependencies: ["Formats", "Diffusion"]),
 
         // The method on the models: SDEdit pairs, detectors, the DUO trainer and ESD.
-        .target(name: "Unlearning", dependencies: ["Tensor", "Formats", "Diffusion", "World"]),
+        .target(name: "Unlearning", dependencies: ["Tensor", "Formats", "Diffusion", "Concepts"]),
 
         // Measuring unlearning: attacks, the detector protocol at scale, metrics, reports.
-        .target(name: "Evaluation", dependencies: ["Tensor", "Formats", "Diffusion", "World", "Unlearning"]),
+        .target(
+            name: "Evaluation",
+            dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Unlearning"]),
+
+        // The embedded default's procedural world: scenes, captions, stand-in concepts, and
+        // the method's plug-ins for it (prompt filling, detector heads, preservation metrics).
+        // It depends on the method; the method never on it.
+        .target(
+            name: "World",
+            dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation"],
+            resources: [.copy("Resources")]),
 
         // The CLI: one file per subcommand.
         .executableTarget(
             name: "duo",
             dependencies: [
-                "Tensor", "Formats", "Diffusion", "World", "Unlearning", "Evaluation",
+                "Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation", "World",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
-        .executableTarget(name: "duo-bench", dependencies: ["Tensor", "Diffusion", "Unlearning", "Evaluation", "World"]),
+        .executableTarget(
+            name: "duo-bench",
+            dependencies: ["Tensor", "Diffusion", "Concepts", "Unlearning", "Evaluation", "World"]),
 
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
         .testTarget(
             name: "FormatsTests", dependencies: ["Formats"],
             resources: [.copy("Fixtures")]),
+        .testTarget(name: "ConceptsTests", dependencies: ["Concepts", "Formats"]),
         .testTarget(
             name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "WorldTests", dependencies: ["World", "Diffusion", "Formats", "TestSupport"]),
+        // The method alone, as a real model's user runs it: this target must not depend on World.
+        .testTarget(
+            name: "MethodTests",
+            dependencies: ["Concepts", "Unlearning", "Evaluation", "Diffusion", "Formats"]),
+        .testTarget(
+            name: "WorldTests",
+            dependencies: [
+                "World", "Concepts", "Unlearning", "Evaluation", "Diffusion", "Formats", "TestSupport",
+            ]),
         .testTarget(
             name: "UnlearningTests",
-            dependencies: ["Unlearning", "World", "Diffusion", "Formats", "TestSupport"],
+            dependencies: ["Unlearning", "Concepts", "World", "Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Diffusion", "Tensor", "World"],
+            name: "EvaluationTests",
+            dependencies: ["Evaluation", "Concepts", "Formats", "Diffusion", "Tensor", "World"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "duoTests", dependencies: ["duo", "Formats", "World", "Unlearning", "TestSupport"]),
+        .testTarget(
+            name: "duoTests",
+            dependencies: ["duo", "Formats", "Concepts", "World", "Unlearning", "TestSupport"]),
     ]
 )

@@ -21,7 +21,7 @@ let package = Package(
         .executableTarget(
             name: "fuzz-json", dependencies: [.product(name: "Formats", package: "duo")]),
         .executableTarget(
-            name: "fuzz-concept", dependencies: [.product(name: "World", package: "duo")]),
+            name: "fuzz-concept", dependencies: [.product(name: "Concepts", package: "duo")]),
         .executableTarget(
             name: "fuzz-png",
             dependencies: ["FuzzSupport", .product(name: "Formats", package: "duo")]),
@@ -30,6 +30,6 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "Diffusion", package: "duo")]),
         .executableTarget(
             name: "fuzz-promptset",
-            dependencies: ["FuzzSupport", .product(name: "Evaluation", package: "duo")]),
+            dependencies: ["FuzzSupport", .product(name: "Concepts", package: "duo")]),
     ]
 )

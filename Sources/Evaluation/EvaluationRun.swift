@@ -1,15 +1,14 @@
+import Concepts
 import Diffusion
 import Formats
 import Foundation
 import Tensor
 import Unlearning
-import World
 
 /// `duo eval`: the original model and each adapter on the same prompts and seeds. Defense
 /// rate per attack set (the share of images the detector does not see the concept in);
-/// prior preservation on the concept's keep prompts: world FID to real world images and
-/// to the original's images, prompt faithfulness, and per-seed similarity to the
-/// original's images (world-feature distance for world models; SSIM and PSNR for any).
+/// prior preservation on the concept's keep prompts, by each `PreservationMetric` (SSIM and
+/// PSNR to the original's images for any model; a model's world may add its own).
 public final class EvaluationRun {
     public struct Settings: Hashable, Sendable {
         /// Images per prompt (noise seeds).
@@ -51,12 +50,20 @@ public final class EvaluationRun {
     /// Learned token embeddings that sets' prompts use (concept inversion), loaded into
     /// the model before sampling.
     public let tokenFiles: [String]
+    /// Writes the keep prompts from the concept file's templates.
+    public let filler: PromptFiller
+    /// The measures of prior preservation, in report order.
+    public let preservation: [PreservationMetric]
 
     public init(
         modelDirectory: String, concept: ConceptFile, candidates: [Candidate],
         detector: ConceptDetector,
-        threshold: Double, settings: Settings, directory: String
+        threshold: Double, settings: Settings, directory: String,
+        filler: PromptFiller = PlainPrompts(),
+        preservation: [PreservationMetric] = [PixelSimilarity()]
     ) throws {
+        self.filler = filler
+        self.preservation = preservation
         self.modelDirectory = modelDirectory
         self.concept = concept
         self.candidates = candidates
@@ -93,13 +100,12 @@ public final class EvaluationRun {
     public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> EvaluationResults {
         let model = try StableDiffusion.load(directory: modelDirectory)
         for file in tokenFiles { try TextualInversionFile.load(file, into: model) }
-        let keep = concept.keepPrompts(count: settings.keepPrompts, seed: settings.seed)
+        let keep = try filler.keepPrompts(concept, count: settings.keepPrompts, seed: settings.seed)
         let perModel = sets.reduce(0) { $0 + $1.prompts.count * settings.seeds } + keep.count
         let total = perModel * candidates.count
         var done = 0
         var results: [ModelResult] = []
         var originalKeep: [PNGImage] = []
-        let world = WorldEvaluator(keep: keep)
         for (index, candidate) in candidates.enumerated() {
             let adapters = try candidate.adapter.map { try LoRAFile.load($0, into: model.unet) }
             defer { adapters?.detach(from: model.unet) }
@@ -127,9 +133,8 @@ public final class EvaluationRun {
                         / Double(settings.seeds)
                 }
             }
-            let keepRequests = keep.enumerated().map { i, item in
-                TextToImage.Request(
-                    prompt: item.prompt, key: imageKey(set: 1000, prompt: i, seed: 0))
+            let keepRequests = keep.enumerated().map { i, prompt in
+                TextToImage.Request(prompt: prompt, key: imageKey(set: 1000, prompt: i, seed: 0))
             }
             let keepPaths = try generate(
                 model, keepRequests, folder: "images/\(candidate.label)/keep"
@@ -139,25 +144,34 @@ public final class EvaluationRun {
             }
             let keepImages = try keepPaths.map { try PNGImage(contentsOf: $0) }
             if index == 0 { originalKeep = keepImages }
-            let similarity = zip(keepImages, originalKeep).map {
-                (ImageSimilarity.ssim($0, $1), ImageSimilarity.psnr($0, $1))
-            }
-            var result = ModelResult(
-                label: candidate.label, adapter: candidate.adapter, defenseRates: rates,
-                conceptRatePerPrompt: perPrompt,
-                ssim: similarity.map(\.0).reduce(0, +) / Double(max(1, similarity.count)),
-                psnr: similarity.map(\.1).reduce(0, +) / Double(max(1, similarity.count)))
-            if let world, let metrics = world.metrics(keepImages, original: originalKeep) {
-                result.faithfulness = metrics.faithfulness
-                result.fid = metrics.fid
-                result.fidToOriginal = index == 0 ? 0 : metrics.fidToOriginal
-                result.featureDistance = metrics.featureDistance
-            }
-            results.append(result)
+            results.append(
+                ModelResult(
+                    label: candidate.label, adapter: candidate.adapter, defenseRates: rates,
+                    conceptRatePerPrompt: perPrompt,
+                    preservation: try measurePreservation(
+                        keepImages, original: originalKeep, isOriginal: index == 0)))
         }
         return EvaluationResults(
             concept: concept.name, sets: sets, models: results,
-            detector: detector.identity, threshold: threshold, settings: settings)
+            detector: detector.identity, threshold: threshold, settings: settings,
+            keepPromptCount: keep.count, preservation: preservation.flatMap(\.columns),
+            preservationSummary: preservation.map(\.summary))
+    }
+
+    /// Every metric's values for one model's keep images, by column key; none without
+    /// keep prompts (nothing was measured).
+    func measurePreservation(_ images: [PNGImage], original: [PNGImage], isOriginal: Bool)
+        throws -> [String: Double]
+    {
+        guard !images.isEmpty else { return [:] }
+        var values: [String: Double] = [:]
+        for metric in preservation {
+            let measured = try metric.measure(images, original: original, isOriginal: isOriginal)
+            for (column, value) in zip(metric.columns, measured) {
+                values[column.key] = value
+            }
+        }
+        return values
     }
 
     /// The noise of image (set, prompt, seed): the same for every candidate.
@@ -199,29 +213,8 @@ public struct ModelResult: Sendable {
     /// Attack set name -> for each of its prompts, the share of its seeds' images that
     /// show the concept: which prompts break a defense.
     public var conceptRatePerPrompt: [String: [Double]]
-    /// Mean SSIM and PSNR of keep-prompt images to the original's, same prompt and noise.
-    public var ssim: Double
-    public var psnr: Double
-    /// World models only: shape and colour as prompted on keep prompts, world FID to real
-    /// world images and to the original's keep images, mean world-feature distance to
-    /// the original's image per seed.
-    public var faithfulness: Double?
-    public var fid: Double?
-    public var fidToOriginal: Double?
-    public var featureDistance: Double?
-
-    init(
-        label: String, adapter: String?, defenseRates: [String: Double],
-        conceptRatePerPrompt: [String: [Double]],
-        ssim: Double, psnr: Double
-    ) {
-        self.label = label
-        self.adapter = adapter
-        self.defenseRates = defenseRates
-        self.conceptRatePerPrompt = conceptRatePerPrompt
-        self.ssim = ssim
-        self.psnr = psnr
-    }
+    /// Preservation column key -> value; a missing key was not measured.
+    public var preservation: [String: Double]
 }
 
 /// Everything `duo eval` measured.
@@ -233,56 +226,9 @@ public struct EvaluationResults: Sendable {
     public var detector: String
     public var threshold: Double
     public var settings: EvaluationRun.Settings
-}
-
-/// Prior-preservation metrics that need the world: the keep prompts' scenes and the world
-/// detector's heads and features. Nil when a keep prompt is no world caption.
-struct WorldEvaluator {
-    let network: WorldDetector
-    let scenes: [SceneSpec]
-
-    init?(keep: [(prompt: String, scene: SceneSpec?)]) {
-        let scenes = keep.compactMap(\.scene)
-        guard !scenes.isEmpty, scenes.count == keep.count,
-            let network = try? WorldDetector.shipped()
-        else { return nil }
-        self.network = network
-        self.scenes = scenes
-    }
-
-    func metrics(_ images: [PNGImage], original: [PNGImage])
-        -> (faithfulness: Double, fid: Double, fidToOriginal: Double, featureDistance: Double)?
-    {
-        guard images.allSatisfy({ $0.width == World.size && $0.height == World.size }) else {
-            return nil
-        }
-        let tensor = stack(images), reference = stack(original)
-        let predictions = network.predict(tensor)
-        let faithful = zip(predictions, scenes).filter {
-            $0.shape == $1.labels.shape && $0.colour == $1.labels.colour
-        }.count
-        let world = World()
-        let real = Tensor(
-            world.renderAll(scenes), shape: [scenes.count, 3, World.size, World.size])
-        let features = GradMode.withNoGrad { network.features(tensor).scalars }
-        let originalFeatures = GradMode.withNoGrad { network.features(reference).scalars }
-        let d = WorldDetector.featureCount
-        var distance = 0.0
-        for i in 0..<images.count {
-            var sum = 0.0
-            for j in 0..<d {
-                sum += pow(Double(features[i * d + j] - originalFeatures[i * d + j]), 2)
-            }
-            distance += sum.squareRoot()
-        }
-        return (
-            Double(faithful) / Double(scenes.count),
-            FrechetDistance.distance(network, tensor, real),
-            FrechetDistance.distance(network, tensor, reference), distance / Double(images.count)
-        )
-    }
-
-    func stack(_ images: [PNGImage]) -> Tensor {
-        WorldDetector.stack(images.map(WorldImage.floats))
-    }
+    /// Keep prompts measured (0: the concept file has none, and nothing was measured).
+    public var keepPromptCount: Int
+    /// The preservation columns in report order, and what each metric measures.
+    public var preservation: [PreservationColumn]
+    public var preservationSummary: [String]
 }

@@ -91,7 +91,7 @@ public enum WorldCheck {
 }
 
 extension WorldCheck.Result {
-    /// The object other tools read (issue 4's schema): rates in [0, 1].
+    /// The object other tools read (schema in docs/cli.md, "duo world check"): rates in [0, 1].
     public var json: String {
         func rate(_ r: Float) -> String { String(format: "%.4f", r) }
         let concepts = Concept.allCases.map { concept in

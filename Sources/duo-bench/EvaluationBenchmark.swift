@@ -1,3 +1,4 @@
+import Concepts
 import Evaluation
 import Foundation
 import World
@@ -19,8 +20,15 @@ func runEvaluationBenchmark(directory: String, concept path: String) {
         let run = try EvaluationRun(
             modelDirectory: directory, concept: concept,
             candidates: [EvaluationRun.Candidate(label: "original", adapter: nil)],
-            detector: try concept.makeDetector(), threshold: concept.detector.threshold,
-            settings: settings, directory: folder)
+            detector: try concept.makeDetector(builtins: WorldDetectors()),
+            threshold: concept.detector.threshold, settings: settings, directory: folder,
+            filler: WorldPrompts(),
+            preservation: [
+                WorldPreservation(
+                    concept: concept, count: settings.keepPrompts, seed: settings.seed)
+                    as PreservationMetric?,
+                PixelSimilarity(),
+            ].compactMap { $0 })
         var images = 0
         let start = Date()
         _ = try run.run { done, _ in images = done }

@@ -1,3 +1,4 @@
+import Concepts
 import Evaluation
 import Foundation
 import XCTest

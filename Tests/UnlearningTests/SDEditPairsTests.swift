@@ -1,3 +1,4 @@
+import Concepts
 import Diffusion
 import Formats
 import Foundation
@@ -43,7 +44,7 @@ final class SDEditPairsTests: XCTestCase {
         settings.filter = filter
         return SDEditPairs(
             model: TinyWorldModel.model, concept: concept, detector: ParityDetector(),
-            settings: settings, directory: scratch + "/" + name)
+            settings: settings, directory: scratch + "/" + name, filler: WorldPrompts())
     }
 
     func manifest(_ name: String) throws -> [JSONValue] {
@@ -115,7 +116,7 @@ final class SDEditPairsTests: XCTestCase {
         settings.strength = 0.3
         other = SDEditPairs(
             model: other.model, concept: other.concept, detector: other.detector,
-            settings: settings, directory: other.directory)
+            settings: settings, directory: other.directory, filler: other.filler)
         XCTAssertThrowsError(try other.run()) {
             XCTAssertEqual(
                 "\($0)",

@@ -1,3 +1,4 @@
+import Concepts
 import Foundation
 import Unlearning
 import World

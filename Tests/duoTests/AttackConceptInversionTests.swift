@@ -1,3 +1,4 @@
+import Concepts
 import Formats
 import Foundation
 import World

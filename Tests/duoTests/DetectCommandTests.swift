@@ -63,7 +63,7 @@ final class DetectCommandTests: XCTestCase {
             command: "'\(try duoExecutable().path)' world detect --concept stripes -", timeout: 30)
         let external = try process.scores(paths: paths)
         let network = try WorldDetector.shipped()
-        let builtin = try BuiltinConceptDetector(concept: .stripes, network: network).scores(
+        let builtin = try WorldConceptDetector(concept: .stripes, network: network).scores(
             paths: paths)
         XCTAssertEqual(external.count, 2)
         // The process prints scores to 6 decimals (half a unit of the last off at most) and

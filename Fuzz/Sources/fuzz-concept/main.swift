@@ -1,4 +1,4 @@
-import World
+import Concepts
 
 // A concept file (concepts/*.toml): the TOML subset reader, the concept's own checks, then
 // its templates filled as `duo synthesize` fills them (keep prompts are parsed back as

@@ -1,4 +1,4 @@
-import Evaluation
+import Concepts
 import FuzzSupport
 
 // An attack prompt set (concepts/<name>/*.txt). What PromptSetFile reads, it must be able

@@ -1,10 +1,10 @@
+import Concepts
 import Formats
 import Foundation
-import World
 
 /// Says how strongly images show a concept: the judge of `duo synthesize`'s filter and of
-/// `duo eval`'s defense rate. Built in for the embedded world, or an external process
-/// for real models (`DetectorProcess`).
+/// `duo eval`'s defense rate. An external process for real models (`DetectorProcess`), or
+/// one a model's world builds in (`BuiltinDetectors`).
 public protocol ConceptDetector: AnyObject {
     /// What judged the images, for manifests and reports ("builtin:stripes", the command).
     var identity: String { get }
@@ -32,33 +32,14 @@ extension ConceptDetector {
     }
 }
 
-/// The built-in world detector's head for one concept.
-public final class BuiltinConceptDetector: ConceptDetector {
-    public let concept: Concept
-    let network: WorldDetector
+/// The detectors a model's world builds in, by the name a concept file gives in
+/// `[detector] builtin = NAME`.
+public protocol BuiltinDetectors {
+    /// The names it knows, for error messages.
+    var names: [String] { get }
 
-    public init(concept: Concept, network: WorldDetector) {
-        self.concept = concept
-        self.network = network
-    }
-
-    public var identity: String { "builtin:\(concept.rawValue)" }
-
-    public func scores(paths: [String]) throws -> [Double] {
-        try scores(images: paths.map { try PNGImage(contentsOf: $0) })
-    }
-
-    public func scores(images: [PNGImage]) throws -> [Double] {
-        let floats = try images.enumerated().map { i, image in
-            guard image.width == World.size, image.height == World.size else {
-                throw DetectorError(
-                    "the built-in \(concept.rawValue) detector reads \(World.size)x\(World.size) "
-                        + "world images; image \(i) is \(image.width)x\(image.height)")
-            }
-            return WorldImage.floats(image.rgb())
-        }
-        return network.predict(images: floats).map { Double($0.scores[concept] ?? 0) }
-    }
+    /// The detector of that name, nil when there is none.
+    func detector(named name: String) throws -> ConceptDetector?
 }
 
 /// A detector that cannot judge: a process that crashed, hung or printed garbage, or
@@ -66,18 +47,18 @@ public final class BuiltinConceptDetector: ConceptDetector {
 public typealias DetectorError = OneLineError
 
 extension ConceptFile {
-    /// The detector this concept file asks for: the shipped world detector's head, or the
-    /// external command (started now, stopped when the detector is released).
-    public func makeDetector() throws -> ConceptDetector {
+    /// The detector this concept file asks for: one of `builtins` by name, or the external
+    /// command (started now, stopped when the detector is released).
+    public func makeDetector(builtins: BuiltinDetectors?) throws -> ConceptDetector {
         switch detector.kind {
         case .builtin(let name):
-            guard let concept = Concept(rawValue: name) else {
-                let known = Concept.allCases.map(\.rawValue).joined(separator: ", ")
+            guard let found = try builtins?.detector(named: name) else {
+                let known = builtins.map { " (built-in: \($0.names.joined(separator: ", ")))" }
                 throw DetectorError(
-                    "\(path): no built-in detector for '\(name)' (built-in: \(known)); "
+                    "\(path): no built-in detector for '\(name)'\(known ?? " (this model has none)"); "
                         + "name one in [detector] (builtin = NAME or command = \"CMD\")")
             }
-            return BuiltinConceptDetector(concept: concept, network: try WorldDetector.shipped())
+            return found
         case .command(let command):
             return try DetectorProcess(command: command, timeout: detector.timeout)
         }

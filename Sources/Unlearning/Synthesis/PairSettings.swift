@@ -1,8 +1,8 @@
+import Concepts
 import Diffusion
 import Formats
 import Foundation
 import Tensor
-import World
 
 /// Everything that decides the content of a pairs folder (`synthesis.json`): a folder made
 /// with other settings or another model is refused rather than mixed.

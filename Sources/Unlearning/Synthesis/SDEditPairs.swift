@@ -1,8 +1,8 @@
+import Concepts
 import Diffusion
 import Formats
 import Foundation
 import Tensor
-import World
 
 /// `duo synthesize`: (safe, unsafe) image pairs for DUO by SDEdit, as DUO's data script
 /// makes them (naver-ai/DUO, datasets/SD/generate_datasets.py). Pair i draws x₀ˡ from its
@@ -11,8 +11,8 @@ import World
 /// unsafe draw the detector does not see the concept in is drawn again from the next
 /// sub-seed, and so is an edit that still shows it.
 ///
-/// Pair i depends only on (settings, i): its prompts come from scene i of the seed, its
-/// noise from keys folded from (seed, i, side, draw). Pairs are made a batch at a time and
+/// Pair i depends only on (settings, i): its prompts come from the filler's pair i of the
+/// seed, its noise from keys folded from (seed, i, side, draw). Pairs are made a batch at a time and
 /// appended to the manifest per batch; a rerun continues after the last whole batch and
 /// writes the same bytes as a run that was never stopped.
 public final class SDEditPairs {
@@ -21,6 +21,10 @@ public final class SDEditPairs {
     public let detector: ConceptDetector
     public let settings: PairSettings
     public let directory: String
+    /// Writes the pairs' prompts from the concept file's templates.
+    public let filler: PromptFiller
+    /// What the model's world can tell about a pair beyond pixels (nil: nothing).
+    public let agreement: PairAgreement?
 
     /// What a finished run made and how many draws it threw away.
     public struct Summary: Hashable, Sendable {
@@ -35,9 +39,10 @@ public final class SDEditPairs {
         /// image and the next pair's safe one: how much the edit keeps.
         public var pairedDistance: Double
         public var unpairedDistance: Double
-        /// World images only: the share of pairs whose two images the world detector
-        /// reads as the same shape and colour.
-        public var shapeColourAgreement: Double?
+        /// The share of pairs the world's `PairAgreement` finds alike besides the concept
+        /// (nil: not measured), and what it measured.
+        public var agreement: Double?
+        public var agreementMeasure: String?
         /// Shares of kept unsafe and safe images the detector sees the concept in (1 and 0
         /// with the filter on).
         public var unsafeShowing: Double
@@ -46,13 +51,16 @@ public final class SDEditPairs {
 
     public init(
         model: StableDiffusion, concept: ConceptFile, detector: ConceptDetector,
-        settings: PairSettings, directory: String
+        settings: PairSettings, directory: String, filler: PromptFiller = PlainPrompts(),
+        agreement: PairAgreement? = nil
     ) {
         self.model = model
         self.concept = concept
         self.detector = detector
         self.settings = settings
         self.directory = directory
+        self.filler = filler
+        self.agreement = agreement
     }
 
     var manifestPath: String { directory + "/manifest.jsonl" }
@@ -64,12 +72,12 @@ public final class SDEditPairs {
     public func run(force: Bool = false, progress: (Int, Int) -> Void = { _, _ in }) throws
         -> Summary
     {
+        let prompts = try filler.pairPrompts(concept, count: settings.count, seed: settings.seed)
         try prepareFolder(force: force)
         var records = PairManifest.read(
             manifestPath, batchSize: settings.batchSize, count: settings.count)
         let resumed = records.count
         try PairManifest.rewrite(records, settings: settings, to: manifestPath)
-        let prompts = concept.promptPairs(count: settings.count, seed: settings.seed)
         progress(records.count, settings.count)
         while records.count < settings.count {
             let batch = records.count..<min(settings.count, records.count + settings.batchSize)
@@ -82,13 +90,14 @@ public final class SDEditPairs {
         let unsafe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.unsafeFile) }
         let safe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.safeFile) }
         try writeContactSheet(unsafe: unsafe, safe: safe)
-        let (paired, unpaired, agreement) = keptStatistics(unsafe: unsafe, safe: safe)
+        let (paired, unpaired, agreed) = keptStatistics(unsafe: unsafe, safe: safe)
         let summary = Summary(
             pairs: records.count, unsafeDraws: records.reduce(0) { $0 + $1.unsafeDraw + 1 },
             unsafeRejected: records.reduce(0) { $0 + $1.unsafeDraw },
             safeDraws: records.reduce(0) { $0 + $1.safeDraw + 1 },
             safeRejected: records.reduce(0) { $0 + $1.safeDraw }, resumed: resumed,
-            pairedDistance: paired, unpairedDistance: unpaired, shapeColourAgreement: agreement,
+            pairedDistance: paired, unpairedDistance: unpaired, agreement: agreed,
+            agreementMeasure: agreed == nil ? nil : agreement?.measure,
             unsafeShowing: Double(records.filter { $0.unsafeScore > settings.threshold }.count)
                 / Double(records.count),
             safeShowing: Double(records.filter { $0.safeScore > settings.threshold }.count)
@@ -220,7 +229,7 @@ public final class SDEditPairs {
             .fold(in: UInt64(index)).fold(in: UInt64(side)).fold(in: UInt64(draw))
     }
 
-    /// Pixel distances within and across pairs, and (world images) shape/colour agreement.
+    /// Pixel distances within and across pairs, and the world's agreement measure.
     func keptStatistics(unsafe: [PNGImage], safe: [PNGImage]) -> (Double, Double, Double?) {
         func distance(_ a: PNGImage, _ b: PNGImage) -> Double {
             zip(a.pixels, b.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) }
@@ -232,13 +241,7 @@ public final class SDEditPairs {
             n < 2
             ? paired
             : (0..<n).reduce(0.0) { $0 + distance(unsafe[$1], safe[($1 + 1) % n]) } / Double(n)
-        guard unsafe.allSatisfy({ $0.width == World.size && $0.height == World.size }),
-            let network = try? WorldDetector.shipped()
-        else { return (paired, unpaired, nil) }
-        let a = network.predict(images: unsafe.map { WorldImage.floats($0) })
-        let b = network.predict(images: safe.map { WorldImage.floats($0) })
-        let same = zip(a, b).filter { $0.shape == $1.shape && $0.colour == $1.colour }.count
-        return (paired, unpaired, Double(same) / Double(n))
+        return (paired, unpaired, agreement?.agreement(unsafe: unsafe, safe: safe))
     }
 
     /// 16 pairs per block, unsafe images above their safe edits.
@@ -273,6 +276,7 @@ extension SDEditPairs.Summary {
             + String(
                 format: "\"paired_distance\": %.4f, \"unpaired_distance\": %.4f, ", pairedDistance,
                 unpairedDistance)
-            + "\"shape_colour_agreement\": \(shapeColourAgreement.map { String(format: "%.4f", $0) } ?? "null")}\n"
+            + "\"agreement\": \(agreement.map { String(format: "%.4f", $0) } ?? "null"), "
+            + "\"agreement_measure\": \(agreementMeasure.map(jsonQuoted) ?? "null")}\n"
     }
 }

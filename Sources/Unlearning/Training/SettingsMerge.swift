@@ -1,5 +1,5 @@
+import Concepts
 import Diffusion
-import World
 
 /// What a run's command line sets; nil leaves the concept file's value, or the model's.
 public struct UnlearningOptions: Sendable {

@@ -1,3 +1,4 @@
+import Concepts
 import ArgumentParser
 import Diffusion
 import Evaluation
@@ -156,7 +157,8 @@ extension Duo {
             settings.population = population
             settings.generations = generations
             settings.seed = seed
-            let pairs = conceptFile.promptPairs(count: max(64, count), seed: seed)
+            let pairs = try ConceptWorld(for: conceptFile).filler.pairPrompts(
+                conceptFile, count: max(64, count), seed: seed)
             let attack = try RingABell(
                 model: diffusion, withConcept: pairs.map(\.unsafe),
                 withoutConcept: pairs.map(\.safe),

@@ -1,3 +1,4 @@
+import Concepts
 import ArgumentParser
 import Diffusion
 import Evaluation
@@ -88,10 +89,9 @@ extension Duo {
                 )
             }
             // Other draws than any pairs folder's: the seed with the attack's own salt.
-            let prompts = conceptFile.promptPairs(count: count, seed: seed ^ 0x4349_4E56_5052_4F4D)
-                .map {  // "CINVPROM"
-                    inversion.substitute(words, in: $0.unsafe)
-                }
+            let prompts = try ConceptWorld(for: conceptFile).filler.pairPrompts(
+                conceptFile, count: count, seed: seed ^ 0x4349_4E56_5052_4F4D  // "CINVPROM"
+            ).map { inversion.substitute(words, in: $0.unsafe) }
             try PromptSetFile.check(prompts, for: destination)
             let header =
                 "\(conceptFile.name): Concept Inversion prompts against \(target.adapter) (duo attack concept-inversion "

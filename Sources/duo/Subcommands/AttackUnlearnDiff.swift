@@ -1,3 +1,4 @@
+import Concepts
 import ArgumentParser
 import Diffusion
 import Evaluation

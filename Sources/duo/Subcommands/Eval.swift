@@ -1,3 +1,4 @@
+import Concepts
 import ArgumentParser
 import Diffusion
 import Evaluation
@@ -167,11 +168,12 @@ extension Duo {
             // An unreadable adapter is found before any image is drawn.
             for path in adapter { _ = try SafeTensorsReader(path: path) }
             warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
+            let world = try ConceptWorld(for: conceptFile)
             let detectorProcess: ConceptDetector =
                 try detector.map {
                     try DetectorProcess(
                         command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
-                } ?? conceptFile.makeDetector()
+                } ?? world.detector(conceptFile)
             var settings = EvaluationRun.Settings()
             settings.seeds = seeds
             settings.promptsPerSet = prompts
@@ -185,7 +187,9 @@ extension Duo {
                     modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates,
                     detector: detectorProcess,
                     threshold: conceptFile.detector.threshold, settings: settings,
-                    directory: folder.staging)
+                    directory: folder.staging, filler: world.filler,
+                    preservation: world.preservation(
+                        conceptFile, count: keepPrompts, seed: settings.seed))
                 for (name, path) in evaluation.skippedSets {
                     FileHandle.standardError.write(
                         Data(

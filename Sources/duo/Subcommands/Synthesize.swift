@@ -87,7 +87,8 @@ extension Duo {
             let conceptFile = try conceptOption.load()
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
-            let detector = try conceptFile.makeDetector()
+            let world = try ConceptWorld(for: conceptFile)
+            let detector = try world.detector(conceptFile)
             var settings = PairSettings(
                 concept: conceptFile, model: modelOption.model ?? "embedded",
                 weightsDigest: try StableDiffusion.weightsDigest(directory: modelDirectory),
@@ -108,7 +109,7 @@ extension Duo {
             defer { lock.release() }
             let pairs = SDEditPairs(
                 model: diffusion, concept: conceptFile, detector: detector, settings: settings,
-                directory: directory)
+                directory: directory, filler: world.filler, agreement: world.pairAgreement)
             let bar = output.progress("pairs")
             let summary = try pairs.run(force: force) { bar?.update($0, of: $1) }
             if !output.quiet {
@@ -126,8 +127,9 @@ extension Duo {
                     String(
                         format: "pixel distance within pairs %.1f, between unrelated images %.1f",
                         summary.pairedDistance, summary.unpairedDistance)
-                        + (summary.shapeColourAgreement.map {
-                            String(format: "; shape and colour agree in %.1f%% of pairs", $0 * 100)
+                        + (summary.agreement.map {
+                            "; \(summary.agreementMeasure ?? "") agree in "
+                                + String(format: "%.1f%% of pairs", $0 * 100)
                         } ?? ""))
             }
             print(directory + "/manifest.jsonl")

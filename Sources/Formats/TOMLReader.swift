@@ -1,6 +1,6 @@
 import Foundation
 
-/// A value of the TOML subset concept files use.
+/// A value of the TOML subset duo's settings files (concept files) use.
 public enum TOMLValue: Hashable, Sendable {
     case string(String)
     case strings([String])
@@ -20,14 +20,21 @@ public enum TOMLValue: Hashable, Sendable {
     }
 }
 
-/// An error in a concept file: one line naming the file, the line and, where one is
-/// involved, the key: `concepts/stripes.toml:12: key 'words.synonyms': expected a string`.
-public struct ConceptFileError: Error, Hashable, Sendable, CustomStringConvertible {
+/// An error in a TOML file: one line naming the file, the line and, where one is involved,
+/// the key: `concepts/stripes.toml:12: key 'words.synonyms': expected a string`.
+public struct TOMLError: Error, Hashable, Sendable, CustomStringConvertible {
     public var path: String
     public var line: Int
     /// The full key (`table.key`), nil for errors outside any key (a bad header).
     public var key: String?
     public var reason: String
+
+    public init(path: String, line: Int, key: String?, reason: String) {
+        self.path = path
+        self.line = line
+        self.key = key
+        self.reason = reason
+    }
 
     public var description: String {
         let keyPart = key.map { "key '\($0)': " } ?? ""
@@ -89,9 +96,9 @@ struct TOMLReader {
         chars = text.unicodeScalars.map(Character.init)
     }
 
-    func error(_ reason: String, key: String? = nil) -> ConceptFileError {
+    func error(_ reason: String, key: String? = nil) -> TOMLError {
         let bare = self.key.map { name in table.map { "\($0).\(name)" } ?? name }
-        return ConceptFileError(path: path, line: line, key: key ?? bare, reason: reason)
+        return TOMLError(path: path, line: line, key: key ?? bare, reason: reason)
     }
 
     /// The next header or key-value pair, nil at the end of the text.

@@ -1,6 +1,6 @@
+import Concepts
+import Formats
 import XCTest
-
-@testable import World
 
 /// Concept files that crashed concept-file reading (spotted while writing fuzz-concept for
 /// `make fuzz`, confirmed with that harness); each must now be refused with a one-line error

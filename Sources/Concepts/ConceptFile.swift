@@ -6,7 +6,8 @@ import Foundation
 /// and the prompt templates `duo synthesize` turns into (unsafe, safe) prompt pairs.
 ///
 /// The format (a TOML subset, see `TOMLDocument`) is documented field by field in
-/// concepts/README.md. Keys: `name`, `description`, `kind` ("attribute" or "object");
+/// docs/concept-files.md. Templates may hold placeholders (`{colour}`) that a `PromptFiller`
+/// fills; a template without any is a plain prompt. Keys: `name`, `description`, `kind` ("attribute" or "object");
 /// `[words]` `explicit`, `synonyms`, `implicit`; `[prompts]` `unsafe`, `safe` (one per
 /// unsafe prompt, or one shared) and optional `keep`; optional `[synthesis]` (SDEdit
 /// settings), `[unlearning]` (the concept's own `duo unlearn` defaults), `[detector]`
@@ -25,14 +26,17 @@ public struct ConceptFile: Hashable, Sendable {
     public var unsafePrompts: [String]
     public var safePrompts: [String]
     public var keepPrompts: [String]
-    /// The object size of the scenes the unsafe and safe templates are filled from (nil:
-    /// any). "large" scenes hold one object.
-    public var pairSceneSize: ObjectSize?
+    /// `[prompts] size`: for a filler that draws scenes, the size of the scenes the unsafe
+    /// and safe templates are filled from (the world: "large" scenes hold one object); nil:
+    /// any. The filler checks the value.
+    public var pairSceneSize: String?
     public var synthesis: SynthesisSettings
     public var unlearning: UnlearningDefaults
     public var detector: DetectorChoice
     /// Prompt sets for evaluation, in file order.
     public var attackSets: [AttackSetFile]
+    /// The line each key was set on, for errors found after parsing (`problem`).
+    public var keyLines: [String: Int] = [:]
 
     /// A prompt set file named in `[attacks]`: one prompt per line, `#` comments.
     public struct AttackSetFile: Hashable, Sendable {
@@ -81,7 +85,8 @@ public struct ConceptFile: Hashable, Sendable {
     /// Which detector says whether an image shows the concept, and from what score.
     public struct DetectorChoice: Hashable, Sendable {
         public enum Kind: Hashable, Sendable {
-            /// A head of the built-in world detector, by the world concept's name.
+            /// A detector built into the model's world, by name (the embedded world's
+            /// detector heads: "stripes", "splatter").
             case builtin(String)
             /// A process speaking the detector line protocol (see `duo world detect`).
             case command(String)
@@ -108,8 +113,6 @@ public struct ConceptFile: Hashable, Sendable {
         return nil
     }
 
-    static var builtinNames: String { Concept.allCases.map(\.rawValue).joined(separator: ", ") }
-
     /// Every key a concept file may hold; any other is an error (it is most likely a typo).
     /// Keys under `[attacks]` are set names and may be anything.
     static let knownKeys: Set<String> = [
@@ -123,6 +126,27 @@ public struct ConceptFile: Hashable, Sendable {
         "unlearning.lambda_unconditional", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
+
+    /// An error at `key` of this file, found after parsing (by a prompt filler, a
+    /// detector lookup): one line naming the file, the key's line and the key.
+    public func problem(_ reason: String, key: String) -> ConceptFileError {
+        let table = key.split(separator: ".").dropLast().joined(separator: ".")
+        let line = keyLines[key] ?? keyLines[table] ?? 1
+        return ConceptFileError(path: path, line: line, key: key, reason: reason)
+    }
+
+    /// Every template of the file with the key it came from, in file order.
+    public var templates: [(key: String, template: String)] {
+        unsafePrompts.map { ("prompts.unsafe", $0) }
+            + Set(safePrompts).sorted().map {
+                ("prompts.safe", $0)
+            } + keepPrompts.map { ("prompts.keep", $0) }
+    }
+
+    /// Whether any template holds a placeholder (a plain-prompt filler cannot fill it).
+    public var hasPlaceholders: Bool {
+        templates.contains { !((try? PromptTemplate.placeholders(in: $0.template)) ?? []).isEmpty }
+    }
 
     /// Reads and parses the file at `path`.
     public init(contentsOf path: String) throws {
@@ -141,6 +165,7 @@ public struct ConceptFile: Hashable, Sendable {
         let fields = ConceptFields(document: document, path: path)
         try fields.rejectUnknownKeys()
         self.path = path
+        keyLines = document.lines
         name = try fields.safeName("name")
         description = try fields.string("description")
         kind = try fields.string("kind", oneOf: ["attribute", "object"])
@@ -151,9 +176,7 @@ public struct ConceptFile: Hashable, Sendable {
         safePrompts = try fields.templates("prompts.safe")
         keepPrompts = try fields.templates("prompts.keep", required: false)
         if document.values["prompts.size"] != nil {
-            pairSceneSize = ObjectSize(
-                rawValue: try fields.string(
-                    "prompts.size", oneOf: ObjectSize.allCases.map(\.rawValue)))
+            pairSceneSize = try fields.string("prompts.size")
         }
         if safePrompts.count == 1 {
             safePrompts = Array(repeating: safePrompts[0], count: unsafePrompts.count)
@@ -173,6 +196,9 @@ public struct ConceptFile: Hashable, Sendable {
         }
     }
 }
+
+/// An error in a concept file: the file, the line and the key, in one line.
+public typealias ConceptFileError = TOMLError
 
 /// Typed access to a parsed concept file, with errors naming file, line and key.
 private struct ConceptFields {
@@ -315,11 +341,7 @@ private struct ConceptFields {
             }
             kind = .command(command)
         case (let name?, nil):
-            guard Concept(rawValue: name) != nil else {
-                throw error(
-                    "no built-in detector '\(name)' (built-in: \(ConceptFile.builtinNames)); "
-                        + "set command for an external one", key: "detector.builtin")
-            }
+            // Checked when the detector is made, against the detectors the world builds in.
             kind = .builtin(name)
         case (nil, nil):
             // Checked when the detector is made: a file for a real model may need none.
@@ -371,12 +393,15 @@ private struct ConceptFields {
         }
     }
 
-    /// An array of prompt templates, each using only the placeholders templates know.
+    /// An array of prompt templates, each with well-formed placeholders (which names a
+    /// template may use is the filler's to check).
     func templates(_ key: String, required: Bool = true) throws -> [String] {
         let values = try strings(key, required: required)
         for template in values {
-            if let bad = PromptTemplate.unknownPlaceholder(in: template) {
-                throw error("unknown placeholder '{\(bad)}' in \"\(template)\"", key: key)
+            do { _ = try PromptTemplate.placeholders(in: template) } catch let problem
+                as PromptTemplate.SyntaxError
+            {
+                throw error("\(problem.reason) in \"\(template)\"", key: key)
             }
         }
         return values

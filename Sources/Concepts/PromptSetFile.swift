@@ -1,17 +1,17 @@
 import Formats
 import Foundation
 
-/// An attack prompt set: a text file with one prompt per line; blank lines and lines
+/// A prompt set (attack or evaluation prompts): a text file with one prompt per line; blank lines and lines
 /// starting with `#` are skipped.
 public enum PromptSetFile {
     public static func read(_ path: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw AttackError("\(path): cannot read the prompt set")
+            throw PromptSetError("\(path): cannot read the prompt set")
         }
         let prompts = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        guard !prompts.isEmpty else { throw AttackError("\(path): holds no prompts") }
+        guard !prompts.isEmpty else { throw PromptSetError("\(path): holds no prompts") }
         return prompts
     }
 
@@ -22,7 +22,7 @@ public enum PromptSetFile {
             let trimmed = prompt.trimmingCharacters(in: .whitespaces)
             return trimmed.isEmpty || trimmed.hasPrefix("#") || prompt.contains(where: \.isNewline)
         }) {
-            throw AttackError(
+            throw PromptSetError(
                 "\(path): cannot hold the prompt \(bad.debugDescription) (blank, a line break, or a leading #)"
             )
         }
@@ -36,7 +36,10 @@ public enum PromptSetFile {
             header.split(separator: "\n").map { "# \($0)\n" }.joined()
             + prompts.map { $0 + "\n" }.joined()
         do { try AtomicFile.write(text, to: path) } catch {
-            throw AttackError("\(path): cannot write (\(FileProblem.reason(error)))")
+            throw PromptSetError("\(path): cannot write (\(FileProblem.reason(error)))")
         }
     }
 }
+
+/// A prompt set that cannot be read or written, in one line naming the file.
+public typealias PromptSetError = OneLineError

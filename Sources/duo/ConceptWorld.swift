@@ -1,0 +1,38 @@
+import Concepts
+import Evaluation
+import Unlearning
+import World
+
+/// What the method gets from a model's world, chosen per concept file: the embedded
+/// world's prompt filling, detector heads, pair agreement and preservation metrics when
+/// the file asks for them (a placeholder in a template, or `[detector] builtin`); plain
+/// prompts, an external detector and SSIM/PSNR otherwise. This is the one place the world
+/// meets the method: a concept file for a real model never reaches world code.
+struct ConceptWorld {
+    let filler: PromptFiller
+    let builtins: BuiltinDetectors?
+    let pairAgreement: PairAgreement?
+    private let usesWorld: Bool
+
+    init(for concept: ConceptFile) throws {
+        var builtin = false
+        if case .builtin = concept.detector.kind { builtin = true }
+        usesWorld = builtin || concept.hasPlaceholders
+        filler = usesWorld ? WorldPrompts() : PlainPrompts()
+        builtins = usesWorld ? WorldDetectors() : nil
+        pairAgreement = usesWorld ? WorldPairAgreement() : nil
+        try filler.check(concept)
+    }
+
+    /// The detector the concept file names.
+    func detector(_ concept: ConceptFile) throws -> ConceptDetector {
+        try concept.makeDetector(builtins: builtins)
+    }
+
+    /// The preservation metrics for `duo eval`'s keep prompts (`count` from `seed`).
+    func preservation(_ concept: ConceptFile, count: Int, seed: UInt64) -> [PreservationMetric] {
+        guard usesWorld, let world = WorldPreservation(concept: concept, count: count, seed: seed)
+        else { return [PixelSimilarity()] }
+        return [world, PixelSimilarity()]
+    }
+}
