@@ -21,7 +21,11 @@ let package = Package(
         .executableTarget(
             name: "fuzz-json", dependencies: [.product(name: "Formats", package: "duo")]),
         .executableTarget(
-            name: "fuzz-concept", dependencies: [.product(name: "Concepts", package: "duo")]),
+            name: "fuzz-concept",
+            dependencies: [
+                .product(name: "Formats", package: "duo"), .product(name: "Concepts", package: "duo"),
+                .product(name: "World", package: "duo"),
+            ]),
         .executableTarget(
             name: "fuzz-png",
             dependencies: ["FuzzSupport", .product(name: "Formats", package: "duo")]),
