@@ -2,9 +2,13 @@
 # libraries are there (a fresh machine needs nothing done by hand).
 
 SWIFT ?= swift
+# The C kernels at -O3 in every build, tests included: SwiftPM builds C at -O0 in debug, and
+# the package itself carries no compiler flags (a package with unsafe flags cannot be used as
+# a dependency). The kernels choose their x86-64 level at run time (Sources/CKernels/dispatch.h).
+KERNEL_FLAGS := -Xcc -O3
 APT_PACKAGES := libopenblas-dev libpng-dev
 
-.PHONY: deps build test lint bench demo fuzz fuzz-deps clean
+.PHONY: deps build test lint bench demo fuzz fuzz-deps package-check clean
 
 # Install the missing Debian packages; does nothing when they are all present.
 deps:
@@ -22,7 +26,7 @@ deps:
 	fi
 
 build: deps
-	$(SWIFT) build -c release --product duo
+	$(SWIFT) build -c release $(KERNEL_FLAGS) --product duo
 
 # The main job on the embedded model: SDEdit pairs, DUO and ESD adapters, Ring-A-Bell
 # prompts, and the evaluation report (reports/stripes/demo/report.html).
@@ -39,14 +43,14 @@ demo: build
 		--prompts 24 --seeds 1 --keep-prompts 48 --out reports/$(CONCEPT)/demo
 
 test: deps
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) build --build-tests $(KERNEL_FLAGS)
+	$(SWIFT) test --skip-build $(KERNEL_FLAGS)
 
 # The core's figures; then, where the model venv exists (tools/make_model_fixtures.py),
 # a full-size SD UNet (made once by tools/make_sd_unet.py), sampling, a training step and
 # SDEdit pair synthesis against diffusers.
 bench: deps
-	$(SWIFT) build -c release --product duo-bench
+	$(SWIFT) build -c release $(KERNEL_FLAGS) --product duo-bench
 	.build/release/duo-bench
 	.build/release/duo-bench evaluation Sources/World/Resources/model Sources/World/Resources/concepts/stripes.toml
 	@if [ -x tools/.venv-models/bin/python ]; then \
@@ -83,8 +87,13 @@ fuzz: fuzz-deps
 	done
 	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
 
+# A scratch package outside the repository that depends on duo's library products through a
+# git URL builds and runs (SwiftPM refuses dependencies whose manifests carry unsafe flags).
+package-check: deps
+	tools/package_check.sh
+
 # Formatting as .swift-format says (4-space indent, 100 columns); swift-format ships with
-# the Swift toolchain. `swift format --in-place --recursive Sources Tests Fuzz/Sources` applies it.
+# the Swift toolchain. `swift format --in-place --recursive Sources Tests Fuzz/Sources Plugins` applies it.
 lint:
 	$(SWIFT) format lint --recursive --strict Sources Tests Fuzz/Sources
 

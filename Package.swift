@@ -1,10 +1,6 @@
 // swift-tools-version:5.10
 import PackageDescription
 
-// The hot C kernels are built optimized even in debug builds: tests run the same code
-// paths as the tool, at a speed that keeps the suite short.
-let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-march=native", "-ffp-contract=fast"])]
-
 let package = Package(
     name: "duo",
     platforms: [.macOS(.v13)],
@@ -27,8 +23,10 @@ let package = Package(
         // System libraries: OpenBLAS (cblas) and libpng, installed by `make deps`.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
-        // Hot elementwise, normalization and attention kernels (see BENCHMARKS.md for why C).
-        .target(name: "CKernels", cSettings: kernelFlags),
+        // Hot elementwise, normalization and attention kernels (see BENCHMARKS.md for why C),
+        // built for several x86-64 levels and chosen at load time (Sources/CKernels/dispatch.h):
+        // no unsafe flags, so the package can be used as a dependency.
+        .target(name: "CKernels"),
 
         // The core: tensors, ops with their gradients, autodiff, RNG, optimizers.
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
@@ -58,13 +56,16 @@ let package = Package(
             dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation"],
             resources: [.copy("Resources")]),
 
+        // `duo --version`: the commit the executable is built from.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         // The CLI: one file per subcommand.
         .executableTarget(
             name: "duo",
             dependencies: [
                 "Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation", "World",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ],
+            plugins: ["BuildInfo"]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
         .executableTarget(
             name: "duo-bench",

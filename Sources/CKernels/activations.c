@@ -1,14 +1,15 @@
 // Pointwise activations and their derivatives. Written as branch-free loops over
 // contiguous floats so that clang vectorizes them (AVX2/AVX-512 with -march=native).
 #include "CKernels.h"
+#include "dispatch.h"
 #include "fastmath.h"
 
 // SiLU(x) = x * sigmoid(x) (Elfwing et al. 2018).
-void duo_silu_forward(const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_silu_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] * duo_sigmoidf(x[i]);
 }
 
-void duo_silu_backward(const float *x, const float *dy, float *dx, size_t n) {
+DUO_KERNEL void duo_silu_backward(const float *x, const float *dy, float *dx, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float s = duo_sigmoidf(x[i]);
         dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
@@ -16,11 +17,11 @@ void duo_silu_backward(const float *x, const float *dy, float *dx, size_t n) {
 }
 
 // Exact GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (Hendrycks & Gimpel 2016).
-void duo_gelu_forward(const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_gelu_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + duo_erff(x[i] * DUO_SQRT1_2));
 }
 
-void duo_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
+DUO_KERNEL void duo_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float cdf = 0.5f * (1.0f + duo_erff(x[i] * DUO_SQRT1_2));
         float pdf = DUO_INV_SQRT_2PI * duo_expf(-0.5f * x[i] * x[i]);
@@ -30,7 +31,7 @@ void duo_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
 
 // GEGLU (Shazeer 2020, eq. 5) on rows [h | g] of 2 * inner floats: y = h * GELU(g), with
 // the exact GELU above. Fused, so the halves are never copied apart.
-void duo_geglu_forward(const float *x, float *y, size_t inner, size_t rows) {
+DUO_KERNEL void duo_geglu_forward(const float *x, float *y, size_t inner, size_t rows) {
     for (size_t r = 0; r < rows; r++) {
         const float *h = x + r * 2 * inner, *g = h + inner;
         float *yr = y + r * inner;
@@ -39,7 +40,7 @@ void duo_geglu_forward(const float *x, float *y, size_t inner, size_t rows) {
 }
 
 // dh = dy * GELU(g), dg = dy * h * GELU'(g), written to rows [dh | dg].
-void duo_geglu_backward(const float *x, const float *dy, float *dx, size_t inner, size_t rows) {
+DUO_KERNEL void duo_geglu_backward(const float *x, const float *dy, float *dx, size_t inner, size_t rows) {
     for (size_t r = 0; r < rows; r++) {
         const float *h = x + r * 2 * inner, *g = h + inner, *dyr = dy + r * inner;
         float *dh = dx + r * 2 * inner, *dg = dh + inner;
@@ -53,14 +54,14 @@ void duo_geglu_backward(const float *x, const float *dy, float *dx, size_t inner
 }
 
 // Tanh GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel 2016, eq. 2).
-void duo_gelu_tanh_forward(const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_gelu_tanh_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float u = DUO_SQRT_2_OVER_PI * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
         y[i] = 0.5f * x[i] * (1.0f + duo_tanhf(u));
     }
 }
 
-void duo_gelu_tanh_backward(const float *x, const float *dy, float *dx, size_t n) {
+DUO_KERNEL void duo_gelu_tanh_backward(const float *x, const float *dy, float *dx, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x2 = x[i] * x[i];
         float u = DUO_SQRT_2_OVER_PI * (x[i] + 0.044715f * x2 * x[i]);
@@ -71,11 +72,11 @@ void duo_gelu_tanh_backward(const float *x, const float *dy, float *dx, size_t n
 }
 
 // Quick GELU: x * sigmoid(1.702 x), the activation of OpenAI's CLIP text encoder.
-void duo_quick_gelu_forward(const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_quick_gelu_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] * duo_sigmoidf(1.702f * x[i]);
 }
 
-void duo_quick_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
+DUO_KERNEL void duo_quick_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float s = duo_sigmoidf(1.702f * x[i]);
         dx[i] = dy[i] * (s + 1.702f * x[i] * s * (1.0f - s));
@@ -83,29 +84,29 @@ void duo_quick_gelu_backward(const float *x, const float *dy, float *dx, size_t 
 }
 
 // softplus(x) = log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|) so it never overflows.
-void duo_softplus_forward(const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_softplus_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float ax = x[i] < 0 ? -x[i] : x[i];
         y[i] = (x[i] > 0 ? x[i] : 0.0f) + duo_log1pf(duo_expf(-ax));
     }
 }
 
-void duo_softplus_backward(const float *x, const float *dy, float *dx, size_t n) {
+DUO_KERNEL void duo_softplus_backward(const float *x, const float *dy, float *dx, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] = dy[i] * duo_sigmoidf(x[i]);
 }
 
 // log sigmoid(x) = -softplus(-x): the DPO loss is -log sigmoid(logits) (Rafailov et al. 2023).
-void duo_logsigmoid_forward(const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_logsigmoid_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float ax = x[i] < 0 ? -x[i] : x[i];
         y[i] = (x[i] < 0 ? x[i] : 0.0f) - duo_log1pf(duo_expf(-ax));
     }
 }
 
-void duo_logsigmoid_backward(const float *x, const float *dy, float *dx, size_t n) {
+DUO_KERNEL void duo_logsigmoid_backward(const float *x, const float *dy, float *dx, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] = dy[i] * duo_sigmoidf(-x[i]);
 }
 
-void duo_exp(const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_exp(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = duo_expf(x[i]);
 }

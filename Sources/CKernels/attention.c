@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "CKernels.h"
+#include "dispatch.h"
 #include "fastmath.h"
 
 #define QB 8
@@ -15,14 +16,14 @@
 // 16-float vectors (clang/gcc vector extensions): one AVX-512 register, or two AVX ones.
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
-static inline v16 load16(const float *p) { return *(const v16u *)p; }
-static inline void store16(float *p, v16 x) { *(v16u *)p = x; }
+DUO_INLINE v16 load16(const float *p) { return *(const v16u *)p; }
+DUO_INLINE void store16(float *p, v16 x) { *(v16u *)p = x; }
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 
 // Horizontal sum by halving: 4 shuffle-adds instead of 15 dependent adds.
-static inline float sum16(v16 x) {
+DUO_INLINE float sum16(v16 x) {
     v8 a = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
            __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
     v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
@@ -30,7 +31,7 @@ static inline float sum16(v16 x) {
 }
 
 // out[r][j] = scale * sum_c rows[r][c] * m[c][j] for j < n   (S = Q K^T, dP = dO V^T)
-static void rows_times(const float *const rows[QB], const float *m, size_t ld, size_t d,
+DUO_INLINE void rows_times(const float *const rows[QB], const float *m, size_t ld, size_t d,
                        size_t n, float scale, float *const out[QB]) {
     size_t j0 = 0;
     for (; j0 + KB <= n; j0 += KB) {
@@ -50,7 +51,7 @@ static void rows_times(const float *const rows[QB], const float *m, size_t ld, s
 }
 
 // out[r][c] = sum_{j<n} x[r][j] * m[c][j]   (O = P V, dQ = dS K)
-static void rows_dot(const float *const x[QB], const float *m, size_t ld, size_t d, size_t n,
+DUO_INLINE void rows_dot(const float *const x[QB], const float *m, size_t ld, size_t d, size_t n,
                      float *const out[QB]) {
     for (size_t c = 0; c < d; c++) {
         const float *mc = m + c * ld;
@@ -73,7 +74,7 @@ typedef float v8u __attribute__((vector_size(32), aligned(4)));
 // The same as rows_dot with m in the keys' own layout, rows of d floats at stride ld:
 // out[r][c] = sum_{j<n} x[r][j] * m[j][c]. With few keys (cross-attention on a short
 // text) this wins: it needs no horizontal sums.
-static void rows_mix(const float *const x[QB], const float *m, size_t ld, size_t d, size_t n,
+DUO_INLINE void rows_mix(const float *const x[QB], const float *m, size_t ld, size_t d, size_t n,
                      float *const out[QB]) {
     size_t c0 = 0;
     for (; c0 + 8 <= d; c0 += 8) {
@@ -96,7 +97,7 @@ static void rows_mix(const float *const x[QB], const float *m, size_t ld, size_t
 #define FEW_KEYS 48
 
 // m[c][j] += sum_r rows[r][c] * x[r][j] for j < n   (dK^T += Q^T dS, dV^T += dO^T P)
-static void rank_update(float *m, size_t ld, size_t d, size_t n, const float *const rows[QB],
+DUO_INLINE void rank_update(float *m, size_t ld, size_t d, size_t n, const float *const rows[QB],
                         const float *const x[QB]) {
     for (size_t c = 0; c < d; c++) {
         float *mc = m + c * ld;
@@ -114,25 +115,25 @@ static void rank_update(float *m, size_t ld, size_t d, size_t n, const float *co
 }
 
 // Copies head h of rows [T, ld] into a [d, T] matrix, so loops over keys are contiguous.
-static void gather_transposed(const float *src, size_t ld, size_t T, size_t d, float *dst) {
+DUO_INLINE void gather_transposed(const float *src, size_t ld, size_t T, size_t d, float *dst) {
     for (size_t t = 0; t < T; t++)
         for (size_t c = 0; c < d; c++) dst[c * T + t] = src[t * ld + c];
 }
 
-static void scatter_transposed(const float *src, size_t T, size_t d, float *dst, size_t ld) {
+DUO_INLINE void scatter_transposed(const float *src, size_t T, size_t d, float *dst, size_t ld) {
     for (size_t t = 0; t < T; t++)
         for (size_t c = 0; c < d; c++) dst[t * ld + c] = src[c * T + t];
 }
 
 // Number of keys query i may see: all, or under the causal mask those at j <= i
 // (aligned at the end when Tk > Tq, as in a decoder with a cache).
-static inline size_t visible_keys(const duo_attention_shape *s, size_t i) {
+DUO_INLINE size_t visible_keys(const duo_attention_shape *s, size_t i) {
     if (!s->causal) return s->Tk;
     size_t last = i + (s->Tk - s->Tq);
     return last + 1 < s->Tk ? last + 1 : s->Tk;
 }
 
-static inline float max16(v16 x) {
+DUO_INLINE float max16(v16 x) {
     v8 a = __builtin_elementwise_max(__builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7),
                                      __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15));
     v4 b = __builtin_elementwise_max(__builtin_shufflevector(a, a, 0, 1, 2, 3),
@@ -143,7 +144,7 @@ static inline float max16(v16 x) {
 
 // e^x on 16 lanes: duo_expf's range reduction and polynomial, written on vectors so that
 // short rows (16 keys in cross-attention) vectorize too.
-static inline v16 exp16(v16 x) {
+DUO_INLINE v16 exp16(v16 x) {
     typedef int32_t v16i __attribute__((vector_size(64)));
     x = __builtin_elementwise_min(__builtin_elementwise_max(x, (v16){0} - 87.3f), (v16){0} + 88.3f);
     v16 n = __builtin_elementwise_floor(x * 1.44269504088896341f + 0.5f);
@@ -160,7 +161,7 @@ static inline v16 exp16(v16 x) {
 
 // Softmax of p[0..n) in place; p[n..Tk) set to 0. The max and the sum are reductions:
 // written on vectors so they run in lanes instead of one long dependency chain.
-static void softmax_row(float *p, size_t n, size_t Tk) {
+DUO_INLINE void softmax_row(float *p, size_t n, size_t Tk) {
     size_t full = n / KB * KB;
     float m = p[0];
     if (full) {
@@ -187,7 +188,7 @@ static void softmax_row(float *p, size_t n, size_t Tk) {
 }
 
 // dS = scale * P * (dP - row) in place over dP, on vectors (short rows included).
-static void scale_softmax_gradient(float *ds, const float *p, float row, float scale, size_t n) {
+DUO_INLINE void scale_softmax_gradient(float *ds, const float *p, float row, float scale, size_t n) {
     size_t j0 = 0;
     for (; j0 + KB <= n; j0 += KB) store16(ds + j0, scale * load16(p + j0) * (load16(ds + j0) - row));
     for (; j0 < n; j0++) ds[j0] = scale * p[j0] * (ds[j0] - row);
@@ -199,7 +200,7 @@ typedef struct {
     float *kT, *vT, *dkT, *dvT, *zeros, *dummy, *ds;
 } scratch;
 
-static scratch scratch_alloc(const duo_attention_shape *s) {
+DUO_INLINE scratch scratch_alloc(const duo_attention_shape *s) {
     size_t d = s->d, Tk = s->Tk;
     float *base = calloc(4 * d * Tk + 2 * d + 2 * QB * Tk + Tk, sizeof(float));
     scratch w = {base, base + d * Tk, base + 2 * d * Tk, base + 3 * d * Tk, base + 4 * d * Tk,
@@ -208,7 +209,7 @@ static scratch scratch_alloc(const duo_attention_shape *s) {
     return w;
 }
 
-void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
+DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
                            const float *v, float *out, float *probs, size_t bh_begin,
                            size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
@@ -245,7 +246,7 @@ void duo_attention_forward(const duo_attention_shape *s, const float *q, const f
 // With P = softmax(S), O = P V, and dO given:
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = scale dS K,
 //   dK = scale dS^T Q.
-void duo_attention_backward(const duo_attention_shape *s, const float *q, const float *k,
+DUO_KERNEL void duo_attention_backward(const duo_attention_shape *s, const float *q, const float *k,
                             const float *v, const float *out, const float *probs,
                             const float *dout, float *dq, float *dk, float *dv,
                             size_t bh_begin, size_t bh_end) {

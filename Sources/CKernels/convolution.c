@@ -2,10 +2,11 @@
 #include <string.h>
 
 #include "CKernels.h"
+#include "dispatch.h"
 
 // cols row r = (c, ky, kx) holds, for every output pixel (oy, ox), the input value at
 // (oy * stride - pad + ky, ox * stride - pad + kx), or 0 in the padding.
-void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row_begin,
+DUO_KERNEL void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row_begin,
                 size_t row_end) {
     size_t P = s->Ho * s->Wo;
     for (size_t r = row_begin; r < row_end; r++) {
@@ -40,7 +41,7 @@ void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row
 
 // The adjoint of im2col: each input pixel sums the columns it was copied to. Split by
 // input channel so that threads never write the same pixel.
-void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_begin,
+DUO_KERNEL void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_begin,
                 size_t c_end) {
     size_t P = s->Ho * s->Wo;
     for (size_t c = c_begin; c < c_end; c++) {
@@ -69,7 +70,7 @@ void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_
     }
 }
 
-void duo_upsample_nearest2x_forward(const float *x, float *y, size_t H, size_t W,
+DUO_KERNEL void duo_upsample_nearest2x_forward(const float *x, float *y, size_t H, size_t W,
                                     size_t plane_begin, size_t plane_end) {
     for (size_t p = plane_begin; p < plane_end; p++) {
         const float *xp = x + p * H * W;
@@ -83,7 +84,7 @@ void duo_upsample_nearest2x_forward(const float *x, float *y, size_t H, size_t W
 }
 
 // Each input pixel receives the sum of the gradients of its four copies.
-void duo_upsample_nearest2x_backward(const float *dy, float *dx, size_t H, size_t W,
+DUO_KERNEL void duo_upsample_nearest2x_backward(const float *dy, float *dx, size_t H, size_t W,
                                      size_t plane_begin, size_t plane_end) {
     for (size_t p = plane_begin; p < plane_end; p++) {
         const float *dyp = dy + p * 4 * H * W;

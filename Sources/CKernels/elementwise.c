@@ -1,5 +1,6 @@
 // Binary elementwise ops, reductions and the AdamW update.
 #include "CKernels.h"
+#include "dispatch.h"
 
 // The four broadcast cases get their own loops: a stride known to be 1 or 0 lets
 // clang vectorize, a runtime stride does not.
@@ -9,7 +10,7 @@
     else if (sb == 1) { float x = a[0]; for (size_t i = 0; i < n; i++) { float z = b[i]; y[i] = EXPR; } } \
     else { float x = a[0], z = b[0]; for (size_t i = 0; i < n; i++) y[i] = EXPR; }
 
-void duo_binary(int op, const float *a, ptrdiff_t sa, const float *b, ptrdiff_t sb,
+DUO_KERNEL void duo_binary(int op, const float *a, ptrdiff_t sa, const float *b, ptrdiff_t sb,
                 float *y, size_t n) {
     switch (op) {
     case 0: DUO_BINARY_LOOPS(x + z); break;
@@ -19,7 +20,7 @@ void duo_binary(int op, const float *a, ptrdiff_t sa, const float *b, ptrdiff_t 
     }
 }
 
-void duo_axpy(float alpha, const float *x, ptrdiff_t sx, float *y, size_t n) {
+DUO_KERNEL void duo_axpy(float alpha, const float *x, ptrdiff_t sx, float *y, size_t n) {
     if (sx == 1) {
         for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
     } else {
@@ -28,13 +29,13 @@ void duo_axpy(float alpha, const float *x, ptrdiff_t sx, float *y, size_t n) {
     }
 }
 
-void duo_scale(float alpha, const float *x, float *y, size_t n) {
+DUO_KERNEL void duo_scale(float alpha, const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
 }
 
 // Sums in 16 float lanes (vectorized), then in double: ~1e-7 relative error for the
 // sizes we reduce, without the cost of a double-precision pass.
-double duo_sum(const float *x, size_t n) {
+DUO_KERNEL double duo_sum(const float *x, size_t n) {
     double total = 0;
     size_t i = 0;
     while (i < n) {
@@ -48,7 +49,7 @@ double duo_sum(const float *x, size_t n) {
     return total;
 }
 
-double duo_sum_squared_deviations(const float *x, size_t n, float center) {
+DUO_KERNEL double duo_sum_squared_deviations(const float *x, size_t n, float center) {
     double total = 0;
     size_t i = 0;
     while (i < n) {
@@ -67,7 +68,7 @@ double duo_sum_squared_deviations(const float *x, size_t n, float center) {
 
 // AdamW (Loshchilov & Hutter 2019, Algorithm 2): decoupled decay theta -= lr * wd * theta,
 // then the Adam step with bias-corrected moments, as torch.optim.AdamW does.
-void duo_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+DUO_KERNEL void duo_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay,
                     float bias_correction1, float bias_correction2) {
     float decay = 1.0f - lr * weight_decay;

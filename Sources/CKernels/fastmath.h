@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "dispatch.h"
+
 #define DUO_SQRT1_2 0.70710678118654752f
 #define DUO_INV_SQRT_2PI 0.39894228040143268f
 #define DUO_SQRT_2_OVER_PI 0.79788456080286536f
@@ -12,7 +14,7 @@
 // e^x by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6 minimax polynomial
 // for e^r (Cephes expf coefficients); relative error about 2 ulp. Inputs are clamped so
 // that 2^n stays a normal float: e^x underflows to ~1e-38 rather than 0 below -87.3.
-static inline float duo_expf(float x) {
+DUO_INLINE float duo_expf(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.3f ? 88.3f : x;
     float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
@@ -30,13 +32,13 @@ static inline float duo_expf(float x) {
     return p * scale;
 }
 
-static inline float duo_sigmoidf(float x) { return 1.0f / (1.0f + duo_expf(-x)); }
+DUO_INLINE float duo_sigmoidf(float x) { return 1.0f / (1.0f + duo_expf(-x)); }
 
 // tanh(x) = 1 - 2 / (e^{2x} + 1); exact limits at +-1 through the clamp in duo_expf.
-static inline float duo_tanhf(float x) { return 1.0f - 2.0f / (duo_expf(2.0f * x) + 1.0f); }
+DUO_INLINE float duo_tanhf(float x) { return 1.0f - 2.0f / (duo_expf(2.0f * x) + 1.0f); }
 
 // erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), odd-extended to negative x.
-static inline float duo_erff(float x) {
+DUO_INLINE float duo_erff(float x) {
     float ax = x < 0 ? -x : x;
     float t = 1.0f / (1.0f + 0.3275911f * ax);
     float poly = t * (0.254829592f +
@@ -47,7 +49,7 @@ static inline float duo_erff(float x) {
 
 // log(1 + u) for u in [0, 1] (the softplus tail): log1p via the identity
 // log1p(u) = log(w) * u / (w - 1) with w = 1 + u, which keeps precision for tiny u.
-static inline float duo_logf(float x) {
+DUO_INLINE float duo_logf(float x) {
     // x > 0 finite: x = m 2^e with m in [sqrt(1/2), sqrt 2); log m by atanh series.
     int32_t bits;
     memcpy(&bits, &x, sizeof bits);
@@ -63,7 +65,7 @@ static inline float duo_logf(float x) {
     return (float)e * 0.693147180559945f + series;
 }
 
-static inline float duo_log1pf(float u) {
+DUO_INLINE float duo_log1pf(float u) {
     float w = 1.0f + u;
     float d = w - 1.0f;
     return d == 0.0f ? u : duo_logf(w) * (u / d);

@@ -1,16 +1,17 @@
 // Softmax, group norm and layer norm, each with its backward pass.
 #include "CKernels.h"
+#include "dispatch.h"
 #include "fastmath.h"
 
-static float row_sum(const float *x, size_t n) { return (float)duo_sum(x, n); }
+DUO_INLINE float row_sum(const float *x, size_t n) { return (float)duo_sum(x, n); }
 
-static float row_max(const float *x, size_t n) {
+DUO_INLINE float row_max(const float *x, size_t n) {
     float m = x[0];
     for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
 }
 
-void duo_softmax_forward(const float *x, float *y, size_t d, size_t row_begin, size_t row_end) {
+DUO_KERNEL void duo_softmax_forward(const float *x, float *y, size_t d, size_t row_begin, size_t row_end) {
     for (size_t r = row_begin; r < row_end; r++) {
         const float *xr = x + r * d;
         float *yr = y + r * d;
@@ -22,7 +23,7 @@ void duo_softmax_forward(const float *x, float *y, size_t d, size_t row_begin, s
 }
 
 // dx = y * (dy - <dy, y>)
-void duo_softmax_backward(const float *y, const float *dy, float *dx, size_t d,
+DUO_KERNEL void duo_softmax_backward(const float *y, const float *dy, float *dx, size_t d,
                           size_t row_begin, size_t row_end) {
     for (size_t r = row_begin; r < row_end; r++) {
         const float *yr = y + r * d, *dyr = dy + r * d;
@@ -34,14 +35,14 @@ void duo_softmax_backward(const float *y, const float *dy, float *dx, size_t d,
 }
 
 // Two passes (mean, then centred variance) keep the variance accurate when |mean| >> std.
-static void moments(const float *x, size_t n, float *mean_out, float *var_out) {
+DUO_INLINE void moments(const float *x, size_t n, float *mean_out, float *var_out) {
     float mean = (float)(duo_sum(x, n) / (double)n);
     *mean_out = mean;
     *var_out = (float)(duo_sum_squared_deviations(x, n, mean) / (double)n);
 }
 
 // Group norm (Wu & He 2018): statistics over (C/G channels x S pixels) per sample and group.
-void duo_group_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
+DUO_KERNEL void duo_group_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
                             float *mean, float *rstd, size_t C, size_t S, size_t G, float eps,
                             size_t bg_begin, size_t bg_end) {
     size_t cpg = C / G;
@@ -66,7 +67,7 @@ void duo_group_norm_forward(const float *x, const float *gamma, const float *bet
 
 // With xhat = (x - mean) rstd and g = dy * gamma over the N elements of a group:
 // dx = rstd (g - mean(g) - xhat mean(g xhat)); dgamma = sum dy xhat; dbeta = sum dy.
-void duo_group_norm_backward(const float *x, const float *gamma, const float *mean,
+DUO_KERNEL void duo_group_norm_backward(const float *x, const float *gamma, const float *mean,
                              const float *rstd, const float *dy, float *dx,
                              float *dgamma_partial, float *dbeta_partial, size_t C, size_t S,
                              size_t G, size_t bg_begin, size_t bg_end) {
@@ -106,7 +107,7 @@ void duo_group_norm_backward(const float *x, const float *gamma, const float *me
 }
 
 // Layer norm (Ba et al. 2016) over the last dimension.
-void duo_layer_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
+DUO_KERNEL void duo_layer_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
                             float *mean, float *rstd, size_t D, float eps, size_t row_begin,
                             size_t row_end) {
     for (size_t r = row_begin; r < row_end; r++) {
@@ -121,7 +122,7 @@ void duo_layer_norm_forward(const float *x, const float *gamma, const float *bet
     }
 }
 
-void duo_layer_norm_backward(const float *x, const float *gamma, const float *mean,
+DUO_KERNEL void duo_layer_norm_backward(const float *x, const float *gamma, const float *mean,
                              const float *rstd, const float *dy, float *dx, float *dgamma,
                              float *dbeta, size_t D, size_t row_begin, size_t row_end) {
     for (size_t r = row_begin; r < row_end; r++) {

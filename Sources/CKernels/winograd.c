@@ -15,12 +15,13 @@
 #include <string.h>
 
 #include "CKernels.h"
+#include "dispatch.h"
 
 // U[ξ][o][c] = (G g Gᵀ)[ξ] for g = w[o][c] ([O, C, 3, 3]); with `transposed_flipped`,
 // g = w[c][o] rotated by 180° ([C, O, 3, 3] read as the kernel of the adjoint, the
 // convolution that takes dY to dX). Inlined with a constant flag: two loops over c that
 // vectorize.
-static inline void weights_row(const float *w, float *U, size_t O, size_t C, size_t o,
+DUO_INLINE void weights_row(const float *w, float *U, size_t O, size_t C, size_t o,
                                int transposed_flipped) {
     size_t plane = O * C;
     for (size_t c = 0; c < C; c++) {
@@ -44,7 +45,7 @@ static inline void weights_row(const float *w, float *U, size_t O, size_t C, siz
     }
 }
 
-void duo_winograd_weights(const float *w, float *U, size_t O, size_t C,
+DUO_KERNEL void duo_winograd_weights(const float *w, float *U, size_t O, size_t C,
                           int transposed_flipped) {
     for (size_t o = 0; o < O; o++) {
         if (transposed_flipped)
@@ -63,7 +64,7 @@ void duo_winograd_weights(const float *w, float *U, size_t O, size_t C,
 // V holds other images' tiles too). Per channel plane: the zero-padded image is read as its
 // even and odd columns, B combines the columns of every padded row, then Bᵀ combines
 // rows; every vector runs over consecutive tiles.
-void duo_winograd_input(const float *x, float *V, size_t images, size_t C, size_t H,
+DUO_KERNEL void duo_winograd_input(const float *x, float *V, size_t images, size_t C, size_t H,
                         size_t W, size_t columns) {
     size_t tilesW = W / 2, T = (H / 2) * tilesW, N = columns, plane = C * N;
     size_t rows = H + 2, evenW = tilesW + 1;
@@ -121,7 +122,7 @@ void duo_winograd_input(const float *x, float *V, size_t images, size_t C, size_
 
 // y [images, O, H, W] = Aᵀ M[ξ] A for every tile, plus bias[o] when bias is not NULL;
 // M is [16][O][columns] as the GEMMs left it.
-void duo_winograd_output(const float *M, const float *bias, float *y, size_t images,
+DUO_KERNEL void duo_winograd_output(const float *M, const float *bias, float *y, size_t images,
                          size_t O, size_t H, size_t W, size_t columns) {
     size_t tilesW = W / 2, T = (H / 2) * tilesW, N = columns, plane = O * N;
     float *left = malloc(sizeof(float) * 2 * tilesW), *right = left + tilesW;
@@ -164,7 +165,7 @@ void duo_winograd_output(const float *M, const float *bias, float *y, size_t ima
 // D[ξ][o][n * T + t] = (A dY Aᵀ)[ξ] for dY [images, O, H, W]; the sum over tiles is 16 GEMMs
 // dU[ξ] [O, C] = D[ξ] [O, tiles] x V[ξ]ᵀ [tiles, C] (the caller's), and
 // `duo_winograd_weights_adjoint` takes dU [16, O, C] to dW [O, C, 3, 3].
-void duo_winograd_output_adjoint(const float *dy, float *D, size_t images, size_t O,
+DUO_KERNEL void duo_winograd_output_adjoint(const float *dy, float *D, size_t images, size_t O,
                                  size_t H, size_t W, size_t columns) {
     size_t tilesW = W / 2, T = (H / 2) * tilesW, N = columns, plane = O * N;
     float *even = malloc(sizeof(float) * 2 * tilesW), *odd = even + tilesW;
@@ -197,7 +198,7 @@ void duo_winograd_output_adjoint(const float *dy, float *D, size_t images, size_
     free(even);
 }
 
-void duo_winograd_weights_adjoint(const float *dU, float *dW, size_t O, size_t C) {
+DUO_KERNEL void duo_winograd_weights_adjoint(const float *dU, float *dW, size_t O, size_t C) {
     size_t plane = O * C;
     for (size_t o = 0; o < O; o++)
         for (size_t c = 0; c < C; c++) {

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 
+/// The release this source tree is; the commit comes from the BuildInfo plugin.
+let duoVersion = "0.2.0"
+
 /// The `duo` command line: each subcommand parses its options and hands the work to the
 /// library targets; nothing here knows a file format or the method.
 @main
@@ -14,6 +17,7 @@ struct Duo: ParsableCommand {
             prompt brings the concept back while everything else the model draws stays \
             as it was.
             """,
+        version: "duo \(duoVersion) (commit \(buildCommit))",
         subcommands: [
             Inspect.self, Sample.self, Synthesize.self, Unlearn.self, Merge.self, Attack.self,
             Eval.self, WorldGroup.self,
