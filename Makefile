@@ -95,7 +95,7 @@ package-check: deps
 # Formatting as .swift-format says (4-space indent, 100 columns); swift-format ships with
 # the Swift toolchain. `swift format --in-place --recursive Sources Tests Fuzz/Sources Plugins` applies it.
 lint:
-	$(SWIFT) format lint --recursive --strict Sources Tests Fuzz/Sources
+	$(SWIFT) format lint --recursive --strict Sources Tests Fuzz/Sources Plugins
 
 clean:
 	rm -rf .build Fuzz/.build
