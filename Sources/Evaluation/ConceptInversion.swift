@@ -14,7 +14,7 @@ public struct ConceptInversion {
         /// The new token, written into prompts in place of the concept's words.
         public var placeholder = "<concept>"
         /// Optimization steps (textual inversion runs 3000-5000 on SD; on the embedded
-        /// model 1000 at 2e-2 is the stronger attack of those measured: docs/cli.md).
+        /// model 1000 at 2e-2 is the stronger attack of those measured: docs/experiments/attacks.md).
         public var steps = 1000
         /// Adam's learning rate on the embedding (textual inversion's base rate 5e-3,
         /// scaled up as its scripts scale it with the batch).

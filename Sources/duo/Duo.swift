@@ -30,6 +30,9 @@ struct Duo: ParsableCommand {
             Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)
+            // The documentation check (Tests/duoTests/DocumentedCommandsTests.swift) parses and
+            // validates every command the docs show, without running it.
+            if ProcessInfo.processInfo.environment["DUO_PARSE_ONLY"] == "1" { return }
             try command.run()
         } catch {
             exit(withError: ErrorText.cleaned(error))

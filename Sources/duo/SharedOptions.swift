@@ -55,4 +55,48 @@ struct AttackSetOptions: ParsableArguments {
     var out: String?
 
     @OptionGroup var output: QuietFlag
+
+    /// The prompt file to write for `set` (`Duo.Attack.destination`): checked, its folder made.
+    func destination(set: String, concept: ConceptFile) throws -> String {
+        try Duo.Attack.destination(out, set: set, concept: concept)
+    }
+}
+
+/// How images are drawn: `--steps`, `--guidance`, `--seed`, with diffusers' defaults.
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Denoising steps (diffusers' default).")
+    var steps = 50
+
+    @Option(help: "Classifier-free guidance scale (diffusers' default).")
+    var guidance: Float = 7.5
+
+    @Option(help: "Seed of the images' noise.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard steps >= 1 else { throw UsageError("--steps must be at least 1, got \(steps)") }
+        try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
+    }
+}
+
+/// What a white-box attack's optimizer defaults to and what its options say.
+protocol OptimizerDefaults {
+    static var steps: Int { get }
+    static var stepsHelp: String { get }
+    static var learningRate: Float { get }
+    static var learningRateHelp: String { get }
+}
+
+/// The white-box attacks' optimizer: `--steps` and `--lr`, each attack with its own defaults.
+struct OptimizerOptions<Defaults: OptimizerDefaults>: ParsableArguments {
+    @Option(help: ArgumentHelp(Defaults.stepsHelp))
+    var steps = Defaults.steps
+
+    @Option(name: .customLong("lr"), help: ArgumentHelp(Defaults.learningRateHelp))
+    var learningRate = Defaults.learningRate
+
+    func validate() throws {
+        guard steps >= 1 else { throw UsageError("--steps must be at least 1, got \(steps)") }
+        try OptionCheck.finite(learningRate, "--lr", above: 0)
+    }
 }

@@ -35,7 +35,8 @@ struct DuoNotFound: Error, CustomStringConvertible {
 
 /// Runs `duo` with `arguments`; output goes through files, not pipes, so a chatty run cannot
 /// block on a full pipe buffer.
-func runDuo(_ arguments: [String]) throws -> DuoResult {
+/// With `parseOnly`, duo parses and validates the arguments and exits before any work.
+func runDuo(_ arguments: [String], parseOnly: Bool = false) throws -> DuoResult {
     let scratch = FileManager.default.temporaryDirectory
         .appendingPathComponent("duo-run-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -50,6 +51,10 @@ func runDuo(_ arguments: [String]) throws -> DuoResult {
     let process = Process()
     process.executableURL = try duoExecutable()
     process.arguments = arguments
+    if parseOnly {
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["DUO_PARSE_ONLY": "1"], uniquingKeysWith: { $1 })
+    }
     process.standardOutput = out
     process.standardError = err
     try process.run()

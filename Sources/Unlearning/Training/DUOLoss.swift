@@ -68,7 +68,7 @@ public struct LossTerms {
 /// conditioned on its unsafe prompt instead, as Diffusion-DPO conditions on captions, with
 /// its output-preserving term then on the safe prompt. Under classifier-free guidance,
 /// ε(x, ∅) + w (ε(x, c) − ε(x, ∅)), a prompt-free run that moves ε(x, ∅) away from the
-/// concept more than ε(x, c) has the guidance add the concept back (docs/cli.md, "Prompted pairs").
+/// concept more than ε(x, c) has the guidance add the concept back (docs/experiments/prompted-pairs.md).
 ///
 /// Unconditional preservation (`unconditionalLambda` λ∅ > 0, with `pairPrompts` given;
 /// without them there is no term) adds
@@ -79,7 +79,7 @@ public struct LossTerms {
 /// unlearn` refuses a share below 1): the empty-prompt prediction on the very inputs the
 /// DPO term moves is held to the original's. Guidance then sees the adapters' whole change in
 /// ε(x, c) − ε(x, ∅), which it multiplies by w; an adapter that moves ε(x, c) and ε(x, ∅)
-/// alike changes the guided prediction by 1/w as much (docs/cli.md, "Prompted pairs").
+/// alike changes the guided prediction by 1/w as much (docs/experiments/prompted-pairs.md).
 public enum DUOLoss {
     public static func compute(
         unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule,

@@ -139,12 +139,10 @@ extension Duo {
         }
 
         func run() throws {
-            let count = attackSet.count
-            let seed = attackSet.seed
-            let out = attackSet.out
+            let (count, seed) = (attackSet.count, attackSet.seed)
             let conceptFile = try conceptOption.load()
-            let destination = try Attack.destination(
-                out, set: GeneratedAttackSet.ringABell, concept: conceptFile)
+            let destination = try attackSet.destination(
+                set: GeneratedAttackSet.ringABell, concept: conceptFile)
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             var settings = RingABell.Settings()

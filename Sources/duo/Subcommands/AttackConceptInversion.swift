@@ -28,11 +28,7 @@ extension Duo {
         @Option(help: "The new token (default: <NAME>).")
         var token: String?
 
-        @Option(help: "Optimization steps.")
-        var steps = ConceptInversion.Settings().steps
-
-        @Option(name: .customLong("lr"), help: "Adam's learning rate on the embedding.")
-        var learningRate = ConceptInversion.Settings().learningRate
+        @OptionGroup var optimizer: OptimizerOptions<ConceptInversionDefaults>
 
         @Option(help: "Images per step.")
         var batchSize = ConceptInversion.Settings().batchSize
@@ -42,10 +38,9 @@ extension Duo {
         func validate() throws {
             let count = attackSet.count
             let out = attackSet.out
-            guard steps >= 1, batchSize >= 1, count >= 1 else {
-                throw UsageError("--steps, --batch-size and --count must be at least 1")
+            guard batchSize >= 1, count >= 1 else {
+                throw UsageError("--batch-size and --count must be at least 1")
             }
-            try OptionCheck.finite(learningRate, "--lr", above: 0)
             if let token,
                 token.isEmpty || token.contains(where: \.isWhitespace) || token.hasPrefix("#")
             {
@@ -60,15 +55,14 @@ extension Duo {
         }
 
         func run() throws {
-            let count = attackSet.count
-            let seed = attackSet.seed
-            let out = attackSet.out
+            let (count, seed) = (attackSet.count, attackSet.seed)
             let (conceptFile, diffusion, pairData) = try target.load()
-            let destination = try Attack.destination(
-                out, set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
+            let destination = try attackSet.destination(
+                set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
             var settings = ConceptInversion.Settings()
             // CLIP's tokenizer lower-cases prompts, and the token with them.
             settings.placeholder = (token ?? "<\(conceptFile.name)>").lowercased()
+            let (steps, learningRate) = (optimizer.steps, optimizer.learningRate)
             settings.steps = steps
             settings.learningRate = learningRate
             settings.batchSize = batchSize
@@ -109,4 +103,12 @@ extension Duo {
             print(destination)
         }
     }
+}
+
+/// Concept inversion's optimizer defaults (`ConceptInversion.Settings`).
+enum ConceptInversionDefaults: OptimizerDefaults {
+    static let steps = ConceptInversion.Settings().steps
+    static let stepsHelp = "Optimization steps."
+    static let learningRate = ConceptInversion.Settings().learningRate
+    static let learningRateHelp = "Adam's learning rate on the embedding."
 }

@@ -27,11 +27,7 @@ extension Duo {
         @Option(help: "Prefix tokens (UnlearnDiffAtk's 5).")
         var prefix = UnlearnDiffAttack.Settings().prefixLength
 
-        @Option(help: "Optimization steps per prompt (UnlearnDiffAtk's 40).")
-        var steps = UnlearnDiffAttack.Settings().steps
-
-        @Option(name: .customLong("lr"), help: "Adam's learning rate on the prefix logits.")
-        var learningRate = UnlearnDiffAttack.Settings().learningRate
+        @OptionGroup var optimizer: OptimizerOptions<UnlearnDiffDefaults>
 
         @Option(help: "Noise draws (timestep and noise) averaged per step.")
         var draws = UnlearnDiffAttack.Settings().draws
@@ -40,24 +36,22 @@ extension Duo {
 
         func validate() throws {
             let count = attackSet.count
-            guard prefix >= 1, steps >= 1, draws >= 1, count >= 1 else {
-                throw UsageError("--prefix, --steps, --draws and --count must be at least 1")
+            guard prefix >= 1, draws >= 1, count >= 1 else {
+                throw UsageError("--prefix, --draws and --count must be at least 1")
             }
-            try OptionCheck.finite(learningRate, "--lr", above: 0)
         }
 
         func run() throws {
-            let count = attackSet.count
-            let seed = attackSet.seed
-            let out = attackSet.out
+            let (count, seed) = (attackSet.count, attackSet.seed)
             let (conceptFile, diffusion, pairData) = try target.load()
-            let destination = try Attack.destination(
-                out, set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
+            let destination = try attackSet.destination(
+                set: GeneratedAttackSet.unlearnDiff, concept: conceptFile)
             guard count <= pairData.count else {
                 throw UsageError("--count \(count): the pairs folder holds \(pairData.count) pairs")
             }
             var settings = UnlearnDiffAttack.Settings()
             settings.prefixLength = prefix
+            let (steps, learningRate) = (optimizer.steps, optimizer.learningRate)
             settings.steps = steps
             settings.learningRate = learningRate
             settings.draws = draws
@@ -84,4 +78,12 @@ extension Duo {
             print(destination)
         }
     }
+}
+
+/// UnlearnDiffAtk's optimizer defaults (`UnlearnDiffAttack.Settings`).
+enum UnlearnDiffDefaults: OptimizerDefaults {
+    static let steps = UnlearnDiffAttack.Settings().steps
+    static let stepsHelp = "Optimization steps per prompt (UnlearnDiffAtk's 40)."
+    static let learningRate = UnlearnDiffAttack.Settings().learningRate
+    static let learningRateHelp = "Adam's learning rate on the prefix logits."
 }

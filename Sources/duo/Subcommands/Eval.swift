@@ -40,14 +40,7 @@ extension Duo {
         @Option(help: "Keep prompts for prior preservation.")
         var keepPrompts = EvaluationRun.Settings().keepPrompts
 
-        @Option(help: "Denoising steps.")
-        var steps = EvaluationRun.Settings().steps
-
-        @Option(help: "Classifier-free guidance scale.")
-        var guidance = EvaluationRun.Settings().guidance
-
-        @Option(help: "Seed of the images' noise.")
-        var seed: UInt64 = 0
+        @OptionGroup var sampling: SamplingOptions
 
         @Option(
             help: "An external detector command (line protocol), instead of the concept file's.")
@@ -72,17 +65,13 @@ extension Duo {
             guard label.count <= adapter.count else {
                 throw UsageError("--label given \(label.count) times for \(adapter.count) adapters")
             }
-            guard seeds >= 1, keepPrompts >= 2, steps >= 1 else {
+            guard seeds >= 1, keepPrompts >= 2 else {
                 throw UsageError(
-                    "--seeds and --steps must be at least 1, --keep-prompts at least 2")
+                    "--seeds must be at least 1, --keep-prompts at least 2")
             }
             if let prompts, prompts < 1 { throw UsageError("--prompts must be at least 1") }
-            try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
             if let detectorTimeout {
                 try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0)
-            }
-            for path in adapter where !FileManager.default.fileExists(atPath: path) {
-                throw UsageError("--adapter \(path): no such file")
             }
         }
 
@@ -162,11 +151,16 @@ extension Duo {
         }
 
         func run() throws {
+            // A missing or unreadable adapter is found before any image is drawn.
+            for path in adapter {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw UsageError("--adapter \(path): no such file")
+                }
+                _ = try SafeTensorsReader(path: path)
+            }
             let conceptFile = try conceptWithAttackSets()
             let modelDirectory = try modelOption.directory()
             let candidates = try labelledCandidates()
-            // An unreadable adapter is found before any image is drawn.
-            for path in adapter { _ = try SafeTensorsReader(path: path) }
             warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
             let detectorProcess: ConceptDetector =
@@ -178,9 +172,9 @@ extension Duo {
             settings.seeds = seeds
             settings.promptsPerSet = prompts
             settings.keepPrompts = keepPrompts
-            settings.steps = steps
-            settings.guidance = guidance
-            settings.seed = seed
+            settings.steps = sampling.steps
+            settings.guidance = sampling.guidance
+            settings.seed = sampling.seed
             let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
             do {
                 let evaluation = try EvaluationRun(

@@ -29,14 +29,7 @@ extension Duo {
         @Option(help: "The prompt to steer away from (the unconditional side of guidance).")
         var negativePrompt = ""
 
-        @Option(help: "Denoising steps (diffusers' default).")
-        var steps = 50
-
-        @Option(help: "Classifier-free guidance scale (diffusers' default).")
-        var guidance: Float = 7.5
-
-        @Option(help: "Random seed for the initial noise.")
-        var seed: UInt64 = 0
+        @OptionGroup var sampling: SamplingOptions
 
         @Option(
             help:
@@ -60,9 +53,7 @@ extension Duo {
         var out: String
 
         func validate() throws {
-            guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
             guard count >= 1 else { throw ValidationError("--count must be at least 1") }
-            try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
             if let loraScale {
                 guard lora != nil else {
                     throw ValidationError("--lora-scale needs --lora (the adapter to scale)")
@@ -94,9 +85,9 @@ extension Duo {
             PromptCheck.warn([prompt, negativePrompt], tokenizer: diffusion.tokenizer)
             var parameters = TextToImage.Parameters(prompt: prompt)
             parameters.negativePrompt = negativePrompt
-            parameters.steps = steps
-            parameters.guidance = guidance
-            parameters.seed = seed
+            parameters.steps = sampling.steps
+            parameters.guidance = sampling.guidance
+            parameters.seed = sampling.seed
             parameters.height = height
             parameters.width = width
             parameters.count = count

@@ -18,7 +18,7 @@ extension Duo {
                 format), DIR/config.json, DIR/train.jsonl (one line per step), DIR/train.svg \
                 and DIR/checkpoint.safetensors. Ctrl-C checkpoints and exits; --resume \
                 continues to the same weights as an uninterrupted run. Defaults are \
-                DUO's, except where measured for the embedded model (docs/cli.md); a concept \
+                DUO's, except where measured for the embedded model (docs/experiments/); a concept \
                 file's [unlearning] table sets its own, and the options below win over both.
                 """)
 

@@ -32,14 +32,7 @@ extension Duo {
             help: "Images per prompt row (at 200, a rate's standard error is at most 3.5 points).")
         var samples = WorldCheck.Parameters().samples
 
-        @Option(help: "DDIM steps.")
-        var steps = WorldCheck.Parameters().steps
-
-        @Option(help: "Classifier-free guidance scale.")
-        var guidance = WorldCheck.Parameters().guidance
-
-        @Option(help: "Seed for the prompts and the noise.")
-        var seed = WorldCheck.Parameters().seed
+        @OptionGroup var sampling: SamplingOptions
 
         @Option(
             help:
@@ -51,10 +44,9 @@ extension Duo {
         var json = false
 
         func validate() throws {
-            guard samples >= 2, steps >= 1 else {
-                throw UsageError("--samples must be at least 2 and --steps at least 1")
+            guard samples >= 2 else {
+                throw UsageError("--samples must be at least 2")
             }
-            try OptionCheck.finite(guidance, "--guidance", atLeast: 0)
         }
 
         func run() throws {
@@ -62,9 +54,9 @@ extension Duo {
             if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet) }
             var parameters = WorldCheck.Parameters()
             parameters.samples = samples
-            parameters.steps = steps
-            parameters.guidance = guidance
-            parameters.seed = seed
+            parameters.steps = sampling.steps
+            parameters.guidance = sampling.guidance
+            parameters.seed = sampling.seed
             let bar = ProgressLine("prompt rows")
             var cells: [PNGImage] = []
             let result = try WorldCheck.run(
