@@ -8,7 +8,7 @@ SWIFT ?= swift
 KERNEL_FLAGS := -Xcc -O3
 APT_PACKAGES := libopenblas-dev libpng-dev
 
-.PHONY: deps build test lint bench demo fuzz fuzz-deps package-check clean
+.PHONY: deps build test lint bench demo fuzz fuzz-deps package-check docs-check clean
 
 # Install the missing Debian packages; does nothing when they are all present.
 deps:
@@ -86,6 +86,12 @@ fuzz: fuzz-deps
 			$(FUZZ_SWIFTFLAGS) --product fuzz-$$h || exit 1; \
 	done
 	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+# Every duo command the README and docs show, run as written (long: it trains and evaluates
+# what the docs do). M and A (your SD folder and adapter) also run the README's own-model
+# commands. The test suite parses the same commands on every run.
+docs-check: build
+	tools/docs_check.sh
 
 # A scratch package outside the repository that depends on duo's library products through a
 # git URL builds and runs (SwiftPM refuses dependencies whose manifests carry unsafe flags).

@@ -1,3 +1,6 @@
+/// An object's members in order: what settings, manifests and logs are written from.
+public typealias JSONFields = [(key: String, value: JSONValue)]
+
 /// JSON text from a `JSONValue`: members in the order given, numbers as written in the
 /// value, strings escaped by `jsonQuoted`. The one writer for files duo's strict reader
 /// (`JSONParser`) reads back.
@@ -9,6 +12,30 @@ extension JSONValue {
     }
 
     public static func number(_ value: Int) -> JSONValue { .number(String(value)) }
+
+    /// A number written as Swift prints it (`0.75`, `7.5`, `1e-05`): the shortest text that
+    /// reads back as the same value.
+    public static func number<T: BinaryFloatingPoint & LosslessStringConvertible>(shortest value: T)
+        -> JSONValue
+    {
+        value.isFinite ? .number(String(value)) : .null
+    }
+
+    /// The value as JSON text on one line, `{"a": 1, "b": [2, 3]}`: a line of a .jsonl file,
+    /// or a value of safetensors metadata.
+    public var line: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let text): return text
+        case .string(let s): return jsonQuoted(s)
+        case .array(let items): return "[" + items.map(\.line).joined(separator: ", ") + "]"
+        case .object(let members):
+            return "{"
+                + members.map { jsonQuoted($0.key) + ": " + $0.value.line }
+                .joined(separator: ", ") + "}"
+        }
+    }
 
     /// The value as JSON text: indented by `indent` spaces per level with objects and
     /// arrays of objects on several lines; a scalar array stays on one line.

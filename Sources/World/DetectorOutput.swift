@@ -6,12 +6,14 @@ extension DetectorPrediction {
     /// `{"path": P, "scores": {CONCEPT: p, ...}, "shape": S, "colour": C}`, with the scores
     /// of `concepts` only (in the order given), as an external detector prints them.
     public func jsonLine(path: String, concepts: [Concept] = Concept.allCases) -> String {
-        let scores = concepts.map { concept in
-            jsonQuoted(concept.rawValue) + ": " + String(format: "%.6f", self.scores[concept] ?? 0)
+        let scores: JSONFields = concepts.map {
+            ($0.rawValue, .number(Double(self.scores[$0] ?? 0), format: "%.6f"))
         }
-        return "{\"path\": \(jsonQuoted(path)), \"scores\": {\(scores.joined(separator: ", "))}, "
-            + "\"shape\": \(jsonQuoted(shape.rawValue)), "
-            + "\"colour\": \(jsonQuoted(colour.rawValue))}"
+        return JSONValue.object([
+            ("path", .string(path)), ("scores", .object(scores)),
+            ("shape", .string(shape.rawValue)),
+            ("colour", .string(colour.rawValue)),
+        ]).line
     }
 }
 

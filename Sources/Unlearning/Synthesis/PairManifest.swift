@@ -17,19 +17,18 @@ public struct PairRecord: Hashable, Sendable {
     public var safeFile: String { String(format: "safe/%05d.png", index) }
 
     func jsonLine(_ settings: PairSettings) -> String {
-        let fields: [(String, String)] = [
-            ("index", "\(index)"), ("unsafe_prompt", jsonQuoted(unsafePrompt)),
-            ("safe_prompt", jsonQuoted(safePrompt)), ("seed", "\(settings.seed)"),
-            ("unsafe_draw", "\(unsafeDraw)"), ("safe_draw", "\(safeDraw)"),
-            ("strength", "\(settings.strength)"), ("steps", "\(settings.steps)"),
-            ("guidance", "\(settings.guidance)"), ("model", jsonQuoted(settings.model)),
-            ("weights_sha256", jsonQuoted(settings.weightsDigest)),
-            ("detector", jsonQuoted(settings.detector)),
-            ("unsafe_score", String(format: "%.6f", unsafeScore)),
-            ("safe_score", String(format: "%.6f", safeScore)),
-            ("unsafe", jsonQuoted(unsafeFile)), ("safe", jsonQuoted(safeFile)),
-        ]
-        return "{" + fields.map { "\(jsonQuoted($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+        JSONValue.object([
+            ("index", .number(index)), ("unsafe_prompt", .string(unsafePrompt)),
+            ("safe_prompt", .string(safePrompt)), ("seed", .number(String(settings.seed))),
+            ("unsafe_draw", .number(unsafeDraw)), ("safe_draw", .number(safeDraw)),
+            ("strength", .number(shortest: settings.strength)), ("steps", .number(settings.steps)),
+            ("guidance", .number(shortest: settings.guidance)), ("model", .string(settings.model)),
+            ("weights_sha256", .string(settings.weightsDigest)),
+            ("detector", .string(settings.detector)),
+            ("unsafe_score", .number(unsafeScore, format: "%.6f")),
+            ("safe_score", .number(safeScore, format: "%.6f")),
+            ("unsafe", .string(unsafeFile)), ("safe", .string(safeFile)),
+        ]).line
     }
 
     /// Reads a manifest line; nil when it is not a complete record (a line cut short by a

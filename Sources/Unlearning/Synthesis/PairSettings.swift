@@ -64,28 +64,27 @@ public struct PairSettings: Hashable, Sendable {
         return String(hash, radix: 16)
     }
 
-    /// The fields in file order: JSON key and value as JSON text.
-    var fields: [(String, String)] {
+    /// The fields in file order.
+    var fields: JSONFields {
         [
-            ("concept", jsonQuoted(concept)), ("prompts_digest", jsonQuoted(promptsDigest)),
-            ("model", jsonQuoted(model)), ("weights_sha256", jsonQuoted(weightsDigest)),
-            ("strength", "\(strength)"), ("steps", "\(steps)"), ("guidance", "\(guidance)"),
-            ("edit_scheduler", jsonQuoted(editScheduler)),
-            ("seed", "\(seed)"), ("count", "\(count)"), ("filter", "\(filter)"),
-            ("detector", jsonQuoted(detector)), ("threshold", "\(threshold)"),
-            ("max_draws", "\(maxDraws)"), ("batch_size", "\(batchSize)"),
+            ("concept", .string(concept)), ("prompts_digest", .string(promptsDigest)),
+            ("model", .string(model)), ("weights_sha256", .string(weightsDigest)),
+            ("strength", .number(shortest: strength)), ("steps", .number(steps)),
+            ("guidance", .number(shortest: guidance)), ("edit_scheduler", .string(editScheduler)),
+            ("seed", .number(String(seed))), ("count", .number(count)), ("filter", .bool(filter)),
+            ("detector", .string(detector)), ("threshold", .number(shortest: threshold)),
+            ("max_draws", .number(maxDraws)), ("batch_size", .number(batchSize)),
         ]
     }
 
-    public var json: String {
-        "{\n" + fields.map { "  \(jsonQuoted($0.0)): \($0.1)" }.joined(separator: ",\n") + "\n}\n"
-    }
+    public var json: String { JSONValue.object(fields).text() }
 
     /// Why a folder made with `recorded` cannot be continued with these settings, nil when
     /// it can. The model's path may differ (a moved folder); its digest may not.
     func difference(from recorded: [(String, String)]) -> String? {
         let old = Dictionary(recorded, uniquingKeysWith: { a, _ in a })
-        for (key, value) in fields where key != "model" && old[key] != value {
+        for (key, value) in fields.map({ ($0.key, $0.value.line) })
+        where key != "model" && old[key] != value {
             let was = old[key] ?? "nothing"
             if key == "weights_sha256" {
                 return
@@ -102,16 +101,7 @@ public struct PairSettings: Hashable, Sendable {
         guard let members = try? JSONParser.parse(bytes).members else {
             throw UnlearningError("\(path): not a JSON object (delete the folder or use --force)")
         }
-        return members.map { ($0.key, Self.jsonText($0.value)) }
-    }
-
-    private static func jsonText(_ value: JSONValue) -> String {
-        switch value {
-        case .string(let s): return jsonQuoted(s)
-        case .number(let n): return n
-        case .bool(let b): return "\(b)"
-        default: return value.typeName
-        }
+        return members.map { ($0.key, $0.value.line) }
     }
 }
 

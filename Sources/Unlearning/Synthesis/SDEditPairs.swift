@@ -268,15 +268,16 @@ public final class SDEditPairs {
 
 extension SDEditPairs.Summary {
     var json: String {
-        "{\"pairs\": \(pairs), \"resumed\": \(resumed), \"unsafe_draws\": \(unsafeDraws), \"unsafe_rejected\": \(unsafeRejected), "
-            + "\"safe_draws\": \(safeDraws), \"safe_rejected\": \(safeRejected), "
-            + String(
-                format: "\"unsafe_showing\": %.4f, \"safe_showing\": %.4f, ", unsafeShowing,
-                safeShowing)
-            + String(
-                format: "\"paired_distance\": %.4f, \"unpaired_distance\": %.4f, ", pairedDistance,
-                unpairedDistance)
-            + "\"agreement\": \(agreement.map { String(format: "%.4f", $0) } ?? "null"), "
-            + "\"agreement_measure\": \(agreementMeasure.map(jsonQuoted) ?? "null")}\n"
+        JSONValue.object([
+            ("pairs", .number(pairs)), ("resumed", .number(resumed)),
+            ("unsafe_draws", .number(unsafeDraws)), ("unsafe_rejected", .number(unsafeRejected)),
+            ("safe_draws", .number(safeDraws)), ("safe_rejected", .number(safeRejected)),
+            ("unsafe_showing", .number(unsafeShowing, format: "%.4f")),
+            ("safe_showing", .number(safeShowing, format: "%.4f")),
+            ("paired_distance", .number(pairedDistance, format: "%.4f")),
+            ("unpaired_distance", .number(unpairedDistance, format: "%.4f")),
+            ("agreement", .number(agreement, format: "%.4f")),
+            ("agreement_measure", agreementMeasure.map(JSONValue.string) ?? .null),
+        ]).line + "\n"
     }
 }

@@ -8,18 +8,18 @@ import Foundation
 public enum TrainingReport {
     /// Writes adapter.safetensors and config.json into the trainer's folder.
     public static func writeAdapter(
-        _ trainer: UnlearningTrainer, concept: String, extra: [(String, String)] = []
+        _ trainer: UnlearningTrainer, concept: String, extra: JSONFields = []
     ) throws {
-        let fields =
-            [("concept", jsonQuoted(concept))] + trainer.settings.fields + trainer.identity + extra
+        let fields: JSONFields =
+            [("concept", .string(concept))] + trainer.settings.fields + trainer.identity + extra
         // The run's history, not a setting: config.json only, so that the adapter's bytes
         // stay those of an uninterrupted run.
-        let resumedFrom = ("resumed_from", trainer.resumedFrom.map { "\($0)" } ?? "null")
-        let json =
-            "{\n"
-            + (fields + [resumedFrom]).map { "  \(jsonQuoted($0.0)): \($0.1)" }.joined(
-                separator: ",\n") + "\n}\n"
-        var metadata = Dictionary(fields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        let resumedFrom: JSONFields = [
+            ("resumed_from", trainer.resumedFrom.map { JSONValue.number($0) } ?? .null)
+        ]
+        let json = JSONValue.object(fields + resumedFrom).text()
+        var metadata = Dictionary(
+            fields.map { ($0.key, $0.value.line) }, uniquingKeysWith: { a, _ in a })
         metadata["duo.note"] = "LoRA scale alpha/rank is folded into lora_B"
         try LoRAFile.save(
             trainer.lora, to: trainer.directory + "/adapter.safetensors", metadata: metadata)

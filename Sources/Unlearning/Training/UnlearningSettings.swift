@@ -58,32 +58,35 @@ public struct UnlearningSettings: Hashable, Sendable {
     public var resolvedLambda: Float { lambda ?? baseLambda * beta / 100 }
     public var resolvedLearningRate: Float { learningRate ?? baseLearningRate * 100 / beta }
 
-    /// The settings as (key, JSON value) pairs, in a fixed order: config.json and the
-    /// checkpoint's metadata (a resume with other settings is refused).
-    public var fields: [(String, String)] {
-        var fields: [(String, String)] = [
-            ("method", jsonQuoted(method.rawValue)), ("steps", "\(steps)"),
-            ("batch_size", "\(batchSize)"), ("gradient_accumulation", "\(gradientAccumulation)"),
-            ("learning_rate", "\(resolvedLearningRate)"), ("warmup_steps", "\(warmupSteps)"),
-            ("weight_decay", "\(weightDecay)"), ("max_grad_norm", "\(maxGradNorm)"),
-            ("rank", "\(rank)"), ("alpha", "\(alpha)"),
-            ("targets", "[" + targetNames.map(jsonQuoted).joined(separator: ", ") + "]"),
-            ("lora_init", jsonQuoted(initialization.rawValue)), ("t_max", "\(tMax)"),
-            ("seed", "\(seed)"),
+    /// The settings in a fixed order: config.json and the checkpoint's metadata (a resume
+    /// with other settings is refused).
+    public var fields: JSONFields {
+        var fields: JSONFields = [
+            ("method", .string(method.rawValue)), ("steps", .number(steps)),
+            ("batch_size", .number(batchSize)),
+            ("gradient_accumulation", .number(gradientAccumulation)),
+            ("learning_rate", .number(shortest: resolvedLearningRate)),
+            ("warmup_steps", .number(warmupSteps)),
+            ("weight_decay", .number(shortest: weightDecay)),
+            ("max_grad_norm", .number(shortest: maxGradNorm)), ("rank", .number(rank)),
+            ("alpha", .number(shortest: alpha)),
+            ("targets", .array(targetNames.map(JSONValue.string))),
+            ("lora_init", .string(initialization.rawValue)), ("t_max", .number(tMax)),
+            ("seed", .number(String(seed))),
         ]
         switch method {
         case .duo:
             fields += [
-                ("beta", "\(beta)"), ("lambda", "\(resolvedLambda)"),
-                ("convention", jsonQuoted(convention.rawValue)),
-                ("prompted_share", "\(promptedShare)"),
+                ("beta", .number(shortest: beta)), ("lambda", .number(shortest: resolvedLambda)),
+                ("convention", .string(convention.rawValue)),
+                ("prompted_share", .number(shortest: promptedShare)),
             ]
             // Only when on, so that runs without it keep their config and checkpoints.
             if unconditionalLambda > 0 {
-                fields += [("lambda_unconditional", "\(unconditionalLambda)")]
+                fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]
             }
         case .esd:
-            fields += [("eta", "\(eta)")]
+            fields += [("eta", .number(shortest: eta))]
         }
         return fields
     }

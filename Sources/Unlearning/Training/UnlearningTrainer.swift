@@ -13,7 +13,7 @@ public final class UnlearningTrainer {
     public let settings: UnlearningSettings
     public let directory: String
     /// Metadata a resume must match besides the settings (the model's and pairs' digests).
-    public let identity: [(String, String)]
+    public let identity: JSONFields
     public let lora: LoRASet
     let optimizer: AdamW
     /// Text-encoder outputs, [1, S, D] and [N, S, D]: the pairs' prompts are encoded for ESD
@@ -34,7 +34,7 @@ public final class UnlearningTrainer {
 
     public init(
         model: StableDiffusion, pairs: PairData, settings: UnlearningSettings, directory: String,
-        identity: [(String, String)]
+        identity: JSONFields
     ) throws {
         schedulerConfig = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
         guard settings.tMax <= schedulerConfig.numTrainTimesteps else {
@@ -81,7 +81,8 @@ public final class UnlearningTrainer {
 
     var metadata: [String: String] {
         Dictionary(
-            (settings.fields + identity).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+            (settings.fields + identity).map { ($0.key, $0.value.line) },
+            uniquingKeysWith: { a, _ in a })
     }
 
     /// Trains from step 0, or from the checkpoint with `resume` (which must be there).
@@ -313,16 +314,11 @@ public final class UnlearningTrainer {
     }
 
     func appendLog(_ log: StepLog) throws {
-        let values = log.terms.map { "\(jsonQuoted($0.0)): \(Self.number($0.1))" }
-        let line =
-            "{\"step\": \(log.step), " + values.joined(separator: ", ")
-            + String(format: ", \"seconds\": %.4f}\n", log.seconds)
-        try AppendFile.append(line, to: logPath)
-    }
-
-    /// A float as JSON (non-finite values, which JSON lacks, as null).
-    static func number(_ value: Float) -> String {
-        value.isFinite ? String(format: "%.7g", value) : "null"
+        let line = JSONValue.object(
+            [("step", .number(log.step))]
+                + log.terms.map { ($0.0, JSONValue.number(Double($0.1), format: "%.7g")) }
+                + [("seconds", .number(log.seconds, format: "%.4f"))])
+        try AppendFile.append(line.line + "\n", to: logPath)
     }
 }
 

@@ -224,18 +224,18 @@ extension Duo {
             defer { if made { OutputFolder.removeIfUnused(directory) } }
             let lock = try OutputFolder.lock(directory, for: "the output folder")
             defer { lock.release() }
-            let identity: [(String, String)] = [
-                ("model", jsonQuoted(modelOption.model ?? "embedded")),
+            let identity: JSONFields = [
+                ("model", .string(modelOption.model ?? "embedded")),
                 (
                     "model_sha256",
-                    jsonQuoted(try StableDiffusion.weightsDigest(directory: modelDirectory))
+                    .string(try StableDiffusion.weightsDigest(directory: modelDirectory))
                 ),
-                ("pairs", jsonQuoted(pairsDirectory)),
-                ("pairs_manifest_sha256", jsonQuoted(pairData.manifestDigest)),
+                ("pairs", .string(pairsDirectory)),
+                ("pairs_manifest_sha256", .string(pairData.manifestDigest)),
             ]
             let trainer = try UnlearningTrainer(
                 model: diffusion, pairs: pairData, settings: settings, directory: directory,
-                identity: identity.filter { $0.0 != "model" && $0.0 != "pairs" })
+                identity: identity.filter { $0.key != "model" && $0.key != "pairs" })
             if let conflict = try trainer.folderConflict(replacing: force || resume) {
                 throw UsageError("\(directory) \(conflict)")
             }
@@ -259,7 +259,7 @@ extension Duo {
             }
             try TrainingReport.writeAdapter(
                 trainer, concept: conceptFile.name,
-                extra: identity.filter { $0.0 == "model" || $0.0 == "pairs" })
+                extra: identity.filter { $0.key == "model" || $0.key == "pairs" })
             print(directory + "/adapter.safetensors")
         }
     }
