@@ -1,5 +1,6 @@
 import Concepts
 import ArgumentParser
+import Diffusion
 import World
 
 // The options several subcommands take, declared once (`@OptionGroup`).
@@ -26,6 +27,18 @@ struct ModelOption: ParsableArguments {
 
     /// The model folder: the option, or the embedded model's.
     func directory() throws -> String { try Lookup.model(model) }
+
+    /// How manifests and adapters name the model: "embedded" for the shipped model, whether
+    /// --model names a copy of it or not (same weights digest), else the folder as given; so
+    /// a run is the same bytes either way.
+    func recordedName() throws -> String {
+        guard let model else { return "embedded" }
+        let shipped = try Lookup.model(nil)
+        let same =
+            try StableDiffusion.weightsDigest(directory: model)
+            == StableDiffusion.weightsDigest(directory: shipped)
+        return same ? "embedded" : model
+    }
 }
 
 /// `--quiet`.

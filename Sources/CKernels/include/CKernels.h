@@ -1,5 +1,5 @@
 // Hot loops of the tensor core, in C so that they vectorize at memory speed
-// (see BENCHMARKS.md: a clamped exp ran 5x slower in Swift than here).
+// (see BENCHMARKS.md, "Pointwise kernels": a clamped exp runs several times slower in Swift).
 // Every function works on a caller-chosen range so Swift can split it over cores.
 // Each op's forward kernel sits next to its backward kernel.
 #ifndef DUO_CKERNELS_H

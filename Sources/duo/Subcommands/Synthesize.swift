@@ -90,7 +90,7 @@ extension Duo {
             let world = try ConceptWorld(for: conceptFile)
             let detector = try world.detector(conceptFile)
             var settings = PairSettings(
-                concept: conceptFile, model: modelOption.model ?? "embedded",
+                concept: conceptFile, model: try modelOption.recordedName(),
                 weightsDigest: try StableDiffusion.weightsDigest(directory: modelDirectory),
                 detector: detector.identity, threshold: conceptFile.detector.threshold)
             settings.count = count ?? settings.count

@@ -225,7 +225,7 @@ extension Duo {
             let lock = try OutputFolder.lock(directory, for: "the output folder")
             defer { lock.release() }
             let identity: JSONFields = [
-                ("model", .string(modelOption.model ?? "embedded")),
+                ("model", .string(try modelOption.recordedName())),
                 (
                     "model_sha256",
                     .string(try StableDiffusion.weightsDigest(directory: modelDirectory))
