@@ -89,6 +89,7 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(
             scheduler.timesteps.count, outputs.count, "\(fixture.name) \(run) steps",
             file: file, line: line)
+        var scheduler = scheduler
         var sample = try fixture.tensor("\(run).start")
         var worst: Float = 0
         for (i, t) in scheduler.timesteps.enumerated() {
@@ -207,7 +208,8 @@ final class SchedulerTests: XCTestCase {
         let x = randomTensor([1, 4, 2, 2], seed: 1)
         let output = randomTensor([1, 4, 2, 2], seed: 2)
         func step(_ s: some DiffusionScheduler, _ t: Int, _ seed: UInt64) -> [Float] {
-            s.step(modelOutput: output, timestep: t, sample: x, key: RandomKey(seed: seed))
+            var s = s
+            return s.step(modelOutput: output, timestep: t, sample: x, key: RandomKey(seed: seed))
                 .prevSample.scalars
         }
         XCTAssertEqual(step(ddpm, 901, 7), step(ddpm, 901, 7), "DDPM: same key, same step")
