@@ -19,6 +19,13 @@ DDPMScheduler record:
                         on a batch with a different timestep per sample
   pndm/                 Stable Diffusion 1.x's shipped PNDMScheduler config and the
                         DDIM/DDPM configs diffusers' from_config derives from it
+                        (expected.json); diffusers' PNDMScheduler itself on that config
+                        and on two more (prk/, v_trailing/): runs.json holds its timesteps
+                        for several N and the img2img ones, reference.safetensors the
+                        betas and full runs as above (no noise: PNDM is deterministic);
+                        pipeline.safetensors the image diffusers' StableDiffusionPipeline
+                        makes with SD's PNDM config on the tiny model folder of
+                        tools/make_model_fixtures.py, from its recorded latents and prompts
 
 Model outputs come from an "oracle" that knows a fixed x0 (the epsilon, v or x0 that
 would be exact for the current sample) plus a small fixed perturbation: trajectories stay
@@ -44,13 +51,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler, StableDiffusionPipeline
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import (
     StableDiffusionImg2ImgPipeline)
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
-ROOT = os.path.join(os.path.dirname(__file__), "..", "Tests", "DiffusionTests", "Fixtures",
-                    "schedulers")
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "Tests", "DiffusionTests", "Fixtures")
+ROOT = os.path.join(FIXTURES, "schedulers")
 SHAPE = (2, 4, 2, 2)  # elementwise math: spatial size adds nothing but bytes
 TIMESTEP_COUNTS = [1, 7, 10, 20, 50]
 STRENGTHS = [(50, 0.3), (50, 0.75), (50, 0.8), (50, 1.0), (10, 0.55)]
@@ -206,6 +213,74 @@ def write_pndm():
     write_json(os.path.join(folder, "expected.json"), derived)
 
 
+# PNDM (Liu et al. 2022) as diffusers runs it. name: (config, runs as {run name: steps})
+PNDM_CASES = {
+    # Stable Diffusion 1.x's own: PLMS with its warm-up (the shipped config).
+    "sd": (dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                num_train_timesteps=1000, set_alpha_to_one=False, skip_prk_steps=True,
+                steps_offset=1),
+           {"sd_50": 50, "sd_20": 20}),
+    # The Runge-Kutta start; 9 steps make 1000 // 9 odd, so the midpoint timesteps and
+    # the half steps diffusers takes to them differ by one.
+    "prk": (dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                 set_alpha_to_one=False, skip_prk_steps=False, steps_offset=1),
+            {"prk_9": 9}),
+    # v-prediction, trailing spacing, linear betas, alpha 1 past the end.
+    "v_trailing": (dict(beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                        prediction_type="v_prediction", timestep_spacing="trailing",
+                        set_alpha_to_one=True, skip_prk_steps=True),
+                   {"v_trailing_10": 10}),
+}
+PNDM_TIMESTEP_COUNTS = {"sd": [1, 2, 7, 10, 20, 50], "prk": [4, 7, 9, 10, 20, 50],
+                        "v_trailing": [1, 7, 10, 20, 50]}
+
+
+def write_pndm_runs(seed):
+    folder = os.path.join(ROOT, "pndm")
+    rng = np.random.default_rng(seed)
+    tensors, configs, runs, timesteps, img2img = {}, {}, {}, {}, {}
+    for name, (config, case_runs) in PNDM_CASES.items():
+        scheduler = PNDMScheduler(**config)
+        # The SD config is the shipped one (write_pndm saves it at the top).
+        configs[name] = "scheduler_config.json" if name == "sd" else f"{name}/scheduler_config.json"
+        if name != "sd":
+            scheduler.save_config(os.path.join(folder, name))
+        tensors[f"{name}.betas"] = scheduler.betas
+        tensors[f"{name}.alphas_cumprod"] = scheduler.alphas_cumprod
+        for run_name, steps in case_runs.items():
+            tensors.update(run(PNDMScheduler(**config), steps, rng, run_name))
+            runs[run_name] = {"config": name, "steps": steps}
+        table = {}
+        for n in PNDM_TIMESTEP_COUNTS[name]:
+            scheduler.set_timesteps(n)
+            table[str(n)] = scheduler.timesteps.tolist()
+        timesteps[name] = table
+        img2img[name] = img2img_timesteps(scheduler)
+    save_file({k: v.contiguous() for k, v in tensors.items()},
+              os.path.join(folder, "reference.safetensors"))
+    write_json(os.path.join(folder, "runs.json"),
+               {"configs": configs, "runs": runs, "timesteps": timesteps, "img2img": img2img})
+
+
+def write_pndm_pipeline(steps=10):
+    """The tiny pipeline of the model fixtures sampled with SD's PNDM (PLMS) scheduler, as
+    its DDIM run there: same latents, prompts, guidance 7.5."""
+    models = os.path.join(FIXTURES, "models")
+    reference = load_file(os.path.join(models, "reference.safetensors"))
+    pipe = StableDiffusionPipeline.from_pretrained(os.path.join(models, "pipeline"),
+                                                   safety_checker=None,
+                                                   requires_safety_checker=False)
+    pipe.scheduler = PNDMScheduler.from_pretrained(os.path.join(ROOT, "pndm"))
+    encode = lambda name: pipe.text_encoder(reference[name].long()).last_hidden_state
+    with torch.no_grad():
+        image = pipe(prompt_embeds=encode("pipeline.cond_ids"),
+                     negative_prompt_embeds=encode("pipeline.uncond_ids"),
+                     latents=reference["pipeline.latents"].clone(), num_inference_steps=steps,
+                     guidance_scale=7.5, output_type="pt").images
+    save_file({"image": image.contiguous()}, os.path.join(ROOT, "pndm", "pipeline.safetensors"),
+              metadata={"steps": str(steps), "guidance": "7.5"})
+
+
 def write_json(path, value):
     """One top-level key per line, lists kept on one line (small, still diffable)."""
     lines = [f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in value.items()]
@@ -219,6 +294,8 @@ def main():
     for seed, (name, case) in enumerate(CASES.items()):
         write_case(name, *case, seed=seed)
     write_pndm()
+    write_pndm_runs(seed=len(CASES))
+    write_pndm_pipeline()
     print("torch CPU capability (decides the last bits of linspace and sqrt):",
           torch.backends.cpu.get_cpu_capability())
 

@@ -151,7 +151,7 @@ final class ConceptFileTests: XCTestCase {
         assertError(
             text.replacingOccurrences(
                 of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"euler\""),
-            "bad.toml:22: key 'synthesis.edit_scheduler': expected one of ddim, ddpm, found 'euler'"
+            "bad.toml:22: key 'synthesis.edit_scheduler': expected one of ddim, ddpm, pndm, found 'euler'"
         )
         assertError(
             text.replacingOccurrences(of: "steps = 1_000", with: "steps = 1.2.3"),

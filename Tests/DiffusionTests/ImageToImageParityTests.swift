@@ -10,8 +10,20 @@ import XCTest
 /// random draws (tools/make_img2img_fixture.py).
 final class ImageToImageParityTests: XCTestCase {
     func testImageToImageMatchesDiffusersImg2ImgPipeline() throws {
-        let models = ModelParityTests.models
-        let fixture = try SafeTensorsReader(path: models + "/img2img.safetensors")
+        let model = try StableDiffusion.load(directory: ModelParityTests.models + "/pipeline")
+        try replay("img2img.safetensors", model: model)
+    }
+
+    /// The same run with SD 1.x's PNDM config: diffusers' get_timesteps keeps 7 of PNDM's
+    /// 11 timesteps, without the repeat PLMS's first step expects; we follow it.
+    func testImageToImageWithPNDMMatchesDiffusers() throws {
+        let model = try PNDMSchedulerTests.pndmModel()
+        XCTAssertEqual(model.defaultSchedulerKind, .pndm)
+        try replay("img2img_pndm.safetensors", model: model)
+    }
+
+    func replay(_ name: String, model: StableDiffusion) throws {
+        let fixture = try SafeTensorsReader(path: ModelParityTests.models + "/" + name)
         func tensor(_ name: String) throws -> Tensor {
             Tensor(try fixture.floats(name), shape: try fixture.info(name).shape)
         }
@@ -20,7 +32,6 @@ final class ImageToImageParityTests: XCTestCase {
         settings.strength = Double(metadata["strength"]!)!
         settings.steps = Int(metadata["steps"]!)!
         settings.guidance = Float(metadata["guidance"]!)!
-        let model = try StableDiffusion.load(directory: models + "/pipeline")
         let image = try ImageToImage.edit(
             model: model, images: try tensor("image"),
             prompts: metadata["prompts"]!.components(separatedBy: "\n"),
@@ -30,7 +41,7 @@ final class ImageToImageParityTests: XCTestCase {
         let expected = try tensor("output")
         XCTAssertEqual(image.shape, expected.shape)
         let differences = zip(image.scalars, expected.scalars).map { abs($0 - $1) }
-        print("img2img parity: largest difference \(differences.max()!)")
+        print("img2img parity (\(name)): largest difference \(differences.max()!)")
         XCTAssertLessThanOrEqual(differences.max()!, 2 / 255)
         // Not a trivial match of saturated pixels, and the two images differ.
         XCTAssertGreaterThan(

@@ -13,8 +13,9 @@ public final class StableDiffusion {
     public let vae: AutoencoderKL?
     public let schedulerConfigPath: String
     /// The sampler the folder names (its scheduler's `_class_name`): DDPM for a folder
-    /// that says DDPMScheduler (the embedded default), DDIM for every other one (SD folders
-    /// name PNDM, which duo replaces with DDIM as its SD pipelines allow).
+    /// that says DDPMScheduler (the embedded default), PNDM for PNDMScheduler (Stable
+    /// Diffusion 1.x folders), DDIM for DDIMScheduler and for every class duo lacks (their
+    /// configs describe the same betas, as diffusers' SD pipelines allow).
     public let defaultSchedulerKind: SchedulerKind
 
     public init(
@@ -31,7 +32,7 @@ public final class StableDiffusion {
             (try? Data(contentsOf: URL(fileURLWithPath: schedulerConfigPath))).map { Array($0) }
             ?? []
         let className = (try? JSONParser.parse(text))?["_class_name"]?.string
-        defaultSchedulerKind = className == SchedulerKind.ddpm.rawValue ? .ddpm : .ddim
+        defaultSchedulerKind = className.flatMap(SchedulerKind.init(rawValue:)) ?? .ddim
     }
 
     /// Loads the components of `directory`; a missing one fails naming its path.
@@ -145,7 +146,8 @@ public final class StableDiffusion {
     }
 
     /// The scheduler of `kind` (nil: the folder's own, `defaultSchedulerKind`) on this
-    /// model's noise schedule. For a latent model, as
+    /// model's noise schedule, ready for `setTimesteps` (each sampling run needs its own:
+    /// PNDM's steps keep state). For a latent model, as
     /// diffusers' StableDiffusionPipeline does on loading, steps_offset is 1 and sample
     /// clipping off (SD 1.x folders ship a PNDM config, which leaves DDIM's default
     /// clipping on, wrong for unbounded latents). A pixel-space model keeps its config:
@@ -161,6 +163,7 @@ public final class StableDiffusion {
         switch kind {
         case .ddim: return DDIMScheduler(config: config)
         case .ddpm: return DDPMScheduler(config: config)
+        case .pndm: return PNDMScheduler(config: config)
         }
     }
 }

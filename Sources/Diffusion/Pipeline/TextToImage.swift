@@ -71,7 +71,7 @@ public enum TextToImage {
             model: model, start: start, prompts: [p.prompt], negativePrompts: [p.negativePrompt],
             keys: (0..<p.count).map { key.fold(in: UInt64($0)) }, guidance: p.guidance,
             scheduler: scheduler, timesteps: scheduler.timesteps,
-            progress: { progress($0, p.steps) })
+            progress: { progress($0, scheduler.timesteps.count) })
         return GradMode.withNoGrad { GuidedDenoising.toUnitRange(model.decode(final)) }
     }
 
@@ -116,7 +116,8 @@ public enum TextToImage {
     /// per image; image i's step noise (DDPM) comes from keys[i].fold(in: step + 1).
     ///
     /// The images run as `DataParallel.shardCount` independent batches, each on its own thread: on two cores
-    /// that beats splitting each of the UNet's small ops (BENCHMARKS.md).
+    /// that beats splitting each of the UNet's small ops (BENCHMARKS.md). Each batch steps
+    /// its own copy of `scheduler`, fresh from `setTimesteps` (PNDM's steps keep state).
     static func denoise(
         model: StableDiffusion, start: Tensor, prompts: [String], negativePrompts: [String],
         keys: [RandomKey], guidance: Float, scheduler: DiffusionScheduler, timesteps: [Int],
@@ -127,6 +128,7 @@ public enum TextToImage {
         let ranges = DataParallel.shardRanges(start.shape[0], shards: DataParallel.shardCount)
         let finals = DataParallel.map(shards: ranges.count) { i in
             let images = ranges[i]
+            var scheduler = scheduler
             // Text states for one prompt serve every image; per-image ones are cut too.
             func rows(_ states: Tensor) -> Tensor {
                 states.shape[0] == 1 ? states : states.rows(images)

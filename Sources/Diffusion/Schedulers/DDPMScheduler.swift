@@ -7,6 +7,8 @@ public struct DDPMScheduler: DiffusionScheduler {
     public let config: SchedulerConfig
     public let schedule: NoiseSchedule
     public private(set) var timesteps: [Int]
+    /// The step count of the last `setTimesteps`; nil before it.
+    public private(set) var numInferenceSteps: Int?
 
     public init(config: SchedulerConfig) {
         self.config = config
@@ -22,6 +24,7 @@ public struct DDPMScheduler: DiffusionScheduler {
 
     public mutating func setTimesteps(_ count: Int) throws {
         timesteps = try config.inferenceTimesteps(count)
+        numInferenceSteps = count
     }
 
     /// One step with its noise drawn from `key` (none at timestep 0).

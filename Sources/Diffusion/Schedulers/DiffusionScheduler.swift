@@ -1,38 +1,47 @@
 import Formats
 import Tensor
 
-/// A sampler over a DDPM noise schedule: DDIMScheduler or DDPMScheduler.
+/// A sampler over a DDPM noise schedule: DDIMScheduler, DDPMScheduler or PNDMScheduler.
 ///
 /// Typical use (text-to-image; SDEdit starts from `timesteps(strength:)` instead):
 /// ```swift
 /// var scheduler = try DDIMScheduler(contentsOf: folder + "/scheduler/scheduler_config.json")
 /// try scheduler.setTimesteps(50)
-/// var x = Tensor.randn([1, 4, 64, 64], key: key)  // both schedulers start at σ = 1
+/// var x = Tensor.randn([1, 4, 64, 64], key: key)  // all three start at σ = 1
 /// for (i, t) in scheduler.timesteps.enumerated() {
-///     let output = unet(x, t)  // neither scheduler scales the model input
+///     let output = unet(x, t)  // none of them scales the model input
 ///     x = scheduler.step(modelOutput: output, timestep: t, sample: x,
 ///                        key: key.fold(in: UInt64(i))).prevSample
 /// }
 /// ```
+///
+/// `step` is mutating: a multistep method (PNDM) remembers earlier model outputs, so one
+/// scheduler value serves one sampling run (images sampled side by side each need their
+/// own copy), and `setTimesteps` starts a new run. DDIM and DDPM keep no state.
 public protocol DiffusionScheduler: Sendable {
     var config: SchedulerConfig { get }
     var schedule: NoiseSchedule { get }
-    /// The inference timesteps, noisiest first: every training timestep until
-    /// `setTimesteps` picks fewer.
+    /// The inference timesteps, noisiest first, one per `step`: every training timestep
+    /// until `setTimesteps` picks fewer. PNDM visits some twice, so it may hold more than
+    /// the step count asked for.
     var timesteps: [Int] { get }
+    /// The step count of the last `setTimesteps` (diffusers' `num_inference_steps`); nil
+    /// before it.
+    var numInferenceSteps: Int? { get }
 
-    /// Picks `count` inference timesteps by `config.timestepSpacing` (diffusers'
-    /// `set_timesteps`). Throws when `count` is not in 1...numTrainTimesteps.
+    /// Picks `count` inference steps by `config.timestepSpacing` (diffusers'
+    /// `set_timesteps`) and starts a new run. Throws when `count` is not in
+    /// 1...numTrainTimesteps (or too few for the method).
     mutating func setTimesteps(_ count: Int) throws
 
     /// One denoising step from `timestep` to the next inference timestep. `key` gives the
     /// step's fresh noise where the method adds some (DDPM; DDIM with eta > 0).
-    func step(modelOutput: Tensor, timestep: Int, sample: Tensor, key: RandomKey)
+    mutating func step(modelOutput: Tensor, timestep: Int, sample: Tensor, key: RandomKey)
         -> SchedulerStepOutput
 
     /// The same step with its noise given (nil where the step adds none): for noise shared
     /// across a batch, or to replay a reference run.
-    func step(modelOutput: Tensor, timestep: Int, sample: Tensor, varianceNoise: Tensor?)
+    mutating func step(modelOutput: Tensor, timestep: Int, sample: Tensor, varianceNoise: Tensor?)
         -> SchedulerStepOutput
 }
 
@@ -40,8 +49,9 @@ public protocol DiffusionScheduler: Sendable {
 public struct SchedulerStepOutput {
     /// x_{t−1}: the sample at the next inference timestep.
     public let prevSample: Tensor
-    /// The x₀ the step predicted from the model output (after clipping, if configured).
-    public let predOriginalSample: Tensor
+    /// The x₀ the step predicted from the model output (after clipping, if configured);
+    /// nil where the method predicts none (PNDM, as in diffusers).
+    public let predOriginalSample: Tensor?
 }
 
 /// A request a scheduler cannot serve (a step count or strength out of range), in one line.
@@ -63,21 +73,27 @@ extension DiffusionScheduler {
         schedule.velocity(sample: sample, noise: noise, timesteps: timesteps)
     }
 
-    /// The inference timesteps that img2img / SDEdit runs at `strength` in (0, 1]: the last
-    /// int(N · strength) of the N set by `setTimesteps` (diffusers' img2img `get_timesteps`).
-    /// Noise x₀ to the first of them with `addNoise`, then step through them all.
+    /// The inference timesteps that img2img / SDEdit runs at `strength` in (0, 1]: of the
+    /// N steps set by `setTimesteps`, the first N − int(N · strength) are skipped
+    /// (diffusers' img2img `get_timesteps`, whose schedulers all have order 1 here). For
+    /// DDIM and DDPM that leaves the last int(N · strength) timesteps. PNDM's list (PLMS)
+    /// is one longer than N and keeps one more; below strength 1 it lacks the repeated
+    /// timestep PLMS's first step expects, so after the second step the sample is one
+    /// inference timestep behind the one each later step is given. That is how diffusers'
+    /// img2img pipeline runs PNDM, and so do we. Noise x₀ to the first of them with
+    /// `addNoise`, then step through them all.
     public func timesteps(strength: Double) throws -> [Int] {
         guard strength > 0, strength <= 1 else {
             throw SchedulerError("strength \(strength) is outside (0, 1]")
         }
-        let count = timesteps.count
+        let count = numInferenceSteps ?? timesteps.count
         let kept = min(Int(Double(count) * strength), count)
         guard kept > 0 else {
             throw SchedulerError(
                 "strength \(strength) of \(count) steps leaves no step to run "
                     + "(int(\(count) × \(strength)) = 0): raise the strength or the steps")
         }
-        return Array(timesteps.suffix(kept))
+        return Array(timesteps.dropFirst(count - kept))
     }
 }
 

@@ -2,16 +2,19 @@ import Formats
 import Foundation
 
 /// Which scheduler a config is read for: the keys each one honours differ a little
-/// (`set_alpha_to_one` is DDIM's, `variance_type` DDPM's).
+/// (`set_alpha_to_one` is DDIM's and PNDM's, `variance_type` DDPM's, `skip_prk_steps`
+/// PNDM's, which also has no sample clipping).
 public enum SchedulerKind: String, Sendable, CaseIterable {
     case ddim = "DDIMScheduler"
     case ddpm = "DDPMScheduler"
+    case pndm = "PNDMScheduler"
 
-    /// The name options and concept files use ("ddim", "ddpm").
+    /// The name options and concept files use ("ddim", "ddpm", "pndm").
     public var shortName: String {
         switch self {
         case .ddim: return "ddim"
         case .ddpm: return "ddpm"
+        case .pndm: return "pndm"
         }
     }
 
@@ -23,11 +26,11 @@ public enum SchedulerKind: String, Sendable, CaseIterable {
     }
 }
 
-/// The settings of a DDIM or DDPM scheduler, named after the keys of diffusers'
+/// The settings of a DDIM, DDPM or PNDM scheduler, named after the keys of diffusers'
 /// `scheduler/scheduler_config.json`.
 ///
-/// `SchedulerConfig()` holds diffusers' defaults (the same for both classes), and a key a
-/// file leaves out keeps its default, as diffusers' `from_config` does.
+/// `SchedulerConfig()` holds diffusers' defaults for DDIMScheduler and DDPMScheduler, and a
+/// key a file leaves out keeps its class's default, as diffusers' `from_config` does.
 public struct SchedulerConfig: Equatable, Sendable {
     /// How the betas run from `betaStart` to `betaEnd` (diffusers' `beta_schedule`).
     public enum BetaSchedule: String, Sendable, CaseIterable {
@@ -78,18 +81,23 @@ public struct SchedulerConfig: Equatable, Sendable {
     /// Clamps the predicted x₀ to ±`clipSampleRange` in each step.
     public var clipSample = true
     public var clipSampleRange: Float = 1
-    /// DDIM: ᾱ before the first training timestep is 1 (true) or ᾱ_0 (false).
+    /// DDIM and PNDM: ᾱ before the first training timestep is 1 (true) or ᾱ_0 (false).
+    /// diffusers' default is true for DDIM, false for PNDM.
     public var setAlphaToOne = true
     /// Added to every timestep of the "leading" spacing (Stable Diffusion: 1).
     public var stepsOffset = 0
     public var timestepSpacing = TimestepSpacing.leading
     /// DDPM only.
     public var varianceType = VarianceType.fixedSmall
+    /// PNDM only: true runs the linear multistep method (PLMS) from the first step; false
+    /// starts with three Runge–Kutta steps (PRK) first, as Liu et al. 2022 do.
+    public var skipPrkSteps = false
 
     /// diffusers' defaults for DDIMScheduler and DDPMScheduler.
     public init() {}
 
-    /// Stable Diffusion 1.x as its diffusers pipelines run it.
+    /// Stable Diffusion 1.x as its diffusers pipelines run it (PNDM's `skip_prk_steps`
+    /// as SD's folders set it).
     public static var stableDiffusion: SchedulerConfig {
         var config = SchedulerConfig()
         config.betaStart = 0.00085
@@ -98,6 +106,7 @@ public struct SchedulerConfig: Equatable, Sendable {
         config.clipSample = false
         config.setAlphaToOne = false
         config.stepsOffset = 1
+        config.skipPrkSteps = true
         return config
     }
 
@@ -112,9 +121,10 @@ public struct SchedulerConfig: Equatable, Sendable {
     ]
 
     /// Reads a `scheduler_config.json` for `kind`. Stable Diffusion 1.x folders ship a
-    /// PNDMScheduler config: its betas serve DDIM and DDPM alike. Keys of other schedulers
-    /// are ignored; a known key with a value duo does not implement is an error naming
-    /// the file, the key, what was expected and what was found.
+    /// PNDMScheduler config: its betas serve DDIM, DDPM and PNDM alike. Keys of other
+    /// schedulers (and those `kind` lacks) are ignored, as diffusers' `from_config` does; a
+    /// known key with a value duo does not implement is an error naming the file, the
+    /// key, what was expected and what was found.
     public init(contentsOf path: String, for kind: SchedulerKind) throws {
         let file = try ConfigFile(path: path)
         try file.require("_class_name", in: Self.compatibleClasses)
@@ -130,11 +140,15 @@ public struct SchedulerConfig: Equatable, Sendable {
         betaEnd = try Self.probability(file, "beta_end", default: betaEnd)
         betaSchedule = try Self.choice(file, "beta_schedule", default: betaSchedule)
         trainedBetas = try Self.trainedBetas(file, count: numTrainTimesteps)
-        rescaleBetasZeroSNR = try file.bool("rescale_betas_zero_snr", default: false)
         predictionType = try Self.choice(file, "prediction_type", default: predictionType)
-        clipSample = try file.bool("clip_sample", default: clipSample)
-        clipSampleRange = try file.float("clip_sample_range", default: clipSampleRange)
-        setAlphaToOne = try file.bool("set_alpha_to_one", default: setAlphaToOne)
+        if kind == .pndm {
+            try readPNDMKeys(file)
+        } else {
+            rescaleBetasZeroSNR = try file.bool("rescale_betas_zero_snr", default: false)
+            clipSample = try file.bool("clip_sample", default: clipSample)
+            clipSampleRange = try file.float("clip_sample_range", default: clipSampleRange)
+            setAlphaToOne = try file.bool("set_alpha_to_one", default: setAlphaToOne)
+        }
         stepsOffset = try file.int("steps_offset", default: stepsOffset)
         guard (0..<numTrainTimesteps).contains(stepsOffset) else {
             throw ModelError(
@@ -144,6 +158,20 @@ public struct SchedulerConfig: Equatable, Sendable {
         timestepSpacing = try Self.choice(file, "timestep_spacing", default: timestepSpacing)
         if kind == .ddpm {
             varianceType = try Self.choice(file, "variance_type", default: varianceType)
+        }
+    }
+
+    /// What PNDMScheduler reads beyond the shared keys. It has no rescaling and no
+    /// clipping (diffusers' class takes neither key), defaults `set_alpha_to_one` to false,
+    /// and steps from ε or v only.
+    private mutating func readPNDMKeys(_ file: ConfigFile) throws {
+        clipSample = false
+        setAlphaToOne = try file.bool("set_alpha_to_one", default: false)
+        skipPrkSteps = try file.bool("skip_prk_steps", default: false)
+        guard predictionType != .sample else {
+            throw ModelError(
+                file: file.path, key: "prediction_type",
+                "PNDMScheduler steps from epsilon or v_prediction, found \"sample\"")
         }
     }
 

@@ -37,7 +37,8 @@ extension Duo {
         )
         var latents: String?
 
-        @Option(help: "ddim or ddpm (default: the model folder's own; DDIM for SD folders).")
+        @Option(
+            help: "ddim, ddpm or pndm (default: the model folder's own; PNDM for SD 1.x folders).")
         var scheduler: String?
 
         @Option(help: "Image height in pixels (default: the model's sample size).")
@@ -67,7 +68,8 @@ extension Duo {
                 throw ValidationError("--width must be at least 1, got \(width)")
             }
             if let scheduler, kind == nil {
-                throw ValidationError("--scheduler must be ddim or ddpm, got \(scheduler)")
+                throw ValidationError(
+                    "--scheduler must be ddim, ddpm or pndm, got \(scheduler)")
             }
             guard out.hasSuffix(".png") else {
                 throw ValidationError("--out must name a .png file, got \(out)")

@@ -41,7 +41,7 @@ extension Duo {
 
         @Option(
             help:
-                "The edit's sampler, ddim or ddpm (default: the concept file's synthesis.edit_scheduler, else the model folder's own)."
+                "The edit's sampler, ddim, ddpm or pndm (default: the concept file's synthesis.edit_scheduler, else the model folder's own)."
         )
         var editScheduler: String?
 
@@ -73,7 +73,8 @@ extension Duo {
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
             if let guidance { try OptionCheck.finite(guidance, "--guidance", atLeast: 0) }
             if let editScheduler, SchedulerKind(shortName: editScheduler) == nil {
-                throw UsageError("--edit-scheduler must be ddim or ddpm, got \(editScheduler)")
+                throw UsageError(
+                    "--edit-scheduler must be ddim, ddpm or pndm, got \(editScheduler)")
             }
             guard batchSize >= 1 else {
                 throw UsageError("--batch-size must be at least 1, got \(batchSize)")
