@@ -46,7 +46,10 @@ extension Duo {
             help: "An external detector command (line protocol), instead of the concept file's.")
         var detector: String?
 
-        @Option(help: "Seconds the external detector may take per image (default: the concept file's detector.timeout, else 60).")
+        @Option(
+            help:
+                "Seconds the external detector may take per image (default: the concept file's detector.timeout, else 60)."
+        )
         var detectorTimeout: Double?
 
         @Option(
