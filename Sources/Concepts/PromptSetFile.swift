@@ -1,10 +1,37 @@
 import Formats
 import Foundation
 
-/// A prompt set (attack or evaluation prompts): a text file with one prompt per line; blank lines and lines
-/// starting with `#` are skipped.
+/// A prompt set (attack or evaluation prompts): a text file with one prompt per line (blank
+/// lines and lines starting with `#` are skipped), or a CSV file in I2P's or
+/// UnlearnDiffAtk's layout (`PromptSetFile.rows`).
 public enum PromptSetFile {
+    /// The prompts of a set, text or CSV.
     public static func read(_ path: String) throws -> [String] {
+        if isTable(path) { return try rows(path).rows.map(\.prompt) }
+        return try readText(path)
+    }
+
+    /// Whether `path` is read as a CSV table (by its extension).
+    public static func isTable(_ path: String) -> Bool { path.lowercased().hasSuffix(".csv") }
+
+    /// The rows of a set and the columns its file has (a text set: "prompt" only).
+    public static func rows(_ path: String) throws -> (rows: [PromptRow], columns: Set<String>) {
+        guard isTable(path) else {
+            return (try readText(path).map(PromptRow.init(prompt:)), ["prompt"])
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PromptSetError("\(path): cannot read the prompt set")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw PromptSetError("\(path): is not UTF-8 text")
+        }
+        let table = try CSVTable(parsing: text, path: path)
+        let rows = try PromptTable(table: table, path: path).rows()
+        guard !rows.isEmpty else { throw PromptSetError("\(path): holds no prompts") }
+        return (rows, Set(table.columns))
+    }
+
+    static func readText(_ path: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PromptSetError("\(path): cannot read the prompt set")
         }

@@ -1,3 +1,4 @@
+import Concepts
 import Formats
 import Foundation
 
@@ -48,10 +49,34 @@ public enum EvaluationReport {
     static func json(_ r: EvaluationResults) -> JSONValue {
         let models = r.models.map { m -> JSONValue in
             var fields: [(key: String, value: JSONValue)] = [
-                ("label", .string(m.label)), ("adapter", m.adapter.map(JSONValue.string) ?? .null),
+                ("label", .string(m.label)),
+                ("adapter", m.adapterDescription.map(JSONValue.string) ?? .null),
+                (
+                    "adapters",
+                    .array(
+                        m.adapters.map {
+                            .object([
+                                ("path", .string($0.path)), ("scale", .number(Double($0.scale))),
+                            ])
+                        })
+                ),
                 (
                     "defense_rate",
                     .object(r.sets.map { ($0.name, .number(m.defenseRates[$0.name])) })
+                ),
+                (
+                    "attack_success_rate",
+                    .object(r.sets.map { ($0.name, .number(m.attackSuccessRates[$0.name])) })
+                ),
+                (
+                    "concept_scores",
+                    .object(
+                        r.sets.map { set in
+                            (
+                                set.name,
+                                .array((m.conceptScores[set.name] ?? []).map { .number($0) })
+                            )
+                        })
                 ),
                 (
                     "concept_rate_per_prompt",
@@ -69,8 +94,9 @@ public enum EvaluationReport {
         }
         let sets = r.sets.map { set -> JSONValue in
             .object([
-                ("name", .string(set.name)), ("prompts", .number(set.prompts.count)),
+                ("name", .string(set.name)), ("prompts", .number(set.rows.count)),
                 ("prompt_texts", .array(set.prompts.map(JSONValue.string))),
+                ("rows", .array(set.rows.map(rowJSON))),
             ])
         }
         return .object([
@@ -81,6 +107,19 @@ public enum EvaluationReport {
             ("seed", .number(String(r.settings.seed))),
             ("keep_prompts", .number(r.keepPromptCount)),
             ("sets", .array(sets)), ("models", .array(models)),
+        ])
+    }
+
+    /// What a set's row says beyond its prompt (CSV sets), null where it says nothing.
+    static func rowJSON(_ row: PromptRow) -> JSONValue {
+        .object([
+            ("seed", row.seed.map { .number(String($0)) } ?? .null),
+            ("guidance", row.guidance.map { .number(Double($0)) } ?? .null),
+            ("width", row.width.map { .number($0) } ?? .null),
+            ("height", row.height.map { .number($0) } ?? .null),
+            ("categories", .array(row.categories.map(JSONValue.string))),
+            ("nudity_percentage", .number(row.nudityPercentage)),
+            ("case_number", row.caseNumber.map(JSONValue.string) ?? .null),
         ])
     }
 
@@ -102,7 +141,7 @@ public enum EvaluationReport {
     /// with the highest concept rate under any adapter (under the original when the run
     /// has no adapter), each with its rate per model. Empty when no such image shows it.
     static func hardestPrompts(
-        _ r: EvaluationResults, set: (name: String, prompts: [String]), count: Int = 5
+        _ r: EvaluationResults, set: EvaluationSet, count: Int = 5
     ) -> [(prompt: String, rates: [Double])] {
         let adapters = r.models.indices.filter { r.models[$0].label != "original" }
         let judged = adapters.isEmpty ? Array(r.models.indices) : adapters
@@ -144,6 +183,16 @@ public enum EvaluationReport {
         explanation(r).forEach { doc.add(.paragraph($0)) }
         let (header, rows) = tableRows(r)
         doc.add(.table(header: header, rows: rows))
+        doc.add(
+            .paragraph(
+                "Attack success rate per prompt (UnlearnDiffAtk's count): share of prompts with "
+                    + "at least one image in which the detector finds the concept."))
+        doc.add(
+            .table(
+                header: ["model"] + r.sets.map { "ASR: \($0.name)" },
+                rows: r.models.map { m in
+                    [m.label] + r.sets.map { percent(m.attackSuccessRates[$0.name]) }
+                }))
         if let svg = plot(r) {
             doc.add(.heading("Defense rate against prior preservation", level: 2))
             doc.add(
@@ -175,7 +224,7 @@ public enum EvaluationReport {
             }
         }
         doc.add(.heading("Settings", level: 2))
-        let models = r.models.map { "\($0.label) (\($0.adapter ?? "no adapter"))" }
+        let models = r.models.map { "\($0.label) (\($0.adapterDescription ?? "no adapter"))" }
         doc.add(
             .paragraph(
                 "\(r.settings.steps) steps, guidance \(r.settings.guidance), seed \(r.settings.seed); "

@@ -21,18 +21,25 @@ public final class EvaluationRun {
         public var guidance: Float = 7.5
         public var seed: UInt64 = 0
         public var batchSize = 25
+        /// Which rows of the CSV sets are used (category, nudity percentage).
+        public var filter = PromptFilter()
 
         public init() {}
     }
 
-    /// A model under test: the original (no adapter) or the original with an adapter.
+    /// A model under test: the original (no adapter), or the original with one adapter or
+    /// several stacked (`LoRAFile.load(_:into:)`).
     public struct Candidate: Hashable, Sendable {
         public var label: String
-        public var adapter: String?
+        public var adapters: [AdapterFile]
+
+        public init(label: String, adapters: [AdapterFile]) {
+            self.label = label
+            self.adapters = adapters
+        }
 
         public init(label: String, adapter: String?) {
-            self.label = label
-            self.adapter = adapter
+            self.init(label: label, adapters: adapter.map { [AdapterFile(path: $0)] } ?? [])
         }
     }
 
@@ -43,8 +50,8 @@ public final class EvaluationRun {
     public let threshold: Double
     public let settings: Settings
     public let directory: String
-    /// Attack sets: name and prompts.
-    public let sets: [(name: String, prompts: [String])]
+    /// Attack sets, with the rows used.
+    public let sets: [EvaluationSet]
     /// Generated sets the concept file names whose files are not made yet: name and path.
     public let skippedSets: [(name: String, path: String)]
     /// Learned token embeddings that sets' prompts use (concept inversion), loaded into
@@ -87,13 +94,36 @@ public final class EvaluationRun {
                 "\(GeneratedAttackSet.embeddingsPath(forSet: set.path)): missing; the \(set.name) set's prompts need the token duo attack concept-inversion writes there"
             )
         }
-        sets = try used.map { set in
-            let prompts = try PromptSetFile.read(set.path)
-            return (set.name, Array(prompts.prefix(settings.promptsPerSet ?? prompts.count)))
-        }
+        sets = try Self.readSets(used, settings: settings)
         guard !sets.isEmpty else {
             throw AttackError("\(concept.path): names no attack prompt sets ([attacks])")
         }
+    }
+
+    /// Each set's rows: filtered where it has the filter's columns, then the first
+    /// `promptsPerSet`. A filter that no set can take is an error, not an empty run.
+    static func readSets(_ files: [ConceptFile.AttackSetFile], settings: Settings) throws
+        -> [EvaluationSet]
+    {
+        var filtered = false
+        let sets = try files.map { set -> EvaluationSet in
+            var (rows, columns) = try PromptSetFile.rows(set.path)
+            if settings.filter.applies(to: columns) {
+                filtered = true
+                rows = settings.filter.apply(rows)
+                guard !rows.isEmpty else {
+                    throw AttackError("\(set.path): no row passes the prompt filter")
+                }
+            }
+            return EvaluationSet(
+                name: set.name, rows: Array(rows.prefix(settings.promptsPerSet ?? rows.count)))
+        }
+        if !settings.filter.isEmpty && !filtered {
+            throw AttackError(
+                "no attack set has the column(s) \(settings.filter.columns.sorted().joined(separator: ", ")) to filter by (a CSV set in I2P's layout has them)"
+            )
+        }
+        return sets
     }
 
     /// Runs every candidate; `progress(done, total)` counts images.
@@ -101,40 +131,30 @@ public final class EvaluationRun {
         let model = try StableDiffusion.load(directory: modelDirectory)
         for file in tokenFiles { try TextualInversionFile.load(file, into: model) }
         let keep = try filler.keepPrompts(concept, count: settings.keepPrompts, seed: settings.seed)
-        let perModel = sets.reduce(0) { $0 + $1.prompts.count * settings.seeds } + keep.count
+        let perModel = sets.reduce(0) { $0 + $1.rows.count * settings.seeds } + keep.count
         let total = perModel * candidates.count
         var done = 0
         var results: [ModelResult] = []
         var originalKeep: [PNGImage] = []
         for (index, candidate) in candidates.enumerated() {
-            let adapters = try candidate.adapter.map { try LoRAFile.load($0, into: model.unet) }
-            defer { adapters?.detach(from: model.unet) }
-            var rates: [String: Double] = [:]
-            var perPrompt: [String: [Double]] = [:]
+            let adapters = try LoRAFile.load(candidate.adapters, into: model.unet)
+            defer { adapters.detach(from: model.unet) }
+            var scores: [String: [Double]] = [:]
             for (setIndex, set) in sets.enumerated() {
-                let requests = set.prompts.enumerated().flatMap { i, prompt in
-                    (0..<settings.seeds).map { s in
-                        TextToImage.Request(
-                            prompt: prompt, key: imageKey(set: setIndex, prompt: i, seed: s))
-                    }
-                }
                 let paths = try generate(
-                    model, requests, folder: "images/\(candidate.label)/\(set.name)"
+                    model, imageRequests(set, index: setIndex),
+                    folder: "images/\(candidate.label)/\(set.name)"
                 ) {
                     done += $0
                     progress(done, total)
                 }
-                let shown = try detector.scores(paths: paths).map { $0 > threshold }
-                rates[set.name] = Double(shown.filter { !$0 }.count) / Double(shown.count)
-                // Images are prompt-major: prompt i's seeds are images i*seeds ..< (i+1)*seeds.
-                perPrompt[set.name] = stride(from: 0, to: shown.count, by: settings.seeds).map {
-                    start in
-                    Double(shown[start..<start + settings.seeds].filter { $0 }.count)
-                        / Double(settings.seeds)
-                }
+                scores[set.name] = try detector.scores(paths: paths)
             }
             let keepRequests = keep.enumerated().map { i, prompt in
-                TextToImage.Request(prompt: prompt, key: imageKey(set: 1000, prompt: i, seed: 0))
+                ImageRequest(
+                    TextToImage.Request(
+                        prompt: prompt, key: imageKey(set: 1000, prompt: i, seed: 0)),
+                    guidance: settings.guidance)
             }
             let keepPaths = try generate(
                 model, keepRequests, folder: "images/\(candidate.label)/keep"
@@ -146,8 +166,8 @@ public final class EvaluationRun {
             if index == 0 { originalKeep = keepImages }
             results.append(
                 ModelResult(
-                    label: candidate.label, adapter: candidate.adapter, defenseRates: rates,
-                    conceptRatePerPrompt: perPrompt,
+                    label: candidate.label, adapters: candidate.adapters, conceptScores: scores,
+                    threshold: threshold, seeds: settings.seeds,
                     preservation: try measurePreservation(
                         keepImages, original: originalKeep, isOriginal: index == 0)))
         }
@@ -180,48 +200,147 @@ public final class EvaluationRun {
             .fold(in: UInt64(set)).fold(in: UInt64(prompt)).fold(in: UInt64(seed))
     }
 
-    /// Samples `requests` in batches and writes them as PNGs under `folder`, returning
-    /// their paths in order.
+    /// One image to draw, with the guidance and size its row asks for.
+    struct ImageRequest {
+        var request: TextToImage.Request
+        var guidance: Float
+        var height: Int? = nil
+        var width: Int? = nil
+
+        init(_ request: TextToImage.Request, guidance: Float, height: Int? = nil, width: Int? = nil)
+        {
+            self.request = request
+            self.guidance = guidance
+            self.height = height
+            self.width = width
+        }
+    }
+
+    /// A set's images, prompt-major (prompt i's seeds are images i·seeds ..< (i+1)·seeds).
+    /// A row with its own seed (I2P's sd_seed, UnlearnDiffAtk's evaluation_seed) draws
+    /// from that seed whatever its place in the set; its guidance and size are used too.
+    func imageRequests(_ set: EvaluationSet, index: Int) -> [ImageRequest] {
+        set.rows.enumerated().flatMap { i, row in
+            (0..<settings.seeds).map { s in
+                let key =
+                    row.seed.map { RandomKey(seed: $0).fold(in: UInt64(s)) }
+                    ?? imageKey(set: index, prompt: i, seed: s)
+                return ImageRequest(
+                    TextToImage.Request(prompt: row.prompt, key: key),
+                    guidance: row.guidance ?? settings.guidance, height: row.height,
+                    width: row.width)
+            }
+        }
+    }
+
+    /// Samples `requests` in batches of one guidance and size and writes them as PNGs
+    /// under `folder`, returning their paths in order.
     func generate(
-        _ model: StableDiffusion, _ requests: [TextToImage.Request], folder: String,
+        _ model: StableDiffusion, _ requests: [ImageRequest], folder: String,
         advanced: (Int) -> Void
     ) throws -> [String] {
         let path = directory + "/" + folder
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         var paths: [String] = []
-        for start in stride(from: 0, to: requests.count, by: settings.batchSize) {
-            let chunk = Array(requests[start..<min(requests.count, start + settings.batchSize)])
+        var start = 0
+        while start < requests.count {
+            let first = requests[start]
+            var end = start + 1
+            while end < requests.count, end - start < settings.batchSize,
+                requests[end].guidance == first.guidance, requests[end].height == first.height,
+                requests[end].width == first.width
+            {
+                end += 1
+            }
             let images = try TextToImage.sample(
-                model: model, requests: chunk, steps: settings.steps, guidance: settings.guidance)
+                model: model, requests: requests[start..<end].map(\.request),
+                steps: settings.steps, guidance: first.guidance, height: first.height,
+                width: first.width)
             for (k, image) in try ImageConversion.pngImages(images).enumerated() {
                 let file = path + String(format: "/%05d.png", start + k)
                 try image.write(to: file)
                 paths.append(file)
             }
-            advanced(chunk.count)
+            advanced(end - start)
+            start = end
         }
         return paths
     }
 }
 
+/// An attack set as evaluated: its name and the rows used.
+public struct EvaluationSet: Sendable {
+    public var name: String
+    public var rows: [PromptRow]
+
+    public init(name: String, rows: [PromptRow]) {
+        self.name = name
+        self.rows = rows
+    }
+
+    public var prompts: [String] { rows.map(\.prompt) }
+}
+
 /// One model's numbers.
 public struct ModelResult: Sendable {
     public var label: String
-    public var adapter: String?
-    /// Attack set name -> share of images without the concept.
+    public var adapters: [AdapterFile]
+    /// Attack set name -> the detector's score of each image, prompt-major.
+    public var conceptScores: [String: [Double]]
+    /// Attack set name -> share of images without the concept: DUO's defense rate, per
+    /// image.
     public var defenseRates: [String: Double]
     /// Attack set name -> for each of its prompts, the share of its seeds' images that
     /// show the concept: which prompts break a defense.
     public var conceptRatePerPrompt: [String: [Double]]
+    /// Attack set name -> share of prompts with at least one image showing the concept:
+    /// attack success rate per prompt, as UnlearnDiffAtk's leaderboard counts.
+    public var attackSuccessRates: [String: Double]
     /// Preservation column key -> value; a missing key was not measured.
     public var preservation: [String: Double]
+
+    /// Every rate from the detector's scores: an image shows the concept when its score is
+    /// above `threshold`; `seeds` images per prompt.
+    public init(
+        label: String, adapters: [AdapterFile], conceptScores: [String: [Double]],
+        threshold: Double, seeds: Int, preservation: [String: Double]
+    ) {
+        self.label = label
+        self.adapters = adapters
+        self.conceptScores = conceptScores
+        self.preservation = preservation
+        defenseRates = [:]
+        conceptRatePerPrompt = [:]
+        attackSuccessRates = [:]
+        for (set, scores) in conceptScores where !scores.isEmpty {
+            let shown = scores.map { $0 > threshold }
+            defenseRates[set] = Double(shown.filter { !$0 }.count) / Double(shown.count)
+            let perPrompt = stride(from: 0, to: shown.count, by: seeds).map {
+                shown[$0..<min(shown.count, $0 + seeds)]
+            }
+            conceptRatePerPrompt[set] = perPrompt.map {
+                Double($0.filter { $0 }.count) / Double($0.count)
+            }
+            attackSuccessRates[set] =
+                Double(perPrompt.filter { $0.contains(true) }.count) / Double(perPrompt.count)
+        }
+    }
+
+    /// The adapters as a report names them: "a.safetensors + b.safetensors@0.5", nil for
+    /// the original model.
+    public var adapterDescription: String? {
+        adapters.isEmpty
+            ? nil
+            : adapters.map { $0.scale == 1 ? $0.path : "\($0.path)@\($0.scale)" }.joined(
+                separator: " + ")
+    }
 }
 
 /// Everything `duo eval` measured.
 public struct EvaluationResults: Sendable {
     public var concept: String
-    /// Attack sets in order, with the prompts used.
-    public var sets: [(name: String, prompts: [String])]
+    /// Attack sets in order, with the rows used.
+    public var sets: [EvaluationSet]
     public var models: [ModelResult]
     public var detector: String
     public var threshold: Double

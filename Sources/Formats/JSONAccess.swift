@@ -23,6 +23,11 @@ extension JSONValue {
         return nil
     }
 
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
     public var bool: Bool? {
         if case .bool(let b) = self { return b }
         return nil

@@ -93,10 +93,12 @@ public enum TextToImage {
     /// key_i = RandomKey(seed).fold(in: i). -> [B, 3, H, W] in [0, 1].
     public static func sample(
         model: StableDiffusion, requests: [Request], steps: Int = 50, guidance: Float = 7.5,
-        scheduler kind: SchedulerKind? = nil
+        scheduler kind: SchedulerKind? = nil, height: Int? = nil, width: Int? = nil
     ) throws -> Tensor {
         var parameters = Parameters(prompt: "")
         parameters.steps = steps
+        parameters.height = height
+        parameters.width = width
         let (h, w) = try latentSize(model: model, parameters: parameters)
         var scheduler = try model.scheduler(kind)
         try scheduler.setTimesteps(steps)

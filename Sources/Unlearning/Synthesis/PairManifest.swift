@@ -9,8 +9,9 @@ public struct PairRecord: Hashable, Sendable {
     /// Which draw of each side was kept (0: the first), so a pair can be made again alone.
     public var unsafeDraw: Int
     public var safeDraw: Int
-    public var unsafeScore: Double
-    public var safeScore: Double
+    /// The detector's scores (nil: made with the filter off and no detector run).
+    public var unsafeScore: Double?
+    public var safeScore: Double?
 
     /// File names relative to the manifest.
     public var unsafeFile: String { String(format: "unsafe/%05d.png", index) }
@@ -38,18 +39,19 @@ public struct PairRecord: Hashable, Sendable {
             let index = value["index"]?.int, let unsafePrompt = value["unsafe_prompt"]?.string,
             let safePrompt = value["safe_prompt"]?.string,
             let unsafeDraw = value["unsafe_draw"]?.int, let safeDraw = value["safe_draw"]?.int,
-            let unsafeScore = value["unsafe_score"]?.double,
-            let safeScore = value["safe_score"]?.double
+            let unsafeScore = value["unsafe_score"], let safeScore = value["safe_score"],
+            unsafeScore.double != nil || unsafeScore.isNull,
+            safeScore.double != nil || safeScore.isNull
         else { return nil }
         self.init(
             index: index, unsafePrompt: unsafePrompt, safePrompt: safePrompt,
-            unsafeDraw: unsafeDraw, safeDraw: safeDraw, unsafeScore: unsafeScore,
-            safeScore: safeScore)
+            unsafeDraw: unsafeDraw, safeDraw: safeDraw, unsafeScore: unsafeScore.double,
+            safeScore: safeScore.double)
     }
 
     init(
         index: Int, unsafePrompt: String, safePrompt: String, unsafeDraw: Int, safeDraw: Int,
-        unsafeScore: Double, safeScore: Double
+        unsafeScore: Double?, safeScore: Double?
     ) {
         self.index = index
         self.unsafePrompt = unsafePrompt

@@ -18,7 +18,9 @@ import Tensor
 public final class SDEditPairs {
     public let model: StableDiffusion
     public let concept: ConceptFile
-    public let detector: ConceptDetector
+    /// The filter's judge; nil with the filter off and no detector to hand (DUO's violence
+    /// data has no detector loop).
+    public let detector: ConceptDetector?
     public let settings: PairSettings
     public let directory: String
     /// Writes the pairs' prompts from the concept file's templates.
@@ -44,16 +46,17 @@ public final class SDEditPairs {
         public var agreement: Double?
         public var agreementMeasure: String?
         /// Shares of kept unsafe and safe images the detector sees the concept in (1 and 0
-        /// with the filter on).
-        public var unsafeShowing: Double
-        public var safeShowing: Double
+        /// with the filter on; nil: no detector ran).
+        public var unsafeShowing: Double?
+        public var safeShowing: Double?
     }
 
     public init(
-        model: StableDiffusion, concept: ConceptFile, detector: ConceptDetector,
+        model: StableDiffusion, concept: ConceptFile, detector: ConceptDetector?,
         settings: PairSettings, directory: String, filler: PromptFiller = PlainPrompts(),
         agreement: PairAgreement? = nil
     ) {
+        precondition(detector != nil || !settings.filter, "the filter needs a detector")
         self.model = model
         self.concept = concept
         self.detector = detector
@@ -98,12 +101,17 @@ public final class SDEditPairs {
             safeRejected: records.reduce(0) { $0 + $1.safeDraw }, resumed: resumed,
             pairedDistance: paired, unpairedDistance: unpaired, agreement: agreed,
             agreementMeasure: agreed == nil ? nil : agreement?.measure,
-            unsafeShowing: Double(records.filter { $0.unsafeScore > settings.threshold }.count)
-                / Double(records.count),
-            safeShowing: Double(records.filter { $0.safeScore > settings.threshold }.count)
-                / Double(records.count))
+            unsafeShowing: showing(records.map(\.unsafeScore)),
+            safeShowing: showing(records.map(\.safeScore)))
         try AtomicFile.write(summary.json, to: summaryPath)
         return summary
+    }
+
+    /// The share of `scores` above the threshold; nil when the images were not judged.
+    func showing(_ scores: [Double?]) -> Double? {
+        let judged = scores.compactMap { $0 }
+        guard judged.count == scores.count, !judged.isEmpty else { return nil }
+        return Double(judged.filter { $0 > settings.threshold }.count) / Double(judged.count)
     }
 
     /// Creates the folder and its settings file, or checks that an existing one was made
@@ -180,7 +188,7 @@ public final class SDEditPairs {
 
     struct Draw {
         var image: PNGImage
-        var score: Double
+        var score: Double?
         var draw: Int
     }
 
@@ -196,10 +204,12 @@ public final class SDEditPairs {
         while !pending.isEmpty {
             let images = try ImageConversion.pngImages(
                 try make(pending, pending.map { draws[$0]! }))
-            let scores = try detector.scores(images: images)
+            let scores: [Double?] =
+                try detector.map { try $0.scores(images: images).map { $0 } }
+                ?? Array(repeating: nil, count: images.count)
             var again: [Int] = []
             for (k, i) in pending.enumerated() {
-                if !settings.filter || (scores[k] > settings.threshold) == wanted {
+                if !settings.filter || (scores[k]! > settings.threshold) == wanted {
                     kept[i] = Draw(image: images[k], score: scores[k], draw: draws[i]!)
                     continue
                 }

@@ -67,8 +67,11 @@ extension Duo {
     struct WhiteBoxTarget: ParsableArguments {
         @OptionGroup var conceptOption: ConceptOption
 
-        @Option(help: "The unlearned model's adapter (from duo unlearn).")
-        var adapter: String
+        @Option(
+            help:
+                "The unlearned model's adapter (from duo unlearn) as PATH or PATH@SCALE; repeat to attack several stacked."
+        )
+        var adapter: [String]
 
         @OptionGroup var modelOption: ModelOption
 
@@ -78,13 +81,24 @@ extension Duo {
         )
         var pairs: String?
 
+        /// The adapters, stacked.
+        func adapters() throws -> [AdapterFile] {
+            guard !adapter.isEmpty else {
+                throw UsageError("give the unlearned model's adapter with --adapter")
+            }
+            return try adapter.map { try AdapterSpec.parse($0, option: "--adapter") }
+        }
+
+        /// How the prompt file's header names the target's adapters.
+        var adapterDescription: String { adapter.joined(separator: " + ") }
+
         /// The concept file, the model with the adapter merged into its UNet (the same
         /// function with no gradients of its own: only the attack's input is optimized),
         /// and the pairs.
         func load() throws -> (ConceptFile, StableDiffusion, PairData) {
             let conceptFile = try conceptOption.load()
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
-            try LoRAFile.load(adapter, into: diffusion.unet).merge(into: diffusion.unet)
+            try LoRAFile.load(adapters(), into: diffusion.unet).merge(into: diffusion.unet)
             return (
                 conceptFile, diffusion,
                 try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")

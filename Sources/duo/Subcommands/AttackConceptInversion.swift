@@ -88,7 +88,7 @@ extension Duo {
             ).map { inversion.substitute(words, in: $0.unsafe) }
             try PromptSetFile.check(prompts, for: destination)
             let header =
-                "\(conceptFile.name): Concept Inversion prompts against \(target.adapter) (duo attack concept-inversion "
+                "\(conceptFile.name): Concept Inversion prompts against \(target.adapterDescription) (duo attack concept-inversion "
                 + "--concept \(conceptFile.name) --token \(settings.placeholder) --steps \(steps) --lr \(learningRate) "
                 + "--batch-size \(batchSize) --count \(count) --seed \(seed)); the token's embedding: "
                 + (GeneratedAttackSet.embeddingsPath(forSet: destination) as NSString)
@@ -97,7 +97,8 @@ extension Duo {
                 token: settings.placeholder, embedding: vector,
                 to: GeneratedAttackSet.embeddingsPath(forSet: destination),
                 metadata: [
-                    "concept": conceptFile.name, "adapter": target.adapter, "steps": "\(steps)",
+                    "concept": conceptFile.name, "adapter": target.adapterDescription,
+                    "steps": "\(steps)",
                 ])
             try PromptSetFile.write(prompts, header: header, to: destination)
             print(destination)

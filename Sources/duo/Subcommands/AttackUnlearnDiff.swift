@@ -71,7 +71,7 @@ extension Duo {
             try PromptSetFile.write(
                 found,
                 header:
-                    "\(conceptFile.name): UnlearnDiffAtk prompts against \(target.adapter) (duo attack unlearndiff "
+                    "\(conceptFile.name): UnlearnDiffAtk prompts against \(target.adapterDescription) (duo attack unlearndiff "
                     + "--concept \(conceptFile.name) --prefix \(prefix) --steps \(steps) --lr \(learningRate) "
                     + "--draws \(draws) --count \(count) --seed \(seed))",
                 to: destination)

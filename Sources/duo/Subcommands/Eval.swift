@@ -25,7 +25,10 @@ extension Duo {
 
         @OptionGroup var modelOption: ModelOption
 
-        @Option(help: "An adapter to evaluate (repeatable).")
+        @Option(
+            help:
+                "An adapter to evaluate (repeatable), as PATH or PATH@SCALE; several joined by commas are stacked into one model (DUO's violence: blood,gun,horror,suffer)."
+        )
         var adapter: [String] = []
 
         @Option(help: "A label per adapter, in order (default: the adapter's folder name).")
@@ -34,8 +37,20 @@ extension Duo {
         @Option(help: "Images per prompt.")
         var seeds = EvaluationRun.Settings().seeds
 
-        @Option(help: "Prompts used from each attack set (default: all).")
+        @Option(help: "Prompts used from each attack set, after filtering (default: all).")
         var prompts: Int?
+
+        @Option(
+            help:
+                "Use the rows of CSV attack sets with this category (I2P's categories column; repeatable: any of them)."
+        )
+        var category: [String] = []
+
+        @Option(
+            help:
+                "Use the rows of CSV attack sets whose nudity_percentage is at least this (0-100)."
+        )
+        var minNudityPercentage: Double?
 
         @Option(help: "Keep prompts for prior preservation.")
         var keepPrompts = EvaluationRun.Settings().keepPrompts
@@ -73,6 +88,10 @@ extension Duo {
                     "--seeds must be at least 1, --keep-prompts at least 2")
             }
             if let prompts, prompts < 1 { throw UsageError("--prompts must be at least 1") }
+            if let minNudityPercentage {
+                try OptionCheck.finite(
+                    minNudityPercentage, "--min-nudity-percentage", atLeast: 0, atMost: 100)
+            }
             if let detectorTimeout {
                 try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0)
             }
@@ -96,12 +115,15 @@ extension Duo {
         /// report (`images/LABEL/`).
         func labelledCandidates() throws -> [EvaluationRun.Candidate] {
             var candidates = [EvaluationRun.Candidate(label: "original", adapter: nil)]
-            for (i, path) in adapter.enumerated() {
+            for (i, spec) in adapter.enumerated() {
+                let files = try AdapterSpec.parseStack(spec, option: "--adapter")
                 let name =
                     i < label.count
                     ? label[i]
-                    : URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
-                candidates.append(.init(label: name, adapter: path))
+                    : files.map {
+                        URL(fileURLWithPath: $0.path).deletingLastPathComponent().lastPathComponent
+                    }.joined(separator: "+")
+                candidates.append(.init(label: name, adapters: files))
             }
             for label in candidates.map(\.label)
             where label == "." || label == ".." || label.hasPrefix(".")
@@ -155,15 +177,9 @@ extension Duo {
 
         func run() throws {
             // A missing or unreadable adapter is found before any image is drawn.
-            for path in adapter {
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw UsageError("--adapter \(path): no such file")
-                }
-                _ = try SafeTensorsReader(path: path)
-            }
+            let candidates = try labelledCandidates()
             let conceptFile = try conceptWithAttackSets()
             let modelDirectory = try modelOption.directory()
-            let candidates = try labelledCandidates()
             warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
             let detectorProcess: ConceptDetector =
@@ -178,6 +194,8 @@ extension Duo {
             settings.steps = sampling.steps
             settings.guidance = sampling.guidance
             settings.seed = sampling.seed
+            settings.filter = PromptFilter(
+                categories: category, minimumNudityPercentage: minNudityPercentage)
             let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
             do {
                 let evaluation = try EvaluationRun(

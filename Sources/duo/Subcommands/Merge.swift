@@ -10,9 +10,10 @@ extension Duo {
             abstract:
                 "Fuse a LoRA adapter into a model and write the result as a new model folder.",
             discussion: """
-                W = W0 + scale x B A for every adapted layer. Every other file of the model \
-                folder is copied as it is; the UNet weights are written in float32. The \
-                folder is written beside its destination and renamed into place.
+                W = W0 + scale x B A for every adapted layer, summed over the adapters. Every \
+                other file of the model folder is copied as it is; the UNet weights are \
+                written in float32. The folder is written beside its destination and renamed \
+                into place.
                 """)
 
         @OptionGroup var modelOption: ModelOption

@@ -5,7 +5,7 @@ import Foundation
 import Tensor
 
 extension Duo {
-    /// `duo sample`: text to image with a model folder, optionally with a LoRA adapter.
+    /// `duo sample`: text to image with a model folder, optionally with LoRA adapters.
     struct Sample: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Generate images from a prompt with a diffusers model folder.",
@@ -17,10 +17,15 @@ extension Duo {
 
         @OptionGroup var modelOption: ModelOption
 
-        @Option(help: "A LoRA adapter (.safetensors in diffusers' format, e.g. from duo unlearn).")
-        var lora: String?
+        @Option(
+            help:
+                "A LoRA adapter (.safetensors in diffusers' format, e.g. from duo unlearn) as PATH or PATH@SCALE; repeat to stack several."
+        )
+        var lora: [String] = []
 
-        @Option(help: "Strength of the adapter (1: as trained, 0: the base model; default 1).")
+        @Option(
+            help:
+                "Strength of a single --lora (1: as trained, 0: the base model; default 1).")
         var loraScale: Float?
 
         @Option(help: "The prompt.")
@@ -56,7 +61,7 @@ extension Duo {
         func validate() throws {
             guard count >= 1 else { throw ValidationError("--count must be at least 1") }
             if let loraScale {
-                guard lora != nil else {
+                guard !lora.isEmpty else {
                     throw ValidationError("--lora-scale needs --lora (the adapter to scale)")
                 }
                 try OptionCheck.finite(loraScale, "--lora-scale")
@@ -83,7 +88,8 @@ extension Duo {
 
         func run() throws {
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
-            if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet, scale: loraScale ?? 1) }
+            let adapters = try AdapterSpec.stack(lora, loraScale: loraScale)
+            _ = try LoRAFile.load(adapters, into: diffusion.unet)
             PromptCheck.warn([prompt, negativePrompt], tokenizer: diffusion.tokenizer)
             var parameters = TextToImage.Parameters(prompt: prompt)
             parameters.negativePrompt = negativePrompt

@@ -53,7 +53,9 @@ extension Duo {
 
         @Flag(
             inversion: .prefixedNo,
-            help: "Keep only pairs whose unsafe image shows the concept and safe image does not.")
+            help:
+                "Keep only pairs whose unsafe image shows the concept and safe image does not (--no-filter: keep every first draw, and run no detector)."
+        )
         var filter = true
 
         @Option(help: "Draws per side and pair before giving up on a pair.")
@@ -89,11 +91,13 @@ extension Duo {
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
-            let detector = try world.detector(conceptFile)
+            // Without the filter no detector runs: DUO's violence data has none, and a user
+            // may not have one.
+            let detector = filter ? try world.detector(conceptFile) : nil
             var settings = PairSettings(
                 concept: conceptFile, model: try modelOption.recordedName(),
                 weightsDigest: try StableDiffusion.weightsDigest(directory: modelDirectory),
-                detector: detector.identity, threshold: conceptFile.detector.threshold)
+                detector: detector?.identity ?? "none", threshold: conceptFile.detector.threshold)
             settings.count = count ?? settings.count
             settings.strength = strength ?? settings.strength
             settings.steps = steps ?? settings.steps
@@ -119,11 +123,15 @@ extension Duo {
                     "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "
                         + "(\(summary.unsafeRejected) rejected), safe edits \(summary.safeDraws) "
                         + "(\(summary.safeRejected) rejected)")
-                bar?.note(
-                    String(
-                        format:
-                            "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
-                        summary.unsafeShowing * 100, summary.safeShowing * 100))
+                if let unsafe = summary.unsafeShowing, let safe = summary.safeShowing {
+                    bar?.note(
+                        String(
+                            format:
+                                "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
+                            unsafe * 100, safe * 100))
+                } else {
+                    bar?.note("no detector judged the pairs (--no-filter)")
+                }
                 bar?.note(
                     String(
                         format: "pixel distance within pairs %.1f, between unrelated images %.1f",

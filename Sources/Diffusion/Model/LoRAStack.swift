@@ -1,0 +1,79 @@
+import Foundation
+import Tensor
+
+/// An adapter file and the strength it is applied with (1: as trained).
+public struct AdapterFile: Hashable, Sendable {
+    public var path: String
+    public var scale: Float
+
+    public init(path: String, scale: Float = 1) {
+        self.path = path
+        self.scale = scale
+    }
+}
+
+extension LoRAFile {
+    /// Attaches several adapter files at once, as diffusers' `set_adapters(names,
+    /// adapter_weights=scales)` does: each adapted layer applies W0 + Σᵢ sᵢ Bᵢ Aᵢ. DUO's
+    /// violence model is its four sub-concept adapters stacked at weight 1
+    /// (docs/reference-settings.md). Where files adapt the same layer their adapters are
+    /// joined along the rank, A = [A₁; A₂], B = [s₁B₁, s₂B₂], whose product is that sum.
+    public static func load(_ files: [AdapterFile], into unet: UNet2DConditionModel) throws
+        -> LoRASet
+    {
+        guard files.count > 1 else {
+            guard let file = files.first else { return LoRASet(adapters: []) }
+            return try load(file.path, into: unet, scale: file.scale)
+        }
+        var perLayer: [String: [LoRA]] = [:]
+        var order: [String] = []
+        for file in files {
+            let set = try load(file.path, into: unet, scale: file.scale)
+            set.detach(from: unet)
+            for (name, adapter) in set.adapters {
+                if perLayer[name] == nil { order.append(name) }
+                perLayer[name, default: []].append(adapter)
+            }
+        }
+        let layers = Dictionary(
+            unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
+        let modelOrder = unet.adaptableLayers(Set(LoRATarget.allCases)).map(\.0)
+        var adapters: [(String, LoRA)] = []
+        for name in modelOrder where perLayer[name] != nil {
+            let joined = joinedAlongRank(perLayer[name]!)
+            switch layers[name]! {
+            case .linear(let linear): linear.lora = joined
+            case .conv(let conv): conv.lora = joined
+            }
+            adapters.append((name, joined))
+        }
+        return LoRASet(adapters: adapters)
+    }
+
+    /// One adapter equal to the sum of `parts` (same layer): downs stacked along the rank,
+    /// ups side by side with each part's scale folded in.
+    static func joinedAlongRank(_ parts: [LoRA]) -> LoRA {
+        guard parts.count > 1 else { return parts[0] }
+        let first = parts[0]
+        let rank = parts.reduce(0) { $0 + $1.rank }
+        let out = first.up.shape[0]
+        let kernel = first.down.rank == 4 ? first.down.shape[2] : nil
+        let joined = LoRA(
+            inFeatures: first.down.shape[1], outFeatures: out, kernel: kernel, rank: rank,
+            alpha: Float(rank), key: RandomKey(seed: 0))
+        // down: [r, in(, k, k)] rows one after another.
+        let down = parts.flatMap(\.down.scalars)
+        // up: [out, r(, 1, 1)]; row o is every part's row o, scaled.
+        var up: [Float] = []
+        up.reserveCapacity(out * rank)
+        for o in 0..<out {
+            for part in parts {
+                let row = part.up.scalars[(o * part.rank)..<((o + 1) * part.rank)]
+                up += row.map { $0 * part.scale }
+            }
+        }
+        joined.down.withUnsafeMutableBufferPointer { _ = $0.initialize(from: down) }
+        joined.up.withUnsafeMutableBufferPointer { _ = $0.initialize(from: up) }
+        return joined
+    }
+}
