@@ -76,7 +76,9 @@ let package = Package(
         .testTarget(
             name: "FormatsTests", dependencies: ["Formats"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "ConceptsTests", dependencies: ["Concepts", "Formats"]),
+        .testTarget(
+            name: "ConceptsTests", dependencies: ["Concepts", "Formats"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "DiffusionTests", dependencies: ["Diffusion", "Formats", "TestSupport"],
             resources: [.copy("Fixtures")]),
