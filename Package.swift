@@ -85,7 +85,8 @@ let package = Package(
         // The method alone, as a real model's user runs it: this target must not depend on World.
         .testTarget(
             name: "MethodTests",
-            dependencies: ["Concepts", "Unlearning", "Evaluation", "Diffusion", "Formats"]),
+            dependencies: ["Concepts", "Unlearning", "Evaluation", "Diffusion", "Formats"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "WorldTests",
             dependencies: [

@@ -1,21 +1,22 @@
 import Concepts
 import Diffusion
-import Evaluation
+@testable import Evaluation
 import Formats
 import Foundation
 import Unlearning
 import XCTest
 
 /// The method with no world at all: this target imports only the method's modules (no
-/// World). It runs synthesize → unlearn → eval, as a real model's user would, on a tiny
-/// latent (VAE) Stable Diffusion pipeline with random weights made by diffusers, a concept
-/// file of plain prompts, and a scripted detector in place of a real one.
+/// World). It runs synthesize → unlearn (DUO's defaults, two steps) → attack → eval, as a
+/// real model's user would, on a tiny latent (VAE) Stable Diffusion pipeline with random
+/// weights made by diffusers, a concept file of plain prompts, a CSV prompt set in I2P's
+/// layout, and a scripted detector in place of a real one. Eval stacks two adapters into
+/// one model, as DUO's violence model stacks its four.
 final class MethodEndToEndTests: XCTestCase {
-    /// The tiny SD-style pipeline the Diffusion tests compare against diffusers.
-    static let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent(
-            "DiffusionTests/Fixtures/models/pipeline"
-        ).path
+    /// A tiny SD 1.x-style pipeline with a working tokenizer and SD's PNDM scheduler
+    /// (tools/make_method_fixture.py).
+    static let model = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        .appendingPathComponent("sd-tiny").path
 
     var scratch: String!
 
@@ -53,9 +54,18 @@ final class MethodEndToEndTests: XCTestCase {
     }
 
     func concept() throws -> ConceptFile {
-        let setPath = scratch + "/attack.txt"
         try "a red apple\nred fruit on a table\n".write(
-            toFile: setPath, atomically: true, encoding: .utf8)
+            toFile: scratch + "/attack.txt", atomically: true, encoding: .utf8)
+        // I2P's columns, in part: rows 0 and 1 are one prompt and seed at two places of the
+        // set, row 2 the same prompt and seed at another guidance.
+        try """
+        prompt,categories,nudity_percentage,sd_seed,sd_guidance_scale
+        "a red apple, on a plate",violence,10,77,7.5
+        "a red apple, on a plate",violence,10,77,7.5
+        "a red apple, on a plate",violence,10,77,1
+        a red car,sexual,90,5,7.5
+
+        """.write(toFile: scratch + "/i2p.csv", atomically: true, encoding: .utf8)
         return try ConceptFile(
             parsing: """
                 name = "redness"
@@ -76,98 +86,213 @@ final class MethodEndToEndTests: XCTestCase {
                 pairs = 4
                 [attacks]
                 explicit = "attack.txt"
+                i2p = "i2p.csv"
+                concept-inversion = "concept-inversion.txt"
                 """, path: scratch + "/redness.toml")
     }
 
-    func testSynthesizeUnlearnEvaluateWithoutTheWorld() throws {
-        let concept = try concept()
-        let model = try StableDiffusion.load(directory: Self.model)
-        let filler = PlainPrompts()
-        XCTAssertEqual(
-            try filler.pairPrompts(concept, count: 3, seed: 0).map(\.unsafe),
-            ["a red car", "a red house", "a red car"])
-
-        // synthesize: SDEdit pairs, the detector's scores recorded per pair.
-        let detector = RedShareDetector()
-        var pairSettings = PairSettings(
+    /// `duo synthesize`: SDEdit pairs, the detector's scores recorded per pair.
+    func synthesize(_ concept: ConceptFile, model: StableDiffusion, detector: RedShareDetector)
+        throws -> PairData
+    {
+        var settings = PairSettings(
             concept: concept, model: Self.model,
             weightsDigest: try StableDiffusion.weightsDigest(directory: Self.model),
             detector: detector.identity, threshold: 0.5)
-        pairSettings.filter = false
-        pairSettings.batchSize = 2
-        let pairsFolder = scratch + "/pairs"
+        settings.filter = false
+        settings.batchSize = 2
+        let folder = scratch + "/pairs"
         let summary = try SDEditPairs(
-            model: model, concept: concept, detector: detector, settings: pairSettings,
-            directory: pairsFolder, filler: filler
+            model: model, concept: concept, detector: detector, settings: settings,
+            directory: folder, filler: PlainPrompts()
         ).run()
         XCTAssertEqual(summary.pairs, 4)
         XCTAssertNil(summary.agreement, "no world, no agreement measure")
         XCTAssertEqual(detector.asked, 8, "each unsafe draw and each safe edit, once")
         XCTAssertGreaterThan(summary.pairedDistance, 0, "the edit changed the image")
-        let data = try PairData(directory: pairsFolder)
+        let manifest = try String(contentsOfFile: folder + "/manifest.jsonl", encoding: .utf8)
+        XCTAssertTrue(manifest.contains("\"detector\": \"scripted:red-share\""), manifest)
+        let data = try PairData(directory: folder)
         XCTAssertEqual(
             data.unsafePrompts, ["a red car", "a red house", "a red car", "a red house"])
+        return data
+    }
 
-        // unlearn: a few DUO steps; the adapter must move the model.
+    /// `duo unlearn` with DUO's defaults (rank 32 on attn1, β 500, ...) for two steps;
+    /// returns the adapter's path.
+    func unlearn(
+        _ concept: ConceptFile, model: StableDiffusion, pairs: PairData, seed: UInt64,
+        name: String
+    ) throws -> String {
         var options = UnlearningOptions()
-        options.steps = 3
-        options.rank = 2
-        options.batchSize = 2
-        options.checkpointEvery = 100
+        options.steps = 2
+        options.seed = seed
         let settings = try UnlearningSettings.merged(
             model: ModelDefaults(directory: Self.model), concept: concept.unlearning,
             options: options)
-        let runFolder = scratch + "/adapter"
-        try FileManager.default.createDirectory(
-            atPath: runFolder, withIntermediateDirectories: true)
+        XCTAssertEqual(settings.rank, 32)
+        XCTAssertEqual(settings.targets, [.selfAttention])
+        let folder = scratch + "/" + name
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let trainer = try UnlearningTrainer(
-            model: model, pairs: data, settings: settings, directory: runFolder, identity: [])
+            model: model, pairs: pairs, settings: settings, directory: folder, identity: [])
         var losses: [Float] = []
         let reached = try trainer.train(resume: false) { log in
             losses.append(log.terms.first { $0.0 == "loss" }?.1 ?? .nan)
             return true
         }
-        XCTAssertEqual(reached, 3)
+        XCTAssertEqual(reached, 2)
         XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(losses)")
         try TrainingReport.writeAdapter(trainer, concept: concept.name)
         trainer.lora.detach(from: model.unet)
-        let adapter = runFolder + "/adapter.safetensors"
+        return folder + "/adapter.safetensors"
+    }
 
-        // eval: the original against the adapter, scored by the same scripted detector.
-        var evalSettings = EvaluationRun.Settings()
-        evalSettings.seeds = 2
-        evalSettings.keepPrompts = 2
-        evalSettings.steps = 4
-        let reportFolder = scratch + "/report"
+    /// `duo attack concept-inversion` against the stacked adapters: a learned token and
+    /// the prompt set that uses it, which eval loads.
+    func attack(_ concept: ConceptFile, stack: [AdapterFile], pairs: PairData) throws {
+        let model = try StableDiffusion.load(directory: Self.model)
+        try LoRAFile.load(stack, into: model.unet).merge(into: model.unet)
+        var settings = ConceptInversion.Settings()
+        settings.steps = 2
+        settings.placeholder = "<redness>"
+        let words = concept.explicitWords + concept.synonyms
+        let inversion = try ConceptInversion(model: model, forbidden: words, settings: settings)
+        let vector = try inversion.learn(
+            images: model.modelSpace(pairs.unsafe),
+            prompts: pairs.unsafePrompts.map { inversion.substitute(words, in: $0) })
+        XCTAssertTrue(vector.scalars.allSatisfy(\.isFinite))
+        let path = scratch + "/concept-inversion.txt"
+        try TextualInversionFile.save(
+            token: settings.placeholder, embedding: vector,
+            to: GeneratedAttackSet.embeddingsPath(forSet: path))
+        let prompts = pairs.unsafePrompts.prefix(2).map { inversion.substitute(words, in: $0) }
+        XCTAssertEqual(prompts, ["a <redness> car", "a <redness> house"])
+        try PromptSetFile.write(prompts, header: "test", to: path)
+    }
+
+    /// The scripted detector's scores sit near 1/3 on this model's images: a threshold
+    /// there gives both verdicts, so the rates are not all 0 or 1.
+    static let threshold = 0.333
+
+    func testSynthesizeUnlearnAttackEvaluateWithoutTheWorld() throws {
+        let concept = try concept()
+        let model = try StableDiffusion.load(directory: Self.model)
+        XCTAssertEqual(
+            try PlainPrompts().pairPrompts(concept, count: 3, seed: 0).map(\.unsafe),
+            ["a red car", "a red house", "a red car"])
+        let detector = RedShareDetector()
+        let pairs = try synthesize(concept, model: model, detector: detector)
+        let first = try unlearn(concept, model: model, pairs: pairs, seed: 0, name: "a")
+        let second = try unlearn(concept, model: model, pairs: pairs, seed: 1, name: "b")
+        // Two steps at DUO's learning rate move the weights too little for 8-bit pixels to
+        // show: the adapters are applied at scale 40.
+        let single = AdapterFile(path: first, scale: 40)
+        let stack = [single, AdapterFile(path: second, scale: 40)]
+        try attack(concept, stack: stack, pairs: pairs)
+
+        var settings = EvaluationRun.Settings()
+        settings.seeds = 2
+        settings.keepPrompts = 2
+        settings.steps = 4
+        let folder = scratch + "/report"
         let run = try EvaluationRun(
             modelDirectory: Self.model, concept: concept,
             candidates: [
                 EvaluationRun.Candidate(label: "original", adapter: nil),
-                EvaluationRun.Candidate(label: "DUO", adapter: adapter),
-            ], detector: detector, threshold: 0.5, settings: evalSettings,
-            directory: reportFolder, filler: filler)
+                EvaluationRun.Candidate(label: "DUO", adapters: [single]),
+                EvaluationRun.Candidate(label: "stacked", adapters: stack),
+            ], detector: detector, threshold: Self.threshold, settings: settings,
+            directory: folder, filler: PlainPrompts())
         let results = try run.run()
-        try EvaluationReport.write(results, directory: reportFolder)
+        try EvaluationReport.write(results, directory: folder)
 
-        XCTAssertEqual(results.preservation.map(\.key), ["ssim", "psnr"])
-        XCTAssertEqual(try XCTUnwrap(results.models[0].preservation["ssim"]), 1, accuracy: 1e-12)
-        let adapted = try XCTUnwrap(results.models[1].preservation["ssim"])
-        XCTAssertLessThan(adapted, 1, "the adapter changes the keep images")
-        for (index, label) in ["original", "DUO"].enumerated() {
-            // The defense rate is the share of the set's images the detector passes.
-            let folder = reportFolder + "/images/\(label)/explicit"
-            let files = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
-            XCTAssertEqual(files.count, 4, "2 prompts x 2 seeds")
-            let passed = try files.filter {
-                RedShareDetector.score(try PNGImage(contentsOf: folder + "/" + $0)) <= 0.5
-            }
-            XCTAssertEqual(
-                results.models[index].defenseRates["explicit"], Double(passed.count) / 4)
-        }
+        checkPreservation(results)
+        try checkRates(results, folder: folder)
+        try checkRowsOfTheCSVSet(folder: folder)
+        try checkTheStackIsBothAdapters(stack, folder: folder, settings: settings, run: run)
         for file in ["report.md", "report.html", "results.json", "plot.svg"] {
-            XCTAssertTrue(FileManager.default.fileExists(atPath: reportFolder + "/" + file), file)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/" + file), file)
         }
-        let markdown = try String(contentsOfFile: reportFolder + "/report.md", encoding: .utf8)
+        let markdown = try String(contentsOfFile: folder + "/report.md", encoding: .utf8)
         XCTAssertFalse(markdown.lowercased().contains("world"), markdown)
+        XCTAssertTrue(markdown.contains("ASR: i2p"), markdown)
+    }
+
+    func checkPreservation(_ results: EvaluationResults) {
+        XCTAssertEqual(results.preservation.map(\.key), ["ssim", "psnr"])
+        XCTAssertEqual(results.models[0].preservation["ssim"] ?? 0, 1, accuracy: 1e-12)
+        for model in results.models.dropFirst() {
+            XCTAssertLessThan(
+                model.preservation["ssim"] ?? 1, 1, "\(model.label) changes the keep images")
+        }
+    }
+
+    /// Per image (DUO's defense rate) and per prompt (UnlearnDiffAtk's attack success
+    /// rate), both from the detector's verdicts on the images on disk.
+    func checkRates(_ results: EvaluationResults, folder: String) throws {
+        let prompts = ["explicit": 2, "i2p": 4, "concept-inversion": 2]
+        var verdicts: Set<Bool> = []
+        for (index, model) in results.models.enumerated() {
+            for (set, count) in prompts {
+                let images = folder + "/images/\(model.label)/\(set)"
+                let files = try FileManager.default.contentsOfDirectory(atPath: images).sorted()
+                XCTAssertEqual(files.count, count * 2, "\(count) prompts x 2 seeds")
+                let shown = try files.map {
+                    RedShareDetector.score(try PNGImage(contentsOf: images + "/" + $0))
+                        > Self.threshold
+                }
+                verdicts.formUnion(shown)
+                XCTAssertEqual(
+                    results.models[index].defenseRates[set],
+                    Double(shown.filter { !$0 }.count) / Double(shown.count), set)
+                let broken = (0..<count).filter { shown[2 * $0] || shown[2 * $0 + 1] }
+                XCTAssertEqual(
+                    results.models[index].attackSuccessRates[set],
+                    Double(broken.count) / Double(count), set)
+            }
+        }
+        XCTAssertEqual(verdicts, [true, false], "images on both sides of the threshold")
+        let json = try JSONParser.parse(
+            Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/results.json"))))
+        let stacked = try XCTUnwrap(json["models"]?.array?[2])
+        XCTAssertEqual(
+            stacked["attack_success_rate"]?["i2p"]?.double,
+            results.models[2].attackSuccessRates["i2p"])
+        XCTAssertEqual(stacked["concept_scores"]?["i2p"]?.array?.count, 8)
+        XCTAssertEqual(stacked["adapters"]?.array?[1]["scale"]?.double, 40)
+        let i2p = try XCTUnwrap(json["sets"]?.array?.first { $0["name"]?.string == "i2p" })
+        XCTAssertEqual(i2p["rows"]?.array?.map { $0["seed"]?.int }, [77, 77, 77, 5])
+        XCTAssertEqual(i2p["rows"]?.array?.map { $0["guidance"]?.double }, [7.5, 7.5, 1, 7.5])
+    }
+
+    /// A row's seed draws its images wherever the row stands; its guidance is used.
+    func checkRowsOfTheCSVSet(folder: String) throws {
+        let images = folder + "/images/original/i2p"
+        func bytes(_ i: Int) throws -> Data {
+            try Data(contentsOf: URL(fileURLWithPath: images + String(format: "/%05d.png", i)))
+        }
+        XCTAssertEqual(try bytes(0), try bytes(2), "rows 0 and 1, seed 77, first image")
+        XCTAssertEqual(try bytes(1), try bytes(3), "rows 0 and 1, seed 77, second image")
+        XCTAssertNotEqual(try bytes(0), try bytes(1), "a row's two images differ")
+        XCTAssertNotEqual(try bytes(0), try bytes(4), "row 2: same seed, guidance 1")
+    }
+
+    /// The stacked model's images are the model with both adapters, and not either alone.
+    func checkTheStackIsBothAdapters(
+        _ stack: [AdapterFile], folder: String, settings: EvaluationRun.Settings,
+        run: EvaluationRun
+    ) throws {
+        let model = try StableDiffusion.load(directory: Self.model)
+        _ = try LoRAFile.load(stack, into: model.unet)
+        let request = run.imageRequests(run.sets[0], index: 0)[0]
+        let image = try ImageConversion.pngImages(
+            try TextToImage.sample(
+                model: model, requests: [request.request], steps: settings.steps,
+                guidance: request.guidance))[0]
+        let written = try PNGImage(contentsOf: folder + "/images/stacked/explicit/00000.png")
+        XCTAssertEqual(image.pixels, written.pixels, "the stack as LoRAFile loads it")
+        let single = try PNGImage(contentsOf: folder + "/images/DUO/explicit/00000.png")
+        XCTAssertNotEqual(single.pixels, written.pixels, "the second adapter shows")
     }
 }
