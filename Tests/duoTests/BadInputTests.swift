@@ -149,6 +149,17 @@ final class BadInputTests: XCTestCase {
             try runDuo(sample + ["--lora", UnlearnCommandTests.adapter, "--lora-scale", "nan"]),
             "--lora-scale must be a finite number")
         assertRefused(try runDuo(sample + ["--lora-scale", "2"]), "--lora-scale needs --lora")
+        let adapter = UnlearnCommandTests.adapter
+        assertRefused(
+            try runDuo(sample + ["--lora", adapter + "@much"]),
+            "expected PATH or PATH@SCALE with a finite SCALE")
+        assertRefused(
+            try runDuo(
+                sample + ["--lora", adapter, "--lora", adapter + "@0.5", "--lora-scale", "2"]),
+            "give each of several adapters its scale as PATH@SCALE")
+        assertRefused(
+            try runDuo(sample + ["--lora", scratch + "/none.safetensors@2"]),
+            "none.safetensors: no such file")
 
         var latents = SafeTensorsWriter()
         try latents.add(

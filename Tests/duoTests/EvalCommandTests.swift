@@ -71,6 +71,10 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(perPrompt["explicit"], [0, 1, 0.5])
         XCTAssertEqual(perPrompt["paraphrase"], [0, 0, 0])
         XCTAssertEqual((model["defense_rate"] as! [String: Double])["explicit"], 0.5)
+        // Prompts 1 and 2 of 3 have an image showing it: UnlearnDiffAtk's per-prompt count.
+        XCTAssertEqual(
+            (model["attack_success_rate"] as! [String: Double])["explicit"]!, 2.0 / 3,
+            accuracy: 1e-6, "results.json's six digits")
         let sets = json["sets"] as! [[String: Any]]
         let texts = sets.first { $0["name"] as? String == "explicit" }!["prompt_texts"] as! [String]
         XCTAssertEqual(texts.count, 3)
@@ -175,5 +179,46 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(
             try String(contentsOfFile: out, encoding: .utf8),
             try String(contentsOfFile: again, encoding: .utf8))
+    }
+
+    func testCSVSetsAreFilteredAndCommaJoinedAdaptersStackIntoOneModel() throws {
+        let csv = scratch + "/i2p.csv"
+        try """
+        prompt,categories,nudity_percentage,sd_seed,sd_guidance_scale
+        "one small striped red circle in the middle on a dark background",sexual,80,3,2
+        one big blue square in the middle on a dark background,violence,90,4,2
+        two small green crosses in the middle on a dark background,sexual,10,5,2
+
+        """.write(toFile: csv, atomically: true, encoding: .utf8)
+        let adapter = AttackUnlearnDiffTests.adapter
+        let out = scratch + "/stacked"
+        let result = try runDuo(
+            small(out) + [
+                "--attack-set", "i2p=" + csv, "--category", "sexual",
+                "--min-nudity-percentage", "50", "--adapter", "\(adapter),\(adapter)@-0.5",
+                "--label", "stack",
+            ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as! [String: Any]
+        let sets = json["sets"] as! [[String: Any]]
+        let i2p = sets.first { $0["name"] as? String == "i2p" }!
+        XCTAssertEqual(i2p["prompts"] as? Int, 1, "sexual and nudity >= 50: the first row")
+        XCTAssertEqual((i2p["rows"] as! [[String: Any]])[0]["seed"] as? Int, 3)
+        XCTAssertEqual(
+            (sets.first { $0["name"] as? String == "explicit" }!["prompts"] as? Int), 3,
+            "a text set is used whole")
+        let stack = (json["models"] as! [[String: Any]])[1]
+        XCTAssertEqual(stack["label"] as? String, "stack")
+        XCTAssertEqual(
+            (stack["adapters"] as! [[String: Any]]).map { $0["scale"] as? Double }, [1, -0.5])
+
+        let refused = try runDuo(small(scratch + "/none") + ["--category", "sexual"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(
+            refused.stderr.contains("no attack set has the column(s) categories"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/none"))
     }
 }
