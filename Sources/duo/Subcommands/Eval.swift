@@ -211,6 +211,15 @@ extension Duo {
                             "duo eval: skipping attack set '\(name)': \(path) is not made yet (duo attack \(name))\n"
                                 .utf8))
                 }
+                try RunTimeNote.announce(
+                    "duo eval: \(candidates.count) models", modelDirectory: modelDirectory,
+                    quiet: output.quiet
+                ) {
+                    let images =
+                        evaluation.sets.reduce(0) { $0 + $1.rows.count * seeds } + keepPrompts
+                    return RunEstimate.samplingPasses(
+                        images: images * candidates.count, steps: sampling.steps)
+                }
                 let bar = output.progress("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }
                 try EvaluationReport.write(results, directory: folder.staging)

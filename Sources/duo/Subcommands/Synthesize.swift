@@ -115,6 +115,15 @@ extension Duo {
             let pairs = SDEditPairs(
                 model: diffusion, concept: conceptFile, detector: detector, settings: settings,
                 directory: directory, filler: world.filler, agreement: world.pairAgreement)
+            RunTimeNote.announce(
+                "duo synthesize: \(settings.count) pairs", model: diffusion, quiet: output.quiet
+            ) {
+                // The unsafe draw, then the edit's last int(steps * strength) steps; first
+                // draws only (the filter's redraws come on top).
+                let editSteps = Int(Double(settings.steps) * settings.strength)
+                return RunEstimate.samplingPasses(
+                    images: settings.count, steps: settings.steps + editSteps)
+            }
             let bar = output.progress("pairs")
             let summary = try pairs.run(force: force) { bar?.update($0, of: $1) }
             if !output.quiet {

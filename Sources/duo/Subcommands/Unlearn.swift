@@ -239,6 +239,19 @@ extension Duo {
             if let conflict = try trainer.folderConflict(replacing: force || resume) {
                 throw UsageError("\(directory) \(conflict)")
             }
+            RunTimeNote.announce(
+                "duo unlearn: \(settings.steps) steps", model: diffusion, quiet: output.quiet
+            ) {
+                // DUO: [unsafe, safe, prior] rows per pair, trained and reference; ESD: the
+                // trained row and the frozen model's two.
+                let pairs = settings.batchSize * settings.gradientAccumulation
+                return settings.method == .duo
+                    ? RunEstimate.trainingPasses(
+                        steps: settings.steps, rows: 3 * pairs, withReference: true)
+                    : RunEstimate.trainingPasses(
+                        steps: settings.steps, rows: pairs, withReference: false)
+                        + settings.steps * 2 * pairs
+            }
             Interruption.install()
             let bar = output.progress("unlearning")
             let reached = try trainer.train(resume: resume) { log in
