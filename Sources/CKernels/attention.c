@@ -194,17 +194,19 @@ DUO_INLINE void scale_softmax_gradient(float *ds, const float *p, float row, flo
     for (; j0 < n; j0++) ds[j0] = scale * p[j0] * (ds[j0] - row);
 }
 
-// Scratch of one thread: transposed keys and values (and their gradients), and the rows
-// that stand in for missing queries in a last, partial block.
+// Scratch of one thread: transposed keys and values (and their gradients), the rows that
+// stand in for missing queries in a last, partial block, and a block of probabilities
+// recomputed in the backward pass.
 typedef struct {
-    float *kT, *vT, *dkT, *dvT, *zeros, *dummy, *ds;
+    float *kT, *vT, *dkT, *dvT, *zeros, *dummy, *ds, *p;
 } scratch;
 
 DUO_INLINE scratch scratch_alloc(const duo_attention_shape *s) {
     size_t d = s->d, Tk = s->Tk;
-    float *base = calloc(4 * d * Tk + 2 * d + 2 * QB * Tk + Tk, sizeof(float));
+    float *base = calloc(4 * d * Tk + 2 * d + 3 * QB * Tk + Tk, sizeof(float));
     scratch w = {base, base + d * Tk, base + 2 * d * Tk, base + 3 * d * Tk, base + 4 * d * Tk,
-                 base + 4 * d * Tk + d, base + 4 * d * Tk + 2 * d};
+                 base + 4 * d * Tk + d, base + 4 * d * Tk + 2 * d,
+                 base + 4 * d * Tk + 2 * d + 2 * QB * Tk};
     (void)w.dummy;
     return w;
 }
@@ -246,6 +248,10 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
 // With P = softmax(S), O = P V, and dO given:
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = scale dS K,
 //   dK = scale dS^T Q.
+// probs NULL: each block's P is computed again from Q and K as the forward pass did (the
+// same operations on the same inputs, so the same bits), instead of being read from a
+// [B, H, Tq, Tk] matrix kept since the forward pass: at 4096 tokens (SD's 64x64 latents)
+// that matrix is 0.5 GB per head group of 8 and row, and training SD would not fit.
 DUO_KERNEL void duo_attention_backward(const duo_attention_shape *s, const float *q, const float *k,
                             const float *v, const float *out, const float *probs,
                             const float *dout, float *dq, float *dk, float *dv,
@@ -267,7 +273,7 @@ DUO_KERNEL void duo_attention_backward(const duo_attention_shape *s, const float
                 int real = i < Tq;
                 qr[r] = real ? q + (b * Tq + i) * s->ldq + h * d : w.zeros;
                 dor[r] = real ? dout + (b * Tq + i) * s->ldo + h * d : w.zeros;
-                pr[r] = real ? probs + (bh * Tq + i) * Tk : spare_p;
+                pr[r] = !real ? spare_p : probs ? probs + (bh * Tq + i) * Tk : w.p + r * Tk;
                 dqr[r] = real ? dq + (b * Tq + i) * s->ldq + h * d : w.dummy;
                 dsr[r] = w.ds + r * Tk;
                 size_t n = real ? visible_keys(s, i) : 1;
@@ -275,6 +281,16 @@ DUO_KERNEL void duo_attention_backward(const duo_attention_shape *s, const float
                 const float *o = real ? out + (b * Tq + i) * s->ldo + h * d : w.zeros;
                 row[r] = 0;
                 for (size_t c = 0; c < d; c++) row[r] += dor[r][c] * o[c];
+            }
+            if (!probs) {
+                float *recomputed[QB];
+                size_t n[QB];
+                for (int r = 0; r < QB; r++) {
+                    recomputed[r] = w.p + r * Tk;
+                    n[r] = i0 + r < Tq ? visible_keys(s, i0 + r) : 1;
+                }
+                rows_times(qr, w.kT, Tk, d, n_max, s->scale, recomputed);
+                for (int r = 0; r < QB; r++) softmax_row(recomputed[r], n[r], Tk);
             }
             rows_times(dor, w.vT, Tk, d, n_max, 1.0f, dsr);  // dP
             for (int r = 0; r < QB; r++) scale_softmax_gradient(dsr[r], pr[r], row[r], s->scale, n_max);

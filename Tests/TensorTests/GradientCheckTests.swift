@@ -119,6 +119,41 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// Above `keptProbabilitiesLimit` the backward pass computes the probabilities again
+    /// instead of reading them: against finite differences, and the same bits as the kept
+    /// path, on every shape the kernel blocks differently.
+    func testAttentionRecomputingItsProbabilitiesInTheBackwardPass() {
+        let saved = keptProbabilitiesLimit
+        defer { keptProbabilitiesLimit = saved }
+        let shapes: [(tq: Int, tk: Int, causal: Bool)] = [
+            (5, 5, false), (9, 20, false), (9, 64, false), (50, 50, true), (5, 3, false),
+        ]
+        for (i, shape) in shapes.enumerated() {
+            let seed = UInt64(40 + 3 * i)
+            let inputs = [
+                randomTensor([2, shape.tq, 16], seed: seed),
+                randomTensor([2, shape.tk, 16], seed: seed + 1),
+                randomTensor([2, shape.tk, 16], seed: seed + 2),
+            ]
+            func gradients() -> [[Float]] {
+                let leaves = inputs.map { Tensor($0.scalars, shape: $0.shape, requiresGrad: true) }
+                let out = scaledDotProductAttention(
+                    query: leaves[0], key: leaves[1], value: leaves[2], heads: 2,
+                    causal: shape.causal)
+                sum(out * out).backward()
+                return leaves.map { $0.grad!.scalars }
+            }
+            keptProbabilitiesLimit = Int.max
+            let kept = gradients()
+            keptProbabilitiesLimit = 0
+            XCTAssertEqual(gradients(), kept, "\(shape): recomputed probabilities, same bits")
+            checkGradients(inputs, "attention \(shape), probabilities recomputed") {
+                scaledDotProductAttention(
+                    query: $0[0], key: $0[1], value: $0[2], heads: 2, causal: shape.causal)
+            }
+        }
+    }
+
     func testShapeOps() {
         let x = randomTensor([2, 3, 4], seed: 25)
         checkGradients([x], "reshape") { $0[0].reshaped([4, -1]) * $0[0].reshaped([4, 6]) }

@@ -23,18 +23,20 @@ public func scaledDotProductAttention(
         ldo: width, scale: 1 / Float(d).squareRoot(), causal: causal ? 1 : 0)
     let out = Tensor.empty(query.shape)
     let cost = tq * s.Tk * d * 4
-    // The probabilities are kept for the backward pass only; without one each block of
-    // rows stays in the kernel's scratch (a reference pass or sampling writes no
-    // [B, heads, Tq, Tk] matrix).
+    // The probabilities are kept for the backward pass only, and only while the
+    // [B, heads, Tq, Tk] matrix is small; a larger one the backward kernel computes again,
+    // block by block, from Q and K (the same bits). Without a backward pass each block of
+    // rows stays in the kernel's scratch.
     let recording = GradMode.isEnabled && [query, key, value].contains { $0.requiresGrad }
-    let kept = recording ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
+    let keeps = recording && batch * heads * tq * s.Tk <= keptProbabilitiesLimit
+    let kept = keeps ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
     Parallel.forEach(batch * heads, costPerItem: cost) { r in
         var shape = s
         duo_attention_forward(
             &shape, query.pointer, key.pointer, value.pointer, out.pointer,
             kept?.pointer, r.lowerBound, r.upperBound)
     }
-    guard let probs = kept else { return out }
+    guard recording else { return out }
     let saved = (q: query.detached(), k: key.detached(), v: value.detached(), out: out.detached())
     return out.recorded("attention", from: [query, key, value]) { dOut in
         let (dQ, dK, dV) = (
@@ -45,9 +47,14 @@ public func scaledDotProductAttention(
             var shape = s
             duo_attention_backward(
                 &shape, saved.q.pointer, saved.k.pointer, saved.v.pointer,
-                saved.out.pointer, probs.pointer, dOut.pointer, dQ.pointer,
+                saved.out.pointer, kept?.pointer, dOut.pointer, dQ.pointer,
                 dK.pointer, dV.pointer, r.lowerBound, r.upperBound)
         }
         return [dQ, dK, dV]
     }
 }
+
+/// Attention probabilities kept from the forward pass up to this many floats (64 MiB);
+/// larger matrices are recomputed in the backward pass. A variable so that a test can
+/// take both paths on small shapes.
+nonisolated(unsafe) public var keptProbabilitiesLimit = 1 << 24
