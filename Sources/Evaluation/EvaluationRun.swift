@@ -153,7 +153,8 @@ public final class EvaluationRun {
         }
         return EvaluationResults(
             concept: concept.name, sets: sets, models: results,
-            detector: detector.identity, threshold: threshold, settings: settings,
+            detector: detector.identity, detectorDeclaration: detector.declaration,
+            threshold: threshold, settings: settings,
             keepPromptCount: keep.count, preservation: preservation.flatMap(\.columns),
             preservationSummary: preservation.map(\.summary))
     }
@@ -223,7 +224,9 @@ public struct EvaluationResults: Sendable {
     /// Attack sets in order, with the prompts used.
     public var sets: [(name: String, prompts: [String])]
     public var models: [ModelResult]
+    /// What judged the images: the detector's identity, and what it declared about itself.
     public var detector: String
+    public var detectorDeclaration: DetectorDeclaration?
     public var threshold: Double
     public var settings: EvaluationRun.Settings
     /// Keep prompts measured (0: the concept file has none, and nothing was measured).

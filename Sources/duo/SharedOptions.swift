@@ -41,6 +41,27 @@ struct ModelOption: ParsableArguments {
     }
 }
 
+/// `--detector CMD` and `--detector-timeout S`, for the commands that judge images.
+struct DetectorOptions: ParsableArguments {
+    @Option(
+        help:
+            "An external detector command speaking the line protocol (detectors/README.md), instead of the concept file's [detector]."
+    )
+    var detector: String?
+
+    @Option(
+        help:
+            "Seconds the external detector may take per image (default: the concept file's detector.timeout, else 60)."
+    )
+    var detectorTimeout: Double?
+
+    func validate() throws {
+        if let detectorTimeout {
+            try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0)
+        }
+    }
+}
+
 /// `--quiet`.
 struct QuietFlag: ParsableArguments {
     @Flag(help: "No progress output.")

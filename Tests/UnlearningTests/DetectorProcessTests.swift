@@ -47,4 +47,67 @@ final class DetectorProcessTests: XCTestCase {
             "read p; echo '{\"path\": \"/other.png\", \"score\": 1}'; sleep 5",
             containing: "not asked about")
     }
+
+    func testADeclarationLineIsRecordedAndFoldedIntoTheIdentity() throws {
+        let command = #"""
+            echo '{"detector": {"name": "scripted", "version": "2.1", "preset": "strict", "threshold": 0.45, "classes": ["A", "B"], "extra": {"x": 1}}}'
+            while read p; do echo "{\"path\": \"$p\", \"score\": 0.5}"; done
+            """#
+        let detector = try DetectorProcess(command: command, timeout: 10)
+        XCTAssertNil(detector.declaration, "known once the detector has answered")
+        XCTAssertEqual(detector.identity, command)
+        XCTAssertEqual(try detector.scores(paths: paths), [0.5, 0.5, 0.5])
+        let declared = try XCTUnwrap(detector.declaration)
+        XCTAssertEqual(declared.name, "scripted")
+        XCTAssertEqual(declared.version, "2.1")
+        XCTAssertEqual(declared.preset, "strict")
+        XCTAssertEqual(declared.threshold, 0.45)
+        XCTAssertEqual(
+            declared.value.line,
+            #"{"name": "scripted", "version": "2.1", "preset": "strict", "threshold": 0.45, "classes": ["A", "B"], "extra": {"x": 1}}"#,
+            "recorded whole, members in the detector's order")
+        XCTAssertEqual(
+            detector.identity, "scripted 2.1, preset strict, threshold 0.45 (\(command))")
+    }
+
+    func testADetectorWithoutADeclarationKeepsItsCommandAsIdentity() throws {
+        let command = #"while read p; do echo "{\"path\": \"$p\", \"score\": 1}"; done"#
+        let detector = try DetectorProcess(command: command, timeout: 10)
+        XCTAssertEqual(try detector.scores(paths: paths), [1, 1, 1])
+        XCTAssertNil(detector.declaration)
+        XCTAssertEqual(detector.identity, command)
+    }
+
+    func testAnErrorLineBecomesDuosOneLineError() {
+        // Printed at start-up, before duo asks anything (as detectors/nudenet does without
+        // its venv), and printed in place of an answer.
+        assertFails(
+            #"echo '{"error": "no model here: run make detectors"}'; exit 1"#,
+            containing: "failed: no model here: run make detectors")
+        assertFails(
+            #"read p; echo '{"error": "cannot read '"$p"'"}'; sleep 5"#,
+            containing: "failed: cannot read /images/a.png")
+    }
+
+    func testAMalformedDeclarationIsAnError() {
+        assertFails(
+            #"echo '{"detector": {"version": "1"}}'; sleep 5"#,
+            containing: "declared itself in a malformed line: it has no \"name\"")
+        assertFails(
+            #"echo '{"detector": {"name": "x", "threshold": 3}}'; sleep 5"#,
+            containing: "its \"threshold\" is not a number in [0, 1]")
+    }
+
+    func testTheCommandGetsTheEnvironmentItIsGiven() throws {
+        let detector = try DetectorProcess(
+            command: #"while read p; do echo "{\"path\": \"$p\", \"score\": $SCORE}"; done"#,
+            timeout: 10, environment: ["SCORE": "0.75", "HOME": "/nowhere"])
+        XCTAssertEqual(try detector.scores(paths: paths), [0.75, 0.75, 0.75])
+        let home = try DetectorProcess(
+            command:
+                #"while read p; do case "$HOME" in /nowhere) s=1;; *) s=0;; esac; echo "{\"path\": \"$p\", \"score\": $s}"; done"#,
+            timeout: 10, environment: ["HOME": "/nowhere"])
+        XCTAssertEqual(
+            try home.scores(paths: paths), [1, 1, 1], "given variables replace duo's own")
+    }
 }

@@ -42,15 +42,7 @@ extension Duo {
 
         @OptionGroup var sampling: SamplingOptions
 
-        @Option(
-            help: "An external detector command (line protocol), instead of the concept file's.")
-        var detector: String?
-
-        @Option(
-            help:
-                "Seconds the external detector may take per image (default: the concept file's detector.timeout, else 60)."
-        )
-        var detectorTimeout: Double?
+        @OptionGroup var detectorOptions: DetectorOptions
 
         @Option(
             name: .customLong("attack-set"),
@@ -73,9 +65,6 @@ extension Duo {
                     "--seeds must be at least 1, --keep-prompts at least 2")
             }
             if let prompts, prompts < 1 { throw UsageError("--prompts must be at least 1") }
-            if let detectorTimeout {
-                try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0)
-            }
         }
 
         /// The concept file with `--attack-set` sets in place of, or besides, its own.
@@ -162,15 +151,16 @@ extension Duo {
                 _ = try SafeTensorsReader(path: path)
             }
             let conceptFile = try conceptWithAttackSets()
+            guard !conceptFile.attackSets.isEmpty else {
+                throw UsageError(
+                    "\(conceptFile.path) names no attack prompt sets ([attacks]): give one with "
+                        + "--attack-set NAME=PATH (a text file, one prompt per line)")
+            }
             let modelDirectory = try modelOption.directory()
             let candidates = try labelledCandidates()
             warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
-            let detectorProcess: ConceptDetector =
-                try detector.map {
-                    try DetectorProcess(
-                        command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
-                } ?? world.detector(conceptFile)
+            let detector = try world.detector(conceptFile, options: detectorOptions)
             var settings = EvaluationRun.Settings()
             settings.seeds = seeds
             settings.promptsPerSet = prompts
@@ -182,7 +172,7 @@ extension Duo {
             do {
                 let evaluation = try EvaluationRun(
                     modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates,
-                    detector: detectorProcess,
+                    detector: detector,
                     threshold: conceptFile.detector.threshold, settings: settings,
                     directory: folder.staging, filler: world.filler,
                     preservation: world.preservation(

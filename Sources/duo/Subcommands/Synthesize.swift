@@ -18,7 +18,9 @@ extension Duo {
                 DIR/manifest.jsonl, DIR/contact-sheet.png and DIR/summary.json. Pair i \
                 depends only on the settings and i: a stopped run continues where it was \
                 and gives the same files. Defaults not given here come from the concept \
-                file's [synthesis] table.
+                file's [synthesis] table. The detector is --detector, else the concept \
+                file's; with --no-filter a concept file that names none needs none (its pairs \
+                record no scores).
                 """)
 
         @OptionGroup var conceptOption: ConceptOption
@@ -44,6 +46,8 @@ extension Duo {
                 "The edit's sampler, ddim, ddpm or pndm (default: the concept file's synthesis.edit_scheduler, else the model folder's own)."
         )
         var editScheduler: String?
+
+        @OptionGroup var detectorOptions: DetectorOptions
 
         @Option(help: "Seed: pair i depends only on it and i.")
         var seed: UInt64 = 0
@@ -89,11 +93,18 @@ extension Duo {
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
-            let detector = try world.detector(conceptFile)
+            // With the filter off a detector only records scores: a concept with none (DUO's
+            // violence data has no detector loop) goes without.
+            let detector =
+                filter || world.namesDetector(conceptFile, options: detectorOptions)
+                ? try world.detector(
+                    conceptFile, options: detectorOptions,
+                    otherwise: ", or make the pairs unfiltered and unscored with --no-filter")
+                : nil
             var settings = PairSettings(
                 concept: conceptFile, model: try modelOption.recordedName(),
                 weightsDigest: try StableDiffusion.weightsDigest(directory: modelDirectory),
-                detector: detector.identity, threshold: conceptFile.detector.threshold)
+                detector: detector?.identity ?? "none", threshold: conceptFile.detector.threshold)
             settings.count = count ?? settings.count
             settings.strength = strength ?? settings.strength
             settings.steps = steps ?? settings.steps
@@ -119,11 +130,13 @@ extension Duo {
                     "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "
                         + "(\(summary.unsafeRejected) rejected), safe edits \(summary.safeDraws) "
                         + "(\(summary.safeRejected) rejected)")
-                bar?.note(
-                    String(
-                        format:
-                            "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
-                        summary.unsafeShowing * 100, summary.safeShowing * 100))
+                if let unsafe = summary.unsafeShowing, let safe = summary.safeShowing {
+                    bar?.note(
+                        String(
+                            format:
+                                "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
+                            unsafe * 100, safe * 100))
+                }
                 bar?.note(
                     String(
                         format: "pixel distance within pairs %.1f, between unrelated images %.1f",
