@@ -37,8 +37,7 @@ struct ConceptWorld {
     func detector(_ concept: ConceptFile, options: DetectorOptions, otherwise: String = "")
         throws -> ConceptDetector
     {
-        var concept = concept
-        concept.detector.timeout = options.detectorTimeout ?? concept.detector.timeout
+        let concept = options.applied(to: concept)
         if let command = options.detector {
             return try DetectorProcess(
                 command: command, timeout: concept.detector.timeout,

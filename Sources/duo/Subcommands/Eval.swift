@@ -150,7 +150,7 @@ extension Duo {
                 }
                 _ = try SafeTensorsReader(path: path)
             }
-            let conceptFile = try conceptWithAttackSets()
+            let conceptFile = detectorOptions.applied(to: try conceptWithAttackSets())
             guard !conceptFile.attackSets.isEmpty else {
                 throw UsageError(
                     "\(conceptFile.path) names no attack prompt sets ([attacks]): give one with "
@@ -185,6 +185,10 @@ extension Duo {
                 }
                 let bar = output.progress("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }
+                if let note = DetectorOptions.thresholdNote(detector, threshold: results.threshold)
+                {
+                    FileHandle.standardError.write(Data("duo eval: \(note)\n".utf8))
+                }
                 try EvaluationReport.write(results, directory: folder.staging)
                 try folder.commit()
             } catch {

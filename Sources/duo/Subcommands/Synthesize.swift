@@ -89,7 +89,7 @@ extension Duo {
         }
 
         func run() throws {
-            let conceptFile = try conceptOption.load()
+            let conceptFile = detectorOptions.applied(to: try conceptOption.load())
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
@@ -145,6 +145,9 @@ extension Duo {
                             "; \(summary.agreementMeasure ?? "") agree in "
                                 + String(format: "%.1f%% of pairs", $0 * 100)
                         } ?? ""))
+            }
+            if let note = DetectorOptions.thresholdNote(detector, threshold: settings.threshold) {
+                FileHandle.standardError.write(Data("duo synthesize: \(note)\n".utf8))
             }
             print(directory + "/manifest.jsonl")
         }
