@@ -110,4 +110,32 @@ final class DetectorProcessTests: XCTestCase {
         XCTAssertEqual(
             try home.scores(paths: paths), [1, 1, 1], "given variables replace duo's own")
     }
+
+    /// detectors/README.md's example violence detector, its classifier filled in with a
+    /// constant, speaks the protocol.
+    func testTheExampleDetectorOfTheDetectorsREADMEWorks() throws {
+        let root = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(
+            contentsOf: root.appendingPathComponent("detectors/README.md"), encoding: .utf8)
+        let start = try XCTUnwrap(readme.range(of: "```python\n"), "the README's example")
+        let end = try XCTUnwrap(
+            readme.range(of: "\n```", range: start.upperBound..<readme.endIndex))
+        let example = String(readme[start.upperBound..<end.lowerBound])
+        let stub = try XCTUnwrap(example.range(of: "raise NotImplementedError"), example)
+        let lineEnd = example[stub.lowerBound...].firstIndex(of: "\n") ?? example.endIndex
+        let filled = example.replacingCharacters(in: stub.lowerBound..<lineEnd, with: "return 0.25")
+        let script = NSTemporaryDirectory() + "duo-example-detector-\(UUID()).py"
+        try filled.write(toFile: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/bin/sh")
+        probe.arguments = ["-c", "command -v python3 >/dev/null"]
+        try probe.run()
+        probe.waitUntilExit()
+        if probe.terminationStatus != 0 { throw XCTSkip("no python3 to run the example with") }
+        let detector = try DetectorProcess(command: "python3 '\(script)'", timeout: 30)
+        XCTAssertEqual(try detector.scores(paths: paths), [0.25, 0.25, 0.25])
+        XCTAssertEqual(detector.declaration?.name, "my-violence")
+    }
 }
