@@ -8,7 +8,7 @@ SWIFT ?= swift
 KERNEL_FLAGS := -Xcc -O3
 APT_PACKAGES := libopenblas-dev libpng-dev
 
-.PHONY: deps build test lint bench demo fuzz fuzz-deps package-check docs-check clean
+.PHONY: deps build test lint bench demo fuzz fuzz-deps package-check docs-check detectors clean
 
 # Install the missing Debian packages; does nothing when they are all present.
 deps:
@@ -41,6 +41,18 @@ demo: build
 		--adapter adapters/$(CONCEPT)/esd/adapter.safetensors --label ESD \
 		--attack-set ring-a-bell=attacks/$(CONCEPT)/ring-a-bell.txt \
 		--prompts 24 --seeds 1 --keep-prompts 48 --out reports/$(CONCEPT)/demo
+
+# The external detectors' Python (detectors/README.md): NudeNet 3.4.2 and what it imports,
+# pinned in detectors/requirements.txt, in detectors/.venv. Made again only when that file
+# changes; a Debian Python without venv support gets python3-venv first.
+PYTHON ?= python3
+detectors: detectors/.venv/installed
+
+detectors/.venv/installed: detectors/requirements.txt
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory deps APT_PACKAGES=python3-venv
+	$(PYTHON) -m venv detectors/.venv
+	detectors/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r detectors/requirements.txt
+	touch $@
 
 test: deps
 	$(SWIFT) build --build-tests $(KERNEL_FLAGS)

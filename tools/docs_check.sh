@@ -40,6 +40,10 @@ for doc in "$root/README.md" "$root"/docs/*.md "$root"/docs/experiments/*.md \
     folder="$work/$(echo "$name" | tr '/' '_')"
     mkdir -p "$folder/.build/release"
     ln -s "$binary" "$folder/.build/release/duo"
+    # As from the repository's root: `--concept nudity` finds concepts/ (a copy, which an
+    # attack may write into) and its detector command detectors/.
+    cp -R "$root/concepts" "$folder/concepts"
+    ln -s "$root/detectors" "$folder/detectors"
     while IFS= read -r command; do
         if [[ "$command" == *'$M'* || "$command" == *'$A'* ]] && [ -z "${M:-}${A:-}" ]; then
             echo "docs-check: skipped (set M and A): $name: $command"

@@ -90,6 +90,10 @@ public struct ConceptFile: Hashable, Sendable {
             case builtin(String)
             /// A process speaking the detector line protocol (see `duo world detect`).
             case command(String)
+            /// Neither `builtin` nor `command`: the world's built-in detector of the concept's
+            /// own name where the file uses the world, else none (a real model's concept
+            /// with no detector shipped, as violence: the run names one, `--detector`).
+            case unspecified
         }
         public var kind: Kind
         /// Scores above it count as "shows the concept".
@@ -189,7 +193,7 @@ public struct ConceptFile: Hashable, Sendable {
         }
         synthesis = try fields.synthesis()
         unlearning = try fields.unlearning()
-        detector = try fields.detector(conceptName: name)
+        detector = try fields.detector()
         let folder = PathText.parent(path)
         attackSets = try fields.attackSets().map { name, file in
             AttackSetFile(name: name, path: (folder as NSString).appendingPathComponent(file))
@@ -325,8 +329,8 @@ private struct ConceptFields {
     }
 
     /// `[detector]`: `builtin = NAME` or `command = "CMD ARGS"` (not both), `threshold`,
-    /// `timeout`. Without the table: the built-in detector of the concept's own name.
-    func detector(conceptName: String) throws -> ConceptFile.DetectorChoice {
+    /// `timeout`. With neither: `.unspecified`.
+    func detector() throws -> ConceptFile.DetectorChoice {
         let builtin =
             document.values["detector.builtin"] != nil ? try string("detector.builtin") : nil
         let command =
@@ -345,7 +349,7 @@ private struct ConceptFields {
             kind = .builtin(name)
         case (nil, nil):
             // Checked when the detector is made: a file for a real model may need none.
-            kind = .builtin(conceptName)
+            kind = .unspecified
         }
         var choice = ConceptFile.DetectorChoice(kind: kind)
         choice.threshold = try number("detector.threshold", in: 0...1, fallback: choice.threshold)

@@ -101,6 +101,7 @@ public enum EvaluationReport {
         }
         return .object([
             ("concept", .string(r.concept)), ("detector", .string(r.detector)),
+            ("detector_info", r.detectorDeclaration?.value ?? .null),
             ("threshold", .number(r.threshold)), ("seeds", .number(r.settings.seeds)),
             ("steps", .number(r.settings.steps)),
             ("guidance", .number(Double(r.settings.guidance))),

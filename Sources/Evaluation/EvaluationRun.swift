@@ -173,7 +173,8 @@ public final class EvaluationRun {
         }
         return EvaluationResults(
             concept: concept.name, sets: sets, models: results,
-            detector: detector.identity, threshold: threshold, settings: settings,
+            detector: detector.identity, detectorDeclaration: detector.declaration,
+            threshold: threshold, settings: settings,
             keepPromptCount: keep.count, preservation: preservation.flatMap(\.columns),
             preservationSummary: preservation.map(\.summary))
     }
@@ -342,7 +343,9 @@ public struct EvaluationResults: Sendable {
     /// Attack sets in order, with the rows used.
     public var sets: [EvaluationSet]
     public var models: [ModelResult]
+    /// What judged the images: the detector's identity, and what it declared about itself.
     public var detector: String
+    public var detectorDeclaration: DetectorDeclaration?
     public var threshold: Double
     public var settings: EvaluationRun.Settings
     /// Keep prompts measured (0: the concept file has none, and nothing was measured).

@@ -24,9 +24,31 @@ struct ConceptWorld {
         try filler.check(concept)
     }
 
-    /// The detector the concept file names.
-    func detector(_ concept: ConceptFile) throws -> ConceptDetector {
-        try concept.makeDetector(builtins: builtins)
+    /// Whether `--detector` or the concept file names a detector (or the world has one of
+    /// the concept's name).
+    func namesDetector(_ concept: ConceptFile, options: DetectorOptions) -> Bool {
+        if options.detector != nil || builtins != nil { return true }
+        if case .unspecified = concept.detector.kind { return false }
+        return true
+    }
+
+    /// The detector `--detector` names, else the one the concept file names; `otherwise`
+    /// ends the error when there is none (what else the command could do).
+    func detector(_ concept: ConceptFile, options: DetectorOptions, otherwise: String = "")
+        throws -> ConceptDetector
+    {
+        let concept = options.applied(to: concept)
+        if let command = options.detector {
+            return try DetectorProcess(
+                command: command, timeout: concept.detector.timeout,
+                environment: concept.detectorEnvironment)
+        }
+        guard namesDetector(concept, options: options) else {
+            throw UsageError(
+                "\(concept.path) names no detector: give one with --detector \"CMD\" "
+                    + "(a program speaking the line protocol of detectors/README.md)\(otherwise)")
+        }
+        return try concept.makeDetector(builtins: builtins)
     }
 
     /// The preservation metrics for `duo eval`'s keep prompts (`count` from `seed`).

@@ -1,6 +1,7 @@
 import Concepts
 import ArgumentParser
 import Diffusion
+import Unlearning
 import World
 
 // The options several subcommands take, declared once (`@OptionGroup`).
@@ -38,6 +39,56 @@ struct ModelOption: ParsableArguments {
             try StableDiffusion.weightsDigest(directory: model)
             == StableDiffusion.weightsDigest(directory: shipped)
         return same ? "embedded" : model
+    }
+}
+
+/// `--detector CMD` and `--detector-timeout S`, for the commands that judge images.
+struct DetectorOptions: ParsableArguments {
+    @Option(
+        help:
+            "An external detector command speaking the line protocol (detectors/README.md), instead of the concept file's [detector]."
+    )
+    var detector: String?
+
+    @Option(
+        help:
+            "Seconds the external detector may take per image (default: the concept file's detector.timeout, else 60)."
+    )
+    var detectorTimeout: Double?
+
+    @Option(
+        help:
+            "A score above it means an image shows the concept (default: the concept file's detector.threshold, else 0.5)."
+    )
+    var detectorThreshold: Double?
+
+    func validate() throws {
+        if let detectorTimeout {
+            try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0)
+        }
+        if let detectorThreshold {
+            try OptionCheck.finite(detectorThreshold, "--detector-threshold", atLeast: 0, atMost: 1)
+        }
+    }
+
+    /// `concept` with the timeout and threshold given here in place of its own.
+    func applied(to concept: ConceptFile) -> ConceptFile {
+        var concept = concept
+        concept.detector.timeout = detectorTimeout ?? concept.detector.timeout
+        concept.detector.threshold = detectorThreshold ?? concept.detector.threshold
+        return concept
+    }
+
+    /// A note for stderr when the detector declared a threshold of its own other than the
+    /// run's (a preset's, say UnlearnDiffAtk's 0.45): the numbers would not be that
+    /// preset's. nil when they agree or it declared none.
+    static func thresholdNote(_ detector: ConceptDetector?, threshold: Double) -> String? {
+        guard let declaration = detector?.declaration, let declared = declaration.threshold,
+            declared != threshold
+        else { return nil }
+        return "note: the detector (\(declaration.summary)) declares threshold \(declared); "
+            + "this run used \(threshold) (the concept file's [detector] threshold, or "
+            + "--detector-threshold)"
     }
 }
 

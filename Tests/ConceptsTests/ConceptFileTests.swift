@@ -113,10 +113,15 @@ final class ConceptFileTests: XCTestCase {
         XCTAssertEqual(
             file.attackSets.map(\.path),
             ["concepts/dots/paraphrases.txt", "concepts/sets/explicit.txt"])
-        // Without the tables: DUO's data settings and the built-in detector of the same name.
+        // Without the tables: DUO's data settings and no detector named (a world's file gets
+        // the built-in one of its name; a real model's, the run's --detector).
         let plain = try ConceptFile(parsing: Self.valid, path: "dots.toml")
         XCTAssertEqual(plain.synthesis, ConceptFile.SynthesisSettings())
-        XCTAssertEqual(plain.detector.kind, .builtin("dots"))
+        XCTAssertEqual(plain.detector.kind, .unspecified)
+        let thresholdOnly = try ConceptFile(
+            parsing: Self.valid + "\n[detector]\nthreshold = 0.7\n", path: "dots.toml")
+        XCTAssertEqual(thresholdOnly.detector.kind, .unspecified)
+        XCTAssertEqual(thresholdOnly.detector.threshold, 0.7)
         // One safe prompt serves every unsafe one.
         let shared = try ConceptFile(
             parsing: Self.valid.replacingOccurrences(

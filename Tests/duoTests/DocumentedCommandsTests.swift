@@ -17,6 +17,7 @@ final class DocumentedCommandsTests: XCTestCase {
         return [
             root.appendingPathComponent("README.md"),
             root.appendingPathComponent("Sources/World/Resources/concepts/README.md"),
+            root.appendingPathComponent("detectors/README.md"),
         ] + nested.sorted { $0.path < $1.path }
     }
 

@@ -35,8 +35,11 @@ struct DuoNotFound: Error, CustomStringConvertible {
 
 /// Runs `duo` with `arguments`; output goes through files, not pipes, so a chatty run cannot
 /// block on a full pipe buffer.
-/// With `parseOnly`, duo parses and validates the arguments and exits before any work.
-func runDuo(_ arguments: [String], parseOnly: Bool = false) throws -> DuoResult {
+/// With `parseOnly`, duo parses and validates the arguments and exits before any work;
+/// `directory` is the folder it runs in (default: the test's own).
+func runDuo(_ arguments: [String], parseOnly: Bool = false, in directory: String? = nil) throws
+    -> DuoResult
+{
     let scratch = FileManager.default.temporaryDirectory
         .appendingPathComponent("duo-run-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -51,6 +54,7 @@ func runDuo(_ arguments: [String], parseOnly: Bool = false) throws -> DuoResult 
     let process = Process()
     process.executableURL = try duoExecutable()
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     if parseOnly {
         process.environment = ProcessInfo.processInfo.environment.merging(
             ["DUO_PARSE_ONLY": "1"], uniquingKeysWith: { $1 })

@@ -125,7 +125,7 @@ final class SynthesizeCommandTests: XCTestCase {
     func testBadInputsAreOneLineErrorsAndLeaveNothing() throws {
         let out = scratch + "/pairs"
         let base = ["synthesize", "--model", Self.model, "--out", out]
-        assertRefused(base + ["--concept", "nudity"], "unknown concept 'nudity'", out: out)
+        assertRefused(base + ["--concept", "unicorns"], "unknown concept 'unicorns'", out: out)
         let malformed = scratch + "/bad.toml"
         try "name = \"bad\"\ndescription = oops\n".write(
             toFile: malformed, atomically: true, encoding: .utf8)

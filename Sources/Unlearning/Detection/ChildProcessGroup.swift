@@ -6,7 +6,7 @@
 import Foundation
 
 /// A shell command started in a process group of its own, with pipes to its stdin and
-/// from its stdout (stderr is shared with ours). Ending it ends the whole group, so a
+/// from its stdout (stderr is shared with ours) and our environment plus any variables given. Ending it ends the whole group, so a
 /// detector script's children cannot outlive duo; a SIGTERM, SIGHUP or (where nothing
 /// else handles it) SIGINT to duo ends the groups still running before duo exits.
 final class ChildProcessGroup {
@@ -17,7 +17,7 @@ final class ChildProcessGroup {
     private var exitStatus: Int32?
     private var ended = false
 
-    init(shellCommand: String) throws {
+    init(shellCommand: String, environment: [String: String] = [:]) throws {
         var toChild: [Int32] = [-1, -1]
         var fromChild: [Int32] = [-1, -1]
         guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw ChildError(errno: errno) }
@@ -37,8 +37,11 @@ final class ChildProcessGroup {
         let words: [String] = ["/bin/sh", "-c", shellCommand]
         let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { arguments.forEach { free($0) } }
+        let variables: [UnsafeMutablePointer<CChar>?] =
+            Self.environment(adding: environment).map { strdup($0) } + [nil]
+        defer { variables.forEach { free($0) } }
         var child: pid_t = 0
-        let status = posix_spawn(&child, "/bin/sh", &actions, &attributes, arguments, environ)
+        let status = posix_spawn(&child, "/bin/sh", &actions, &attributes, arguments, variables)
         close(toChild[0])
         close(fromChild[1])
         guard status == 0 else {
@@ -50,6 +53,19 @@ final class ChildProcessGroup {
         input = toChild[1]
         output = fromChild[0]
         ChildGroups.register(child)
+    }
+
+    /// Our environment as NAME=VALUE entries, with `added` in place of any of the same name.
+    private static func environment(adding added: [String: String]) -> [String] {
+        var entries: [String] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            let name = text.split(separator: "=", maxSplits: 1).first.map(String.init) ?? text
+            if added[name] == nil { entries.append(text) }
+            cursor += 1
+        }
+        return entries + added.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
     }
 
     /// Writes all of `bytes` to the child's stdin; false when the child has gone.

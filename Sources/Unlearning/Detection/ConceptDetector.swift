@@ -6,8 +6,13 @@ import Foundation
 /// `duo eval`'s defense rate. An external process for real models (`DetectorProcess`), or
 /// one a model's world builds in (`BuiltinDetectors`).
 public protocol ConceptDetector: AnyObject {
-    /// What judged the images, for manifests and reports ("builtin:stripes", the command).
+    /// What judged the images, for manifests and reports ("builtin:stripes", the command
+    /// and what the detector declared about itself).
     var identity: String { get }
+
+    /// What the detector says it is (name, version, its own settings), once it has said
+    /// so; nil for one that does not (`DetectorDeclaration`).
+    var declaration: DetectorDeclaration? { get }
 
     /// One score in [0, 1] per image file (PNG), in order.
     func scores(paths: [String]) throws -> [Double]
@@ -18,6 +23,8 @@ public protocol ConceptDetector: AnyObject {
 }
 
 extension ConceptDetector {
+    public var declaration: DetectorDeclaration? { nil }
+
     public func scores(images: [PNGImage]) throws -> [Double] {
         let folder =
             NSTemporaryDirectory() + "duo-detect-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -48,19 +55,44 @@ public typealias DetectorError = OneLineError
 
 extension ConceptFile {
     /// The detector this concept file asks for: one of `builtins` by name, or the external
-    /// command (started now, stopped when the detector is released).
+    /// command (started now, stopped when the detector is released). A file that names
+    /// none gets the built-in detector of its own name, where `builtins` has one.
     public func makeDetector(builtins: BuiltinDetectors?) throws -> ConceptDetector {
         switch detector.kind {
+        case .unspecified where builtins == nil:
+            throw DetectorError(
+                "\(path) names no detector ([detector] command = \"CMD\") and this model has no built-in one"
+            )
+        case .unspecified:
+            return try builtinDetector(name, builtins: builtins)
         case .builtin(let name):
-            guard let found = try builtins?.detector(named: name) else {
-                let known = builtins.map { " (built-in: \($0.names.joined(separator: ", ")))" }
-                throw DetectorError(
-                    "\(path): no built-in detector for '\(name)'\(known ?? " (this model has none)"); "
-                        + "name one in [detector] (builtin = NAME or command = \"CMD\")")
-            }
-            return found
+            return try builtinDetector(name, builtins: builtins)
         case .command(let command):
-            return try DetectorProcess(command: command, timeout: detector.timeout)
+            return try DetectorProcess(
+                command: command, timeout: detector.timeout, environment: detectorEnvironment)
         }
+    }
+
+    /// What a detector command gets besides duo's own environment: `DUO_CONCEPT_DIR`, the
+    /// absolute path of this file's folder, so that a command can name a script kept beside
+    /// the concept file whatever folder duo runs in.
+    public var detectorEnvironment: [String: String] {
+        let folder = PathText.parent(path)
+        let cwd = FileManager.default.currentDirectoryPath
+        let absolute =
+            folder.hasPrefix("/") ? folder : folder.isEmpty ? cwd : cwd + "/" + folder
+        return ["DUO_CONCEPT_DIR": absolute]
+    }
+
+    private func builtinDetector(_ name: String, builtins: BuiltinDetectors?) throws
+        -> ConceptDetector
+    {
+        guard let found = try builtins?.detector(named: name) else {
+            let known = builtins.map { " (built-in: \($0.names.joined(separator: ", ")))" }
+            throw DetectorError(
+                "\(path): no built-in detector for '\(name)'\(known ?? " (this model has none)"); "
+                    + "name one in [detector] (builtin = NAME or command = \"CMD\")")
+        }
+        return found
     }
 }

@@ -9,9 +9,15 @@ public struct PairRecord: Hashable, Sendable {
     /// Which draw of each side was kept (0: the first), so a pair can be made again alone.
     public var unsafeDraw: Int
     public var safeDraw: Int
-    /// The detector's scores (nil: made with the filter off and no detector run).
+    /// The detector's scores; nil where no detector scored the pair (`--no-filter`
+    /// without one).
     public var unsafeScore: Double?
     public var safeScore: Double?
+    /// What scored the pair: the detector's identity, and what it declared about itself
+    /// (nil: it declared nothing). Kept per pair, as a resumed run may use another detector
+    /// process than the one that made the earlier pairs.
+    public var detector: String
+    public var detectorDeclaration: DetectorDeclaration?
 
     /// File names relative to the manifest.
     public var unsafeFile: String { String(format: "unsafe/%05d.png", index) }
@@ -25,7 +31,8 @@ public struct PairRecord: Hashable, Sendable {
             ("strength", .number(shortest: settings.strength)), ("steps", .number(settings.steps)),
             ("guidance", .number(shortest: settings.guidance)), ("model", .string(settings.model)),
             ("weights_sha256", .string(settings.weightsDigest)),
-            ("detector", .string(settings.detector)),
+            ("detector", .string(detector)),
+            ("detector_info", detectorDeclaration?.value ?? .null),
             ("unsafe_score", .number(unsafeScore, format: "%.6f")),
             ("safe_score", .number(safeScore, format: "%.6f")),
             ("unsafe", .string(unsafeFile)), ("safe", .string(safeFile)),
@@ -40,18 +47,19 @@ public struct PairRecord: Hashable, Sendable {
             let safePrompt = value["safe_prompt"]?.string,
             let unsafeDraw = value["unsafe_draw"]?.int, let safeDraw = value["safe_draw"]?.int,
             let unsafeScore = value["unsafe_score"], let safeScore = value["safe_score"],
-            unsafeScore.double != nil || unsafeScore.isNull,
-            safeScore.double != nil || safeScore.isNull
+            let detector = value["detector"]?.string
         else { return nil }
         self.init(
             index: index, unsafePrompt: unsafePrompt, safePrompt: safePrompt,
             unsafeDraw: unsafeDraw, safeDraw: safeDraw, unsafeScore: unsafeScore.double,
-            safeScore: safeScore.double)
+            safeScore: safeScore.double, detector: detector,
+            detectorDeclaration: value["detector_info"].flatMap { try? DetectorDeclaration($0) })
     }
 
     init(
         index: Int, unsafePrompt: String, safePrompt: String, unsafeDraw: Int, safeDraw: Int,
-        unsafeScore: Double?, safeScore: Double?
+        unsafeScore: Double?, safeScore: Double?, detector: String,
+        detectorDeclaration: DetectorDeclaration?
     ) {
         self.index = index
         self.unsafePrompt = unsafePrompt
@@ -60,6 +68,8 @@ public struct PairRecord: Hashable, Sendable {
         self.safeDraw = safeDraw
         self.unsafeScore = unsafeScore
         self.safeScore = safeScore
+        self.detector = detector
+        self.detectorDeclaration = detectorDeclaration
     }
 }
 

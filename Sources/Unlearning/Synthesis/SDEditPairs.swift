@@ -9,7 +9,8 @@ import Tensor
 /// unsafe prompt, then edits it with img2img at the strength's timestep towards the safe
 /// prompt, the unsafe prompt as the negative one, to get x₀ʷ. With the filter on, an
 /// unsafe draw the detector does not see the concept in is drawn again from the next
-/// sub-seed, and so is an edit that still shows it.
+/// sub-seed, and so is an edit that still shows it. With the filter off a detector is
+/// optional (DUO's violence data has none): without one, pairs record no scores.
 ///
 /// Pair i depends only on (settings, i): its prompts come from the filler's pair i of the
 /// seed, its noise from keys folded from (seed, i, side, draw). Pairs are made a batch at a time and
@@ -18,8 +19,7 @@ import Tensor
 public final class SDEditPairs {
     public let model: StableDiffusion
     public let concept: ConceptFile
-    /// The filter's judge; nil with the filter off and no detector to hand (DUO's violence
-    /// data has no detector loop).
+    /// Scores every kept image; nil: none (only with the filter off).
     public let detector: ConceptDetector?
     public let settings: PairSettings
     public let directory: String
@@ -46,7 +46,7 @@ public final class SDEditPairs {
         public var agreement: Double?
         public var agreementMeasure: String?
         /// Shares of kept unsafe and safe images the detector sees the concept in (1 and 0
-        /// with the filter on; nil: no detector ran).
+        /// with the filter on; nil without a detector).
         public var unsafeShowing: Double?
         public var safeShowing: Double?
     }
@@ -56,7 +56,6 @@ public final class SDEditPairs {
         settings: PairSettings, directory: String, filler: PromptFiller = PlainPrompts(),
         agreement: PairAgreement? = nil
     ) {
-        precondition(detector != nil || !settings.filter, "the filter needs a detector")
         self.model = model
         self.concept = concept
         self.detector = detector
@@ -75,6 +74,10 @@ public final class SDEditPairs {
     public func run(force: Bool = false, progress: (Int, Int) -> Void = { _, _ in }) throws
         -> Summary
     {
+        if detector == nil && settings.filter {
+            throw UnlearningError(
+                "\(concept.path): the filter needs a detector to keep pairs by (or turn it off)")
+        }
         let prompts = try filler.pairPrompts(concept, count: settings.count, seed: settings.seed)
         try prepareFolder(force: force)
         var records = PairManifest.read(
@@ -107,11 +110,11 @@ public final class SDEditPairs {
         return summary
     }
 
-    /// The share of `scores` above the threshold; nil when the images were not judged.
+    /// The share of `scores` above the threshold; nil when a pair has no score.
     func showing(_ scores: [Double?]) -> Double? {
-        let judged = scores.compactMap { $0 }
-        guard judged.count == scores.count, !judged.isEmpty else { return nil }
-        return Double(judged.filter { $0 > settings.threshold }.count) / Double(judged.count)
+        let known = scores.compactMap { $0 }
+        guard known.count == scores.count, !known.isEmpty else { return nil }
+        return Double(known.filter { $0 > settings.threshold }.count) / Double(known.count)
     }
 
     /// Creates the folder and its settings file, or checks that an existing one was made
@@ -179,7 +182,9 @@ public final class SDEditPairs {
             let record = PairRecord(
                 index: i, unsafePrompt: prompts[i].unsafe, safePrompt: prompts[i].safe,
                 unsafeDraw: unsafe[i]!.draw, safeDraw: safe[i]!.draw,
-                unsafeScore: unsafe[i]!.score, safeScore: safe[i]!.score)
+                unsafeScore: unsafe[i]!.score, safeScore: safe[i]!.score,
+                detector: detector?.identity ?? "none",
+                detectorDeclaration: detector?.declaration)
             try unsafe[i]!.image.write(to: directory + "/" + record.unsafeFile)
             try safe[i]!.image.write(to: directory + "/" + record.safeFile)
             return record
@@ -204,13 +209,12 @@ public final class SDEditPairs {
         while !pending.isEmpty {
             let images = try ImageConversion.pngImages(
                 try make(pending, pending.map { draws[$0]! }))
-            let scores: [Double?] =
-                try detector.map { try $0.scores(images: images).map { $0 } }
-                ?? Array(repeating: nil, count: images.count)
+            let scores = try detector?.scores(images: images)
             var again: [Int] = []
             for (k, i) in pending.enumerated() {
-                if !settings.filter || (scores[k]! > settings.threshold) == wanted {
-                    kept[i] = Draw(image: images[k], score: scores[k], draw: draws[i]!)
+                let score = scores?[k]
+                if !settings.filter || (score.map { $0 > settings.threshold } == wanted) {
+                    kept[i] = Draw(image: images[k], score: score, draw: draws[i]!)
                     continue
                 }
                 draws[i]! += 1
@@ -229,7 +233,7 @@ public final class SDEditPairs {
             : "every safe edit still showed \(concept.name)"
         let hint = side == 0 ? "check the unsafe prompts and the detector" : "raise the strength"
         return UnlearningError(
-            "pair \(index): \(what) in \(settings.maxDraws) draws (detector \(settings.detector), "
+            "pair \(index): \(what) in \(settings.maxDraws) draws (detector \(detector?.identity ?? "none"), "
                 + "threshold \(settings.threshold)); \(hint), or use --no-filter")
     }
 

@@ -57,15 +57,7 @@ extension Duo {
 
         @OptionGroup var sampling: SamplingOptions
 
-        @Option(
-            help: "An external detector command (line protocol), instead of the concept file's.")
-        var detector: String?
-
-        @Option(
-            help:
-                "Seconds the external detector may take per image (default: the concept file's detector.timeout, else 60)."
-        )
-        var detectorTimeout: Double?
+        @OptionGroup var detectorOptions: DetectorOptions
 
         @Option(
             name: .customLong("attack-set"),
@@ -91,9 +83,6 @@ extension Duo {
             if let minNudityPercentage {
                 try OptionCheck.finite(
                     minNudityPercentage, "--min-nudity-percentage", atLeast: 0, atMost: 100)
-            }
-            if let detectorTimeout {
-                try OptionCheck.finite(detectorTimeout, "--detector-timeout", above: 0)
             }
         }
 
@@ -178,15 +167,16 @@ extension Duo {
         func run() throws {
             // A missing or unreadable adapter is found before any image is drawn.
             let candidates = try labelledCandidates()
-            let conceptFile = try conceptWithAttackSets()
+            let conceptFile = detectorOptions.applied(to: try conceptWithAttackSets())
+            guard !conceptFile.attackSets.isEmpty else {
+                throw UsageError(
+                    "\(conceptFile.path) names no attack prompt sets ([attacks]): give one with "
+                        + "--attack-set NAME=PATH (a text file, one prompt per line, or a CSV set)")
+            }
             let modelDirectory = try modelOption.directory()
             warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
-            let detectorProcess: ConceptDetector =
-                try detector.map {
-                    try DetectorProcess(
-                        command: $0, timeout: detectorTimeout ?? conceptFile.detector.timeout)
-                } ?? world.detector(conceptFile)
+            let detector = try world.detector(conceptFile, options: detectorOptions)
             var settings = EvaluationRun.Settings()
             settings.seeds = seeds
             settings.promptsPerSet = prompts
@@ -200,7 +190,7 @@ extension Duo {
             do {
                 let evaluation = try EvaluationRun(
                     modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates,
-                    detector: detectorProcess,
+                    detector: detector,
                     threshold: conceptFile.detector.threshold, settings: settings,
                     directory: folder.staging, filler: world.filler,
                     preservation: world.preservation(
@@ -222,6 +212,10 @@ extension Duo {
                 }
                 let bar = output.progress("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }
+                if let note = DetectorOptions.thresholdNote(detector, threshold: results.threshold)
+                {
+                    FileHandle.standardError.write(Data("duo eval: \(note)\n".utf8))
+                }
                 try EvaluationReport.write(results, directory: folder.staging)
                 try folder.commit()
             } catch {

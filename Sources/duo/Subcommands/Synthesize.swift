@@ -18,7 +18,9 @@ extension Duo {
                 DIR/manifest.jsonl, DIR/contact-sheet.png and DIR/summary.json. Pair i \
                 depends only on the settings and i: a stopped run continues where it was \
                 and gives the same files. Defaults not given here come from the concept \
-                file's [synthesis] table.
+                file's [synthesis] table. The detector is --detector, else the concept \
+                file's; with --no-filter a concept file that names none needs none (its pairs \
+                record no scores).
                 """)
 
         @OptionGroup var conceptOption: ConceptOption
@@ -44,6 +46,8 @@ extension Duo {
                 "The edit's sampler, ddim, ddpm or pndm (default: the concept file's synthesis.edit_scheduler, else the model folder's own)."
         )
         var editScheduler: String?
+
+        @OptionGroup var detectorOptions: DetectorOptions
 
         @Option(help: "Seed: pair i depends only on it and i.")
         var seed: UInt64 = 0
@@ -87,13 +91,18 @@ extension Duo {
         }
 
         func run() throws {
-            let conceptFile = try conceptOption.load()
+            let conceptFile = detectorOptions.applied(to: try conceptOption.load())
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             let world = try ConceptWorld(for: conceptFile)
-            // Without the filter no detector runs: DUO's violence data has none, and a user
-            // may not have one.
-            let detector = filter ? try world.detector(conceptFile) : nil
+            // With the filter off a detector only records scores: a concept with none (DUO's
+            // violence data has no detector loop) goes without.
+            let detector =
+                filter || world.namesDetector(conceptFile, options: detectorOptions)
+                ? try world.detector(
+                    conceptFile, options: detectorOptions,
+                    otherwise: ", or make the pairs unfiltered and unscored with --no-filter")
+                : nil
             var settings = PairSettings(
                 concept: conceptFile, model: try modelOption.recordedName(),
                 weightsDigest: try StableDiffusion.weightsDigest(directory: modelDirectory),
@@ -149,6 +158,9 @@ extension Duo {
                             "; \(summary.agreementMeasure ?? "") agree in "
                                 + String(format: "%.1f%% of pairs", $0 * 100)
                         } ?? ""))
+            }
+            if let note = DetectorOptions.thresholdNote(detector, threshold: settings.threshold) {
+                FileHandle.standardError.write(Data("duo synthesize: \(note)\n".utf8))
             }
             print(directory + "/manifest.jsonl")
         }
