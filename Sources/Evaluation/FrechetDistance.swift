@@ -64,6 +64,77 @@ public enum FrechetDistance {
         }
         return meanTerm + trace(a.covariance) + trace(b.covariance) - 2 * crossTrace
     }
+
+    /// The distance between the Gaussians fitted to the rows of x [n1, d] and y [n2, d]
+    /// (n1, n2 >= 2). With fewer samples than dimensions (100 images in CLIP's 768) the
+    /// covariances have rank below d and the distance is computed from the samples
+    /// instead (`sampleDistance`): the same number, at a cost in n, not d.
+    public static func distance(features x: Tensor, _ y: Tensor) -> Double {
+        precondition(
+            x.rank == 2 && y.rank == 2 && x.shape[1] == y.shape[1],
+            "features \(x.shape) and \(y.shape), need [n, d] and [m, d]")
+        guard min(x.shape[0], y.shape[0]) < x.shape[1] else {
+            return distance(FeatureStatistics(features: x), FeatureStatistics(features: y))
+        }
+        return sampleDistance(x, y)
+    }
+
+    /// With X, Y the centred samples, Σ1 = XᵀX / (n1 − 1) and Σ2 = YᵀY / (n2 − 1). The
+    /// non-zero eigenvalues of Σ1 Σ2 are those of M Mᵀ / ((n1 − 1)(n2 − 1)) with
+    /// M = X Yᵀ [n1, n2] (AB and BA share them), so tr (Σ1 Σ2)^{1/2} is the sum of M's
+    /// singular values over √((n1 − 1)(n2 − 1)): one eigendecomposition of the smaller
+    /// Gram matrix, and tr Σ is the centred samples' sum of squares over n − 1.
+    static func sampleDistance(_ x: Tensor, _ y: Tensor) -> Double {
+        let d = x.shape[1]
+        let (a, meanA) = centred(x), (b, meanB) = centred(y)
+        let (n1, n2) = (a.count / d, b.count / d)
+        let meanTerm = zip(meanA, meanB).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+        let traceA = a.reduce(0) { $0 + $1 * $1 } / Double(n1 - 1)
+        let traceB = b.reduce(0) { $0 + $1 * $1 } / Double(n2 - 1)
+        // M = X Yᵀ, then the Gram matrix of its shorter side.
+        let m = product(a, rows: n1, b, rows: n2, width: d)
+        let (small, large) = (min(n1, n2), max(n1, n2))
+        let rows = n1 <= n2 ? m : transposed(m, rows: n1, columns: n2)
+        let gram = product(rows, rows: small, rows, rows: small, width: large)
+        let singularSum = SymmetricEigen(gram, dimension: small).values.reduce(0) {
+            $0 + max($1, 0).squareRoot()
+        }
+        let crossTrace = singularSum / (Double(n1 - 1) * Double(n2 - 1)).squareRoot()
+        return meanTerm + traceA + traceB - 2 * crossTrace
+    }
+
+    /// The rows of x [n, d] minus their mean, in Double, and the mean.
+    static func centred(_ x: Tensor) -> (values: [Double], mean: [Double]) {
+        let (n, d) = (x.shape[0], x.shape[1])
+        precondition(n >= 2, "features \(x.shape), need n >= 2")
+        var values = x.scalars.map(Double.init)
+        var mean = [Double](repeating: 0, count: d)
+        for row in 0..<n { for j in 0..<d { mean[j] += values[row * d + j] } }
+        mean = mean.map { $0 / Double(n) }
+        for row in 0..<n { for j in 0..<d { values[row * d + j] -= mean[j] } }
+        return (values, mean)
+    }
+
+    /// P Qᵀ for row-major P [p, width] and Q [q, width] -> [p, q].
+    static func product(_ p: [Double], rows: Int, _ q: [Double], rows qRows: Int, width: Int)
+        -> [Double]
+    {
+        var out = [Double](repeating: 0, count: rows * qRows)
+        for i in 0..<rows {
+            for j in 0..<qRows {
+                var total = 0.0
+                for k in 0..<width { total += p[i * width + k] * q[j * width + k] }
+                out[i * qRows + j] = total
+            }
+        }
+        return out
+    }
+
+    static func transposed(_ m: [Double], rows: Int, columns: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: m.count)
+        for i in 0..<rows { for j in 0..<columns { out[j * rows + i] = m[i * columns + j] } }
+        return out
+    }
 }
 
 /// C = A B for row-major d x d matrices.

@@ -1,4 +1,4 @@
-import Evaluation
+@testable import Evaluation
 import Formats
 import Foundation
 import Tensor
@@ -19,16 +19,36 @@ final class FrechetDistanceTests: XCTestCase {
         // features: both sides work in float64 and differ by its round-off, far below the
         // half ulp to which the reference is stored (float32); hold one ulp.
         let file = try SafeTensorsReader(path: Self.reference)
-        func features(_ name: String) throws -> FeatureStatistics {
-            FeatureStatistics(
-                features: Tensor(try file.floats(name), shape: try file.info(name).shape))
-        }
-        let distance = FrechetDistance.distance(
-            try features("fid.features_a"), try features("fid.features_b"))
+        let (a, b) = (try tensor(file, "fid.features_a"), try tensor(file, "fid.features_b"))
         let scipy = Double(try file.floats("fid.scipy")[0])
         XCTAssertEqual(
-            distance, scipy, accuracy: abs(scipy) * Double(Float.ulpOfOne),
+            FrechetDistance.distance(features: a, b), scipy,
+            accuracy: abs(scipy) * Double(Float.ulpOfOne),
             "Fréchet distance of fid.features_a to fid.features_b (scipy.linalg.sqrtm)")
+        XCTAssertEqual(
+            FrechetDistance.sampleDistance(a, b), scipy,
+            accuracy: abs(scipy) * Double(Float.ulpOfOne),
+            "the same from the samples' Gram matrix (scipy.linalg.sqrtm)")
+    }
+
+    func testFewerSamplesThanDimensionsGiveTheCovarianceFormula() {
+        // 5 and 7 samples in 12 dimensions: rank-deficient covariances, where the sample
+        // form is used. Both forms take square roots of eigenvalues that are 0 exactly but
+        // come out of float64 as round-off of up to about n·ε of the largest, so each such
+        // root is off by up to √(n·ε) of the largest singular value; at most n of them, on
+        // a scale bounded by tr Σ1 + tr Σ2.
+        let x = Tensor.randn([5, 12], key: RandomKey(seed: 3))
+        let y = Tensor.randn([7, 12], key: RandomKey(seed: 4)) * 2 + 0.5
+        let (sx, sy) = (FeatureStatistics(features: x), FeatureStatistics(features: y))
+        let viaCovariance = FrechetDistance.distance(sx, sy)
+        let scale = (0..<12).reduce(0.0) { $0 + sx.covariance[$1 * 13] + sy.covariance[$1 * 13] }
+        let tolerance = 7 * (7 * Double.ulpOfOne).squareRoot() * scale
+        XCTAssertEqual(
+            FrechetDistance.distance(features: x, y), viaCovariance, accuracy: tolerance)
+        XCTAssertEqual(
+            FrechetDistance.distance(features: y, x), viaCovariance, accuracy: tolerance,
+            "symmetric")
+        XCTAssertEqual(FrechetDistance.distance(features: x, x), 0, accuracy: tolerance)
     }
 
     func testFrechetDistanceOfDiagonalGaussians() {
@@ -89,4 +109,9 @@ private func diagonal(_ values: [Double]) -> [Double] {
     var out = [Double](repeating: 0, count: values.count * values.count)
     for (i, value) in values.enumerated() { out[i * values.count + i] = value }
     return out
+}
+
+/// A tensor of a safetensors file.
+func tensor(_ file: SafeTensorsReader, _ name: String) throws -> Tensor {
+    Tensor(try file.floats(name), shape: try file.info(name).shape)
 }

@@ -17,6 +17,11 @@ final class MethodEndToEndTests: XCTestCase {
             "DiffusionTests/Fixtures/models/pipeline"
         ).path
 
+    /// A tiny random transformers CLIP folder, for CLIP score and CLIP-FID.
+    static let clip = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("DiffusionTests/Fixtures/models/clip")
+        .path
+
     var scratch: String!
 
     override func setUpWithError() throws {
@@ -145,14 +150,26 @@ final class MethodEndToEndTests: XCTestCase {
                 EvaluationRun.Candidate(label: "original", adapter: nil),
                 EvaluationRun.Candidate(label: "DUO", adapter: adapter),
             ], detector: detector, threshold: 0.5, settings: evalSettings,
-            directory: reportFolder, filler: filler)
+            directory: reportFolder, filler: filler,
+            preservation: [
+                PixelSimilarity(),
+                try CLIPPreservation(
+                    folder: Self.clip,
+                    prompts: try filler.keepPrompts(
+                        concept, count: evalSettings.keepPrompts, seed: evalSettings.seed)),
+            ])
         let results = try run.run()
         try EvaluationReport.write(results, directory: reportFolder)
 
-        XCTAssertEqual(results.preservation.map(\.key), ["ssim", "psnr"])
+        XCTAssertEqual(
+            results.preservation.map(\.key), ["ssim", "psnr", "clip_score", "clip_fid"])
         XCTAssertEqual(try XCTUnwrap(results.models[0].preservation["ssim"]), 1, accuracy: 1e-12)
         let adapted = try XCTUnwrap(results.models[1].preservation["ssim"])
         XCTAssertLessThan(adapted, 1, "the adapter changes the keep images")
+        XCTAssertEqual(results.models[0].preservation["clip_fid"], 0, "the original to itself")
+        let clipFID = try XCTUnwrap(results.models[1].preservation["clip_fid"])
+        XCTAssertGreaterThan(clipFID, 0, "the adapter changes the keep images' CLIP features")
+        XCTAssertNotNil(results.models[1].preservation["clip_score"])
         for (index, label) in ["original", "DUO"].enumerated() {
             // The defense rate is the share of the set's images the detector passes.
             let folder = reportFolder + "/images/\(label)/explicit"

@@ -40,6 +40,9 @@ extension Duo {
         @Option(help: "Keep prompts for prior preservation.")
         var keepPrompts = EvaluationRun.Settings().keepPrompts
 
+        @Option(help: "A transformers CLIP folder for CLIP score and CLIP-feature FID.")
+        var clip: String?
+
         @OptionGroup var sampling: SamplingOptions
 
         @Option(
@@ -185,8 +188,8 @@ extension Duo {
                     detector: detectorProcess,
                     threshold: conceptFile.detector.threshold, settings: settings,
                     directory: folder.staging, filler: world.filler,
-                    preservation: world.preservation(
-                        conceptFile, count: keepPrompts, seed: settings.seed))
+                    preservation: try world.preservation(
+                        conceptFile, count: keepPrompts, seed: settings.seed, clip: clip))
                 for (name, path) in evaluation.skippedSets {
                     FileHandle.standardError.write(
                         Data(
