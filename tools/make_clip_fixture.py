@@ -27,6 +27,7 @@ model.safetensors, tokenizer files, preprocessor_config.json), and its reference
     resized.{0..3}.image            U8 images of other sizes (a downscale, an upscale, an
                                     identity resize with a crop, a gray image) and
     resized.pixel_values            what CLIPImageProcessorPil makes of them (PIL bicubic)
+    resized.bilinear_pixel_values   the same with resample=2 (PIL bilinear)
   metadata: "fixture", JSON with the prompts and the library versions.
 
 Run once, never in CI (needs torch, transformers, pillow, scipy):
@@ -204,6 +205,9 @@ def main():
     for k, r in enumerate(resized):
         out[f"resized.{k}.image"] = torch.from_numpy(r)
     out["resized.pixel_values"] = processor(pil, return_tensors="pt")["pixel_values"]
+    bilinear = CLIPImageProcessorPil(size={"shortest_edge": SIZE}, resample=2,
+                                     crop_size={"height": SIZE, "width": SIZE})
+    out["resized.bilinear_pixel_values"] = bilinear(pil, return_tensors="pt")["pixel_values"]
 
     tensors = {k: v.contiguous() if v.dtype == torch.uint8 else v.float().contiguous()
                for k, v in out.items()}

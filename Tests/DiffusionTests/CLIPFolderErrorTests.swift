@@ -94,6 +94,16 @@ final class CLIPFolderErrorTests: XCTestCase {
         assertFails(load, containing: ["config.json", "'vision_config'", "missing"])
     }
 
+    func testUnsupportedSizeIsRefused() throws {
+        try edit(
+            "preprocessor_config.json", #""shortest_edge": 24"#,
+            #""shortest_edge": 24, "longest_edge": 40"#)
+        let path = scratch + "/preprocessor_config.json"
+        assertFails(
+            { _ = try CLIPImageProcessor(file: path) },
+            containing: [path, "size.longest_edge", "not supported"])
+    }
+
     func testUnsupportedResampleFilterIsRefused() throws {
         try edit("preprocessor_config.json", #""resample": 3"#, #""resample": 1"#)
         let path = scratch + "/preprocessor_config.json"

@@ -64,6 +64,12 @@ final class CLIPModelParityTests: XCTestCase {
         XCTAssertEqual(
             worst, 0,
             "pixel values of downscaled, upscaled, cropped and gray images (PIL bicubic)")
+        var bilinear = processor
+        bilinear.filter = .bilinear
+        XCTAssertEqual(
+            try bilinear.pixelValues(resized).scalars,
+            try Self.tensor("resized.bilinear_pixel_values").scalars,
+            "the same images with resample=2 (PIL bilinear)")
     }
 
     func testImageFeaturesMatchTransformers() throws {

@@ -158,6 +158,12 @@ public struct CLIPImageProcessor: Sendable {
         guard let value = config.values[key] else { return fallback }
         if case .number = value { return .shortestEdge(try config.int(key)) }
         let members = try object(config, key, value)
+        if members.has("longest_edge") {
+            throw ModelError(
+                file: config.path, key: "\(key).longest_edge",
+                "a longest edge is not supported (expected shortest_edge alone, or height and width)"
+            )
+        }
         if members.has("shortest_edge") {
             return .shortestEdge(try positive(members, "shortest_edge", in: key))
         }
