@@ -33,7 +33,7 @@ public final class CLIPPreservation: PreservationMetric {
         self.model = model
         processor = try CLIPImageProcessor(
             file: (folder as NSString).appendingPathComponent("preprocessor_config.json"))
-        try Self.checkImageSize(processor, model.config, folder: folder)
+        try Self.checkImageSize(processor, model.config)
         let tokenizer = try CLIPTokenizer(directory: folder)
         let text = model.config.text
         let longest = prompts.map { tokenizer.encode($0).count }.max() ?? 0
@@ -49,11 +49,7 @@ public final class CLIPPreservation: PreservationMetric {
     }
 
     /// The processor must hand the vision tower images of the size it was trained on.
-    static func checkImageSize(
-        _ processor: CLIPImageProcessor, _ config: CLIPConfig, folder: String
-    )
-        throws
-    {
+    static func checkImageSize(_ processor: CLIPImageProcessor, _ config: CLIPConfig) throws {
         let side = config.vision.imageSize
         guard let crop = processor.crop, crop.height == side, crop.width == side else {
             let found = processor.crop.map { "\($0.width)x\($0.height)" } ?? "no center crop"
