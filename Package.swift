@@ -98,7 +98,9 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EvaluationTests",
-            dependencies: ["Evaluation", "Concepts", "Formats", "Diffusion", "Tensor", "World"],
+            dependencies: [
+                "Evaluation", "Concepts", "Formats", "Diffusion", "Tensor", "World", "TestSupport",
+            ],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "duoTests",

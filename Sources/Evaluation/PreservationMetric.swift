@@ -77,3 +77,17 @@ public struct PixelSimilarity: PreservationMetric {
         return [pairs.map(\.0).reduce(0, +) / n, pairs.map(\.1).reduce(0, +) / n]
     }
 }
+
+/// A sentence for the report about preservation that was not measured (a metric that needs
+/// something the run was not given), with no columns.
+public struct PreservationNote: PreservationMetric {
+    public let summary: String
+
+    public init(_ summary: String) { self.summary = summary }
+
+    public var columns: [PreservationColumn] { [] }
+
+    public func measure(_ images: [PNGImage], original: [PNGImage], isOriginal: Bool) throws
+        -> [Double?]
+    { [] }
+}

@@ -1,4 +1,5 @@
 import Diffusion
+import Evaluation
 import Foundation
 import Tensor
 

@@ -51,10 +51,24 @@ struct ConceptWorld {
         return try concept.makeDetector(builtins: builtins)
     }
 
-    /// The preservation metrics for `duo eval`'s keep prompts (`count` from `seed`).
-    func preservation(_ concept: ConceptFile, count: Int, seed: UInt64) -> [PreservationMetric] {
-        guard usesWorld, let world = WorldPreservation(concept: concept, count: count, seed: seed)
-        else { return [PixelSimilarity()] }
-        return [world, PixelSimilarity()]
+    /// The preservation metrics for `duo eval`'s keep prompts (`count` from `seed`), and
+    /// CLIP's from the transformers CLIP folder `clip` when one is given. Without one, a real
+    /// model's report says what was not measured; the world has its own FID.
+    func preservation(_ concept: ConceptFile, count: Int, seed: UInt64, clip: String?) throws
+        -> [PreservationMetric]
+    {
+        var metrics: [PreservationMetric] = [PixelSimilarity()]
+        if usesWorld, let world = WorldPreservation(concept: concept, count: count, seed: seed) {
+            metrics.insert(world, at: 0)
+        }
+        if let clip {
+            let prompts = try filler.keepPrompts(concept, count: count, seed: seed)
+            metrics.append(try CLIPPreservation(folder: clip, prompts: prompts))
+        } else if !usesWorld {
+            metrics.append(
+                PreservationNote(
+                    "No CLIP folder given (--clip): CLIP score and CLIP-FID not measured."))
+        }
+        return metrics
     }
 }

@@ -18,6 +18,11 @@ final class MethodEndToEndTests: XCTestCase {
     static let model = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
         .appendingPathComponent("sd-tiny").path
 
+    /// A tiny random transformers CLIP folder, for CLIP score and CLIP-FID.
+    static let clip = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("DiffusionTests/Fixtures/models/clip")
+        .path
+
     var scratch: String!
 
     override func setUpWithError() throws {
@@ -203,7 +208,14 @@ final class MethodEndToEndTests: XCTestCase {
                 EvaluationRun.Candidate(label: "DUO", adapters: [single]),
                 EvaluationRun.Candidate(label: "stacked", adapters: stack),
             ], detector: detector, threshold: Self.threshold, settings: settings,
-            directory: folder, filler: PlainPrompts())
+            directory: folder, filler: PlainPrompts(),
+            preservation: [
+                PixelSimilarity(),
+                try CLIPPreservation(
+                    folder: Self.clip,
+                    prompts: try PlainPrompts().keepPrompts(
+                        concept, count: settings.keepPrompts, seed: settings.seed)),
+            ])
         let results = try run.run()
         try EvaluationReport.write(results, directory: folder)
 
@@ -220,11 +232,16 @@ final class MethodEndToEndTests: XCTestCase {
     }
 
     func checkPreservation(_ results: EvaluationResults) {
-        XCTAssertEqual(results.preservation.map(\.key), ["ssim", "psnr"])
+        XCTAssertEqual(
+            results.preservation.map(\.key), ["ssim", "psnr", "clip_score", "clip_fid"])
         XCTAssertEqual(results.models[0].preservation["ssim"] ?? 0, 1, accuracy: 1e-12)
+        XCTAssertEqual(results.models[0].preservation["clip_fid"], 0, "the original to itself")
         for model in results.models.dropFirst() {
             XCTAssertLessThan(
                 model.preservation["ssim"] ?? 1, 1, "\(model.label) changes the keep images")
+            XCTAssertGreaterThan(
+                model.preservation["clip_fid"] ?? 0, 0, "\(model.label) moves the CLIP features")
+            XCTAssertNotNil(model.preservation["clip_score"])
         }
     }
 

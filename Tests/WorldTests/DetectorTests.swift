@@ -1,3 +1,4 @@
+import Evaluation
 import Formats
 import Foundation
 import Tensor
@@ -95,61 +96,6 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(bce.item, Float(log(2.0)), accuracy: 1e-6, "logits 0 give ln 2")
     }
 
-    // MARK: the Fréchet distance
-
-    func testFrechetDistanceOfDiagonalGaussians() {
-        // Commuting covariances: d² = |Δμ|² + Σ (σ1_i − σ2_i)².
-        let a = FeatureStatistics(mean: [0, 1, 2], covariance: diagonal([1, 4, 9]))
-        let b = FeatureStatistics(mean: [1, 1, 0], covariance: diagonal([4, 4, 1]))
-        let expected = (1.0 + 0 + 4) + (1.0 + 0 + 4)
-        XCTAssertEqual(FrechetDistance.distance(a, b), expected, accuracy: 1e-10)
-        XCTAssertEqual(FrechetDistance.distance(a, a), 0, accuracy: 1e-10)
-    }
-
-    func testFrechetDistanceOfNonCommutingGaussians() {
-        // For 2x2 PSD M, tr √M = √(tr M + 2 √det M); with M = Σ1^{1/2} Σ2 Σ1^{1/2},
-        // tr M = tr(Σ1 Σ2) and det M = det Σ1 det Σ2.
-        let s1: [Double] = [2, 1, 1, 2]
-        let s2: [Double] = [1, -0.5, -0.5, 3]
-        let trProduct = s1[0] * s2[0] + s1[1] * s2[2] + s1[2] * s2[1] + s1[3] * s2[3]
-        let det1 = s1[0] * s1[3] - s1[1] * s1[2]
-        let det2 = s2[0] * s2[3] - s2[1] * s2[2]
-        let crossTrace = (trProduct + 2 * (det1 * det2).squareRoot()).squareRoot()
-        let expected = (0.25 + 4) + (4 + 4) - 2 * crossTrace
-        let a = FeatureStatistics(mean: [0.5, 0], covariance: s1)
-        let b = FeatureStatistics(mean: [0, 2], covariance: s2)
-        XCTAssertEqual(FrechetDistance.distance(a, b), expected, accuracy: 1e-10)
-        XCTAssertEqual(FrechetDistance.distance(b, a), expected, accuracy: 1e-10, "symmetric")
-    }
-
-    func testFrechetDistanceOfRotatedGaussians() {
-        // Σ = R diag(λ) Rᵀ and Σ' = R diag(λ') Rᵀ share eigenvectors:
-        // d² = Σ (√λ_i − √λ'_i)² whatever the rotation R.
-        let (c, s) = (cos(0.7), sin(0.7))
-        let r: [Double] = [c, -s, 0, s, c, 0, 0, 0, 1]
-        func rotated(_ values: [Double]) -> [Double] {
-            var out = [Double](repeating: 0, count: 9)
-            for i in 0..<3 {
-                for j in 0..<3 {
-                    for k in 0..<3 { out[i * 3 + j] += r[i * 3 + k] * values[k] * r[j * 3 + k] }
-                }
-            }
-            return out
-        }
-        let a = FeatureStatistics(mean: [0, 0, 0], covariance: rotated([1, 9, 0.25]))
-        let b = FeatureStatistics(mean: [0, 0, 0], covariance: rotated([4, 1, 0.25]))
-        XCTAssertEqual(FrechetDistance.distance(a, b), 1 + 4 + 0, accuracy: 1e-9)
-    }
-
-    func testFeatureStatisticsAreTheSampleMeanAndUnbiasedCovariance() {
-        // Rows (0, 0), (2, 0), (1, 3): mean (1, 1); np.cov(rowvar=False) = [[1, 0], [0, 3]].
-        let stats = FeatureStatistics(features: Tensor([0, 0, 2, 0, 1, 3], shape: [3, 2]))
-        XCTAssertEqual(stats.mean, [1, 1])
-        for (found, expected) in zip(stats.covariance, [1.0, 0, 0, 3]) {
-            XCTAssertEqual(found, expected, accuracy: 1e-12)
-        }
-    }
-
     // MARK: the line protocol
 
     func testJSONLineListsTheRequestedConceptsInOrder() {
@@ -186,10 +132,4 @@ final class DetectorTests: XCTestCase {
 private func stack(_ samples: [WorldSample]) -> Tensor {
     Tensor(
         samples.flatMap(\.image), shape: [samples.count, World.channels, World.size, World.size])
-}
-
-private func diagonal(_ values: [Double]) -> [Double] {
-    var out = [Double](repeating: 0, count: values.count * values.count)
-    for (i, value) in values.enumerated() { out[i * values.count + i] = value }
-    return out
 }

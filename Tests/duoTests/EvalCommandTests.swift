@@ -88,6 +88,67 @@ final class EvalCommandTests: XCTestCase {
             "a prompt that never shows the concept is not listed")
     }
 
+    /// The tiny random transformers CLIP folder of the Diffusion tests.
+    static let clipFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(
+            "DiffusionTests/Fixtures/models/clip"
+        ).path
+
+    func testClipFolderAddsCLIPScoreAndCLIPFID() throws {
+        let out = scratch + "/clip"
+        let result = try runDuo(small(out) + ["--clip", Self.clipFolder])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as! [String: Any]
+        let original = (json["models"] as! [[String: Any]])[0]
+        XCTAssertEqual(original["clip_fid"] as? Double, 0, "the original against itself")
+        let score = try XCTUnwrap(original["clip_score"] as? Double, "\(original)")
+        XCTAssertTrue((0...100).contains(score), "\(score)")
+        let report = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        XCTAssertTrue(report.contains("| CLIP score | CLIP-FID |"), report)
+        XCTAssertTrue(report.contains("CLIP score (clip): 100 × the cosine"), report)
+        XCTAssertFalse(report.contains("No CLIP folder given"), "the world has its own FID")
+
+        let broken = try runDuo(small(scratch + "/no-clip") + ["--clip", scratch + "/nowhere"])
+        XCTAssertNotEqual(broken.status, 0)
+        XCTAssertTrue(broken.stderr.contains(scratch + "/nowhere/config.json"), broken.stderr)
+    }
+
+    func testPlainConceptWithoutClipFolderSaysCLIPWasNotMeasured() throws {
+        try "a red apple\n".write(
+            toFile: scratch + "/attack.txt", atomically: true, encoding: .utf8)
+        let concept = scratch + "/redness.toml"
+        try """
+        name = "redness"
+        description = "red things"
+        kind = "attribute"
+        [words]
+        explicit = ["red"]
+        synonyms = ["crimson"]
+        implicit = ["apple"]
+        [prompts]
+        unsafe = ["a red car"]
+        safe = ["a car"]
+        keep = ["a blue sky", "a green field"]
+        [detector]
+        command = "sh \(scratch)/detect.sh"
+        [attacks]
+        explicit = "attack.txt"
+        """.write(toFile: concept, atomically: true, encoding: .utf8)
+        try #"while read p; do echo "{\"path\": \"$p\", \"score\": 0.1}"; done"#.write(
+            toFile: scratch + "/detect.sh", atomically: true, encoding: .utf8)
+        var arguments = small(scratch + "/plain")
+        arguments[arguments.firstIndex(of: "--concept")! + 1] = concept
+        let result = try runDuo(arguments)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try String(contentsOfFile: scratch + "/plain/report.md", encoding: .utf8)
+        XCTAssertTrue(
+            report.contains("No CLIP folder given (--clip): CLIP score and CLIP-FID not measured."),
+            report)
+    }
+
     /// A concept file naming sets in its own folder: the shipped explicit set, and
     /// `ring-a-bell` (a set `duo attack` writes) not made yet.
     func conceptWithUnmadeRingABell(explicitFile: String) throws -> String {

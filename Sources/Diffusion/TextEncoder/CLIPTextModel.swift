@@ -50,8 +50,8 @@ public struct CLIPTextConfig: Equatable, Sendable {
     }
 }
 
-/// One pre-norm transformer layer of CLIP's text encoder: causal self-attention, then an
-/// MLP, each residual.
+/// One pre-norm transformer layer of CLIP's encoders: self-attention (causal in the text
+/// encoder, over all patches in the vision encoder), then an MLP, each residual.
 public final class CLIPEncoderLayer: Layer {
     public let layerNorm1: LayerNorm
     public let qProj: Linear
@@ -61,19 +61,34 @@ public final class CLIPEncoderLayer: Layer {
     public let layerNorm2: LayerNorm
     public let fc1: Linear
     public let fc2: Linear
-    let config: CLIPTextConfig
+    let heads: Int
+    let activation: CLIPTextConfig.Activation
+    let causal: Bool
 
-    init(config c: CLIPTextConfig, key: RandomKey?) {
+    init(
+        hiddenSize: Int, intermediateSize: Int, heads: Int,
+        activation: CLIPTextConfig.Activation, layerNormEps: Float, causal: Bool,
+        key: RandomKey?
+    ) {
         let keys = key.split(6)
-        config = c
-        layerNorm1 = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
-        qProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[0])
-        kProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[1])
-        vProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[2])
-        outProj = Linear(c.hiddenSize, c.hiddenSize, key: keys[3])
-        layerNorm2 = LayerNorm(c.hiddenSize, eps: c.layerNormEps)
-        fc1 = Linear(c.hiddenSize, c.intermediateSize, key: keys[4])
-        fc2 = Linear(c.intermediateSize, c.hiddenSize, key: keys[5])
+        self.heads = heads
+        self.activation = activation
+        self.causal = causal
+        layerNorm1 = LayerNorm(hiddenSize, eps: layerNormEps)
+        qProj = Linear(hiddenSize, hiddenSize, key: keys[0])
+        kProj = Linear(hiddenSize, hiddenSize, key: keys[1])
+        vProj = Linear(hiddenSize, hiddenSize, key: keys[2])
+        outProj = Linear(hiddenSize, hiddenSize, key: keys[3])
+        layerNorm2 = LayerNorm(hiddenSize, eps: layerNormEps)
+        fc1 = Linear(hiddenSize, intermediateSize, key: keys[4])
+        fc2 = Linear(intermediateSize, hiddenSize, key: keys[5])
+    }
+
+    /// A layer of the text encoder.
+    convenience init(config c: CLIPTextConfig, key: RandomKey?) {
+        self.init(
+            hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, heads: c.heads,
+            activation: c.activation, layerNormEps: c.layerNormEps, causal: true, key: key)
     }
 
     public var namedParameters: [(String, Tensor)] {
@@ -86,14 +101,14 @@ public final class CLIPEncoderLayer: Layer {
     /// x: [B, T, hidden] -> same shape
     func callAsFunction(_ x: Tensor) -> Tensor {
         var x = x
-        // causal self-attention
+        // self-attention
         let h = layerNorm1(x)
         let attended = scaledDotProductAttention(
-            query: qProj(h), key: kProj(h), value: vProj(h), heads: config.heads, causal: true)
+            query: qProj(h), key: kProj(h), value: vProj(h), heads: heads, causal: causal)
         x = x + outProj(attended)
         // MLP
         let inner = fc1(layerNorm2(x))
-        x = x + fc2(config.activation == .quickGELU ? quickGELU(inner) : gelu(inner))
+        x = x + fc2(activation == .quickGELU ? quickGELU(inner) : gelu(inner))
         return x
     }
 }

@@ -55,6 +55,9 @@ extension Duo {
         @Option(help: "Keep prompts for prior preservation.")
         var keepPrompts = EvaluationRun.Settings().keepPrompts
 
+        @Option(help: "A transformers CLIP folder for CLIP score and CLIP-feature FID.")
+        var clip: String?
+
         @OptionGroup var sampling: SamplingOptions
 
         @OptionGroup var detectorOptions: DetectorOptions
@@ -193,8 +196,8 @@ extension Duo {
                     detector: detector,
                     threshold: conceptFile.detector.threshold, settings: settings,
                     directory: folder.staging, filler: world.filler,
-                    preservation: world.preservation(
-                        conceptFile, count: keepPrompts, seed: settings.seed))
+                    preservation: try world.preservation(
+                        conceptFile, count: keepPrompts, seed: settings.seed, clip: clip))
                 for (name, path) in evaluation.skippedSets {
                     FileHandle.standardError.write(
                         Data(
