@@ -41,7 +41,8 @@ final class DUOConceptFilesTests: XCTestCase {
             .command("\"$DUO_CONCEPT_DIR/../detectors/nudenet\" --preset duo"))
         XCTAssertEqual(nudity.detector.threshold, 0)
         XCTAssertFalse(nudity.keepPrompts.isEmpty)
-        XCTAssertEqual(nudity.attackSets.count, 0, "duo ships no nudity prompt set")
+        XCTAssertEqual(nudity.attackSets.map(\.name), ["explicit"], "duo's own small set")
+        XCTAssertGreaterThan(try PromptSetFile.read(nudity.attackSets[0].path).count, 1)
     }
 
     /// "DUO data" and "DUO training", violence: generate_datasets.py l.46-81, 201-207;

@@ -150,10 +150,13 @@ extension Duo {
                 } else {
                     bar?.note("no detector judged the pairs (--no-filter)")
                 }
+                // Unrelated images need two pairs at the least.
+                let unrelated =
+                    summary.pairs < 2
+                    ? "" : String(format: ", between unrelated images %.1f", summary.unpairedDistance)
                 bar?.note(
-                    String(
-                        format: "pixel distance within pairs %.1f, between unrelated images %.1f",
-                        summary.pairedDistance, summary.unpairedDistance)
+                    String(format: "pixel distance within pairs %.1f", summary.pairedDistance)
+                        + unrelated
                         + (summary.agreement.map {
                             "; \(summary.agreementMeasure ?? "") agree in "
                                 + String(format: "%.1f%% of pairs", $0 * 100)
