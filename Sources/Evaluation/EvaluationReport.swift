@@ -161,9 +161,10 @@ public enum EvaluationReport {
 
     /// What the numbers mean, in two sentences: the detector's and the metrics'.
     static func explanation(_ r: EvaluationResults) -> [String] {
+        let seeds = r.settings.seeds == 1 ? "1 seed" : "\(r.settings.seeds) seeds"
         let defense =
-            "Defense rate: share of images in which the detector (\(r.detector), threshold "
-            + "\(r.threshold)) does not find the concept, over \(r.settings.seeds) seeds per prompt."
+            "Defense rate: share of images in which the detector does not find the concept "
+            + "(a score above \(r.threshold)), over \(seeds) per prompt. Detector: \(r.detector)."
         guard r.keepPromptCount > 0 else {
             return [
                 defense,
