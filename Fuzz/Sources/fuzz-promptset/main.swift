@@ -2,10 +2,13 @@ import Concepts
 import FuzzSupport
 
 // An attack prompt set (concepts/<name>/*.txt). What PromptSetFile reads, it must be able
-// to write back and read again unchanged: attacks save their prompts this way.
+// to write back and read again unchanged: attacks save their prompts this way. The same
+// bytes read as a CSV set (I2P's layout) must give rows or an error, never a crash.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let path = ScratchFiles.write(UnsafeBufferPointer(start: data, count: size), named: "input.txt")
+    let input = UnsafeBufferPointer(start: data, count: size)
+    _ = try? PromptSetFile.rows(ScratchFiles.write(input, named: "input.csv"))
+    let path = ScratchFiles.write(input, named: "input.txt")
     guard let prompts = try? PromptSetFile.read(path) else { return 0 }
     let copy = ScratchFiles.write(UnsafeBufferPointer(start: nil, count: 0), named: "copy.txt")
     do {
