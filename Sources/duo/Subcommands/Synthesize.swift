@@ -153,7 +153,8 @@ extension Duo {
                 // Unrelated images need two pairs at the least.
                 let unrelated =
                     summary.pairs < 2
-                    ? "" : String(format: ", between unrelated images %.1f", summary.unpairedDistance)
+                    ? ""
+                    : String(format: ", between unrelated images %.1f", summary.unpairedDistance)
                 bar?.note(
                     String(format: "pixel distance within pairs %.1f", summary.pairedDistance)
                         + unrelated
