@@ -51,12 +51,13 @@ struct ConceptWorld {
         return try concept.makeDetector(builtins: builtins)
     }
 
-    /// The preservation metrics for `duo eval`'s keep prompts (`count` from `seed`), and
-    /// CLIP's from the transformers CLIP folder `clip` when one is given. Without one, a real
-    /// model's report says what was not measured; the world has its own FID.
-    func preservation(_ concept: ConceptFile, count: Int, seed: UInt64, clip: String?) throws
-        -> [PreservationMetric]
-    {
+    /// The preservation metrics for `duo eval`'s keep prompts (`count` from `seed`), CLIP's
+    /// from the transformers CLIP folder `clip` and LPIPS from the weights file `lpips` when
+    /// given. Without them, a real model's report says what was not measured; the world has
+    /// its own FID and feature distance.
+    func preservation(
+        _ concept: ConceptFile, count: Int, seed: UInt64, clip: String?, lpips: String?
+    ) throws -> [PreservationMetric] {
         var metrics: [PreservationMetric] = [PixelSimilarity()]
         if usesWorld, let world = WorldPreservation(concept: concept, count: count, seed: seed) {
             metrics.insert(world, at: 0)
@@ -68,6 +69,13 @@ struct ConceptWorld {
             metrics.append(
                 PreservationNote(
                     "No CLIP folder given (--clip): CLIP score and CLIP-FID not measured."))
+        }
+        if let lpips {
+            metrics.append(try LPIPSPreservation(weights: lpips))
+        } else if !usesWorld {
+            metrics.append(
+                PreservationNote(
+                    "No LPIPS weights given (--lpips): LPIPS to original not measured."))
         }
         return metrics
     }

@@ -116,6 +116,31 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertTrue(broken.stderr.contains(scratch + "/nowhere/config.json"), broken.stderr)
     }
 
+    /// The narrow LPIPS weights of the Evaluation tests (lpips' keys, VGG's structure).
+    static let lpipsWeights = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(
+            "EvaluationTests/Fixtures/lpips/weights.safetensors"
+        ).path
+
+    func testLPIPSWeightsAddLPIPSToOriginal() throws {
+        let out = scratch + "/lpips"
+        let result = try runDuo(small(out) + ["--lpips", Self.lpipsWeights])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as! [String: Any]
+        let original = (json["models"] as! [[String: Any]])[0]
+        XCTAssertEqual(original["lpips"] as? Double, 0, "the original against itself")
+        let report = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        XCTAssertTrue(report.contains("| LPIPS to original |"), report)
+
+        let broken = try runDuo(small(scratch + "/no-lpips") + ["--lpips", scratch + "/none"])
+        XCTAssertNotEqual(broken.status, 0)
+        XCTAssertTrue(broken.stderr.contains(scratch + "/none"), broken.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/no-lpips"))
+    }
+
     func testPlainConceptWithoutClipFolderSaysCLIPWasNotMeasured() throws {
         try "a red apple\n".write(
             toFile: scratch + "/attack.txt", atomically: true, encoding: .utf8)
@@ -146,6 +171,9 @@ final class EvalCommandTests: XCTestCase {
         let report = try String(contentsOfFile: scratch + "/plain/report.md", encoding: .utf8)
         XCTAssertTrue(
             report.contains("No CLIP folder given (--clip): CLIP score and CLIP-FID not measured."),
+            report)
+        XCTAssertTrue(
+            report.contains("No LPIPS weights given (--lpips): LPIPS to original not measured."),
             report)
     }
 

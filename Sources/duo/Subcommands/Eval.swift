@@ -58,6 +58,12 @@ extension Duo {
         @Option(help: "A transformers CLIP folder for CLIP score and CLIP-feature FID.")
         var clip: String?
 
+        @Option(
+            help:
+                "LPIPS weights (safetensors of lpips' LPIPS(net='vgg') state_dict) for LPIPS to the original."
+        )
+        var lpips: String?
+
         @OptionGroup var sampling: SamplingOptions
 
         @OptionGroup var detectorOptions: DetectorOptions
@@ -197,7 +203,8 @@ extension Duo {
                     threshold: conceptFile.detector.threshold, settings: settings,
                     directory: folder.staging, filler: world.filler,
                     preservation: try world.preservation(
-                        conceptFile, count: keepPrompts, seed: settings.seed, clip: clip))
+                        conceptFile, count: keepPrompts, seed: settings.seed, clip: clip,
+                        lpips: lpips))
                 for (name, path) in evaluation.skippedSets {
                     FileHandle.standardError.write(
                         Data(
