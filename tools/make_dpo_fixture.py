@@ -10,6 +10,12 @@ Writes Tests/UnlearningTests/Fixtures/dpo/{adapter.safetensors,step.safetensors,
 prompted-step.safetensors}: the adapters (diffusers' LoRA keys), the batch, the contexts, the
 loss terms and the gradient of every adapter weight; the prompted step conditions one pair on
 a prompt (prompted DUO) and the other on the empty prompt.
+
+  tools/.venv-models/bin/python tools/make_dpo_fixture.py --unconditional
+adds unconditional-step.safetensors from the committed adapter and prompted step: the
+prompted step plus duo's unconditional-preserving term, lambda_u * mean over both images of
+|eps_theta(x_t, empty) - eps_ref(x_t, empty)|^2 (Sources/Unlearning/Training/DUOLoss.swift),
+written here independently of duo's code.
 """
 
 import os
@@ -107,5 +113,67 @@ def step(unet, scheduler, batch, pair_context, prior_context, filename):
     print(filename, "loss", loss.item(), "dpo", dpo.item(), "prior", prior.item(),
           "grads", sum(k.startswith("grad.") for k in out))
 
+UNCONDITIONAL_LAMBDA = 20.0
+
+
+def unconditional_step():
+    """The prompted step of prompted-step.safetensors with the unconditional-preserving term,
+    from the committed adapter and batch (nothing else is rewritten)."""
+    from safetensors.torch import load_file
+    prompted = load_file(os.path.join(OUT, "prompted-step.safetensors"))
+    adapter = load_file(os.path.join(OUT, "adapter.safetensors"))
+    pipe = StableDiffusionPipeline.from_pretrained(PIPELINE, safety_checker=None, requires_safety_checker=False)
+    unet, scheduler = pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config)
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights="gaussian",
+                                target_modules=["attn1.to_k", "attn1.to_q", "attn1.to_v", "attn1.to_out.0"]))
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_" in name:
+                p.copy_(adapter["unet." + name.replace(".default", "")])
+    ids = pipe.tokenizer([""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                         return_tensors="pt").input_ids
+    with torch.no_grad():
+        empty = pipe.text_encoder(ids).last_hidden_state
+    unsafe, safe, noise = prompted["unsafe"], prompted["safe"], prompted["noise"]
+    timesteps = prompted["timesteps"].long()
+    pair_context, prior_context = prompted["pair_context"], prompted["prior_context"]
+    b = unsafe.shape[0]
+    noisy = scheduler.add_noise(torch.cat([unsafe, safe]), noise.repeat(2, 1, 1, 1), timesteps)
+    all_t = torch.cat([timesteps, torch.full((b,), 999)])
+    pred = unet(torch.cat([noisy, noise]), all_t, torch.cat([pair_context, pair_context, prior_context])).sample
+    free = unet(noisy, timesteps, empty.repeat(2 * b, 1, 1)).sample
+    unet.disable_adapters()
+    with torch.no_grad():
+        ref = unet(torch.cat([noisy, noise]), all_t, torch.cat([pair_context, pair_context, prior_context])).sample
+        ref_free = unet(noisy, timesteps, empty.repeat(2 * b, 1, 1)).sample
+    unet.enable_adapters()
+    model_pred, model_base, model_prior = pred.chunk(3)
+    refer_pred, refer_base, refer_prior = ref.chunk(3)
+    mse = lambda x: F.mse_loss(x, noise, reduction="none").mean(dim=[1, 2, 3])
+    dpo = -F.logsigmoid(-BETA * ((mse(model_base) - mse(refer_base)) - (mse(model_pred) - mse(refer_pred)))).mean()
+    prior = F.mse_loss(model_prior, refer_prior)
+    free_unsafe, free_safe = free.chunk(2)
+    ref_unsafe, ref_safe = ref_free.chunk(2)
+    unconditional = (F.mse_loss(free_unsafe, ref_unsafe) + F.mse_loss(free_safe, ref_safe)) / 2
+    loss = dpo + LAMBDA * prior + UNCONDITIONAL_LAMBDA * unconditional
+    loss.backward()
+    out = dict(prompted, loss=loss.reshape(1), dpo=dpo.reshape(1), prior=prior.reshape(1),
+               unconditional=unconditional.reshape(1))
+    out = {k: v for k, v in out.items() if not k.startswith("grad.")}
+    for name, p in unet.named_parameters():
+        if "lora_" in name:
+            out["grad.unet." + name.replace(".default", "")] = p.grad
+    save_file({k: v.detach().float().contiguous() for k, v in out.items()},
+              os.path.join(OUT, "unconditional-step.safetensors"),
+              metadata={"beta": str(BETA), "lambda": str(LAMBDA),
+                        "unconditional_lambda": str(UNCONDITIONAL_LAMBDA)})
+    print("unconditional-step.safetensors loss", loss.item(), "unconditional", unconditional.item())
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if "--unconditional" in sys.argv:
+        unconditional_step()
+    else:
+        main()

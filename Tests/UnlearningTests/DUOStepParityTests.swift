@@ -23,7 +23,13 @@ final class DUOStepParityTests: XCTestCase {
         try checkStep("prompted-step.safetensors", prompted: true)
     }
 
-    func checkStep(_ file: String, prompted: Bool) throws {
+    /// duo's unconditional-preserving term (stripes' default), written independently in
+    /// PyTorch (tools/make_dpo_fixture.py --unconditional).
+    func testUnconditionalPreservationMatchesPyTorch() throws {
+        try checkStep("unconditional-step.safetensors", prompted: true, unconditional: true)
+    }
+
+    func checkStep(_ file: String, prompted: Bool, unconditional: Bool = false) throws {
         let step = try SafeTensorsReader(path: Self.fixtures + "/" + file)
         func tensor(_ name: String) throws -> Tensor {
             Tensor(try step.floats(name), shape: try step.info(name).shape)
@@ -43,7 +49,13 @@ final class DUOStepParityTests: XCTestCase {
             pairPrompts: prompted ? try tensor("pair_context") : nil,
             priorPrompts: prompted ? try tensor("prior_context") : nil,
             beta: Float(step.metadata["beta"]!)!,
-            lambda: Float(step.metadata["lambda"]!)!)
+            lambda: Float(step.metadata["lambda"]!)!,
+            unconditionalLambda: unconditional ? Float(step.metadata["unconditional_lambda"]!)! : 0)
+        if unconditional {
+            let expected = try tensor("unconditional").item
+            XCTAssertGreaterThan(expected, 1e-5, "the term must be away from 0 to test it")
+            XCTAssertEqual(terms.unconditional, expected, accuracy: 1e-4 * expected)
+        }
         terms.loss.backward()
         XCTAssertEqual(terms.loss.item, try tensor("loss").item, accuracy: 1e-4)
         XCTAssertEqual(terms.dpo, try tensor("dpo").item, accuracy: 1e-4)
