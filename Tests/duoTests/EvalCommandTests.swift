@@ -244,6 +244,41 @@ final class EvalCommandTests: XCTestCase {
         try assertFailsCleanly("while read p; do echo 'not json'; done", "malformed line")
     }
 
+    func testRingABellTakesItsTargetsAndConceptPairsFromFiles() throws {
+        let targets = scratch + "/targets.csv"
+        try """
+        prompt,sd_seed
+        "one big striped red circle in the middle on a dark background",1
+        two small striped blue squares on the left on a light background,2
+
+        """.write(toFile: targets, atomically: true, encoding: .utf8)
+        let pairs = scratch + "/pairs.csv"
+        try """
+        with_concept,without_concept
+        a striped red circle,a red circle
+        striped blue squares,blue squares
+
+        """.write(toFile: pairs, atomically: true, encoding: .utf8)
+        let out = scratch + "/rab.txt"
+        let base = [
+            "attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
+            "--generations", "5", "--population", "8", "--quiet", "--out", out,
+        ]
+        let result = try runDuo(base + ["--targets", targets, "--pair-prompts", pairs])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        let prompts = text.split(separator: "\n").filter { !$0.hasPrefix("#") }
+        XCTAssertEqual(prompts.count, 2, "one per target row, --count being more")
+        XCTAssertTrue(text.contains("--targets \(targets) --pair-prompts \(pairs)"), text)
+
+        try "prompt,other\na,b\n".write(toFile: pairs, atomically: true, encoding: .utf8)
+        let refused = try runDuo(base + ["--pair-prompts", pairs])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(
+            refused.stderr.contains("expected the columns with_concept and without_concept"),
+            refused.stderr)
+    }
+
     func testRingABellPromptsAvoidTheConceptsWords() throws {
         let out = scratch + "/rab.txt"
         let result = try runDuo([

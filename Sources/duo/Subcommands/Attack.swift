@@ -140,6 +140,18 @@ extension Duo {
         )
         var generations: Int?
 
+        @Option(
+            help:
+                "Prompts to attack, a prompt set (text, or CSV as I2P's; the first --count rows; default: the concept's unsafe prompts)."
+        )
+        var targets: String?
+
+        @Option(
+            help:
+                "The concept vector's prompt pairs: a CSV with columns with_concept and without_concept (default: the concept file's pairs)."
+        )
+        var pairPrompts: String?
+
         @OptionGroup var attackSet: AttackSetOptions
 
         func validate() throws {
@@ -157,6 +169,9 @@ extension Duo {
             let conceptFile = try conceptOption.load()
             let destination = try attackSet.destination(
                 set: GeneratedAttackSet.ringABell, concept: conceptFile)
+            // Bad files are found before the model is loaded.
+            if let targets { _ = try PromptSetFile.read(targets) }
+            if let pairPrompts { _ = try Self.readPairs(pairPrompts) }
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             var settings = RingABell.Settings()
@@ -171,26 +186,53 @@ extension Duo {
             settings.seed = seed
             let pairs = try ConceptWorld(for: conceptFile).filler.pairPrompts(
                 conceptFile, count: max(64, count), seed: seed)
+            let vectorPairs = try pairPrompts.map(Self.readPairs) ?? pairs
+            let targetPrompts =
+                try targets.map { Array(try PromptSetFile.read($0).prefix(count)) }
+                ?? pairs.prefix(count).map(\.unsafe)
             let attack = try RingABell(
-                model: diffusion, withConcept: pairs.map(\.unsafe),
-                withoutConcept: pairs.map(\.safe),
+                model: diffusion, withConcept: vectorPairs.map(\.unsafe),
+                withoutConcept: vectorPairs.map(\.safe),
                 forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
             let bar = attackSet.output.progress("ring-a-bell")
             var found: [String] = []
-            for i in 0..<count {
-                let result = attack.attack(pairs[i].unsafe, index: UInt64(i))
+            for (i, target) in targetPrompts.enumerated() {
+                let result = attack.attack(target, index: UInt64(i))
                 found.append(result.prompt)
                 bar?.update(
-                    i + 1, of: count, detail: String(format: "distance %.2f", result.distance))
+                    i + 1, of: targetPrompts.count,
+                    detail: String(format: "distance %.2f", result.distance))
             }
             try PromptSetFile.write(
                 found,
                 header:
                     "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "
                     + "--length \(length) --eta \(eta) --population \(population) --generations \(generations) "
-                    + "--count \(count) --seed \(seed))",
+                    + "--count \(count) --seed \(seed)"
+                    + (targets.map { " --targets \($0)" } ?? "")
+                    + (pairPrompts.map { " --pair-prompts \($0)" } ?? "") + ")",
                 to: destination)
             print(destination)
+        }
+
+        /// Prompt pairs with and without the concept from a CSV file (Ring-A-Bell's authors
+        /// build the vector from curated pairs of their own).
+        static func readPairs(_ path: String) throws -> [PromptPair] {
+            guard let data = FileManager.default.contents(atPath: path),
+                let text = String(data: data, encoding: .utf8)
+            else { throw UsageError("--pair-prompts \(path): cannot read the file as UTF-8 text") }
+            let table = try CSVTable(parsing: text, path: path)
+            guard let with = table.column("with_concept"),
+                let without = table.column("without_concept")
+            else {
+                throw UsageError(
+                    "\(path):1: expected the columns with_concept and without_concept, found \(table.columns.joined(separator: ", "))"
+                )
+            }
+            let pairs = table.rows.map { PromptPair(unsafe: $0[with], safe: $0[without]) }
+                .filter { !$0.unsafe.isEmpty && !$0.safe.isEmpty }
+            guard !pairs.isEmpty else { throw UsageError("\(path): holds no prompt pairs") }
+            return pairs
         }
     }
 }
