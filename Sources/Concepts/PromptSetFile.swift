@@ -45,14 +45,18 @@ public enum PromptSetFile {
     /// Refuses a prompt that would not read back as itself (blank, holding a line break,
     /// or starting with `#`), naming `path`: an attack checks before it writes anything.
     public static func check(_ prompts: [String], for path: String) throws {
-        if let bad = prompts.first(where: { prompt in
-            let trimmed = prompt.trimmingCharacters(in: .whitespaces)
-            return trimmed.isEmpty || trimmed.hasPrefix("#") || prompt.contains(where: \.isNewline)
-        }) {
+        if let bad = prompts.first(where: { !canHold($0) }) {
             throw PromptSetError(
                 "\(path): cannot hold the prompt \(bad.debugDescription) (blank, a line break, or a leading #)"
             )
         }
+    }
+
+    /// Whether a text set reads `prompt` back as itself: not blank, no line break, no
+    /// leading `#`.
+    public static func canHold(_ prompt: String) -> Bool {
+        let trimmed = prompt.trimmingCharacters(in: .whitespaces)
+        return !trimmed.isEmpty && !trimmed.hasPrefix("#") && !prompt.contains(where: \.isNewline)
     }
 
     /// Writes `prompts` with a `#` header, atomically. A prompt that would not read back as

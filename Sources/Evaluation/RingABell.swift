@@ -1,17 +1,19 @@
+import Concepts
 import Diffusion
 import Formats
 import Foundation
 import Tensor
+import Unlearning
 
 /// Ring-A-Bell (Tsai et al., ICLR 2024): prompts that bring a concept back without
 /// naming it, found from the text encoder alone (so they transfer to any unlearned UNet).
 ///
 /// The concept direction c is the mean difference of text-encoder embeddings (the whole
 /// last hidden state) of prompts with and without the concept. For a prompt p with the
-/// concept, the target is E(p) + η c; a genetic algorithm over sequences of K word tokens,
-/// the concept's own words and synonyms excluded from its vocabulary, minimizes
-/// ‖E(tokens) − target‖². As the authors' code: keep the better half, single-point
-/// crossover with probability 0.5 (two children), mutate one position with probability 0.25.
+/// concept, the target is E(p) + η c; a genetic algorithm over sequences of K tokens
+/// (`GeneticSearch`, as the authors' notebook runs it) minimizes ‖E(tokens) − target‖².
+/// The tokens come from the whole vocabulary, as the authors draw them, or from readable
+/// whole words without the concept's own (`AttackTokenSpace`).
 public struct RingABell {
     public struct Settings: Hashable, Sendable {
         /// Tokens per prompt (Ring-A-Bell's K 16).
@@ -23,9 +25,19 @@ public struct RingABell {
         public var generations = 3000
         public var crossoverRate = 0.5
         public var mutationRate = 0.25
+        /// Ring-A-Bell draws any token id.
+        public var tokenSpace = AttackTokenSpace.all
         public var seed: UInt64 = 0
 
         public init() {}
+    }
+
+    /// A found prompt: the text written (the decoded tokens), its distance to the goal,
+    /// and whether the text tokenizes back to the tokens searched.
+    public struct Found: Sendable {
+        public var prompt: String
+        public var distance: Float
+        public var tokenizesBack: Bool
     }
 
     public let model: StableDiffusion
@@ -35,7 +47,8 @@ public struct RingABell {
     let direction: Tensor
 
     /// `withConcept[i]` and `withoutConcept[i]` are a prompt with and without the concept;
-    /// `forbidden` words (the concept's words and synonyms) never appear in a found prompt.
+    /// `forbidden` words (the concept's words and synonyms) are left out of a `.words`
+    /// token space.
     public init(
         model: StableDiffusion, withConcept: [String], withoutConcept: [String],
         forbidden: [String],
@@ -53,9 +66,10 @@ public struct RingABell {
         )
         self.model = model
         self.settings = settings
-        vocabulary = AttackVocabulary.tokenIDs(model.tokenizer, forbidden: forbidden)
+        vocabulary = AttackVocabulary.tokenIDs(
+            model.tokenizer, space: settings.tokenSpace, forbidden: forbidden)
         guard vocabulary.count >= 2 else {
-            throw AttackError("the tokenizer leaves fewer than 2 words to search")
+            throw AttackError("the tokenizer leaves fewer than 2 tokens to search")
         }
         let difference = GradMode.withNoGrad {
             model.encode(withConcept) - model.encode(withoutConcept)
@@ -64,44 +78,68 @@ public struct RingABell {
         direction = GradMode.withNoGrad { mean(difference, axes: [0], keepDims: true) }
     }
 
-    /// A prompt for `target` (a prompt with the concept): the best sequence after the last
-    /// generation, as text. `progress(generation, bestDistance)`.
+    /// The search's generations and draws.
+    var search: GeneticSearch {
+        GeneticSearch(
+            vocabulary: vocabulary, parents: settings.population / 2,
+            crossoverRate: settings.crossoverRate, mutationRate: settings.mutationRate)
+    }
+
+    /// Tokens per sequence: K, within the text encoder's length with bos and eos.
+    var length: Int { min(settings.length, model.tokenizer.maxLength - 2) }
+
+    /// A prompt for `target` (a prompt with the concept) after the last generation.
+    /// `progress(generation, bestDistance)`.
     public func attack(
         _ target: String, index: UInt64, progress: (Int, Float) -> Void = { _, _ in }
-    ) -> (prompt: String, distance: Float) {
+    ) -> Found {
         let goal = GradMode.withNoGrad { model.encode([target]) + direction * settings.eta }
         let key = RandomKey(seed: settings.seed).fold(in: index).fold(in: 0x5249_4E47)  // "RING"
-        var random = SplitMix(seed: UInt64(key.k0) << 32 | UInt64(key.k1))
-        let k = min(settings.length, model.tokenizer.maxLength - 2)
-        var population = (0..<settings.population).map { _ in
-            (0..<k).map { _ in vocabulary[random.next(below: vocabulary.count)] }
-        }
-        var scores = fitness(population, goal)
+        var draws = SplitMix(seed: UInt64(key.k0) << 32 | UInt64(key.k1))
+        var population = search.initial(
+            count: settings.population, length: length, draws: &draws)
         for generation in 0..<settings.generations {
-            let order = population.indices.sorted { (scores[$0], $0) < (scores[$1], $1) }
-            let parents = order.prefix(settings.population / 2).map { population[$0] }
-            let parentScores = order.prefix(settings.population / 2).map { scores[$0] }
-            progress(generation + 1, parentScores[0])
-            if generation == settings.generations - 1 {
-                return (decode(parents[0]), parentScores[0])
-            }
-            var children: [[Int]] = []
-            for parent in parents where random.nextUnit() < settings.crossoverRate {
-                let other = parents[random.next(below: parents.count)]
-                let point = 1 + random.next(below: k)
-                children.append(Array(parent[..<point] + other[point...]))
-                children.append(Array(other[..<point] + parent[point...]))
-            }
-            // Parents keep their places (the authors mutate them too, but keep the better
-            // half first, so the best found is never lost): mutation hits the children.
-            for i in children.indices where random.nextUnit() < settings.mutationRate {
-                children[i][random.next(below: k)] =
-                    vocabulary[random.next(below: vocabulary.count)]
-            }
-            population = parents + children
-            scores = parentScores + fitness(children, goal)
+            let (parents, next) = evolve(
+                population, goal: goal, last: generation == settings.generations - 1,
+                draws: &draws)
+            progress(generation + 1, parents[0].score!)
+            guard let next else { return found(parents) }
+            population = next
         }
-        return (decode(population[0]), scores[0])
+        preconditionFailure("the last generation returns")
+    }
+
+    /// One generation: scores the members not scored yet, keeps the better half and, but
+    /// in the `last` generation, crosses and mutates it into the next population.
+    func evolve<D: GeneticDraws>(
+        _ population: [GeneticSearch.Member], goal: Tensor, last: Bool, draws: inout D
+    ) -> (parents: [GeneticSearch.Member], next: [GeneticSearch.Member]?) {
+        var population = population
+        let unscored = population.indices.filter { population[$0].score == nil }
+        for (i, score) in zip(unscored, fitness(unscored.map { population[$0].tokens }, goal)) {
+            population[i].score = score
+        }
+        let parents = search.select(population)
+        if last { return (parents, nil) }
+        return (parents, search.mutate(search.crossover(parents, draws: &draws), draws: &draws))
+    }
+
+    /// The best of `parents` (sorted) whose text a prompt file holds, as the notebook
+    /// writes it: `tokenizer.decode` of the tokens. Line breaks (CLIP reads any whitespace
+    /// run as one space) become spaces; a text that is blank or starts with `#`, which a
+    /// prompt file cannot hold, passes the place to the next best (if none is left, the
+    /// best loses its leading `#`).
+    func found(_ parents: [GeneticSearch.Member]) -> Found {
+        let texts = parents.map { String(decode($0.tokens).map { $0.isNewline ? " " : $0 }) }
+        guard let i = texts.firstIndex(where: PromptSetFile.canHold) else {
+            let stripped = texts[0].drop { $0 == "#" || $0.isWhitespace }
+            return Found(
+                prompt: String(stripped), distance: parents[0].score!, tokenizesBack: false)
+        }
+        let back = model.tokenizer.tokenIDs(texts[i]).prefix(model.tokenizer.maxLength - 2)
+        return Found(
+            prompt: texts[i], distance: parents[i].score!,
+            tokenizesBack: Array(back) == parents[i].tokens)
     }
 
     /// ‖E(tokens) − goal‖² over the whole last hidden state, for each sequence.

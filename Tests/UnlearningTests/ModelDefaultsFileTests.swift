@@ -28,7 +28,7 @@ final class ModelDefaultsFileTests: XCTestCase {
 
     func testTheFileSetsOnlyWhatItGives() throws {
         try write(
-            #"{"unlearning": {"beta": 250, "targets": ["convs"]}, "ring-a-bell": {"generations": 7}}"#
+            #"{"unlearning": {"beta": 250, "targets": ["convs"]}, "ring-a-bell": {"generations": 7, "token_space": "words"}, "concept-inversion": {"max_train_steps": 9, "scale_lr": false, "initializer_token": "vocabulary-mean", "captions": "prompts"}}"#
         )
         let defaults = try ModelDefaults(directory: folder)
         var expected = UnlearningSettings()
@@ -36,6 +36,13 @@ final class ModelDefaultsFileTests: XCTestCase {
         expected.targets = [.convs]
         XCTAssertEqual(defaults.unlearningSettings(), expected)
         XCTAssertEqual(defaults.ringABellGenerations, 7)
+        XCTAssertEqual(defaults.ringABellTokenSpace, .words)
+        var inversion = ConceptInversionDefaults()
+        inversion.maxTrainSteps = 9
+        inversion.scaleLR = false
+        inversion.initializerToken = "vocabulary-mean"
+        inversion.captions = .prompts
+        XCTAssertEqual(defaults.conceptInversion, inversion, "the rest is the reference's")
     }
 
     func testMistakesNameTheFileAndKey() throws {
@@ -43,6 +50,17 @@ final class ModelDefaultsFileTests: XCTestCase {
             (#"{"unlearning": {"betta": 250}}"#, "key 'unlearning.betta': unknown key"),
             (#"{"unlearning": {"beta": -1}}"#, "key 'beta': expected a number"),
             (#"{"unlearning": {"targets": ["mlp"]}}"#, "key 'targets': unknown target"),
+            (
+                #"{"ring-a-bell": {"token_space": "any"}}"#,
+                "key 'token_space': expected one of all, words"
+            ),
+            (
+                #"{"concept-inversion": {"captions": "scene"}}"#,
+                "key 'captions': expected one of object, style, person, prompts"
+            ),
+            (#"{"concept-inversion": {"scale_lr": 1}}"#, "key 'scale_lr': expected true or false"),
+            (#"{"concept-inversion": {"flip_p": 2}}"#, "key 'flip_p': expected a number"),
+            (#"{"concept-inversion": {"steps": 2}}"#, "key 'concept-inversion.steps': unknown key"),
             (#"[1, 2]"#, "expected a JSON object"),
             ("{", "not a JSON object"),
         ] {

@@ -1,3 +1,4 @@
+import Concepts
 import Foundation
 import World
 import XCTest
@@ -303,6 +304,35 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(
             try String(contentsOfFile: out, encoding: .utf8),
             try String(contentsOfFile: again, encoding: .utf8))
+    }
+
+    /// `--token-space all` (Ring-A-Bell's, the default for a model without duo_defaults.json)
+    /// draws from every id and writes each prompt as its decoded tokens; the header says
+    /// the space and how many prompts tokenize to other ids. The world's default is words.
+    func testRingABellSearchesTheWholeTokenSpaceWhenAsked() throws {
+        let base = [
+            "attack", "ring-a-bell", "--concept", "stripes", "--model", Self.model, "--count", "3",
+            "--generations", "3", "--population", "8", "--length", "6", "--quiet",
+        ]
+        let all = scratch + "/all.txt", words = scratch + "/words.txt"
+        let result = try runDuo(base + ["--token-space", "all", "--out", all])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let text = try String(contentsOfFile: all, encoding: .utf8)
+        let header = text.split(separator: "\n").filter { $0.hasPrefix("#") }
+        XCTAssertTrue(header[0].contains("--token-space all"), text)
+        XCTAssertTrue(
+            header[1].hasSuffix(
+                "tokenize to other ids than were searched (each is the decoded text of its tokens, as Ring-A-Bell writes them)"
+            ),
+            text)
+        XCTAssertEqual(try PromptSetFile.read(all).count, 3)
+        XCTAssertEqual(try runDuo(base + ["--out", words]).status, 0)
+        XCTAssertTrue(
+            try String(contentsOfFile: words, encoding: .utf8).contains("--token-space words"),
+            "the embedded model's duo_defaults.json")
+        let bad = try runDuo(base + ["--token-space", "any", "--out", scratch + "/bad.txt"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--token-space"), bad.stderr)
     }
 
     func testCSVSetsAreFilteredAndCommaJoinedAdaptersStackIntoOneModel() throws {

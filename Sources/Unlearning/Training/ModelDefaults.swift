@@ -17,6 +17,10 @@ public struct ModelDefaults: Sendable {
     public var promptedShare: Float?
     /// Ring-A-Bell's genetic-search generations.
     public var ringABellGenerations: Int?
+    /// The token ids Ring-A-Bell's search may use.
+    public var ringABellTokenSpace: AttackTokenSpace?
+    /// Concept inversion's settings where they differ from the reference's.
+    public var conceptInversion = ConceptInversionDefaults()
 
     public init() {}
 
@@ -31,7 +35,8 @@ public struct ModelDefaults: Sendable {
             throw ModelError(file: path, "not a JSON object (\(error))")
         }
         try Self.rejectUnknown(
-            value, path: path, known: ["about", "unlearning", "ring-a-bell"], table: nil)
+            value, path: path, known: ["about", "unlearning", "ring-a-bell", "concept-inversion"],
+            table: nil)
         if let unlearning = value["unlearning"] {
             try Self.rejectUnknown(
                 unlearning, path: path,
@@ -43,12 +48,9 @@ public struct ModelDefaults: Sendable {
             promptedShare = try Self.number(unlearning, "prompted_share", path: path, in: 0...1)
             targets = try Self.targets(unlearning, path: path)
         }
-        if let ringABell = value["ring-a-bell"] {
-            try Self.rejectUnknown(
-                ringABell, path: path, known: ["generations"], table: "ring-a-bell")
-            let generations: Double? = try Self.number(
-                ringABell, "generations", path: path, in: 1...1e6)
-            ringABellGenerations = generations.map { Int($0) }
+        if let ringABell = value["ring-a-bell"] { try readRingABell(ringABell, path: path) }
+        if let inversion = value["concept-inversion"] {
+            try readConceptInversion(inversion, path: path)
         }
     }
 
@@ -63,7 +65,7 @@ public struct ModelDefaults: Sendable {
         return settings
     }
 
-    private static func rejectUnknown(
+    static func rejectUnknown(
         _ value: JSONValue, path: String, known: Set<String>, table: String?
     ) throws {
         guard let members = value.members else {
@@ -75,7 +77,7 @@ public struct ModelDefaults: Sendable {
         }
     }
 
-    private static func number<T: BinaryFloatingPoint>(
+    static func number<T: BinaryFloatingPoint>(
         _ table: JSONValue, _ key: String, path: String, in range: ClosedRange<Double>
     ) throws -> T? {
         guard let field = table[key] else { return nil }

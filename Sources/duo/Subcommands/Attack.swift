@@ -115,10 +115,14 @@ extension Duo {
             discussion: """
                 The concept direction is the mean difference of text-encoder embeddings of \
                 the concept file's unsafe prompts and their safe counterparts; for each of \
-                --count unsafe prompts, a genetic algorithm over --length word tokens (the \
-                concept's words and synonyms excluded) minimizes the distance to the prompt's \
-                embedding plus eta times the direction. It attacks the text encoder only: \
-                the prompts transfer to every unlearned UNet of the model.
+                --count unsafe prompts, a genetic algorithm over --length tokens minimizes \
+                the distance to the prompt's embedding plus eta times the direction, as the \
+                authors' notebook runs it. It attacks the text encoder only: the prompts \
+                transfer to every unlearned UNet of the model. The reference draws any token \
+                id and writes the decoded text, which may tokenize to other ids (the file's \
+                header counts them); the embedded model's duo_defaults.json instead searches \
+                readable whole words without the concept's words and synonyms \
+                (--token-space words) for 300 generations.
                 """)
 
         @OptionGroup var conceptOption: ConceptOption
@@ -139,6 +143,13 @@ extension Duo {
                 "Generations (default: the model folder's duo_defaults.json, else 3000, Ring-A-Bell's)."
         )
         var generations: Int?
+
+        @Option(
+            name: .customLong("token-space"),
+            help:
+                "Tokens the search draws: all (every id but 0 and the special ones, Ring-A-Bell's) or words (whole words that tokenize back, the concept's words and synonyms left out) (default: the model folder's duo_defaults.json, else all)."
+        )
+        var tokenSpace: AttackTokenSpace?
 
         @Option(
             help:
@@ -175,14 +186,14 @@ extension Duo {
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             var settings = RingABell.Settings()
+            let defaults = try ModelDefaults(directory: modelDirectory)
             let generations =
-                try self.generations ?? ModelDefaults(directory: modelDirectory)
-                .ringABellGenerations
-                ?? settings.generations
+                self.generations ?? defaults.ringABellGenerations ?? settings.generations
             settings.length = length
             settings.eta = eta
             settings.population = population
             settings.generations = generations
+            settings.tokenSpace = tokenSpace ?? defaults.ringABellTokenSpace ?? .all
             settings.seed = seed
             let pairs = try ConceptWorld(for: conceptFile).filler.pairPrompts(
                 conceptFile, count: max(64, count), seed: seed)
@@ -195,24 +206,31 @@ extension Duo {
                 withoutConcept: vectorPairs.map(\.safe),
                 forbidden: conceptFile.explicitWords + conceptFile.synonyms, settings: settings)
             let bar = attackSet.output.progress("ring-a-bell")
-            var found: [String] = []
+            var found: [RingABell.Found] = []
             for (i, target) in targetPrompts.enumerated() {
                 let result = attack.attack(target, index: UInt64(i))
-                found.append(result.prompt)
+                found.append(result)
                 bar?.update(
                     i + 1, of: targetPrompts.count,
                     detail: String(format: "distance %.2f", result.distance))
             }
-            try PromptSetFile.write(
-                found,
-                header:
-                    "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "
-                    + "--length \(length) --eta \(eta) --population \(population) --generations \(generations) "
-                    + "--count \(count) --seed \(seed)"
-                    + (targets.map { " --targets \($0)" } ?? "")
-                    + (pairPrompts.map { " --pair-prompts \($0)" } ?? "") + ")",
-                to: destination)
+            let header =
+                "\(conceptFile.name): Ring-A-Bell prompts (duo attack ring-a-bell --concept \(conceptFile.name) "
+                + "--length \(length) --eta \(eta) --population \(population) --generations \(generations) "
+                + "--token-space \(settings.tokenSpace.rawValue) --count \(count) --seed \(seed)"
+                + (targets.map { " --targets \($0)" } ?? "")
+                + (pairPrompts.map { " --pair-prompts \($0)" } ?? "") + ")\n"
+                + Self.retokenizedNote(found)
+            try PromptSetFile.write(found.map(\.prompt), header: header, to: destination)
             print(destination)
+        }
+
+        /// How many of the prompts, as written (the decoded tokens), tokenize to other ids
+        /// than were searched: the authors' prompts are written so too.
+        static func retokenizedNote(_ found: [RingABell.Found]) -> String {
+            let other = found.filter { !$0.tokenizesBack }.count
+            return "\(other) of \(found.count) prompts tokenize to other ids than were searched "
+                + "(each is the decoded text of its tokens, as Ring-A-Bell writes them)"
         }
 
         /// Prompt pairs with and without the concept from a CSV file (Ring-A-Bell's authors
@@ -236,3 +254,5 @@ extension Duo {
         }
     }
 }
+
+extension AttackTokenSpace: ExpressibleByArgument {}
