@@ -22,16 +22,25 @@ struct AttackObjective {
     /// timestep (uniform over the training range) and noise draw per image, from `key`;
     /// `context` is [1 or B, S, D]. Back-propagates it (into whatever `context` was made
     /// from) and returns its value.
+    func backward(_ x0: Tensor, context: Tensor, key: RandomKey) -> Float {
+        let noise = Tensor.randn(x0.shape, key: key.fold(in: 1))
+        let timesteps = key.fold(in: 2).uniform(count: x0.shape[0]).map {
+            min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1)
+        }
+        return backward(x0, context: context, noise: noise, timesteps: timesteps)
+    }
+
+    /// The same loss on `x0` noised with `noise` at `timesteps`, its gradient scaled by
+    /// `scale` (1 / gradient accumulation steps, as accelerate's `backward` divides the
+    /// loss); returns the unscaled value.
     ///
     /// The UNet passes run as two shards of the batch on their own threads (`DataParallel`)
     /// against a leaf copy of the context, whose summed gradient then flows back through
     /// the context's own graph (the text encoder) once.
-    func backward(_ x0: Tensor, context: Tensor, key: RandomKey) -> Float {
+    func backward(
+        _ x0: Tensor, context: Tensor, noise: Tensor, timesteps: [Int], scale: Float = 1
+    ) -> Float {
         let n = x0.shape[0]
-        let noise = Tensor.randn(x0.shape, key: key.fold(in: 1))
-        let timesteps = key.fold(in: 2).uniform(count: n).map {
-            min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1)
-        }
         let leaf = context.detached()
         leaf.requiresGrad = context.requiresGrad
         let shards = DataParallel.shardRanges(n, shards: DataParallel.shardCount)
@@ -46,7 +55,7 @@ struct AttackObjective {
                     x0.rows(rows), context: shardContext, noise: noise.rows(rows),
                     timesteps: Array(timesteps[rows]))
                 * (Float(rows.count) / Float(n))
-            return (loss, loss.item)
+            return (loss * scale, loss.item)
         }
         if let gradient = leaf.grad { context.backward(gradient) }
         return values.reduce(0, +)

@@ -55,8 +55,9 @@ final class ConceptInversionTests: XCTestCase {
     }
 
     /// Striped world images drawn by the model from explicit prompts, and an inversion
-    /// whose token stands for "striped" in those prompts.
-    func stripedImages(_ model: StableDiffusion) throws -> (
+    /// whose token stands for "striped" in those prompts (the world's preset: each image's
+    /// own prompt, the mean word embedding to start from).
+    func stripedImages(_ model: StableDiffusion, steps: Int = 4) throws -> (
         images: Tensor, prompts: [String], inversion: ConceptInversion
     ) {
         let prompts = [
@@ -69,10 +70,13 @@ final class ConceptInversionTests: XCTestCase {
                 TextToImage.Request(prompt: $1, key: RandomKey(seed: UInt64($0)))
             },
             steps: 10, guidance: 3)
-        var settings = ConceptInversion.Settings()
+        var settings = ConceptInversion.Settings(initializer: .vocabularyMean)
         settings.placeholder = "<s>"
-        settings.steps = 4
-        settings.batchSize = 2
+        settings.captions = .prompts
+        settings.maxTrainSteps = steps
+        settings.trainBatchSize = 2
+        settings.gradientAccumulationSteps = 1
+        settings.repeats = 2
         let inversion = try ConceptInversion(
             model: model, forbidden: ["striped", "stripes"], settings: settings)
         return (images, prompts.map { inversion.substitute(["striped"], in: $0) }, inversion)
@@ -84,23 +88,23 @@ final class ConceptInversionTests: XCTestCase {
         let model = try model()
         let (images, prompts, inversion) = try stripedImages(model)
         XCTAssertEqual(prompts[0], "a large <s> red circle in the center on a dark background")
-        let (fixed, mask) = inversion.promptEmbeddings(prompts)
+        let (fixed, mask) = try inversion.captionEmbeddings(prompts)
         let hidden = model.textEncoder.config.hiddenSize
         let key = RandomKey(seed: 5)
+        func objective(_ vector: Tensor) -> Float {
+            let context = model.textEncoder(tokenEmbeddings: fixed + mask * vector)
+            return inversion.diffusionLoss.backward(images, context: context, key: key)
+        }
         let start = inversion.initialEmbedding.scalars
         let vector = Tensor(start, shape: [1, 1, hidden], requiresGrad: true)
-        _ = inversion.backwardObjective(vector, images: images, fixed: fixed, mask: mask, key: key)
+        _ = objective(vector)
         let gradient = try XCTUnwrap(vector.grad).scalars
         let direction = Tensor.randn([hidden], key: RandomKey(seed: 6)).scalars
         let norm = direction.map { Double($0 * $0) }.reduce(0, +).squareRoot()
         let unit = direction.map { Float(Double($0) / norm) }
         func loss(_ t: Float) -> Double {
             let moved = Tensor(zip(start, unit).map { $0 + t * $1 }, shape: [1, 1, hidden])
-            return Double(
-                GradMode.withNoGrad {
-                    inversion.backwardObjective(
-                        moved, images: images, fixed: fixed, mask: mask, key: key)
-                })
+            return Double(GradMode.withNoGrad { objective(moved) })
         }
         // The loss curves fast along the token: 0.05 is far outside the linear range.
         let h: Float = 0.002
@@ -116,22 +120,98 @@ final class ConceptInversionTests: XCTestCase {
         let model = try model()
         let (images, prompts, inversion) = try stripedImages(model)
         var losses: [Float] = []
-        let learned = try inversion.learn(images: images, prompts: prompts) { _, loss in
-            losses.append(loss)
-        }
+        var draws = SeededInversionDraws(seed: 0)
+        let learned = try XCTUnwrap(
+            inversion.learn(images: images, prompts: prompts, draws: &draws) { step in
+                losses.append(step.loss)
+                return true
+            })
         XCTAssertEqual(losses.count, 4)
         XCTAssertEqual(learned.shape, [model.textEncoder.config.hiddenSize])
         XCTAssertNotEqual(
-            learned.scalars, inversion.initialEmbedding.scalars, "Adam moved the embedding")
+            learned.scalars, inversion.initialEmbedding.scalars, "AdamW moved the embedding")
         XCTAssertThrowsError(
             try inversion.learn(
                 images: images,
-                prompts: prompts.map { $0.replacingOccurrences(of: "<s>", with: "striped") })
+                prompts: prompts.map { $0.replacingOccurrences(of: "<s>", with: "striped") },
+                draws: &draws)
         ) { error in
             XCTAssertTrue("\(error)".contains("does not hold the placeholder <s>"), "\(error)")
         }
         XCTAssertEqual(
             inversion.substitute(["striped"], in: "two blue squares"), "<s> two blue squares",
             "a prompt without the concept's words gets the token in front")
+    }
+
+    /// Ctrl-C at step 2 of 4 checkpoints the embedding and AdamW's state; the resumed run
+    /// ends on the embedding the uninterrupted one does, bit for bit (the draws are keyed
+    /// by epoch and micro-batch). A checkpoint of other settings is refused.
+    func testAStoppedRunResumesToTheSameEmbedding() throws {
+        let model = try model()
+        let (images, prompts, inversion) = try stripedImages(model)
+        var draws = SeededInversionDraws(seed: 1)
+        let whole = try XCTUnwrap(inversion.learn(images: images, prompts: prompts, draws: &draws))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "inversion-\(UUID()).safetensors"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var checkpointing = ConceptInversion.Checkpointing(
+            path: path, every: 100, metadata: ["settings": "a"], resume: false)
+        let stopped = try inversion.learn(
+            images: images, prompts: prompts, draws: &draws, checkpointing: checkpointing
+        ) { $0.step < 2 }
+        XCTAssertNil(stopped, "stopped at step 2")
+        checkpointing.resume = true
+        var steps: [Int] = []
+        let resumed = try XCTUnwrap(
+            inversion.learn(
+                images: images, prompts: prompts, draws: &draws, checkpointing: checkpointing
+            ) {
+                steps.append($0.step)
+                return true
+            })
+        XCTAssertEqual(steps, [3, 4])
+        XCTAssertEqual(resumed.scalars, whole.scalars)
+        checkpointing.metadata = ["settings": "b"]
+        XCTAssertThrowsError(
+            try inversion.learn(
+                images: images, prompts: prompts, draws: &draws, checkpointing: checkpointing)
+        ) { error in
+            XCTAssertEqual(
+                "\(error)",
+                "\(path): was made with settings a, not b; resume with the same settings, or start over without --resume"
+            )
+        }
+    }
+
+    /// An epoch of 10 examples in micro-batches of 4 is 4 + 4 + 2; with accumulation 2 the
+    /// optimizer steps after the second and after the third, the epoch's end.
+    func testAnEpochEndsOnAStep() {
+        var settings = ConceptInversion.Settings(initializer: .vocabularyMean)
+        settings.trainBatchSize = 4
+        settings.gradientAccumulationSteps = 2
+        let plan = EpochPlan(examples: 10, settings: settings)
+        XCTAssertEqual(plan.microBatchesPerEpoch, 3)
+        XCTAssertEqual(plan.stepsPerEpoch, 2)
+        XCTAssertEqual((0..<3).map(plan.steps(after:)), [false, true, true])
+        XCTAssertEqual(plan.microBatches(from: 1), 2..<3, "a run resumed at the epoch's 2nd step")
+        XCTAssertEqual(plan.members(2, Array(0..<10)), [8, 9])
+        XCTAssertEqual(
+            settings.effectiveLearningRate, 5e-3 * 8, "--scale_lr: x accumulation x batch")
+    }
+
+    func testTheInitializerIsOneTokenAndFlipsMirrorThePixels() throws {
+        let model = try model()
+        XCTAssertThrowsError(
+            try ConceptInversion(
+                model: model, forbidden: [],
+                settings: .init(initializer: .word("red circle")))
+        ) { error in
+            XCTAssertTrue("\(error)".contains("is 2 tokens to the model's tokenizer"), "\(error)")
+        }
+        let image = Tensor([1, 2, 3, 4, 5, 6], shape: [1, 1, 2, 3])
+        XCTAssertEqual(InversionImages.mirrored(image).scalars, [3, 2, 1, 6, 5, 4])
+        XCTAssertEqual(ConceptInversion.Initializer("vocabulary-mean"), .vocabularyMean)
+        XCTAssertEqual(ConceptInversion.Initializer("art"), .word("art"))
     }
 }

@@ -158,14 +158,18 @@ final class MethodEndToEndTests: XCTestCase {
     func attack(_ concept: ConceptFile, stack: [AdapterFile], pairs: PairData) throws {
         let model = try StableDiffusion.load(directory: Self.model)
         try LoRAFile.load(stack, into: model.unet).merge(into: model.unet)
-        var settings = ConceptInversion.Settings()
-        settings.steps = 2
+        var settings = ConceptInversion.Settings(initializer: .vocabularyMean)
+        settings.maxTrainSteps = 2
+        settings.captions = .prompts
         settings.placeholder = "<redness>"
         let words = concept.explicitWords + concept.synonyms
         let inversion = try ConceptInversion(model: model, forbidden: words, settings: settings)
-        let vector = try inversion.learn(
-            images: model.modelSpace(pairs.unsafe),
-            prompts: pairs.unsafePrompts.map { inversion.substitute(words, in: $0) })
+        var draws = SeededInversionDraws(seed: 0)
+        let vector = try XCTUnwrap(
+            inversion.learn(
+                images: pairs.unsafe,
+                prompts: pairs.unsafePrompts.map { inversion.substitute(words, in: $0) },
+                draws: &draws))
         XCTAssertTrue(vector.scalars.allSatisfy(\.isFinite))
         let path = scratch + "/concept-inversion.txt"
         try TextualInversionFile.save(

@@ -7,12 +7,14 @@ import Tensor
 /// encoder's hidden size ([hidden] or [1, hidden]). `load_textual_inversion` in diffusers
 /// reads the same.
 public enum TextualInversionFile {
-    /// Writes `token`'s `embedding` [hidden] to `path` atomically.
+    /// Writes `token`'s `embedding` [hidden] to `path` atomically, as diffusers'
+    /// `textual_inversion.py` saves it (`save_progress`, l.175–185 at 58eb52c): the
+    /// placeholder's row of the embedding table, [1, hidden], with metadata `format: pt`.
     public static func save(
         token: String, embedding: Tensor, to path: String, metadata: [String: String] = [:]
     ) throws {
-        var writer = SafeTensorsWriter(metadata: metadata)
-        try writer.add(token, shape: [embedding.count], values: embedding.scalars)
+        var writer = SafeTensorsWriter(metadata: metadata.merging(["format": "pt"]) { $1 })
+        try writer.add(token, shape: [1, embedding.count], values: embedding.scalars)
         try writer.write(to: path)
     }
 
