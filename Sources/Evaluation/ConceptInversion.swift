@@ -19,7 +19,7 @@ import Unlearning
 /// (`ConceptInversionTraining.swift`).
 public struct ConceptInversion {
     /// Where the placeholder's embedding starts.
-    public enum Initializer: Hashable, Sendable {
+    public enum Initializer: Hashable, Sendable, CustomStringConvertible {
         /// One token's embedding (`--initializer_token`, which must be one token: l.684–689).
         case word(String)
         /// The mean embedding of the words an attack may use, the concept's own left out.

@@ -43,67 +43,35 @@ extension ConceptInversion {
         images: Tensor, prompts: [String], draws: inout D, checkpointing: Checkpointing? = nil,
         progress: (Step) -> Bool = { _ in true }
     ) throws -> Tensor? {
-        let count =
-            settings.numTrainImages == 0
-            ? images.shape[0] : min(settings.numTrainImages, images.shape[0])
-        guard count >= 1, settings.captions != .prompts || prompts.count == images.shape[0] else {
-            throw AttackError(
-                "concept inversion needs images, and one prompt per image, got \(prompts.count) for \(images.shape[0])"
-            )
-        }
-        try MemoryEstimate.check(
-            MemoryEstimate.training(model: model, rows: settings.trainBatchSize),
-            what: "a batch of \(settings.trainBatchSize) images")
-        let (fixed, mask) = try captionEmbeddings(captions(prompts: Array(prompts.prefix(count))))
-        let data = InversionImages(
-            model: model, images: images.rows(0..<count),
-            trainTimesteps: diffusionLoss.schedule.numTrainTimesteps)
-        let vector = Tensor(
-            initialEmbedding.scalars, shape: [1, 1, initialEmbedding.shape[1]], requiresGrad: true)
-        let optimizer = AdamW(
-            parameters: [vector],
-            options: .init(
-                beta1: settings.adamBeta1, beta2: settings.adamBeta2, eps: settings.adamEpsilon,
-                weightDecay: settings.adamWeightDecay))
-        var step = try restore(checkpointing, vector: vector, optimizer: optimizer)
-        let plan = EpochPlan(examples: count * settings.repeats, settings: settings)
+        let run = try InversionRun(self, images: images, prompts: prompts)
+        var step = try restore(checkpointing, vector: run.vector, optimizer: run.optimizer)
+        let plan = EpochPlan(examples: run.imageCount * settings.repeats, settings: settings)
         var losses: [Float] = []
         while step < settings.maxTrainSteps {
             let epoch = step / plan.stepsPerEpoch
             let order = draws.order(epoch: epoch, count: plan.examples)
             for micro in plan.microBatches(from: step % plan.stepsPerEpoch) {
-                let members = plan.members(micro, order).map { $0 % count }
+                let members = plan.members(micro, order).map { $0 % run.imageCount }
                 let drawn = draws.microBatch(
                     index: epoch * plan.microBatchesPerEpoch + micro,
-                    shape: data.shape(members.count, settings: settings, templates: fixed.shape[0]))
-                let rows = settings.captions == .prompts ? members : drawn.templates
-                let context = model.textEncoder(
-                    tokenEmbeddings: gather(fixed, rows) + gather(mask, rows) * vector)
-                losses.append(
-                    diffusionLoss.backward(
-                        data.latents(members, draws: drawn), context: context, noise: drawn.noise,
-                        timesteps: drawn.timesteps,
-                        scale: 1 / Float(settings.gradientAccumulationSteps)))
+                    shape: run.shape(examples: members.count))
+                losses.append(run.backward(members, draws: drawn))
                 guard plan.steps(after: micro) else { continue }
-                let norm = vector.grad.map { $0.scalars.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-                optimizer.update(learningRate: settings.effectiveLearningRate)
-                optimizer.zeroGrad()
+                let norm = run.update()
                 step += 1
-                let proceed = progress(
-                    Step(
-                        step: step, loss: losses.reduce(0, +) / Float(losses.count),
-                        gradientNorm: norm ?? 0))
+                let mean = losses.reduce(0, +) / Float(losses.count)
+                let proceed = progress(Step(step: step, loss: mean, gradientNorm: norm))
                 losses = []
                 if let checkpointing, !proceed || step % checkpointing.every == 0 {
                     try TrainingCheckpoint.save(
-                        to: checkpointing.path, parameters: [("embedding", vector)],
-                        optimizer: optimizer, step: step, metadata: checkpointing.metadata)
+                        to: checkpointing.path, parameters: [("embedding", run.vector)],
+                        optimizer: run.optimizer, step: step, metadata: checkpointing.metadata)
                 }
                 if !proceed { return nil }
                 if step == settings.maxTrainSteps { break }
             }
         }
-        return vector.detached().reshaped([initialEmbedding.shape[1]])
+        return run.vector.detached().reshaped([initialEmbedding.shape[1]])
     }
 
     /// The step a checkpoint resumes from (its embedding and AdamW's state loaded), or 0.
@@ -123,6 +91,78 @@ extension ConceptInversion {
             )
         }
         return step
+    }
+
+}
+
+/// What one run trains on (the images' posteriors, the captions' embeddings) and what it
+/// trains (the placeholder's row and its AdamW).
+struct InversionRun {
+    let inversion: ConceptInversion
+    let imageCount: Int
+    let data: InversionImages
+    /// The captions' embeddings and placeholder masks (`captionEmbeddings`).
+    let fixed: Tensor
+    let mask: Tensor
+    /// The placeholder's row [1, 1, hidden].
+    let vector: Tensor
+    let optimizer: AdamW
+
+    init(_ inversion: ConceptInversion, images: Tensor, prompts: [String]) throws {
+        let settings = inversion.settings
+        let available = images.shape[0]
+        let count =
+            settings.numTrainImages == 0 ? available : min(settings.numTrainImages, available)
+        guard count >= 1, settings.captions != .prompts || prompts.count == available else {
+            throw AttackError(
+                "concept inversion needs images, and one prompt per image, got \(prompts.count) for \(available)"
+            )
+        }
+        try MemoryEstimate.check(
+            MemoryEstimate.training(model: inversion.model, rows: settings.trainBatchSize),
+            what: "a batch of \(settings.trainBatchSize) images")
+        self.inversion = inversion
+        imageCount = count
+        (fixed, mask) = try inversion.captionEmbeddings(
+            inversion.captions(prompts: Array(prompts.prefix(count))))
+        data = InversionImages(
+            model: inversion.model, images: images.rows(0..<count),
+            trainTimesteps: inversion.diffusionLoss.schedule.numTrainTimesteps)
+        let start = inversion.initialEmbedding
+        vector = Tensor(start.scalars, shape: [1, 1, start.shape[1]], requiresGrad: true)
+        optimizer = AdamW(
+            parameters: [vector],
+            options: .init(
+                beta1: settings.adamBeta1, beta2: settings.adamBeta2, eps: settings.adamEpsilon,
+                weightDecay: settings.adamWeightDecay))
+    }
+
+    /// What a micro-batch of `examples` draws for.
+    func shape(examples: Int) -> MicroBatchShape {
+        let settings = inversion.settings
+        return MicroBatchShape(
+            examples: examples, templates: settings.captions == .prompts ? 0 : fixed.shape[0],
+            flipP: settings.flipP, latent: data.latentShape, trainTimesteps: data.trainTimesteps)
+    }
+
+    /// The loss of the images `members` captioned as drawn (each image's own prompt in
+    /// `.prompts`); its gradient ÷ the accumulation steps is added to the row's.
+    func backward(_ members: [Int], draws: MicroBatchDraws) -> Float {
+        let rows = inversion.settings.captions == .prompts ? members : draws.templates
+        let context = inversion.model.textEncoder(
+            tokenEmbeddings: gather(fixed, rows) + gather(mask, rows) * vector)
+        return inversion.diffusionLoss.backward(
+            data.latents(members, draws: draws), context: context, noise: draws.noise,
+            timesteps: draws.timesteps,
+            scale: 1 / Float(inversion.settings.gradientAccumulationSteps))
+    }
+
+    /// AdamW's step on the accumulated gradient, which it then clears; returns its norm.
+    func update() -> Float {
+        let norm = vector.grad.map { $0.scalars.reduce(0) { $0 + $1 * $1 }.squareRoot() } ?? 0
+        optimizer.update(learningRate: inversion.settings.effectiveLearningRate)
+        optimizer.zeroGrad()
+        return norm
     }
 
     /// Rows `rows` of `x` along the batch axis.
@@ -161,59 +201,5 @@ struct EpochPlan {
     /// The dataset indices of micro-batch `micro` in the epoch's `order`.
     func members(_ micro: Int, _ order: [Int]) -> [Int] {
         Array(order[(micro * batch)..<min(examples, (micro + 1) * batch)])
-    }
-}
-
-/// The training images in the UNet's space, each as it is and mirrored (the script flips
-/// the pixels before the VAE): the VAE posterior's mean and standard deviation, encoded
-/// once, so that a draw of `latent_dist.sample()` is mean + std × noise. A pixel-space
-/// model's images are their own latents.
-struct InversionImages {
-    /// [orientation][image]: mean and std [1, C, h, w] (std nil for a pixel model).
-    let posteriors: [[(mean: Tensor, std: Tensor?)]]
-    let scalingFactor: Float
-    let trainTimesteps: Int
-
-    init(model: StableDiffusion, images: Tensor, trainTimesteps: Int) {
-        scalingFactor = model.vae?.config.scalingFactor ?? 1
-        self.trainTimesteps = trainTimesteps
-        posteriors = [images, Self.mirrored(images)].map { oriented in
-            (0..<oriented.shape[0]).map { i in
-                let image = oriented.slice(batch: i)
-                guard let vae = model.vae else { return (image, nil) }
-                return GradMode.withNoGrad { vae.encode(image) }
-            }
-        }
-    }
-
-    /// `images` [N, C, H, W] flipped left to right.
-    static func mirrored(_ images: Tensor) -> Tensor {
-        let width = images.shape[3]
-        let values = images.scalars
-        var flipped = values
-        for row in 0..<(values.count / width) {
-            for x in 0..<width { flipped[row * width + x] = values[row * width + width - 1 - x] }
-        }
-        return Tensor(flipped, shape: images.shape)
-    }
-
-    func shape(_ examples: Int, settings: ConceptInversion.Settings, templates: Int)
-        -> MicroBatchShape
-    {
-        MicroBatchShape(
-            examples: examples, templates: settings.captions == .prompts ? 0 : templates,
-            flipP: settings.flipP, latent: Array(posteriors[0][0].mean.shape.dropFirst()),
-            trainTimesteps: trainTimesteps)
-    }
-
-    /// The micro-batch's x₀ [B, C, h, w]: each member's posterior (mirrored where drawn)
-    /// sampled with the drawn noise, times the VAE's scaling factor.
-    func latents(_ members: [Int], draws: MicroBatchDraws) -> Tensor {
-        let rows = members.enumerated().map { j, image in
-            let (mean, std) = posteriors[draws.flips[j] ? 1 : 0][image]
-            guard let std else { return mean }
-            return (mean + std * draws.posteriorNoise.slice(batch: j)) * scalingFactor
-        }
-        return concat(rows, axis: 0)
     }
 }

@@ -4,48 +4,65 @@ import Evaluation
 import Unlearning
 
 /// Textual inversion's options (`duo attack concept-inversion`), each nil where the model
-/// folder's `duo_defaults.json` and else Pham et al.'s `train.sh` decide.
+/// folder's preset (the `concept-inversion` table of its `duo_defaults.json`) and else
+/// Pham et al.'s `train.sh` decide.
 struct InversionOptions: ParsableArguments {
     @Option(
         help:
-            "The word whose embedding the token starts from (one token), or vocabulary-mean (default: the concept's first explicit word; Pham et al. give one, e.g. art)."
+            "The word whose embedding the token starts from (one token), or vocabulary-mean (default: the model's preset, else the concept's first explicit word; Pham et al. name one, art for styles)."
     )
     var initializer: String?
 
     @Option(
         help:
-            "Captions: object or style templates (diffusers' learnable_property), person (Pham et al.'s), or prompts (each image's pair prompt) (default: object)."
+            "Captions: object or style templates (diffusers' learnable_property), person (Pham et al.'s), or prompts (each image's pair prompt) (default: the model's preset, else object)."
     )
     var captions: TextualInversionCaptions?
 
-    @Option(help: "The pairs' first N unsafe images; 0 for all (default: 25, Pham et al.'s).")
+    @Option(
+        help:
+            "The pairs' first N unsafe images, 0 for all (default: the model's preset, else 25, Pham et al.'s)."
+    )
     var images: Int?
 
-    @Option(help: "Optimizer steps (default: 5000, Pham et al.'s max_train_steps).")
+    @Option(
+        help:
+            "Optimizer steps (default: the model's preset, else 5000, Pham et al.'s max_train_steps)."
+    )
     var steps: Int?
 
     @Option(
         name: .customLong("lr"),
-        help: "Base learning rate (default: 5e-3, Pham et al.'s; --scale-lr multiplies it).")
+        help:
+            "Base learning rate (default: the model's preset, else 5e-3, Pham et al.'s; --scale-lr multiplies it)."
+    )
     var learningRate: Float?
 
     @Flag(
         inversion: .prefixedNo,
-        help: "Multiply the rate by batch size x accumulation, as --scale_lr (default: on).")
+        help:
+            "Multiply the rate by batch size x accumulation, as --scale_lr (default: the model's preset, else on)."
+    )
     var scaleLr: Bool?
 
-    @Option(help: "Images per micro-batch (default: 4, train_batch_size).")
+    @Option(help: "Images per micro-batch (default: the model's preset, else 4, train_batch_size).")
     var batchSize: Int?
 
     @Option(
         name: .customLong("grad-accum"),
-        help: "Micro-batches per optimizer step (default: 4, gradient_accumulation_steps).")
+        help:
+            "Micro-batches per optimizer step (default: the model's preset, else 4, gradient_accumulation_steps)."
+    )
     var gradientAccumulation: Int?
 
-    @Option(help: "AdamW's weight decay (default: 1e-2, the script's).")
+    @Option(help: "AdamW's weight decay (default: the model's preset, else 1e-2, the script's).")
     var weightDecay: Float?
 
-    @Option(name: .customLong("flip-p"), help: "Probability of a horizontal flip (default: 0.5).")
+    @Option(
+        name: .customLong("flip-p"),
+        help:
+            "Probability of a horizontal flip (default: the model's preset, else 0.5, the script's)."
+    )
     var flipP: Float?
 
     func validate() throws {

@@ -20,7 +20,8 @@ extension Duo {
                 --images unsafe images of the pairs (the original model's images of the \
                 concept), flipped at random, captioned by object templates ("a photo of a \
                 <token>"), from the --initializer word's embedding, with AdamW at 5e-3 scaled \
-                by batch 4 x accumulation 4 for 5000 steps. Writes --count prompts of the \
+                by batch 4 x accumulation 4 for 5000 steps (in fp32; Pham et al. train in \
+                fp16 mixed precision). Writes --count prompts of the \
                 concept's unsafe templates with the token in place of the concept's words (a \
                 prompt set for duo eval, to name under the concept file's [attacks]) and, \
                 beside them, the embedding (.safetensors, diffusers' textual-inversion \
