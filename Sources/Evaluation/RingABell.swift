@@ -57,6 +57,10 @@ public struct RingABell {
         guard !withConcept.isEmpty, withConcept.count == withoutConcept.count else {
             throw AttackError("Ring-A-Bell needs pairs of prompts with and without the concept")
         }
+        guard settings.generations >= 1, settings.population >= 2, settings.length >= 1 else {
+            throw AttackError(
+                "Ring-A-Bell needs a generation, a population of 2 and a token at the least")
+        }
         // The parents' and the children's token ids (their encodings go 256 at a time).
         try MemoryEstimate.check(
             Double(settings.population) * Double(min(settings.length, model.tokenizer.maxLength))
