@@ -1,3 +1,4 @@
+import Concepts
 import Formats
 
 /// Every setting of UCE's erasure (Unified Concept Editing, Gandikota et al., WACV 2024).
@@ -72,5 +73,41 @@ public struct UCESettings: Hashable, Sendable {
             ("edited", .string("attn2.to_k, attn2.to_v")),
             ("precision", .string("float64 solve")),
         ]
+    }
+}
+
+extension UCESettings {
+    /// What the command line sets, nil (or empty) where it sets nothing.
+    public struct Overrides: Hashable, Sendable {
+        public var erase: [String] = []
+        public var guide: [String] = []
+        public var preserve: [String] = []
+        public var lambda: Double?
+        public var eraseScale: Double?
+        public var preserveScale: Double?
+        public var technique: Technique?
+
+        public init() {}
+    }
+
+    /// A run's settings: the options, else the concept file's `[uce]` table, else the erase
+    /// script's defaults with the concept's explicit words as the concepts to erase. One
+    /// guide stands for every erased concept, as the script repeats a single
+    /// `--guided_concepts` (lines 395-396).
+    public static func merged(concept: ConceptFile, options o: Overrides) throws -> UCESettings {
+        let table = concept.uce
+        let erase = o.erase.isEmpty ? table.erase ?? concept.explicitWords : o.erase
+        var guide = o.guide.isEmpty ? table.guide ?? [""] : o.guide
+        if guide.count == 1 { guide = Array(repeating: guide[0], count: erase.count) }
+        var s = UCESettings(
+            erase: erase, guide: guide,
+            preserve: o.preserve.isEmpty ? table.preserve ?? [] : o.preserve)
+        s.lambda = o.lambda ?? table.lambda ?? s.lambda
+        s.eraseScale = o.eraseScale ?? table.eraseScale ?? s.eraseScale
+        s.preserveScale = o.preserveScale ?? table.preserveScale
+        if let name = table.technique { s.technique = Technique(rawValue: name) ?? s.technique }
+        s.technique = o.technique ?? s.technique
+        if let problem = s.problem { throw UCEError(problem) }
+        return s
     }
 }

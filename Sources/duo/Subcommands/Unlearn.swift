@@ -29,8 +29,13 @@ extension Duo {
 
         @OptionGroup var modelOption: ModelOption
 
-        @Option(help: "DUO, or the ESD-u baseline for comparison.")
+        @Option(
+            help:
+                "DUO, or a baseline for comparison: ESD-u, or UCE (a closed-form edit of the cross-attention keys and values: no pairs, no training; writes a UNet weights file)."
+        )
         var method: UnlearningSettings.Method = .duo
+
+        @OptionGroup(title: "UCE (--method uce)") var uce: UCEOptions
 
         @Option(
             help:
@@ -207,6 +212,7 @@ extension Duo {
         }
 
         func run() throws {
+            if method == .uce { return try runUCE() }
             let conceptFile = try conceptOption.load()
             let modelDirectory = try modelOption.directory()
             let settings = try UnlearningSettings.merged(
