@@ -9,7 +9,8 @@ extension Duo {
     /// `duo unlearn`: trains a LoRA that removes a concept (DUO, or the ESD baseline).
     struct Unlearn: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Train a LoRA adapter that removes a concept (DUO, or ESD for comparison).",
+            abstract:
+                "Train a LoRA adapter that removes a concept (DUO, or ESD for comparison), or edit the weights in closed form (UCE).",
             discussion: """
                 DUO: prompt-free Diffusion-DPO on the concept's SDEdit pairs (safe preferred \
                 over unsafe) plus the output-preserving term, as DUO's official code computes \

@@ -25,7 +25,7 @@ struct UCEOptions: ParsableArguments {
     @Option(
         name: .customLong("uce-preserve"),
         help:
-            "A concept to keep (repeatable; the empty prompt is always kept; default: none, UCE's for non-art concepts)."
+            "A concept to keep (repeatable; the empty prompt is always kept; default: the concept file's [uce] preserve, else none, UCE's for non-art concepts; the embedded world's stripes and splatter files preserve the world's shape and colour words, which UCE's script does not)."
     )
     var preserve: [String] = []
 
