@@ -62,6 +62,12 @@ final class UCESettingsTests: XCTestCase {
         o.guide = ["c"]
         o.lambda = 0.7
         o.technique = .replace
+        XCTAssertEqual(try UCESettings.merged(concept: file, options: o).preserve, ["a cat"])
+        o.preserve = []
+        XCTAssertEqual(
+            try UCESettings.merged(concept: file, options: o).preserve, [],
+            "an empty list given keeps the empty prompt alone")
+        o.preserve = nil
         let fromOptions = try UCESettings.merged(concept: file, options: o)
         XCTAssertEqual(fromOptions.erase, ["a", "b"])
         XCTAssertEqual(fromOptions.guide, ["c", "c"], "one guide stands for every erased concept")

@@ -39,6 +39,12 @@ final class UnlearnUCECommandTests: XCTestCase {
         XCTAssertEqual(c["guide"] as? [String], ["", ""])
         XCTAssertEqual(c["lambda"] as? Double, 0.5)
         XCTAssertEqual(c["model"] as? String, "embedded")
+        XCTAssertEqual(
+            (c["preserve"] as? [String])?.count, 11, "the world preset: shape and colour words")
+        let reference = try uce(dir + "/reference", ["--uce-preserve", ""])
+        XCTAssertEqual(reference.status, 0, reference.stderr)
+        XCTAssertEqual(try config(dir + "/reference")["preserve"] as? [String], [])
+        XCTAssertEqual(try config(dir + "/reference")["preserve_scale"] as? Double, 1)
         let report = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         XCTAssertTrue(report.contains("| \"striped\" | (empty prompt) | 1 | 0 |"), report)
 
@@ -91,6 +97,8 @@ final class UnlearnUCECommandTests: XCTestCase {
         }
         try refused(["--uce-lambda", "-1"], "--uce-lambda must be a finite number >= 0")
         try refused(["--uce-erase", " "], "--uce-erase must not be empty")
+        try refused(
+            ["--uce-preserve", "a", "--uce-preserve", ""], "an empty prompt is kept anyway")
         try refused(["--uce-technique", "project"], "--uce-technique")
         try refused(
             ["--uce-guide", "a", "--uce-guide", "b", "--uce-guide", "c"],

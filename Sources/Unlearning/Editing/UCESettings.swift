@@ -81,7 +81,8 @@ extension UCESettings {
     public struct Overrides: Hashable, Sendable {
         public var erase: [String] = []
         public var guide: [String] = []
-        public var preserve: [String] = []
+        /// nil: not set; [] keeps the empty prompt alone (UCE's default).
+        public var preserve: [String]?
         public var lambda: Double?
         public var eraseScale: Double?
         public var preserveScale: Double?
@@ -101,7 +102,7 @@ extension UCESettings {
         if guide.count == 1 { guide = Array(repeating: guide[0], count: erase.count) }
         var s = UCESettings(
             erase: erase, guide: guide,
-            preserve: o.preserve.isEmpty ? table.preserve ?? [] : o.preserve)
+            preserve: o.preserve ?? table.preserve ?? [])
         s.lambda = o.lambda ?? table.lambda ?? s.lambda
         s.eraseScale = o.eraseScale ?? table.eraseScale ?? s.eraseScale
         s.preserveScale = o.preserveScale ?? table.preserveScale

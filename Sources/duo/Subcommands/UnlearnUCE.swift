@@ -25,7 +25,7 @@ struct UCEOptions: ParsableArguments {
     @Option(
         name: .customLong("uce-preserve"),
         help:
-            "A concept to keep (repeatable; the empty prompt is always kept; default: the concept file's [uce] preserve, else none, UCE's for non-art concepts; the embedded world's stripes and splatter files preserve the world's shape and colour words, which UCE's script does not)."
+            "A concept to keep (repeatable; the empty prompt is always kept, and \"\" alone keeps only it, UCE's default; default: the concept file's [uce] preserve, else none, UCE's for non-art concepts; the embedded world's stripes and splatter files preserve the world's shape and colour words, which UCE's script does not)."
     )
     var preserve: [String] = []
 
@@ -59,15 +59,21 @@ struct UCEOptions: ParsableArguments {
                 throw UsageError("\(name) must be a finite number >= 0, got \(value)")
             }
         }
-        for (values, name) in [(erase, "--uce-erase"), (preserve, "--uce-preserve")]
-        where values.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
-            throw UsageError("\(name) must not be empty")
+        if erase.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw UsageError("--uce-erase must not be empty")
+        }
+        if preserve.count > 1,
+            preserve.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty })
+        {
+            throw UsageError(
+                "--uce-preserve: an empty prompt is kept anyway (give \"\" alone to keep only it)")
         }
     }
 
     var overrides: UCESettings.Overrides {
         var o = UCESettings.Overrides()
-        (o.erase, o.guide, o.preserve) = (erase, guide, preserve)
+        (o.erase, o.guide) = (erase, guide)
+        if !preserve.isEmpty { o.preserve = preserve == [""] ? [] : preserve }
         (o.lambda, o.eraseScale, o.preserveScale) = (lambda, eraseScale, preserveScale)
         o.technique = technique
         return o
