@@ -32,6 +32,8 @@ public struct ConceptFile: Hashable, Sendable {
     public var pairSceneSize: String?
     public var synthesis: SynthesisSettings
     public var unlearning: UnlearningDefaults
+    /// `[uce]`: what `duo unlearn --method uce` erases, towards what, and what it keeps.
+    public var uce: UCEDefaults
     public var detector: DetectorChoice
     /// Prompt sets for evaluation, in file order.
     public var attackSets: [AttackSetFile]
@@ -82,6 +84,23 @@ public struct ConceptFile: Hashable, Sendable {
         public init() {}
     }
 
+    /// `duo unlearn --method uce`'s settings for this concept (UCE, Gandikota et al. 2024);
+    /// nil: the erase script's default (erase the concept's explicit words, each towards
+    /// the empty prompt, keep the empty prompt alone); an option wins over both.
+    public struct UCEDefaults: Hashable, Sendable {
+        public var erase: [String]?
+        /// One concept for all, or one per erased concept; "" is the empty prompt.
+        public var guide: [String]?
+        public var preserve: [String]?
+        public var lambda: Double?
+        public var eraseScale: Double?
+        public var preserveScale: Double?
+        /// "replace" or "tensor".
+        public var technique: String?
+
+        public init() {}
+    }
+
     /// Which detector says whether an image shows the concept, and from what score.
     public struct DetectorChoice: Hashable, Sendable {
         public enum Kind: Hashable, Sendable {
@@ -127,7 +146,9 @@ public struct ConceptFile: Hashable, Sendable {
         "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
-        "unlearning.lambda_unconditional", "detector", "detector.builtin", "detector.command",
+        "unlearning.lambda_unconditional", "uce", "uce.erase", "uce.guide", "uce.preserve",
+        "uce.lambda", "uce.erase_scale", "uce.preserve_scale", "uce.technique", "detector",
+        "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
 
@@ -193,6 +214,7 @@ public struct ConceptFile: Hashable, Sendable {
         }
         synthesis = try fields.synthesis()
         unlearning = try fields.unlearning()
+        uce = try fields.uce()
         detector = try fields.detector()
         let folder = PathText.parent(path)
         attackSets = try fields.attackSets().map { name, file in
@@ -324,6 +346,36 @@ private struct ConceptFields {
                     }
                     return target
                 })
+        }
+        return settings
+    }
+
+    /// `[uce]`: every key optional. Prompts may not be empty, except a guide ("" is the
+    /// empty prompt, UCE's default guide).
+    func uce() throws -> ConceptFile.UCEDefaults {
+        var settings = ConceptFile.UCEDefaults()
+        func prompts(_ key: String, emptyAllowed: Bool = false) throws -> [String]? {
+            guard document.values[key] != nil else { return nil }
+            let values = try strings(key)
+            if !emptyAllowed,
+                values.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty })
+            {
+                throw error("holds an empty prompt", key: key)
+            }
+            return values
+        }
+        func optional(_ key: String) throws -> Double? {
+            guard document.values[key] != nil else { return nil }
+            return try number(key, in: 0...1e9, fallback: 0)
+        }
+        settings.erase = try prompts("uce.erase")
+        settings.guide = try prompts("uce.guide", emptyAllowed: true)
+        settings.preserve = try prompts("uce.preserve")
+        settings.lambda = try optional("uce.lambda")
+        settings.eraseScale = try optional("uce.erase_scale")
+        settings.preserveScale = try optional("uce.preserve_scale")
+        if document.values["uce.technique"] != nil {
+            settings.technique = try string("uce.technique", oneOf: ["replace", "tensor"])
         }
         return settings
     }

@@ -53,6 +53,52 @@ public enum BLAS {
         openblas_set_num_threads(1)
     }
 
+    // MARK: float64, for closed-form solves (UCE's edit) that float32 would round visibly
+
+    /// C = alpha * op(A) * op(B) + beta * C in float64, row-major, one OpenBLAS call.
+    public static func dgemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
+        b: UnsafePointer<Double>, ldb: Int,
+        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        _ = singleThreaded
+        guard m > 0, n > 0, k > 0 else {
+            for row in 0..<m { for j in 0..<n { c[row * ldc + j] *= beta } }
+            return
+        }
+        cblas_dgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// y = alpha * A x + beta * y in float64: A is [m, n] row-major with row stride `lda`,
+    /// x and y strided by `incX` and `incY`.
+    public static func dgemv(
+        m: Int, n: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
+        x: UnsafePointer<Double>, incX: Int, beta: Double, y: UnsafeMutablePointer<Double>,
+        incY: Int
+    ) {
+        _ = singleThreaded
+        guard m > 0, n > 0 else { return }
+        cblas_dgemv(
+            CblasRowMajor, CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x,
+            Int32(incX), beta, y, Int32(incY))
+    }
+
+    /// B ← B op(L)⁻¹ in float64 for a lower-triangular [n, n] L (row-major) and an [m, n] B:
+    /// solves X op(L) = B on the right, op(L) = L or Lᵀ.
+    public static func dtrsmRightLower(
+        transposed: Bool, m: Int, n: Int, l: UnsafePointer<Double>, ldl: Int,
+        b: UnsafeMutablePointer<Double>, ldb: Int
+    ) {
+        _ = singleThreaded
+        guard m > 0, n > 0 else { return }
+        cblas_dtrsm(
+            CblasRowMajor, CblasRight, CblasLower, transposed ? CblasTrans : CblasNoTrans,
+            CblasNonUnit, Int32(m), Int32(n), 1, l, Int32(ldl), b, Int32(ldb))
+    }
+
     private static func call(
         _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,

@@ -6,7 +6,8 @@ import Tensor
 /// (naver-ai/DUO, scripts/sd-nudity.sh and train/unlearn-sd.py) unless noted.
 public struct UnlearningSettings: Hashable, Sendable {
     public enum Method: String, CaseIterable, Sendable {
-        case duo, esd
+        /// `uce` trains nothing: `UnifiedConceptEditing` edits the weights in closed form.
+        case duo, esd, uce
     }
 
     public var method = Method.duo
@@ -87,6 +88,8 @@ public struct UnlearningSettings: Hashable, Sendable {
             }
         case .esd:
             fields += [("eta", .number(shortest: eta))]
+        case .uce:
+            break  // UCESettings.fields
         }
         return fields
     }

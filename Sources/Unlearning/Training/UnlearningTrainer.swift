@@ -211,6 +211,8 @@ public final class UnlearningTrainer {
     ) -> (loss: Tensor, values: [(String, Float)]) {
         let config = schedulerConfig
         switch settings.method {
+        case .uce:
+            preconditionFailure("UCE is a closed-form edit (UnifiedConceptEditing), not trained")
         case .duo:
             let terms = DUOLoss.compute(
                 unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),

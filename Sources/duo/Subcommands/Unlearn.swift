@@ -9,7 +9,8 @@ extension Duo {
     /// `duo unlearn`: trains a LoRA that removes a concept (DUO, or the ESD baseline).
     struct Unlearn: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Train a LoRA adapter that removes a concept (DUO, or ESD for comparison).",
+            abstract:
+                "Train a LoRA adapter that removes a concept (DUO, or ESD for comparison), or edit the weights in closed form (UCE).",
             discussion: """
                 DUO: prompt-free Diffusion-DPO on the concept's SDEdit pairs (safe preferred \
                 over unsafe) plus the output-preserving term, as DUO's official code computes \
@@ -29,8 +30,13 @@ extension Duo {
 
         @OptionGroup var modelOption: ModelOption
 
-        @Option(help: "DUO, or the ESD-u baseline for comparison.")
+        @Option(
+            help:
+                "DUO, or a baseline for comparison: ESD-u, or UCE (a closed-form edit of the cross-attention keys and values: no pairs, no training; writes a UNet weights file)."
+        )
         var method: UnlearningSettings.Method = .duo
+
+        @OptionGroup(title: "UCE (--method uce)") var uce: UCEOptions
 
         @Option(
             help:
@@ -207,6 +213,7 @@ extension Duo {
         }
 
         func run() throws {
+            if method == .uce { return try runUCE() }
             let conceptFile = try conceptOption.load()
             let modelDirectory = try modelOption.directory()
             let settings = try UnlearningSettings.merged(
