@@ -125,6 +125,8 @@ case_ error unlearn --concept stripes --targets bogus
 case_ error unlearn --concept stripes --model $M --pairs pairs --prompted-share 0.5 --lambda-unconditional 1
 case_ error eval --concept stripes --model $M --label a --label b --adapter $A
 case_ error eval --concept stripes --model $M --attack-set nonsense
+case_ error eval --concept stripes --model $M --attack-set x=$A@nobody
+case_ error eval --concept stripes --model $M --attack-set x=$A@original --attack-set x=$A
 case_ error unlearn --concept stripes --model $M --pairs pairs --steps 1 --lambda 0 --out run
 case_ error unlearn --concept stripes --model $M --pairs /nonexistent
 case_ error sample --model $M --lora nolora.safetensors --prompt a --out x.png

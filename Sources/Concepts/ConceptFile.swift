@@ -45,10 +45,15 @@ public struct ConceptFile: Hashable, Sendable {
         public var name: String
         /// Resolved against the concept file's folder.
         public var path: String
+        /// The label of the model the set was made against (a white-box attack's set,
+        /// `duo eval --attack-set NAME=PATH@LABEL`): sampled for that model alone. nil:
+        /// every model (all sets of a concept file).
+        public var against: String?
 
-        public init(name: String, path: String) {
+        public init(name: String, path: String, against: String? = nil) {
             self.name = name
             self.path = path
+            self.against = against
         }
     }
 

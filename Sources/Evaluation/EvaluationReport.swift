@@ -15,7 +15,7 @@ public enum EvaluationReport {
         try FileManager.default.createDirectory(
             atPath: directory + "/grids", withIntermediateDirectories: true)
         var strips: [String: String] = [:]  // "set/label" -> grid file, relative
-        for set in results.sets.map(\.name) + ["keep"] {
+        for set in results.columns + ["keep"] {
             for model in results.models {
                 let folder = directory + "/images/\(model.label)/\(set)"
                 let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
@@ -45,8 +45,15 @@ public enum EvaluationReport {
         images.map { $0.width <= 64 ? $0.scaled(by: 3) : $0 }
     }
 
-    /// results.json: every number measured, by model and set.
+    /// results.json: every number measured, by model and set name (null where a model was
+    /// not sampled on a set of that name).
     static func json(_ r: EvaluationResults) -> JSONValue {
+        func byColumn(_ values: [String: [Double]]) -> JSONValue {
+            .object(
+                r.columns.map { name in
+                    (name, values[name].map { .array($0.map { .number($0) }) } ?? .null)
+                })
+        }
         let models = r.models.map { m -> JSONValue in
             var fields: [(key: String, value: JSONValue)] = [
                 ("label", .string(m.label)),
@@ -60,41 +67,22 @@ public enum EvaluationReport {
                             ])
                         })
                 ),
-                (
-                    "defense_rate",
-                    .object(r.sets.map { ($0.name, .number(m.defenseRates[$0.name])) })
-                ),
+                ("defense_rate", .object(r.columns.map { ($0, .number(m.defenseRates[$0])) })),
                 (
                     "attack_success_rate",
-                    .object(r.sets.map { ($0.name, .number(m.attackSuccessRates[$0.name])) })
+                    .object(r.columns.map { ($0, .number(m.attackSuccessRates[$0])) })
                 ),
-                (
-                    "concept_scores",
-                    .object(
-                        r.sets.map { set in
-                            (
-                                set.name,
-                                .array((m.conceptScores[set.name] ?? []).map { .number($0) })
-                            )
-                        })
-                ),
-                (
-                    "concept_rate_per_prompt",
-                    .object(
-                        r.sets.map { set in
-                            (
-                                set.name,
-                                .array((m.conceptRatePerPrompt[set.name] ?? []).map { .number($0) })
-                            )
-                        })
-                ),
+                ("concept_scores", byColumn(m.conceptScores)),
+                ("concept_rate_per_prompt", byColumn(m.conceptRatePerPrompt)),
             ]
             fields += r.preservation.map { ($0.key, .number(m.preservation[$0.key])) }
             return .object(fields)
         }
         let sets = r.sets.map { set -> JSONValue in
             .object([
-                ("name", .string(set.name)), ("prompts", .number(set.rows.count)),
+                ("name", .string(set.name)),
+                ("against", set.against.map(JSONValue.string) ?? .null),
+                ("prompts", .number(set.rows.count)),
                 ("prompt_texts", .array(set.prompts.map(JSONValue.string))),
                 ("rows", .array(set.rows.map(rowJSON))),
             ])
@@ -124,39 +112,58 @@ public enum EvaluationReport {
         ])
     }
 
+    static func promptCount(_ set: EvaluationSet) -> String {
+        set.prompts.count == 1 ? "1 prompt" : "\(set.prompts.count) prompts"
+    }
+
     static func percent(_ value: Double?) -> String {
         value.map { String(format: "%.1f%%", $0 * 100) } ?? "–"
     }
 
-    /// The summary table: defense per set, then every preservation column.
+    /// The summary table: defense per set name, then every preservation column; a dash
+    /// where a model was not sampled on a set of that name.
     static func tableRows(_ r: EvaluationResults) -> (header: [String], rows: [[String]]) {
-        let header = ["model"] + r.sets.map { "defense: \($0.name)" } + r.preservation.map(\.title)
+        let header = ["model"] + r.columns.map { "defense: \($0)" } + r.preservation.map(\.title)
         let rows = r.models.map { m in
-            [m.label] + r.sets.map { percent(m.defenseRates[$0.name]) }
+            [m.label] + r.columns.map { percent(m.defenseRates[$0]) }
                 + r.preservation.map { $0.text(m.preservation[$0.key]) }
         }
         return (header, rows)
     }
 
+    /// What the columns of sets made against each model hold, one sentence per column;
+    /// none when every set is for every model.
+    static func boundColumnNotes(_ r: EvaluationResults) -> [String] {
+        r.columns.compactMap { name in
+            let bound = r.sets.filter { $0.name == name && $0.against != nil }
+            guard !bound.isEmpty else { return nil }
+            let sets = bound.map { "\($0.against!): \(promptCount($0))" }
+            return "\(name): each model under the set made against it ("
+                + sets.joined(separator: ", ") + "); – where none was made against a model."
+        }
+    }
+
     /// The prompts of an attack set that bring the concept back most often: the `count`
     /// with the highest concept rate under any adapter (under the original when the run
-    /// has no adapter), each with its rate per model. Empty when no such image shows it.
+    /// has no adapter), each with its rate per model sampled on the set (`labels`). Empty
+    /// when no such image shows it.
     static func hardestPrompts(
         _ r: EvaluationResults, set: EvaluationSet, count: Int = 5
-    ) -> [(prompt: String, rates: [Double])] {
-        let adapters = r.models.indices.filter { r.models[$0].label != "original" }
-        let judged = adapters.isEmpty ? Array(r.models.indices) : adapters
+    ) -> (labels: [String], rows: [(prompt: String, rates: [Double])]) {
+        let models = r.models.filter { set.applies(to: $0.label) }
+        let adapters = models.indices.filter { models[$0].label != "original" }
+        let judged = adapters.isEmpty ? Array(models.indices) : adapters
         let rows = set.prompts.indices.map { i in
             (
                 prompt: set.prompts[i],
-                rates: r.models.map { $0.conceptRatePerPrompt[set.name]?[i] ?? 0 }
+                rates: models.map { $0.conceptRatePerPrompt[set.name]?[i] ?? 0 }
             )
         }
         let keys = rows.map { row in judged.map { row.rates[$0] }.max() ?? 0 }
         let order = rows.indices.filter { keys[$0] > 0 }.sorted {
             keys[$0] != keys[$1] ? keys[$0] > keys[$1] : $0 < $1
         }
-        return order.prefix(count).map { rows[$0] }
+        return (models.map(\.label), order.prefix(count).map { rows[$0] })
     }
 
     /// What the numbers mean, in two sentences: the detector's and the metrics'.
@@ -185,67 +192,83 @@ public enum EvaluationReport {
         explanation(r).forEach { doc.add(.paragraph($0)) }
         let (header, rows) = tableRows(r)
         doc.add(.table(header: header, rows: rows))
+        boundColumnNotes(r).forEach { doc.add(.paragraph($0)) }
         doc.add(
             .paragraph(
                 "Attack success rate per prompt (UnlearnDiffAtk's count): share of prompts with "
                     + "at least one image in which the detector finds the concept."))
         doc.add(
             .table(
-                header: ["model"] + r.sets.map { "ASR: \($0.name)" },
+                header: ["model"] + r.columns.map { "ASR: \($0)" },
                 rows: r.models.map { m in
-                    [m.label] + r.sets.map { percent(m.attackSuccessRates[$0.name]) }
+                    [m.label] + r.columns.map { percent(m.attackSuccessRates[$0]) }
                 }))
         if let svg = plot(r) {
             doc.add(.heading("Defense rate against prior preservation", level: 2))
             doc.add(
                 .plot(svg: svg, alt: "defense rate against prior preservation", path: "plot.svg"))
         }
-        for set in r.sets.map(\.name) + ["keep"] {
+        for name in r.columns + ["keep"] {
             doc.add(
                 .heading(
-                    set == "keep" ? "keep prompts (prior preservation)" : "attack set: \(set)",
+                    name == "keep" ? "keep prompts (prior preservation)" : "attack set: \(name)",
                     level: 2))
             for m in r.models {
-                guard let strip = strips["\(set)/\(m.label)"] else { continue }
-                doc.add(.image(label: m.label, alt: "\(m.label) \(set)", path: strip))
+                guard let strip = strips["\(name)/\(m.label)"] else { continue }
+                doc.add(.image(label: m.label, alt: "\(m.label) \(name)", path: strip))
             }
-            guard let attack = r.sets.first(where: { $0.name == set }) else { continue }
-            let hardest = hardestPrompts(r, set: attack)
-            if hardest.isEmpty {
-                let under = r.models.count > 1 ? " under an adapter" : ""
-                doc.add(.paragraph("No image of this set shows the concept\(under)."))
-            } else {
-                doc.add(
-                    .paragraph(
-                        "Prompts that bring the concept back most often (share of a prompt's "
-                            + "seeds whose image shows it):"))
-                doc.add(
-                    .table(
-                        header: ["prompt"] + r.models.map(\.label),
-                        rows: hardest.map { [$0.prompt] + $0.rates.map { percent($0) } }))
-            }
+            for set in r.sets where set.name == name { addHardestPrompts(r, set: set, to: &doc) }
         }
         doc.add(.heading("Settings", level: 2))
         let models = r.models.map { "\($0.label) (\($0.adapterDescription ?? "no adapter"))" }
+        let sets = r.sets.map {
+            "\($0.name)\($0.against.map { " against \($0)" } ?? ""): \(promptCount($0))"
+        }
         doc.add(
             .paragraph(
                 "\(r.settings.steps) steps, guidance \(r.settings.guidance), seed \(r.settings.seed); "
-                    + r.sets.map { "\($0.name): \($0.prompts.count) prompts" }.joined(
-                        separator: ", ")
-                    + "; models: " + models.joined(separator: ", ") + "."))
+                    + sets.joined(separator: ", ") + "; models: " + models.joined(separator: ", ")
+                    + "."))
         return doc
     }
 
-    /// Defense rate (mean over the sets) against prior preservation (SSIM to the original's
-    /// keep images), one point per model; nil when SSIM was not measured.
+    /// A set's prompts that bring the concept back most often, as a table, or a sentence
+    /// saying none does; a set made against one model says which.
+    static func addHardestPrompts(
+        _ r: EvaluationResults, set: EvaluationSet, to doc: inout ReportDocument
+    ) {
+        let (labels, hardest) = hardestPrompts(r, set: set)
+        func sentence(_ text: String) -> String {
+            set.against.map { "Made against \($0): " + text } ?? text.prefix(1).uppercased()
+                + text.dropFirst()
+        }
+        if hardest.isEmpty {
+            let under = set.against == nil && r.models.count > 1 ? " under an adapter" : ""
+            doc.add(.paragraph(sentence("no image of this set shows the concept\(under).")))
+        } else {
+            doc.add(
+                .paragraph(
+                    sentence(
+                        "prompts that bring the concept back most often (share of a prompt's "
+                            + "seeds whose image shows it):")))
+            doc.add(
+                .table(
+                    header: ["prompt"] + labels,
+                    rows: hardest.map { [$0.prompt] + $0.rates.map { percent($0) } }))
+        }
+    }
+
+    /// Defense rate (mean over the set names a model was sampled on) against prior
+    /// preservation (SSIM to the original's keep images), one point per model sampled on
+    /// any set; nil when SSIM was not measured.
     static func plot(_ r: EvaluationResults) -> String? {
         let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
         var series: [SVGLineChart.Series] = []
         for (i, m) in r.models.enumerated() {
             guard let ssim = m.preservation["ssim"] else { return nil }
-            let mean =
-                r.sets.map { m.defenseRates[$0.name] ?? 0 }.reduce(0, +)
-                / Double(max(1, r.sets.count))
+            let rates = r.columns.compactMap { m.defenseRates[$0] }
+            guard !rates.isEmpty else { continue }
+            let mean = rates.reduce(0, +) / Double(rates.count)
             series.append(
                 SVGLineChart.Series(
                     name: m.label, points: [(ssim, mean)], color: palette[i % palette.count]))

@@ -8,7 +8,8 @@ import Unlearning
 /// `duo eval`: the original model and each adapter on the same prompts and seeds. Defense
 /// rate per attack set (the share of images the detector does not see the concept in);
 /// prior preservation on the concept's keep prompts, by each `PreservationMetric` (SSIM and
-/// PSNR to the original's images for any model; a model's world may add its own).
+/// PSNR to the original's images for any model; a model's world may add its own). A set
+/// made against one model (`AttackSetBinding`) is sampled for that model alone.
 public final class EvaluationRun {
     public struct Settings: Hashable, Sendable {
         /// Images per prompt (noise seeds).
@@ -50,13 +51,10 @@ public final class EvaluationRun {
     public let threshold: Double
     public let settings: Settings
     public let directory: String
-    /// Attack sets, with the rows used.
+    /// Attack sets, with the rows used; several of one name when each is bound to a model.
     public let sets: [EvaluationSet]
     /// Generated sets the concept file names whose files are not made yet: name and path.
     public let skippedSets: [(name: String, path: String)]
-    /// Learned token embeddings that sets' prompts use (concept inversion), loaded into
-    /// the model before sampling.
-    public let tokenFiles: [String]
     /// Writes the keep prompts from the concept file's templates.
     public let filler: PromptFiller
     /// The measures of prior preservation, in report order.
@@ -83,16 +81,15 @@ public final class EvaluationRun {
                 && !FileManager.default.fileExists(atPath: $0.path)
         }
         skippedSets = unmade.map { ($0.name, $0.path) }
-        let used = concept.attackSets.filter { set in !unmade.contains { $0.name == set.name } }
-        tokenFiles = used.map { GeneratedAttackSet.embeddingsPath(forSet: $0.path) }.filter {
-            FileManager.default.fileExists(atPath: $0)
-        }
-        if let set = used.first(where: { $0.name == GeneratedAttackSet.conceptInversion }),
-            !tokenFiles.contains(GeneratedAttackSet.embeddingsPath(forSet: set.path))
-        {
-            throw AttackError(
-                "\(GeneratedAttackSet.embeddingsPath(forSet: set.path)): missing; the \(set.name) set's prompts need the token duo attack concept-inversion writes there"
-            )
+        let used = concept.attackSets.filter { !unmade.contains($0) }
+        try AttackSetBinding.check(used, labels: candidates.map(\.label))
+        for set in used where set.name == GeneratedAttackSet.conceptInversion {
+            let tokens = GeneratedAttackSet.embeddingsPath(forSet: set.path)
+            guard FileManager.default.fileExists(atPath: tokens) else {
+                throw AttackError(
+                    "\(tokens): missing; the \(set.name) set's prompts need the token duo attack concept-inversion writes there"
+                )
+            }
         }
         sets = try Self.readSets(used, settings: settings)
         guard !sets.isEmpty else {
@@ -115,8 +112,11 @@ public final class EvaluationRun {
                     throw AttackError("\(set.path): no row passes the prompt filter")
                 }
             }
+            let tokens = GeneratedAttackSet.embeddingsPath(forSet: set.path)
             return EvaluationSet(
-                name: set.name, rows: Array(rows.prefix(settings.promptsPerSet ?? rows.count)))
+                name: set.name, rows: Array(rows.prefix(settings.promptsPerSet ?? rows.count)),
+                against: set.against,
+                tokenFile: FileManager.default.fileExists(atPath: tokens) ? tokens : nil)
         }
         if !settings.filter.isEmpty && !filtered {
             throw AttackError(
@@ -126,13 +126,34 @@ public final class EvaluationRun {
         return sets
     }
 
-    /// Runs every candidate; `progress(done, total)` counts images.
+    /// The report's columns: the sets' names in order.
+    public var columns: [String] { AttackSetBinding.columns(sets.map(\.name)) }
+
+    /// The sets sampled for `candidate`, each with its column (which keys its noise, so
+    /// that prompt i of a column has the same noise for every model).
+    func sets(for candidate: Candidate) -> [(column: Int, set: EvaluationSet)] {
+        let columns = columns
+        return sets.filter { $0.applies(to: candidate.label) }.map {
+            (columns.firstIndex(of: $0.name)!, $0)
+        }
+    }
+
+    /// Images the run draws, attack sets and keep prompts, over every candidate.
+    public var imageCount: Int { imageCount(keep: settings.keepPrompts) }
+
+    func imageCount(keep: Int) -> Int {
+        candidates.reduce(0) { total, candidate in
+            total + keep
+                + sets(for: candidate).reduce(0) { $0 + $1.set.rows.count * settings.seeds }
+        }
+    }
+
+    /// Runs every candidate; `progress(done, total)` counts images. A set's learned
+    /// tokens are in the model only while that set is sampled.
     public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> EvaluationResults {
         let model = try StableDiffusion.load(directory: modelDirectory)
-        for file in tokenFiles { try TextualInversionFile.load(file, into: model) }
         let keep = try filler.keepPrompts(concept, count: settings.keepPrompts, seed: settings.seed)
-        let perModel = sets.reduce(0) { $0 + $1.rows.count * settings.seeds } + keep.count
-        let total = perModel * candidates.count
+        let total = imageCount(keep: keep.count)
         var done = 0
         var results: [ModelResult] = []
         var originalKeep: [PNGImage] = []
@@ -140,13 +161,15 @@ public final class EvaluationRun {
             let adapters = try LoRAFile.load(candidate.adapters, into: model.unet)
             defer { adapters.detach(from: model.unet) }
             var scores: [String: [Double]] = [:]
-            for (setIndex, set) in sets.enumerated() {
-                let paths = try generate(
-                    model, imageRequests(set, index: setIndex),
-                    folder: "images/\(candidate.label)/\(set.name)"
-                ) {
-                    done += $0
-                    progress(done, total)
+            for (column, set) in sets(for: candidate) {
+                let paths = try model.withTokens(from: set.tokenFile) {
+                    try generate(
+                        model, imageRequests(set, index: column),
+                        folder: "images/\(candidate.label)/\(set.name)"
+                    ) {
+                        done += $0
+                        progress(done, total)
+                    }
                 }
                 scores[set.name] = try detector.scores(paths: paths)
             }
@@ -269,17 +292,29 @@ public final class EvaluationRun {
     }
 }
 
-/// An attack set as evaluated: its name and the rows used.
+/// An attack set as evaluated: its name, the rows used, the model it was made against.
 public struct EvaluationSet: Sendable {
     public var name: String
     public var rows: [PromptRow]
+    /// The label of the model it is sampled for; nil: every model.
+    public var against: String?
+    /// Learned token embeddings its prompts use (concept inversion), loaded while it is
+    /// sampled.
+    public var tokenFile: String?
 
-    public init(name: String, rows: [PromptRow]) {
+    public init(
+        name: String, rows: [PromptRow], against: String? = nil, tokenFile: String? = nil
+    ) {
         self.name = name
         self.rows = rows
+        self.against = against
+        self.tokenFile = tokenFile
     }
 
     public var prompts: [String] { rows.map(\.prompt) }
+
+    /// Whether the model labelled `label` is sampled on this set.
+    public func applies(to label: String) -> Bool { against.map { $0 == label } ?? true }
 }
 
 /// One model's numbers.
@@ -340,7 +375,8 @@ public struct ModelResult: Sendable {
 /// Everything `duo eval` measured.
 public struct EvaluationResults: Sendable {
     public var concept: String
-    /// Attack sets in order, with the rows used.
+    /// Attack sets in order, with the rows used; several of one name when each is bound
+    /// to a model.
     public var sets: [EvaluationSet]
     public var models: [ModelResult]
     /// What judged the images: the detector's identity, and what it declared about itself.
@@ -353,4 +389,12 @@ public struct EvaluationResults: Sendable {
     /// The preservation columns in report order, and what each metric measures.
     public var preservation: [PreservationColumn]
     public var preservationSummary: [String]
+
+    /// The report's columns: the sets' names in order.
+    public var columns: [String] { AttackSetBinding.columns(sets.map(\.name)) }
+
+    /// The set of column `name` that the model labelled `label` was sampled on, if any.
+    public func set(_ name: String, for label: String) -> EvaluationSet? {
+        sets.first { $0.name == name && $0.applies(to: label) }
+    }
 }

@@ -122,6 +122,21 @@ public final class StableDiffusion {
         }
     }
 
+    /// Runs `body` with the tokens of the textual-inversion file at `path` added
+    /// (`TextualInversionFile.load`), then takes them back: on every path out the tokenizer
+    /// and the text encoder's table are as they were, so tokens learned against different
+    /// models under one placeholder string never meet. nil: `body` alone.
+    public func withTokens<T>(from path: String?, _ body: () throws -> T) throws -> T {
+        guard let path else { return try body() }
+        let (savedTokenizer, rows) = (tokenizer, textEncoder.tokenEmbedding.shape[0])
+        defer {
+            tokenizer = savedTokenizer
+            textEncoder.keepTokenEmbeddings(rows)
+        }
+        try TextualInversionFile.load(path, into: self)
+        return try body()
+    }
+
     /// Images in [-1, 1] in the UNet's space: the pixels, or for a latent model the VAE
     /// posterior means × the scaling factor (what an attack denoises).
     public func modelSpace(_ images: Tensor) -> Tensor {

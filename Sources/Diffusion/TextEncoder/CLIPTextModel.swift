@@ -151,6 +151,16 @@ public final class CLIPTextModel: Layer {
         tokenEmbedding = GradMode.withNoGrad { concat([tokenEmbedding, rows], axis: 0) }
     }
 
+    /// Keeps the first `count` rows of the token embeddings: takes back rows that
+    /// `appendTokenEmbeddings` added.
+    func keepTokenEmbeddings(_ count: Int) {
+        precondition(
+            (config.vocabularySize...tokenEmbedding.shape[0]).contains(count),
+            "keep \(count) token embeddings of \(tokenEmbedding.shape[0])")
+        guard count < tokenEmbedding.shape[0] else { return }
+        tokenEmbedding = GradMode.withNoGrad { tokenEmbedding.rows(0..<count) }
+    }
+
     /// Checkpoints saved by transformers before v5 (SD 1.x among them) prefix every key
     /// with `text_model.`.
     static func legacyName(_ key: String) -> [String] { ["text_model." + key] }

@@ -16,7 +16,9 @@ extension Duo {
             discussion: """
                 Samples the original model and the model with each adapter on the same \
                 prompts and seeds: every attack set of the concept file ([attacks]) and its \
-                keep prompts. Writes DIR/report.html (self-contained), DIR/report.md, \
+                keep prompts. A set made against one model (a white-box attack's, \
+                --attack-set NAME=PATH@LABEL) is sampled for that model alone; sets of one \
+                NAME made against different models are one column. Writes DIR/report.html (self-contained), DIR/report.md, \
                 DIR/results.json, DIR/plot.svg, DIR/grids/ and DIR/images/. The report is \
                 built beside DIR and moved into place at the end: a failed run leaves none.
                 """)
@@ -31,7 +33,10 @@ extension Duo {
         )
         var adapter: [String] = []
 
-        @Option(help: "A label per adapter, in order (default: the adapter's folder name).")
+        @Option(
+            help:
+                "A label per adapter, in order (default: the adapter's folder name); --attack-set NAME=PATH@LABEL binds a set to it."
+        )
         var label: [String] = []
 
         @Option(help: "Images per prompt.")
@@ -71,7 +76,7 @@ extension Duo {
         @Option(
             name: .customLong("attack-set"),
             help:
-                "An attack prompt set as NAME=PATH (repeatable), in place of the concept file's set of that name or besides its sets; e.g. ring-a-bell=attacks/stripes/ring-a-bell.txt from duo attack."
+                "An attack prompt set as NAME=PATH (repeatable), in place of the concept file's set of that name or besides its sets; e.g. ring-a-bell=attacks/stripes/ring-a-bell.txt from duo attack. NAME=PATH@LABEL: the set was made against the model labelled LABEL ('original', or a --label) and is sampled for it alone; give one per model, e.g. unlearndiff=attacks/stripes/uda-duo.csv@DUO."
         )
         var attackSet: [String] = []
 
@@ -95,16 +100,21 @@ extension Duo {
             }
         }
 
-        /// The concept file with `--attack-set` sets in place of, or besides, its own.
-        func conceptWithAttackSets() throws -> ConceptFile {
+        /// The concept file with `--attack-set` sets in place of, or besides, its own: the
+        /// sets given for a name take the place of the concept file's set of that name.
+        func conceptWithAttackSets(labels: [String]) throws -> ConceptFile {
             var conceptFile = try conceptOption.load()
-            for (name, path) in try attackSetOptions() {
-                let set = ConceptFile.AttackSetFile(name: name, path: path)
+            let given = try attackSetOptions(labels: labels)
+            for name in AttackSetBinding.columns(given.map(\.name)) {
+                let sets = given.filter { $0.name == name }
                 if let i = conceptFile.attackSets.firstIndex(where: { $0.name == name }) {
-                    conceptFile.attackSets[i] = set
+                    conceptFile.attackSets.replaceSubrange(i...i, with: sets)
                 } else {
-                    conceptFile.attackSets.append(set)
+                    conceptFile.attackSets += sets
                 }
+            }
+            do { try AttackSetBinding.check(conceptFile.attackSets, labels: labels) } catch {
+                throw UsageError("--attack-set: \(error)")
             }
             return conceptFile
         }
@@ -155,28 +165,39 @@ extension Duo {
             PromptCheck.warn(sets: sets, tokenizer: tokenizer)
         }
 
-        /// `--attack-set NAME=PATH` as (name, path) pairs.
-        func attackSetOptions() throws -> [(name: String, path: String)] {
+        /// `--attack-set NAME=PATH` (every model) or `NAME=PATH@LABEL` (the model of that
+        /// label); a PATH that exists is taken whole, as `--adapter` reads PATH@SCALE.
+        func attackSetOptions(labels: [String]) throws -> [ConceptFile.AttackSetFile] {
             try attackSet.map { option in
                 let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, !parts[1].isEmpty,
                     ConceptFile.unsafeNameReason(parts[0]) == nil
                 else {
                     throw UsageError(
-                        "--attack-set \(option): expected NAME=PATH with NAME of letters, digits, '-', '_'"
+                        "--attack-set \(option): expected NAME=PATH or NAME=PATH@LABEL with NAME of letters, digits, '-', '_'"
                     )
                 }
-                guard FileManager.default.fileExists(atPath: parts[1]) else {
-                    throw UsageError("--attack-set \(option): no such file \(parts[1])")
+                var (path, label) = (parts[1], String?.none)
+                if !FileManager.default.fileExists(atPath: path), let at = path.lastIndex(of: "@") {
+                    (path, label) = (String(path[..<at]), String(path[path.index(after: at)...]))
                 }
-                return (parts[0], parts[1])
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw UsageError("--attack-set \(option): no such file \(path)")
+                }
+                if let label, !labels.contains(label) {
+                    throw UsageError(
+                        "--attack-set \(option): no model is labelled \(label.debugDescription) (models: \(labels.joined(separator: ", ")); --label names them)"
+                    )
+                }
+                return ConceptFile.AttackSetFile(name: parts[0], path: path, against: label)
             }
         }
 
         func run() throws {
             // A missing or unreadable adapter is found before any image is drawn.
             let candidates = try labelledCandidates()
-            let conceptFile = detectorOptions.applied(to: try conceptWithAttackSets())
+            let conceptFile = detectorOptions.applied(
+                to: try conceptWithAttackSets(labels: candidates.map(\.label)))
             guard !conceptFile.attackSets.isEmpty else {
                 throw UsageError(
                     "\(conceptFile.path) names no attack prompt sets ([attacks]): give one with "
@@ -215,10 +236,8 @@ extension Duo {
                     "duo eval: \(candidates.count) models", modelDirectory: modelDirectory,
                     quiet: output.quiet
                 ) {
-                    let images =
-                        evaluation.sets.reduce(0) { $0 + $1.rows.count * seeds } + keepPrompts
-                    return RunEstimate.samplingPasses(
-                        images: images * candidates.count, steps: sampling.steps)
+                    RunEstimate.samplingPasses(
+                        images: evaluation.imageCount, steps: sampling.steps)
                 }
                 let bar = output.progress("images")
                 let results = try evaluation.run { bar?.update($0, of: $1) }
