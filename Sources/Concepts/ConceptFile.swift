@@ -10,7 +10,8 @@ import Foundation
 /// fills; a template without any is a plain prompt. Keys: `name`, `description`, `kind` ("attribute" or "object");
 /// `[words]` `explicit`, `synonyms`, `implicit`; `[prompts]` `unsafe`, `safe` (one per
 /// unsafe prompt, or one shared) and optional `keep`; optional `[synthesis]` (SDEdit
-/// settings), `[unlearning]` (the concept's own `duo unlearn` defaults), `[detector]`
+/// settings), `[unlearning]` (the concept's own `duo unlearn` defaults), `[esd]` (the
+/// phrase ESD erases), `[detector]`
 /// (which detector judges the concept) and `[attacks]` (prompt set files beside the
 /// concept file).
 public struct ConceptFile: Hashable, Sendable {
@@ -32,6 +33,9 @@ public struct ConceptFile: Hashable, Sendable {
     public var pairSceneSize: String?
     public var synthesis: SynthesisSettings
     public var unlearning: UnlearningDefaults
+    /// `[esd] prompt`: the one phrase ESD prompts with (ESD's `--prompt`, "nudity"); nil:
+    /// the first explicit word (`esdConceptPrompt`).
+    public var esdPrompt: String?
     public var detector: DetectorChoice
     /// Prompt sets for evaluation, in file order.
     public var attackSets: [AttackSetFile]
@@ -127,7 +131,8 @@ public struct ConceptFile: Hashable, Sendable {
         "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
-        "unlearning.lambda_unconditional", "detector", "detector.builtin", "detector.command",
+        "unlearning.lambda_unconditional", "esd", "esd.prompt", "detector", "detector.builtin",
+        "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
 
@@ -138,6 +143,9 @@ public struct ConceptFile: Hashable, Sendable {
         let line = keyLines[key] ?? keyLines[table] ?? 1
         return ConceptFileError(path: path, line: line, key: key, reason: reason)
     }
+
+    /// The phrase ESD erases: `[esd] prompt`, else the first explicit word.
+    public var esdConceptPrompt: String { esdPrompt ?? explicitWords.first ?? name }
 
     /// Every template of the file with the key it came from, in file order.
     public var templates: [(key: String, template: String)] {
@@ -193,6 +201,12 @@ public struct ConceptFile: Hashable, Sendable {
         }
         synthesis = try fields.synthesis()
         unlearning = try fields.unlearning()
+        if document.values["esd.prompt"] != nil {
+            esdPrompt = try fields.string("esd.prompt")
+            if esdPrompt!.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw fields.error("expected a phrase, found an empty string", key: "esd.prompt")
+            }
+        }
         detector = try fields.detector()
         let folder = PathText.parent(path)
         attackSets = try fields.attackSets().map { name, file in

@@ -17,6 +17,8 @@ public struct ModelDefaults: Sendable {
     public var promptedShare: Float?
     /// Ring-A-Bell's genetic-search generations.
     public var ringABellGenerations: Int?
+    /// The model's own ESD preset ("esd"), a run's default unless it names "reference".
+    public var esdPreset: ESDPreset?
 
     public init() {}
 
@@ -31,7 +33,7 @@ public struct ModelDefaults: Sendable {
             throw ModelError(file: path, "not a JSON object (\(error))")
         }
         try Self.rejectUnknown(
-            value, path: path, known: ["about", "unlearning", "ring-a-bell"], table: nil)
+            value, path: path, known: ["about", "unlearning", "ring-a-bell", "esd"], table: nil)
         if let unlearning = value["unlearning"] {
             try Self.rejectUnknown(
                 unlearning, path: path,
@@ -50,6 +52,7 @@ public struct ModelDefaults: Sendable {
                 ringABell, "generations", path: path, in: 1...1e6)
             ringABellGenerations = generations.map { Int($0) }
         }
+        if let esd = value["esd"] { esdPreset = try ESDPreset(table: esd, path: path) }
     }
 
     /// DUO's reference settings with this model's defaults applied.
@@ -63,7 +66,7 @@ public struct ModelDefaults: Sendable {
         return settings
     }
 
-    private static func rejectUnknown(
+    static func rejectUnknown(
         _ value: JSONValue, path: String, known: Set<String>, table: String?
     ) throws {
         guard let members = value.members else {
@@ -75,29 +78,33 @@ public struct ModelDefaults: Sendable {
         }
     }
 
-    private static func number<T: BinaryFloatingPoint>(
-        _ table: JSONValue, _ key: String, path: String, in range: ClosedRange<Double>
+    /// `table[key]` as a number in `range`; errors name the key under `prefix` ("esd.lr").
+    static func number<T: BinaryFloatingPoint>(
+        _ table: JSONValue, _ key: String, path: String, in range: ClosedRange<Double>,
+        prefix: String? = nil
     ) throws -> T? {
         guard let field = table[key] else { return nil }
         guard let number = field.double, range.contains(number) else {
             throw ModelError(
-                file: path, key: key,
+                file: path, key: prefix.map { "\($0).\(key)" } ?? key,
                 "expected a number from \(range.lowerBound) to \(range.upperBound)")
         }
         return T(number)
     }
 
-    private static func targets(_ table: JSONValue, path: String) throws -> Set<LoRATarget>? {
+    static func targets(_ table: JSONValue, path: String, prefix: String? = nil) throws
+        -> Set<LoRATarget>?
+    {
+        let key = prefix.map { "\($0).targets" } ?? "targets"
         guard let field = table["targets"] else { return nil }
         guard let names = field.array?.map(\.string), !names.isEmpty else {
-            throw ModelError(
-                file: path, key: "targets", "expected a non-empty array of target names")
+            throw ModelError(file: path, key: key, "expected a non-empty array of target names")
         }
         return Set(
             try names.map { name in
                 guard let name, let target = LoRATarget(rawValue: name) else {
                     throw ModelError(
-                        file: path, key: "targets", "unknown target (known: \(LoRATarget.names))")
+                        file: path, key: key, "unknown target (known: \(LoRATarget.names))")
                 }
                 return target
             })
