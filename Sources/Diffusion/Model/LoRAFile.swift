@@ -24,9 +24,17 @@ public enum LoRAFile {
         try writer.write(to: path)
     }
 
-    /// Attaches the adapters of `path` to `unet` with strength `scale` (1: as trained).
-    /// Every key must name a UNet layer and pair an A with a B of matching shapes.
+    /// Attaches the adapter file at `path` to `unet` with strength `scale` (1: as trained):
+    /// a LoRA file, or a UNet weights file (`load(_:into:)` with one file).
     public static func load(_ path: String, into unet: UNet2DConditionModel, scale: Float = 1)
+        throws -> LoRASet
+    {
+        try load([AdapterFile(path: path, scale: scale)], into: unet)
+    }
+
+    /// Attaches the LoRA adapters of `path`. Every key must name a UNet layer and pair an A
+    /// with a B of matching shapes.
+    static func loadLoRA(_ path: String, into unet: UNet2DConditionModel, scale: Float)
         throws -> LoRASet
     {
         guard scale.isFinite else {
@@ -124,9 +132,10 @@ public enum LoRAFile {
 }
 
 extension LoRASet {
-    /// Adds each adapter's scale · B A into its base layer's weight, for good: the fused
-    /// model that `duo merge` writes. The adapters are detached afterwards. A sum that
-    /// overflows to infinity (a huge scale) is an error naming the layer.
+    /// Adds each adapter's scale · B A into its base layer's weight, for good, and keeps the
+    /// UNet weights files' edits: the fused model that `duo merge` writes. The adapters are
+    /// detached afterwards. A sum that overflows to infinity (a huge scale) is an error
+    /// naming the layer.
     public func merge(into unet: UNet2DConditionModel) throws {
         let layers = Dictionary(
             unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
@@ -145,6 +154,7 @@ extension LoRASet {
             }
             weight.assign(merged)
         }
+        weightEdits.keep()
         detach(from: unet)
     }
 }

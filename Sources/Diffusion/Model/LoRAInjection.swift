@@ -24,12 +24,18 @@ public enum AdaptableLayer {
 
 /// LoRA adapters on UNet layers, as diffusers/peft place them for Stable Diffusion. The
 /// base weights stay frozen; switching the adapters off gives back the original model,
-/// which DUO uses as its reference.
+/// which DUO uses as its reference. Adapter files loaded together may also carry UNet
+/// weights files' edits, which detaching undoes.
 public final class LoRASet: Layer {
     /// (diffusers key of the adapted layer, its adapter), in model order.
     public let adapters: [(String, LoRA)]
+    /// The UNet parameters that loaded UNet weights files overwrote (none for fresh adapters).
+    public let weightEdits: UNetWeightEdits
 
-    init(adapters: [(String, LoRA)]) { self.adapters = adapters }
+    init(adapters: [(String, LoRA)], weightEdits: UNetWeightEdits = UNetWeightEdits()) {
+        self.adapters = adapters
+        self.weightEdits = weightEdits
+    }
 
     /// Adds fresh adapters of `rank` with scale alpha / rank on the `targets`, and freezes
     /// the UNet.
@@ -60,8 +66,10 @@ public final class LoRASet: Layer {
         return LoRASet(adapters: adapters)
     }
 
-    /// Removes the adapters from `unet` (its layers compute the base again).
+    /// Removes the adapters from `unet` and restores the weights files' edits (its layers
+    /// compute the base again).
     public func detach(from unet: UNet2DConditionModel) {
+        weightEdits.restore()
         for (_, layer) in unet.adaptableLayers(Set(LoRATarget.allCases)) {
             switch layer {
             case .linear(let linear): linear.lora = nil

@@ -13,35 +13,55 @@ public struct AdapterFile: Hashable, Sendable {
 }
 
 extension LoRAFile {
-    /// Attaches several adapter files at once, as diffusers' `set_adapters(names,
-    /// adapter_weights=scales)` does: each adapted layer applies W0 + Σᵢ sᵢ Bᵢ Aᵢ. DUO's
-    /// violence model is its four sub-concept adapters stacked at weight 1
-    /// (docs/reference-settings.md). Where files adapt the same layer their adapters are
-    /// joined along the rank, A = [A₁; A₂], B = [s₁B₁, s₂B₂], whose product is that sum.
+    /// Attaches several adapter files at once: LoRA files as diffusers'
+    /// `set_adapters(names, adapter_weights=scales)` does, each adapted layer applying
+    /// W0 + Σᵢ sᵢ Bᵢ Aᵢ, and UNet weights files (`UNetWeightsFile`) as
+    /// W_base + Σⱼ sⱼ (Wⱼ − W_base), told apart by their keys (`AdapterKind`). DUO's violence
+    /// model is its four sub-concept adapters stacked at weight 1
+    /// (docs/reference-settings.md). Detaching the set undoes both.
     public static func load(_ files: [AdapterFile], into unet: UNet2DConditionModel) throws
+        -> LoRASet
+    {
+        var (loras, weights): ([AdapterFile], [AdapterFile]) = ([], [])
+        for file in files {
+            switch try AdapterKind.of(file.path, unet: unet) {
+            case .lora: loras.append(file)
+            case .unetWeights: weights.append(file)
+            }
+        }
+        let set = try loadLoRAs(loras, into: unet)
+        guard !weights.isEmpty else { return set }
+        do {
+            let edits = try UNetWeightsFile.apply(weights, to: unet)
+            return LoRASet(adapters: set.adapters, weightEdits: edits)
+        } catch {
+            set.detach(from: unet)
+            throw error
+        }
+    }
+
+    /// Attaches LoRA files. Where files adapt the same layer their adapters are joined along
+    /// the rank, A = [A₁; A₂], B = [s₁B₁, s₂B₂], whose product is that sum.
+    static func loadLoRAs(_ files: [AdapterFile], into unet: UNet2DConditionModel) throws
         -> LoRASet
     {
         guard files.count > 1 else {
             guard let file = files.first else { return LoRASet(adapters: []) }
-            return try load(file.path, into: unet, scale: file.scale)
+            return try loadLoRA(file.path, into: unet, scale: file.scale)
         }
         var perLayer: [String: [LoRA]] = [:]
-        var order: [String] = []
         for file in files {
-            let set = try load(file.path, into: unet, scale: file.scale)
+            let set = try loadLoRA(file.path, into: unet, scale: file.scale)
             set.detach(from: unet)
             for (name, adapter) in set.adapters {
-                if perLayer[name] == nil { order.append(name) }
                 perLayer[name, default: []].append(adapter)
             }
         }
-        let layers = Dictionary(
-            unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
-        let modelOrder = unet.adaptableLayers(Set(LoRATarget.allCases)).map(\.0)
+        let modelOrder = unet.adaptableLayers(Set(LoRATarget.allCases))
         var adapters: [(String, LoRA)] = []
-        for name in modelOrder where perLayer[name] != nil {
+        for (name, layer) in modelOrder where perLayer[name] != nil {
             let joined = joinedAlongRank(perLayer[name]!)
-            switch layers[name]! {
+            switch layer {
             case .linear(let linear): linear.lora = joined
             case .conv(let conv): conv.lora = joined
             }

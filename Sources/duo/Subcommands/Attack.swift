@@ -69,7 +69,7 @@ extension Duo {
 
         @Option(
             help:
-                "The unlearned model's adapter (from duo unlearn) as PATH or PATH@SCALE; repeat to attack several stacked."
+                "The unlearned model's adapter (from duo unlearn: a LoRA or a UNet weights file) as PATH or PATH@SCALE; repeat to attack several stacked."
         )
         var adapter: [String]
 

@@ -27,7 +27,7 @@ extension Duo {
 
         @Option(
             help:
-                "An adapter to evaluate (repeatable), as PATH or PATH@SCALE; several joined by commas are stacked into one model (DUO's violence: blood,gun,horror,suffer)."
+                "An adapter to evaluate (repeatable; a LoRA or a UNet weights file), as PATH or PATH@SCALE; several joined by commas are stacked into one model (DUO's violence: blood,gun,horror,suffer)."
         )
         var adapter: [String] = []
 

@@ -8,9 +8,12 @@ extension Duo {
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Fuse a LoRA adapter into a model and write the result as a new model folder.",
+                "Fuse a LoRA adapter or UNet weights file into a model and write the result as a new model folder.",
             discussion: """
-                W = W0 + scale x B A for every adapted layer, summed over the adapters. Every \
+                A LoRA: W = W0 + scale x B A for every adapted layer. A UNet weights file (a \
+                partial or whole diffusers UNet state_dict, as ESD and UCE write): \
+                W = W0 + scale x (W_file - W0) for every parameter it holds. Several files \
+                add their changes. Every \
                 other file of the model folder is copied as it is; the UNet weights are \
                 written in float32. The folder is written beside its destination and renamed \
                 into place.
@@ -18,17 +21,20 @@ extension Duo {
 
         @OptionGroup var modelOption: ModelOption
 
-        @Option(help: "The LoRA adapter to fuse.")
-        var lora: String
+        @Option(
+            help:
+                "The LoRA adapter or UNet weights file to fuse, as PATH or PATH@SCALE; repeat to fuse several."
+        )
+        var lora: [String]
 
-        @Option(help: "Strength of the adapter.")
-        var loraScale: Float = 1
+        @Option(help: "Strength of a single --lora (default 1).")
+        var loraScale: Float?
 
         @Option(help: "The new model folder.")
         var out: String
 
         func validate() throws {
-            try OptionCheck.finite(loraScale, "--lora-scale")
+            if let loraScale { try OptionCheck.finite(loraScale, "--lora-scale") }
         }
 
         func run() throws {
@@ -42,7 +48,8 @@ extension Duo {
             }
             let source = try modelOption.directory()
             let unet = try UNet2DConditionModel.load(directory: source + "/unet")
-            let adapters = try LoRAFile.load(lora, into: unet, scale: loraScale)
+            let adapters = try LoRAFile.load(
+                try AdapterSpec.stack(lora, loraScale: loraScale), into: unet)
             try adapters.merge(into: unet)
             let staging = out + ".tmp-\(getpid())"
             do {

@@ -19,7 +19,7 @@ extension Duo {
 
         @Option(
             help:
-                "A LoRA adapter (.safetensors in diffusers' format, e.g. from duo unlearn) as PATH or PATH@SCALE; repeat to stack several."
+                "A LoRA adapter (.safetensors in diffusers' format, e.g. from duo unlearn) or a UNet weights file (a diffusers UNet state_dict, partial or whole) as PATH or PATH@SCALE; repeat to stack several."
         )
         var lora: [String] = []
 

@@ -25,7 +25,10 @@ extension Duo {
         )
         var model: String?
 
-        @Option(help: "A LoRA adapter to check the model with (e.g. from duo unlearn).")
+        @Option(
+            help:
+                "A LoRA adapter or UNet weights file to check the model with (e.g. from duo unlearn)."
+        )
         var lora: String?
 
         @Option(
