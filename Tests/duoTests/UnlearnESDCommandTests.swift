@@ -1,5 +1,7 @@
 import Formats
 import Foundation
+import Unlearning
+import World
 import XCTest
 
 /// `duo unlearn --method esd` end to end: no pairs, the trained UNet parameters written
@@ -59,6 +61,22 @@ final class UnlearnESDCommandTests: XCTestCase {
         let unknown = try run(Self.root + "/unknown-\(UUID())", ["--esd-preset", "fast"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("known: reference, world"), unknown.stderr)
+    }
+
+    /// The embedded model's ESD preset leaves the reference in the DDIM steps only, as
+    /// `duo unlearn --help` says.
+    func testTheWorldPresetIsWhatTheHelpSays() throws {
+        let defaults = try ModelDefaults(directory: try EmbeddedModel.shippedDirectory())
+        let preset = try XCTUnwrap(defaults.esdPreset)
+        XCTAssertEqual(preset.name, "world")
+        var expected = ESDOptions()
+        expected.ddimSteps = 10
+        XCTAssertEqual(preset.options, expected)
+        let help = try runDuo(["unlearn", "--help"])
+        XCTAssertTrue(
+            help.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ")
+                .joined(separator: " ").contains("x_t sampled in 10 DDIM steps instead of 50"),
+            help.stdout)
     }
 
     func testTheOtherMethodsOptionsAreRefusedByName() throws {

@@ -34,8 +34,8 @@ extension Duo {
 
         /// How the embedded model's ESD preset leaves the reference (its duo_defaults.json).
         static let worldPresetNote =
-            "a LoRA (rank 32 on self-attention, feed-forward and the ResNet convs) at Adam 1e-3, "
-            + "otherwise the reference's method and schedule."
+            "x_t sampled in 10 DDIM steps instead of 50 (t_enc bins of 100 timesteps, about a "
+            + "quarter of the UNet passes); every other setting the reference's."
 
         @OptionGroup var conceptOption: ConceptOption
 
@@ -118,7 +118,7 @@ extension Duo {
         )
         var unconditionalLambda: Float?
 
-        @OptionGroup(title: "ESD (--method esd)") var esd: ESDOptionGroup
+        @OptionGroup(title: "ESD options (--method esd)") var esd: ESDOptionGroup
 
         @Option(help: "Seed for the adapters' init, the batches, noise and timesteps.")
         var seed: UInt64 = 0
