@@ -28,12 +28,15 @@ final class ESDReferenceParityTests: XCTestCase {
         for tEnc in 0..<50 {
             let bin = ESDTrajectory.timestepBin(tEnc: tEnc, ddimSteps: 50, trainTimesteps: 1000)
             XCTAssertEqual(
-                [Float(bin.lowerBound), Float(bin.upperBound)], Array(bins[2 * tEnc..<2 * tEnc + 2]),
+                [Float(bin.lowerBound), Float(bin.upperBound)],
+                Array(bins[2 * tEnc..<2 * tEnc + 2]),
                 "train-esd.py l.228-229 at t_enc \(tEnc)")
         }
         // Python's round is half to even: 1/16 · 1000 = 62.5 → 62, 3/16 · 1000 = 187.5 → 188.
-        XCTAssertEqual(ESDTrajectory.timestepBin(tEnc: 1, ddimSteps: 16, trainTimesteps: 1000), 62..<125)
-        XCTAssertEqual(ESDTrajectory.timestepBin(tEnc: 3, ddimSteps: 16, trainTimesteps: 1000), 188..<250)
+        XCTAssertEqual(
+            ESDTrajectory.timestepBin(tEnc: 1, ddimSteps: 16, trainTimesteps: 1000), 62..<125)
+        XCTAssertEqual(
+            ESDTrajectory.timestepBin(tEnc: 3, ddimSteps: 16, trainTimesteps: 1000), 188..<250)
     }
 
     /// x_t for several t_enc: the reference's sampler (its float64 schedule: 1e-4) and

@@ -40,7 +40,8 @@ final class ESDSettingsTests: XCTestCase {
         let model = try StableDiffusion.load(directory: DUOStepParityTests.pipeline)
         let adam = ESDTrainer.adam(FullRankSubset(unet: model.unet, method: .xattn))
         XCTAssertEqual(adam.options.weightDecay, 0, "Adam, not AdamW")
-        XCTAssertEqual([adam.options.beta1, adam.options.beta2, adam.options.eps], [0.9, 0.999, 1e-8])
+        XCTAssertEqual(
+            [adam.options.beta1, adam.options.beta2, adam.options.eps], [0.9, 0.999, 1e-8])
     }
 
     func testAModelsPresetIsItsDefaultAndReferenceStillNamesTheReference() throws {
@@ -48,7 +49,8 @@ final class ESDSettingsTests: XCTestCase {
         XCTAssertEqual(own.preset, "world")
         XCTAssertEqual(own.learningRate, 1e-3)
         XCTAssertEqual(own.ddimSteps, 25)
-        XCTAssertEqual(own.weights, .lora(rank: 32, alpha: 32, targets: ESDTrainMethod.noxattn.loraTargets))
+        XCTAssertEqual(
+            own.weights, .lora(rank: 32, alpha: 32, targets: ESDTrainMethod.noxattn.loraTargets))
         XCTAssertEqual(try merged(world, "reference"), try merged(nil))
         var options = ESDOptions()
         options.learningRate = 2e-5
@@ -88,7 +90,10 @@ final class ESDSettingsTests: XCTestCase {
             (#"{"esd": {"preset": "reference"}}"#, "key 'esd.preset'"),
             (#"{"esd": {"lr": 1e-3}}"#, "key 'esd.preset'"),
             (#"{"esd": {"preset": "w", "train_method": "full"}}"#, "expected noxattn or xattn"),
-            (#"{"esd": {"preset": "w", "ddim_steps": 2.5}}"#, "key 'esd.ddim_steps': expected an integer"),
+            (
+                #"{"esd": {"preset": "w", "ddim_steps": 2.5}}"#,
+                "key 'esd.ddim_steps': expected an integer"
+            ),
         ] {
             try write(text)
             XCTAssertThrowsError(try ModelDefaults(directory: folder), text) { error in
@@ -117,7 +122,9 @@ final class ESDSettingsTests: XCTestCase {
         XCTAssertEqual(try ConceptFile(parsing: base, path: "c.toml").esdConceptPrompt, "naked")
         let own = try ConceptFile(parsing: base + "[esd]\nprompt = \"nudity\"\n", path: "c.toml")
         XCTAssertEqual(own.esdConceptPrompt, "nudity")
-        XCTAssertThrowsError(try ConceptFile(parsing: base + "[esd]\nprompt = \" \"\n", path: "c.toml")) {
+        XCTAssertThrowsError(
+            try ConceptFile(parsing: base + "[esd]\nprompt = \" \"\n", path: "c.toml")
+        ) {
             XCTAssertTrue("\($0)".contains("esd.prompt"), "\($0)")
         }
     }

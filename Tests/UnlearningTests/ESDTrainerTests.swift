@@ -13,7 +13,8 @@ final class ESDTrainerTests: XCTestCase {
     var folder = ""
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("esd-\(UUID())")
+        folder =
+            FileManager.default.temporaryDirectory.appendingPathComponent("esd-\(UUID())")
             .path
     }
 
@@ -27,7 +28,8 @@ final class ESDTrainerTests: XCTestCase {
         var timesteps: [Int] = []
         for i in 0..<2000 {
             let draw = ESDTrajectory.draw(
-                ddimSteps: 50, trainTimesteps: 1000, shape: [1, 1, 2, 2], key: key.fold(in: UInt64(i)))
+                ddimSteps: 50, trainTimesteps: 1000, shape: [1, 1, 2, 2],
+                key: key.fold(in: UInt64(i)))
             XCTAssertTrue((0..<50).contains(draw.tEnc))
             XCTAssertTrue(
                 ESDTrajectory.timestepBin(tEnc: draw.tEnc, ddimSteps: 50, trainTimesteps: 1000)
@@ -40,8 +42,11 @@ final class ESDTrainerTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(timesteps.max()!, 980)
         let again = ESDTrajectory.draw(
             ddimSteps: 50, trainTimesteps: 1000, shape: [1, 1, 2, 2], key: key.fold(in: 7))
-        XCTAssertEqual(again.timestep, ESDTrajectory.draw(
-            ddimSteps: 50, trainTimesteps: 1000, shape: [1, 1, 2, 2], key: key.fold(in: 7)).timestep)
+        XCTAssertEqual(
+            again.timestep,
+            ESDTrajectory.draw(
+                ddimSteps: 50, trainTimesteps: 1000, shape: [1, 1, 2, 2], key: key.fold(in: 7)
+            ).timestep)
     }
 
     /// The reference's sampler runs N − max(t_enc, 1) of the timesteps after the first.
@@ -52,7 +57,8 @@ final class ESDTrainerTests: XCTestCase {
         XCTAssertEqual(
             ESDTrajectory.samplingTimesteps(tEnc: 0, schedulerTimesteps: list),
             ESDTrajectory.samplingTimesteps(tEnc: 1, schedulerTimesteps: list))
-        XCTAssertEqual(ESDTrajectory.samplingTimesteps(tEnc: 30, schedulerTimesteps: list).last, 581)
+        XCTAssertEqual(
+            ESDTrajectory.samplingTimesteps(tEnc: 30, schedulerTimesteps: list).last, 581)
     }
 
     func testFrozenLayersGetNoGradientAndTheOriginalComesBackExactly() throws {
@@ -107,16 +113,21 @@ final class ESDTrainerTests: XCTestCase {
         XCTAssertEqual(try straight.train(resume: false), 4)
         let stopped = folder + "/stopped"
         try FileManager.default.createDirectory(atPath: stopped, withIntermediateDirectories: true)
-        XCTAssertEqual(try trainer(weights, directory: stopped).train(resume: false) { $0.step < 2 }, 2)
+        XCTAssertEqual(
+            try trainer(weights, directory: stopped).train(resume: false) { $0.step < 2 }, 2)
         let resumed = try trainer(weights, directory: stopped)
         XCTAssertEqual(try resumed.train(resume: true), 4)
         XCTAssertEqual(resumed.resumedFrom, 2)
-        for ((name, a), (_, b)) in zip(straight.weights.namedParameters, resumed.weights.namedParameters) {
+        for ((name, a), (_, b)) in zip(
+            straight.weights.namedParameters, resumed.weights.namedParameters)
+        {
             XCTAssertEqual(a.scalars, b.scalars, "\(name): the uninterrupted run's, bit for bit")
         }
         func log(_ directory: String) throws -> [String] {
             try String(contentsOfFile: directory + "/train.jsonl", encoding: .utf8)
-                .replacingOccurrences(of: #", "seconds": [0-9.]+"#, with: "", options: .regularExpression)
+                .replacingOccurrences(
+                    of: #", "seconds": [0-9.]+"#, with: "", options: .regularExpression
+                )
                 .split(separator: "\n").map(String.init)
         }
         XCTAssertEqual(try log(stopped), try log(folder + "/straight"))
@@ -141,6 +152,8 @@ final class ESDTrainerTests: XCTestCase {
         XCTAssertThrowsError(try changed.train(resume: true)) {
             XCTAssertTrue("\($0)".contains("negative_guidance 1"), "\($0)")
         }
-        XCTAssertEqual(try changed.folderConflict(replacing: false).map { $0.contains("negative_guidance") }, true)
+        XCTAssertEqual(
+            try changed.folderConflict(replacing: false).map { $0.contains("negative_guidance") },
+            true)
     }
 }

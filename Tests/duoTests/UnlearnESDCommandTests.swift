@@ -41,7 +41,8 @@ final class UnlearnESDCommandTests: XCTestCase {
         XCTAssertEqual(settings["esd_preset"] as? String, "reference")
         XCTAssertEqual(settings["prompt"] as? String, "stripes", "stripes' [esd] prompt")
         XCTAssertEqual(settings["learning_rate"] as? Double, 1e-5)
-        XCTAssertEqual(try String(contentsOfFile: out + "/train.jsonl").split(separator: "\n").count, 2)
+        XCTAssertEqual(
+            try String(contentsOfFile: out + "/train.jsonl").split(separator: "\n").count, 2)
         let sample = try runDuo([
             "sample", "--model", tinyWorldModel, "--lora", out + "/unet.safetensors", "--prompt",
             "a striped circle", "--steps", "2", "--out", out + "/sample.png",

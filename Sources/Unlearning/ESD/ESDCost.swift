@@ -25,8 +25,11 @@ public enum ESDCost {
     public static func passes(_ settings: ESDSettings) -> Int {
         let n = Double(settings.ddimSteps)
         let sampling = 2 * ((n - 1) / 2 + (n - 1) / n)
-        let perIteration = sampling + 2 + Double(RunEstimate.trainingPasses(
-            steps: 1, rows: 1, withReference: false))
+        let perIteration =
+            sampling + 2
+            + Double(
+                RunEstimate.trainingPasses(
+                    steps: 1, rows: 1, withReference: false))
         return Int((perIteration * Double(settings.iterations)).rounded())
     }
 }

@@ -85,7 +85,8 @@ extension ESDSettings {
         }
         let rank = o.rank ?? p.rank ?? 32
         let alpha = o.alpha ?? (o.rank != nil ? nil : p.alpha) ?? Float(rank)
-        return .lora(rank: rank, alpha: alpha, targets: o.targets ?? p.targets ?? method.loraTargets)
+        return .lora(
+            rank: rank, alpha: alpha, targets: o.targets ?? p.targets ?? method.loraTargets)
     }
 }
 

@@ -37,7 +37,9 @@ public enum ESDTrajectory {
     /// half to even, of the float64 `(t_enc / ddim_steps) * T`).
     public static func timestepBin(tEnc: Int, ddimSteps: Int, trainTimesteps: Int) -> Range<Int> {
         func edge(_ index: Int) -> Int {
-            Int((Double(index) / Double(ddimSteps) * Double(trainTimesteps)).rounded(.toNearestOrEven))
+            Int(
+                (Double(index) / Double(ddimSteps) * Double(trainTimesteps)).rounded(
+                    .toNearestOrEven))
         }
         return edge(tEnc)..<edge(tEnc + 1)
     }
@@ -51,7 +53,8 @@ public enum ESDTrajectory {
         let tEnc = min(Int(u[0] * Float(ddimSteps)), ddimSteps - 1)
         let bin = timestepBin(tEnc: tEnc, ddimSteps: ddimSteps, trainTimesteps: trainTimesteps)
         let timestep = bin.lowerBound + min(Int(u[1] * Float(bin.count)), bin.count - 1)
-        return Draw(tEnc: tEnc, timestep: timestep, startCode: Tensor.randn(shape, key: key.fold(in: 2)))
+        return Draw(
+            tEnc: tEnc, timestep: timestep, startCode: Tensor.randn(shape, key: key.fold(in: 2)))
     }
 
     /// The DDIM timesteps the reference's sampler runs before stopping at `tEnc`, from the

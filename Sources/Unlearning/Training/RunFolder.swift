@@ -17,7 +17,8 @@ extension TrainingRun {
     /// A run never replaces files it did not write, nor, unasked, another run's.
     public func folderConflict(replacing: Bool) throws -> String? {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        let foreign = entries.filter { !$0.hasPrefix(".") && !RunFolder.files.contains($0) }.sorted()
+        let foreign = entries.filter { !$0.hasPrefix(".") && !RunFolder.files.contains($0) }
+            .sorted()
         if !foreign.isEmpty {
             return
                 "holds files duo unlearn does not write (\(foreign.prefix(3).joined(separator: ", "))); give another --out"

@@ -58,7 +58,8 @@ public enum TrainingReport {
         let history: JSONFields = [
             ("resumed_from", resumedFrom.map { JSONValue.number($0) } ?? .null)
         ]
-        try AtomicFile.write(JSONValue.object(fields + history).text(), to: directory + "/config.json")
+        try AtomicFile.write(
+            JSONValue.object(fields + history).text(), to: directory + "/config.json")
     }
 
     /// train.svg from train.jsonl: the loss terms on the left; on the right DUO's implicit

@@ -68,7 +68,6 @@ public final class UnlearningTrainer {
         }
     }
 
-
     /// The checkpoint step the last `train(resume: true)` continued from (nil: a fresh
     /// run). config.json records it, so that a resumed run can be told from one that
     /// quietly started over: both end with the same adapter.

@@ -80,7 +80,8 @@ extension Duo {
 
         @Option(
             help:
-                "Optimizer steps (default: 1000, DUO's; a concept file's [unlearning] steps wins; ESD: iterations, 1000).")
+                "Optimizer steps (default: 1000, DUO's; a concept file's [unlearning] steps wins; ESD: iterations, 1000)."
+        )
         var steps: Int?
 
         @Option(help: "Pairs per micro-batch (default: 4, DUO's 1 per GPU on 4 GPUs).")
@@ -188,7 +189,8 @@ extension Duo {
             if let option = given.first {
                 throw UsageError(
                     "\(option) is an option of --method \(other), not \(method.rawValue)"
-                        + (option == "--pairs" ? " (ESD samples its own x_t; it needs no pairs)" : ""))
+                        + (option == "--pairs"
+                            ? " (ESD samples its own x_t; it needs no pairs)" : ""))
             }
         }
 
@@ -290,7 +292,8 @@ extension Duo {
                 if first { bar?.startCounting(from: log.step - 1) }
                 first = false
                 let detail = String(
-                    format: "loss %.4f  acc %.2f", log.value("loss"), log.value("implicit_accuracy"))
+                    format: "loss %.4f  acc %.2f", log.value("loss"), log.value("implicit_accuracy")
+                )
                 bar?.update(log.step, of: settings.steps, detail: detail)
                 return !Interruption.requested
             }
