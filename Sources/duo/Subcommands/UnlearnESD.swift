@@ -130,11 +130,7 @@ extension Duo.Unlearn {
         try TrainingReport.writePlot(
             directory: directory,
             title: "\(concept.name) \(settings.trainMethod.paperName)")
-        if reached < settings.iterations {
-            output.progress("")?.note(
-                "stopped at iteration \(reached); checkpoint written: continue with --resume")
-            throw ExitCode(130)
-        }
+        if reached < settings.iterations { throw ExitCode(130) }
         let path = try TrainingReport.writeESD(
             trainer, concept: concept.name,
             extra: [("model", .string(try modelOption.recordedName()))])
@@ -142,12 +138,13 @@ extension Duo.Unlearn {
     }
 
     /// Runs the iterations with a progress line (rate, ETA, loss and guidance cosine);
-    /// returns the iteration reached (fewer than asked when Ctrl-C stopped it).
+    /// returns the iteration reached (fewer than asked when Ctrl-C stopped it, said on the
+    /// progress line).
     func trainESD(_ trainer: ESDTrainer) throws -> Int {
         Interruption.install()
         let bar = output.progress("unlearning (\(trainer.settings.trainMethod.paperName))")
         var first = true
-        return try trainer.train(resume: resume) { log in
+        let reached = try trainer.train(resume: resume) { log in
             if first { bar?.startCounting(from: log.step - 1) }
             first = false
             let detail = String(
@@ -156,5 +153,9 @@ extension Duo.Unlearn {
             bar?.update(log.step, of: trainer.settings.iterations, detail: detail)
             return !Interruption.requested
         }
+        if reached < trainer.settings.iterations {
+            bar?.note("stopped at iteration \(reached); checkpoint written: continue with --resume")
+        }
+        return reached
     }
 }
