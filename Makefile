@@ -38,7 +38,7 @@ demo: build
 	.build/release/duo attack ring-a-bell --concept $(CONCEPT)
 	.build/release/duo eval --concept $(CONCEPT) \
 		--adapter adapters/$(CONCEPT)/duo/adapter.safetensors --label DUO \
-		--adapter adapters/$(CONCEPT)/esd/adapter.safetensors --label ESD \
+		--adapter adapters/$(CONCEPT)/esd/unet.safetensors --label ESD \
 		--attack-set ring-a-bell=attacks/$(CONCEPT)/ring-a-bell.txt \
 		--prompts 24 --seeds 1 --keep-prompts 48 --out reports/$(CONCEPT)/demo
 

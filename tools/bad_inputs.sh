@@ -122,6 +122,13 @@ case_ error sample --model $M --prompt a --scheduler bogus --out x.png
 case_ error sample --model $M --prompt a --out x.jpg
 case_ error unlearn --concept stripes --method bogus
 case_ error unlearn --concept stripes --targets bogus
+case_ error unlearn --concept stripes --method esd --pairs pairs
+case_ error unlearn --concept stripes --method esd --beta 5
+case_ error unlearn --concept stripes --train-method xattn
+case_ error unlearn --concept stripes --model $M --method esd --esd-preset bogus --steps 1 --out esd
+case_ error unlearn --concept stripes --model $M --method esd --esd-preset reference --rank 4 --steps 1 --out esd
+case_ error unlearn --concept stripes --method esd --ddim-steps 1
+case_ error unlearn --concept stripes --method esd --esd-prompt ""
 case_ error unlearn --concept stripes --model $M --pairs pairs --prompted-share 0.5 --lambda-unconditional 1
 case_ error eval --concept stripes --model $M --label a --label b --adapter $A
 case_ error eval --concept stripes --model $M --attack-set nonsense

@@ -3,10 +3,10 @@ its objective (rohitgandikota/erasing, train-scripts/train-esd.py: the frozen mo
 unconditional and concept predictions e_0 and e_p, the trained model's concept prediction
 e_n, and MSE(e_n, e_0 - negative_guidance * (e_p - e_0))), on the tiny pipeline folder of
 tools/make_model_fixtures.py with the peft adapters of the DPO fixture (attn1, rank 4,
-random A and B: Tests/UnlearningTests/Fixtures/dpo/adapter.safetensors). duo draws x_t by
-noising images with the concept rather than by ESD's partial sampling trajectory
-(Sources/Unlearning/Training/ESDLoss.swift says why); this fixture checks the objective at
-a given x_t, so the noisy images are made the same way on both sides.
+random A and B: Tests/UnlearningTests/Fixtures/dpo/adapter.safetensors). It checks the
+objective at a given x_t (noised images, made the same way on both sides) with LoRA
+adapters; ESD's own x_t, its trajectory and timestep draws, and its full-rank Adam update
+are checked against the reference's code by tools/make_esd_reference_fixture.py.
   tools/.venv-models/bin/python tools/make_esd_fixture.py
 Writes Tests/UnlearningTests/Fixtures/esd/step.safetensors: the images, noise, timesteps,
 concept context, eta, the loss and the gradient of every adapter weight.

@@ -10,7 +10,8 @@ import Foundation
 /// fills; a template without any is a plain prompt. Keys: `name`, `description`, `kind` ("attribute" or "object");
 /// `[words]` `explicit`, `synonyms`, `implicit`; `[prompts]` `unsafe`, `safe` (one per
 /// unsafe prompt, or one shared) and optional `keep`; optional `[synthesis]` (SDEdit
-/// settings), `[unlearning]` (the concept's own `duo unlearn` defaults), `[detector]`
+/// settings), `[unlearning]` (the concept's own `duo unlearn` defaults), `[esd]` (the
+/// phrase ESD erases), `[detector]`
 /// (which detector judges the concept) and `[attacks]` (prompt set files beside the
 /// concept file).
 public struct ConceptFile: Hashable, Sendable {
@@ -34,6 +35,9 @@ public struct ConceptFile: Hashable, Sendable {
     public var unlearning: UnlearningDefaults
     /// `[uce]`: what `duo unlearn --method uce` erases, towards what, and what it keeps.
     public var uce: UCEDefaults
+    /// `[esd] prompt`: the one phrase ESD prompts with (ESD's `--prompt`, "nudity"); nil:
+    /// the first explicit word (`esdConceptPrompt`).
+    public var esdPrompt: String?
     public var detector: DetectorChoice
     /// Prompt sets for evaluation, in file order.
     public var attackSets: [AttackSetFile]
@@ -152,8 +156,8 @@ public struct ConceptFile: Hashable, Sendable {
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
         "unlearning.lambda_unconditional", "uce", "uce.erase", "uce.guide", "uce.preserve",
-        "uce.lambda", "uce.erase_scale", "uce.preserve_scale", "uce.technique", "detector",
-        "detector.builtin", "detector.command",
+        "uce.lambda", "uce.erase_scale", "uce.preserve_scale", "uce.technique", "esd",
+        "esd.prompt", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
     ]
 
@@ -164,6 +168,9 @@ public struct ConceptFile: Hashable, Sendable {
         let line = keyLines[key] ?? keyLines[table] ?? 1
         return ConceptFileError(path: path, line: line, key: key, reason: reason)
     }
+
+    /// The phrase ESD erases: `[esd] prompt`, else the first explicit word.
+    public var esdConceptPrompt: String { esdPrompt ?? explicitWords.first ?? name }
 
     /// Every template of the file with the key it came from, in file order.
     public var templates: [(key: String, template: String)] {
@@ -220,6 +227,12 @@ public struct ConceptFile: Hashable, Sendable {
         synthesis = try fields.synthesis()
         unlearning = try fields.unlearning()
         uce = try fields.uce()
+        if document.values["esd.prompt"] != nil {
+            esdPrompt = try fields.string("esd.prompt")
+            if esdPrompt!.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw fields.error("expected a phrase, found an empty string", key: "esd.prompt")
+            }
+        }
         detector = try fields.detector()
         let folder = PathText.parent(path)
         attackSets = try fields.attackSets().map { name, file in

@@ -7,12 +7,18 @@ final class ProgressLine {
     private let start = Date()
     private let isTerminal = isatty(STDERR_FILENO) != 0
     private var lastPlain = Date.distantPast
+    /// Work done before this run started (a resumed training run's steps): not in the rate.
+    private var startCount = 0
 
     init(_ label: String) { self.label = label }
 
+    /// Counts the rate from `done` (a resumed run's first step is `done` + 1), so that the
+    /// rate and ETA are this run's.
+    func startCounting(from done: Int) { startCount = done }
+
     func update(_ done: Int, of total: Int, detail: String = "") {
         let elapsed = Date().timeIntervalSince(start)
-        let rate = Double(done) / max(elapsed, 1e-9)
+        let rate = Double(done - startCount) / max(elapsed, 1e-9)
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let text =
             String(format: "%@ %d/%d  %.2f/s  ETA %@", label, done, total, rate, Self.clock(eta))

@@ -50,11 +50,6 @@ final class SettingsMergeTests: XCTestCase {
                 model: ModelDefaults(), concept: concept, options: .init()
             )
             .unconditionalLambda, 0, "prompt-free: dropped")
-        var esd = UnlearningOptions()
-        esd.method = .esd
-        XCTAssertEqual(
-            try UnlearningSettings.merged(model: prompted, concept: concept, options: esd)
-                .unconditionalLambda, 0)
         var half = UnlearningOptions()
         half.promptedShare = 0.5
         half.unconditionalLambda = 10

@@ -9,8 +9,7 @@ import XCTest
 /// A micro-batch runs as data-parallel shards of its pairs; its gradient and logged values
 /// must be those of the whole batch in one pass (each shard weighted by its pairs).
 final class ShardedStepTests: XCTestCase {
-    func trainer(_ method: UnlearningSettings.Method, directory: String) throws -> UnlearningTrainer
-    {
+    func trainer(directory: String) throws -> UnlearningTrainer {
         let n = 5
         let key = RandomKey(seed: 11)
         let pairs = PairData(
@@ -19,10 +18,9 @@ final class ShardedStepTests: XCTestCase {
             unsafePrompts: (0..<n).map { "\($0 + 1) striped red circles" },
             safePrompts: (0..<n).map { "\($0 + 1) red circles" })
         var settings = UnlearningSettings()
-        settings.method = method
-        settings.promptedShare = method == .duo ? 0.5 : 0
+        settings.promptedShare = 0.5
         settings.batchSize = n  // shards of 2 and 3 pairs
-        if method == .duo { settings.targets = [.selfAttention, .convs] }  // the embedded default's
+        settings.targets = [.selfAttention, .convs]  // the embedded default's
         let trainer = try UnlearningTrainer(
             model: TinyWorldModel.model, pairs: pairs, settings: settings, directory: directory,
             identity: [])
@@ -43,7 +41,7 @@ final class ShardedStepTests: XCTestCase {
         return (trainer.optimizer.parameters.map { $0.grad!.scalars }, values)
     }
 
-    func check(_ method: UnlearningSettings.Method) throws {
+    func testDUOShardsHaveTheWholeBatchsGradientAndValues() throws {
         let threads = Parallel.threadCount
         defer { Parallel.threadCount = threads }
         Parallel.threadCount = 2  // the shards at the same time, on a one-core runner too
@@ -51,7 +49,7 @@ final class ShardedStepTests: XCTestCase {
             "sharded-\(UUID())"
         ).path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let trainer = try trainer(method, directory: folder)
+        let trainer = try trainer(directory: folder)
         let (whole, wholeValues) = gradientsAndValues(trainer, shards: 1)
         let (sharded, shardedValues) = gradientsAndValues(trainer, shards: 2)
         // Per gradient, not per entry: GEMMs blocked for another batch size round
@@ -96,16 +94,10 @@ final class ShardedStepTests: XCTestCase {
         case "dpo", "reward_margin": moved = margin  // −log σ has a slope of at most 1
         case "implicit_accuracy": moved = 0  // a share of margins > 0: none is within `margin` of 0
         case "prior": moved = prior
-        case "loss" where settings.method == .duo: moved = margin + settings.resolvedLambda * prior
-        // ESD: θ, and ref twice in the target.
-        case "loss": moved = meanSquare(values[key]!, count: b * pixels, relative: 3 * rho)
+        case "loss": moved = margin + settings.resolvedLambda * prior
         default: moved = meanSquare(values[key]!, count: b * pixels, relative: rho)  // the MSEs
         }
         // The mean over the pairs, summed per shard and then over the shards.
         return moved + abs(values[key]!) * Float32Rounding.sum(b)
     }
-
-    func testDUOShardsHaveTheWholeBatchsGradientAndValues() throws { try check(.duo) }
-
-    func testESDShardsHaveTheWholeBatchsGradientAndValues() throws { try check(.esd) }
 }

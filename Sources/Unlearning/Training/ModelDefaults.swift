@@ -21,6 +21,8 @@ public struct ModelDefaults: Sendable {
     public var ringABellTokenSpace: AttackTokenSpace?
     /// Concept inversion's settings where they differ from the reference's.
     public var conceptInversion = ConceptInversionDefaults()
+    /// The model's own ESD preset ("esd"), a run's default unless it names "reference".
+    public var esdPreset: ESDPreset?
 
     public init() {}
 
@@ -35,8 +37,8 @@ public struct ModelDefaults: Sendable {
             throw ModelError(file: path, "not a JSON object (\(error))")
         }
         try Self.rejectUnknown(
-            value, path: path, known: ["about", "unlearning", "ring-a-bell", "concept-inversion"],
-            table: nil)
+            value, path: path,
+            known: ["about", "unlearning", "ring-a-bell", "concept-inversion", "esd"], table: nil)
         if let unlearning = value["unlearning"] {
             try Self.rejectUnknown(
                 unlearning, path: path,
@@ -52,6 +54,7 @@ public struct ModelDefaults: Sendable {
         if let inversion = value["concept-inversion"] {
             try readConceptInversion(inversion, path: path)
         }
+        if let esd = value["esd"] { esdPreset = try ESDPreset(table: esd, path: path) }
     }
 
     /// DUO's reference settings with this model's defaults applied.
@@ -77,29 +80,33 @@ public struct ModelDefaults: Sendable {
         }
     }
 
+    /// `table[key]` as a number in `range`; errors name the key under `prefix` ("esd.lr").
     static func number<T: BinaryFloatingPoint>(
-        _ table: JSONValue, _ key: String, path: String, in range: ClosedRange<Double>
+        _ table: JSONValue, _ key: String, path: String, in range: ClosedRange<Double>,
+        prefix: String? = nil
     ) throws -> T? {
         guard let field = table[key] else { return nil }
         guard let number = field.double, range.contains(number) else {
             throw ModelError(
-                file: path, key: key,
+                file: path, key: prefix.map { "\($0).\(key)" } ?? key,
                 "expected a number from \(range.lowerBound) to \(range.upperBound)")
         }
         return T(number)
     }
 
-    private static func targets(_ table: JSONValue, path: String) throws -> Set<LoRATarget>? {
+    static func targets(_ table: JSONValue, path: String, prefix: String? = nil) throws
+        -> Set<LoRATarget>?
+    {
+        let key = prefix.map { "\($0).targets" } ?? "targets"
         guard let field = table["targets"] else { return nil }
         guard let names = field.array?.map(\.string), !names.isEmpty else {
-            throw ModelError(
-                file: path, key: "targets", "expected a non-empty array of target names")
+            throw ModelError(file: path, key: key, "expected a non-empty array of target names")
         }
         return Set(
             try names.map { name in
                 guard let name, let target = LoRATarget(rawValue: name) else {
                     throw ModelError(
-                        file: path, key: "targets", "unknown target (known: \(LoRATarget.names))")
+                        file: path, key: key, "unknown target (known: \(LoRATarget.names))")
                 }
                 return target
             })

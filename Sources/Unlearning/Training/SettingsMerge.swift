@@ -18,7 +18,6 @@ public struct UnlearningOptions: Sendable {
     public var convention: DPOConvention?
     public var promptedShare: Float?
     public var unconditionalLambda: Float?
-    public var eta: Float?
     public var seed: UInt64?
     public var checkpointEvery: Int?
 
@@ -29,8 +28,8 @@ extension UnlearningSettings {
     /// A run's settings: the methods' reference settings with the model folder's own
     /// defaults, then the concept file's `[unlearning]`, then the command line's options,
     /// each winning over what came before. A concept file's unconditional-preserving term
-    /// is for prompted DUO and is dropped on a prompt-free run or ESD; asked for on a
-    /// run whose pairs are not all prompted, it is an error.
+    /// is for prompted DUO and is dropped on a prompt-free run; asked for on a run whose
+    /// pairs are not all prompted, it is an error.
     public static func merged(
         model: ModelDefaults, concept: ConceptFile.UnlearningDefaults, options o: UnlearningOptions
     ) throws -> UnlearningSettings {
@@ -51,9 +50,7 @@ extension UnlearningSettings {
         s.promptedShare = o.promptedShare ?? concept.promptedShare ?? s.promptedShare
         s.unconditionalLambda =
             o.unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
-        if s.unconditionalLambda > 0,
-            s.method == .esd || (s.promptedShare == 0 && o.unconditionalLambda == nil)
-        {
+        if s.unconditionalLambda > 0, s.promptedShare == 0, o.unconditionalLambda == nil {
             s.unconditionalLambda = 0
         }
         if s.unconditionalLambda > 0, s.promptedShare < 1 {
@@ -62,7 +59,6 @@ extension UnlearningSettings {
                     + "got \(s.promptedShare)): on a prompt-free pair it would hold the very prediction DPO moves"
             )
         }
-        s.eta = o.eta ?? s.eta
         s.seed = o.seed ?? s.seed
         s.checkpointEvery = o.checkpointEvery ?? s.checkpointEvery
         return s

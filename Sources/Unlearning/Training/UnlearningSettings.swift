@@ -2,8 +2,9 @@ import Diffusion
 import Formats
 import Tensor
 
-/// Every setting of a `duo unlearn` run. Defaults are DUO's scripts'
-/// (naver-ai/DUO, scripts/sd-nudity.sh and train/unlearn-sd.py) unless noted.
+/// Every setting of a `duo unlearn --method duo` run (ESD's are `ESDSettings`). Defaults
+/// are DUO's scripts' (naver-ai/DUO, scripts/sd-nudity.sh and train/unlearn-sd.py) unless
+/// noted.
 public struct UnlearningSettings: Hashable, Sendable {
     public enum Method: String, CaseIterable, Sendable {
         /// `uce` trains nothing: `UnifiedConceptEditing` edits the weights in closed form.
@@ -44,8 +45,6 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// prediction on the pairs' noisy images to the original's, so that guidance multiplies
     /// the adapters' change instead of cancelling it. Needs every pair prompted. 0: off (DUO).
     public var unconditionalLambda: Float = 0
-    /// ESD's negative-guidance scale η (ESD's default 1).
-    public var eta: Float = 1
     public var seed: UInt64 = 0
     public var checkpointEvery = 100
 
@@ -75,21 +74,14 @@ public struct UnlearningSettings: Hashable, Sendable {
             ("lora_init", .string(initialization.rawValue)), ("t_max", .number(tMax)),
             ("seed", .number(String(seed))),
         ]
-        switch method {
-        case .duo:
-            fields += [
-                ("beta", .number(shortest: beta)), ("lambda", .number(shortest: resolvedLambda)),
-                ("convention", .string(convention.rawValue)),
-                ("prompted_share", .number(shortest: promptedShare)),
-            ]
-            // Only when on, so that runs without it keep their config and checkpoints.
-            if unconditionalLambda > 0 {
-                fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]
-            }
-        case .esd:
-            fields += [("eta", .number(shortest: eta))]
-        case .uce:
-            break  // UCESettings.fields
+        fields += [
+            ("beta", .number(shortest: beta)), ("lambda", .number(shortest: resolvedLambda)),
+            ("convention", .string(convention.rawValue)),
+            ("prompted_share", .number(shortest: promptedShare)),
+        ]
+        // Only when on, so that runs without it keep their config and checkpoints.
+        if unconditionalLambda > 0 {
+            fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]
         }
         return fields
     }

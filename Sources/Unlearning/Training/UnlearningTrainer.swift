@@ -3,7 +3,7 @@ import Formats
 import Foundation
 import Tensor
 
-/// `duo unlearn`'s training loop: LoRA adapters on a frozen model, AdamW with warm-up and
+/// `duo unlearn`'s DUO training loop (ESD's is `ESDTrainer`): LoRA adapters on a frozen model, AdamW with warm-up and
 /// gradient clipping, accumulation over micro-batches, one JSON log line per step, atomic
 /// checkpoints and bit-exact resume. Everything random derives from (seed, step), so a
 /// resumed run ends with the same adapter as one never stopped.
@@ -16,8 +16,8 @@ public final class UnlearningTrainer {
     public let identity: JSONFields
     public let lora: LoRASet
     let optimizer: AdamW
-    /// Text-encoder outputs, [1, S, D] and [N, S, D]: the pairs' prompts are encoded for ESD
-    /// (the unsafe ones) and prompted DUO (both), nil otherwise.
+    /// Text-encoder outputs, [1, S, D] and [N, S, D]: the pairs' prompts are encoded for
+    /// prompted DUO, nil otherwise.
     let emptyPrompt: Tensor
     let unsafePrompts: Tensor?
     let safePrompts: Tensor?
@@ -26,11 +26,7 @@ public final class UnlearningTrainer {
     let schedulerConfig: SchedulerConfig
 
     /// What each step reports.
-    public struct StepLog {
-        public var step: Int
-        public var terms: [(String, Float)]
-        public var seconds: Double
-    }
+    public typealias StepLog = TrainingStepLog
 
     public init(
         model: StableDiffusion, pairs: PairData, settings: UnlearningSettings, directory: String,
@@ -41,6 +37,9 @@ public final class UnlearningTrainer {
             throw UnlearningError(
                 "t_max \(settings.tMax) exceeds the model's \(schedulerConfig.numTrainTimesteps) training timesteps (\(model.schedulerConfigPath))"
             )
+        }
+        guard settings.method == .duo else {
+            throw UnlearningError("UnlearningTrainer trains DUO; ESD has its own (ESDTrainer)")
         }
         self.model = model
         self.pairs = pairs
@@ -54,9 +53,7 @@ public final class UnlearningTrainer {
         optimizer = AdamW(
             parameters: lora.parameters, options: AdamW.Options(weightDecay: settings.weightDecay))
         emptyPrompt = model.encode([""])
-        unsafePrompts =
-            settings.method == .esd || settings.promptedShare > 0
-            ? model.encode(pairs.unsafePrompts) : nil
+        unsafePrompts = settings.promptedShare > 0 ? model.encode(pairs.unsafePrompts) : nil
         safePrompts = settings.promptedShare > 0 ? model.encode(pairs.safePrompts) : nil
         // A latent model trains on VAE posterior samples, drawn afresh each step as DUO does.
         posterior = model.vae.map { vae in
@@ -71,15 +68,12 @@ public final class UnlearningTrainer {
         }
     }
 
-    var checkpointPath: String { directory + "/checkpoint.safetensors" }
-    var logPath: String { directory + "/train.jsonl" }
-
     /// The checkpoint step the last `train(resume: true)` continued from (nil: a fresh
     /// run). config.json records it, so that a resumed run can be told from one that
     /// quietly started over: both end with the same adapter.
     public private(set) var resumedFrom: Int?
 
-    var metadata: [String: String] {
+    public var metadata: [String: String] {
         Dictionary(
             (settings.fields + identity).map { ($0.key, $0.value.line) },
             uniquingKeysWith: { a, _ in a })
@@ -106,7 +100,7 @@ public final class UnlearningTrainer {
             }
             start = step
         }
-        try truncateLog(toStep: start)
+        try log.truncate(toStep: start)
         resumedFrom = resume ? start : nil
         let schedule = LearningRateSchedule(
             baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps,
@@ -135,7 +129,7 @@ public final class UnlearningTrainer {
             let log = StepLog(
                 step: step + 1, terms: averaged + [("lr", rate), ("grad_norm", gradNorm)],
                 seconds: Date().timeIntervalSince(began))
-            try appendLog(log)
+            try self.log.append(log)
             let proceed = report(log)
             if !proceed || (step + 1) % settings.checkpointEvery == 0 || step + 1 == settings.steps
             {
@@ -150,17 +144,12 @@ public final class UnlearningTrainer {
         return settings.steps
     }
 
-    /// Stops the run at the first NaN or infinity in a logged value or a parameter, before
-    /// anything of the step is written: a diverged adapter is never saved, and the last
-    /// checkpoint stays the last good one.
+    /// Stops the run at the first NaN or infinity in a logged value or a parameter
+    /// (`TrainingLog.checkFinite`).
     func checkFinite(_ values: [(String, Float)], step: Int, lastCheckpoint: Int) throws {
-        guard let (name, value) = values.first(where: { !$0.1.isFinite }) else { return }
-        let kept =
-            lastCheckpoint > 0
-            ? "the checkpoint of step \(lastCheckpoint) is kept" : "no checkpoint was written"
-        throw UnlearningError(
-            "step \(step): \(name) is \(value) (training diverged; lower the learning rate, now "
-                + "\(settings.resolvedLearningRate)); \(kept)")
+        try TrainingLog.checkFinite(
+            values, step: step, lastCheckpoint: lastCheckpoint,
+            learningRate: settings.resolvedLearningRate)
     }
 
     /// The number of shards a micro-batch's pairs are cut into, each run forward and
@@ -188,14 +177,13 @@ public final class UnlearningTrainer {
         let batch = PairBatch(
             safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
             unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
-        let prompts =
-            settings.method == .duo ? promptedContexts(indices, key: key.fold(in: 4)) : nil
+        let prompts = promptedContexts(indices, key: key.fold(in: 4))
         let shards = DataParallel.shardRanges(b, shards: shardCount)
         let results = DataParallel.backward(shards: shards.count, parameters: optimizer.parameters)
         { i in
             let pairs = shards[i]
             let (loss, values) = shardLoss(
-                batch.pairs(pairs), indices: Array(indices[pairs]),
+                batch.pairs(pairs),
                 prompts: prompts.map { ($0.pairs.rows(pairs), $0.prior.rows(pairs)) })
             // The loss is a mean over pairs: a shard's share is its pairs' fraction.
             let weight = Float(pairs.count) / Float(b)
@@ -204,52 +192,32 @@ public final class UnlearningTrainer {
         return results.dropFirst().reduce(results[0]) { zip($0, $1).map { ($0.0, $0.1 + $1.1) } }
     }
 
-    /// The loss of some of a micro-batch's pairs (`indices` into the pair data), with
-    /// prompted DUO's contexts for them, and the values it logs (means over those pairs).
+    /// The loss of some of a micro-batch's pairs, with prompted DUO's contexts for them,
+    /// and the values it logs (means over those pairs).
     func shardLoss(
-        _ batch: PairBatch, indices: [Int], prompts: (pairs: Tensor, prior: Tensor)?
+        _ batch: PairBatch, prompts: (pairs: Tensor, prior: Tensor)?
     ) -> (loss: Tensor, values: [(String, Float)]) {
         let config = schedulerConfig
-        switch settings.method {
-        case .uce:
-            preconditionFailure("UCE is a closed-form edit (UnifiedConceptEditing), not trained")
-        case .duo:
-            let terms = DUOLoss.compute(
-                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
-                predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
-                pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.beta,
-                lambda: settings.resolvedLambda, unconditionalLambda: settings.unconditionalLambda,
-                convention: settings.convention)
-            let unconditional =
-                settings.unconditionalLambda > 0 ? [("unconditional", terms.unconditional)] : []
-            return (
-                terms.loss,
-                [("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior)]
-                    + unconditional + [
-                        ("implicit_accuracy", terms.implicitAccuracy),
-                        ("reward_margin", terms.rewardMargin),
-                        ("mse_trained_safe", terms.mseTrainedSafe),
-                        ("mse_reference_safe", terms.mseReferenceSafe),
-                        ("mse_trained_unsafe", terms.mseTrainedUnsafe),
-                        ("mse_reference_unsafe", terms.mseReferenceUnsafe),
-                    ]
-            )
-        case .esd:
-            let prompts = concat(indices.map { unsafePrompts!.slice(batch: $0) }, axis: 0)
-            let result = ESDLoss.compute(
-                unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
-                x0: batch.unsafe,
-                noise: batch.noise, timesteps: batch.safeTimesteps, concept: prompts,
-                emptyPrompt: emptyPrompt,
-                eta: settings.eta)
-            return (
-                result.loss,
-                [
-                    ("loss", result.loss.item), ("mse_trained_unsafe", result.mseTrained),
-                    ("mse_reference_unsafe", result.mseReference),
+        let terms = DUOLoss.compute(
+            unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
+            predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
+            pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.beta,
+            lambda: settings.resolvedLambda, unconditionalLambda: settings.unconditionalLambda,
+            convention: settings.convention)
+        let unconditional =
+            settings.unconditionalLambda > 0 ? [("unconditional", terms.unconditional)] : []
+        return (
+            terms.loss,
+            [("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior)]
+                + unconditional + [
+                    ("implicit_accuracy", terms.implicitAccuracy),
+                    ("reward_margin", terms.rewardMargin),
+                    ("mse_trained_safe", terms.mseTrainedSafe),
+                    ("mse_reference_safe", terms.mseReferenceSafe),
+                    ("mse_trained_unsafe", terms.mseTrainedUnsafe),
+                    ("mse_reference_unsafe", terms.mseReferenceUnsafe),
                 ]
-            )
-        }
+        )
     }
 
     /// The conditioning of prompted DUO (`promptedShare` > 0), [B, S, D] each: a pair drawn
@@ -306,21 +274,6 @@ public final class UnlearningTrainer {
             concat(indices.map { sample($0, 0) }, axis: 0),
             concat(indices.map { sample(n + $0, 1) }, axis: 0)
         )
-    }
-
-    /// Keeps the log lines of steps ≤ `step` (a resumed run rewrites what came after).
-    func truncateLog(toStep step: Int) throws {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        let kept = text.split(separator: "\n").prefix(step).map { $0 + "\n" }.joined()
-        try AtomicFile.write(kept, to: logPath)
-    }
-
-    func appendLog(_ log: StepLog) throws {
-        let line = JSONValue.object(
-            [("step", .number(log.step))]
-                + log.terms.map { ($0.0, JSONValue.number(Double($0.1), format: "%.7g")) }
-                + [("seconds", .number(log.seconds, format: "%.4f"))])
-        try AppendFile.append(line.line + "\n", to: logPath)
     }
 }
 

@@ -10,29 +10,44 @@ extension Duo {
     struct Unlearn: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Train a LoRA adapter that removes a concept (DUO, or ESD for comparison), or edit the weights in closed form (UCE).",
+                "Train weights that remove a concept (DUO's LoRA, or ESD for comparison), or edit them in closed form (UCE).",
             discussion: """
                 DUO: prompt-free Diffusion-DPO on the concept's SDEdit pairs (safe preferred \
                 over unsafe) plus the output-preserving term, as DUO's official code computes \
-                it. ESD-u: the negative-guidance target on the concept's prompts, with the \
-                same trainer and LoRA. Writes DIR/adapter.safetensors (diffusers' LoRA \
-                format), DIR/config.json, DIR/train.jsonl (one line per step), DIR/train.svg \
-                and DIR/checkpoint.safetensors. Ctrl-C checkpoints and exits; --resume \
+                it. Writes DIR/adapter.safetensors (diffusers' LoRA format), DIR/config.json, \
+                DIR/train.jsonl (one line per step), DIR/train.svg and \
+                DIR/checkpoint.safetensors. Ctrl-C checkpoints and exits; --resume \
                 continues to the same weights as an uninterrupted run. Defaults are \
                 DUO's, except where measured for the embedded model (docs/experiments/); a concept \
                 file's [unlearning] table sets its own, and the options below win over both.
+
+                ESD (--method esd, no pairs): ESD-u (--train-method noxattn) or ESD-x \
+                (xattn) as rohitgandikota/erasing's train-esd.py trains them: one concept \
+                phrase ([esd] prompt, else the first explicit word; --esd-prompt), x_t from \
+                the trained model's own DDIM trajectory (50 steps, guidance 3) stopped at a \
+                random step, the timestep anywhere in the schedule, Adam at 1e-5 for 1000 \
+                iterations, full rank: DIR/unet.safetensors holds the trained parameters' new \
+                values (--adapter and --lora take it). That is the "reference" preset, the \
+                default for real models. The embedded model's default is its "world" preset \
+                (Sources/World/Resources/model/duo_defaults.json): \(Self.worldPresetNote) \
+                --esd-preset reference runs the reference there too; options win over both.
                 """)
+
+        /// How the embedded model's ESD preset leaves the reference (its duo_defaults.json).
+        static let worldPresetNote =
+            "x_t sampled in 10 DDIM steps instead of 50 (t_enc bins of 100 timesteps, about a "
+            + "quarter of the UNet passes); every other setting the reference's."
 
         @OptionGroup var conceptOption: ConceptOption
 
-        @Option(help: "The pairs folder from duo synthesize (default: pairs/NAME).")
+        @Option(help: "The pairs folder from duo synthesize (default: pairs/NAME; DUO only).")
         var pairs: String?
 
         @OptionGroup var modelOption: ModelOption
 
         @Option(
             help:
-                "DUO, or a baseline for comparison: ESD-u, or UCE (a closed-form edit of the cross-attention keys and values: no pairs, no training; writes a UNet weights file)."
+                "DUO, or a baseline for comparison: ESD (ESD-u or ESD-x, --train-method), or UCE (a closed-form edit of the cross-attention keys and values: no pairs, no training; writes a UNet weights file)."
         )
         var method: UnlearningSettings.Method = .duo
 
@@ -50,7 +65,7 @@ extension Duo {
         )
         var lambda: Float?
 
-        @Option(help: "LoRA rank, 1 to 4096 (default: 32, DUO's).")
+        @Option(help: "LoRA rank, 1 to 4096 (default: 32, DUO's; ESD with --esd-weights lora).")
         var rank: Int?
 
         @Option(help: "LoRA alpha (default: the rank, so alpha/rank = 1 as DUO).")
@@ -58,30 +73,32 @@ extension Duo {
 
         @Option(
             help:
-                "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs (default: self-attention, DUO's; on the embedded model self-attention,convs)."
+                "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs (default: self-attention, DUO's; on the embedded model self-attention,convs; ESD-u's LoRA: self-attention,feed-forward,convs, ESD-x's: cross-attention)."
         )
         var targets: String?
 
         @Option(
             name: .customLong("lr"),
             help:
-                "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 1.25e-3 on the embedded model)."
+                "Learning rate (default: base x 100 / beta as DUO; base 3e-4, DUO's, or 1.25e-3 on the embedded model; ESD: its preset's, 1e-5 the reference's)."
         )
         var learningRate: Float?
 
         @Option(
             help:
-                "Optimizer steps (default: 1000, DUO's; a concept file's [unlearning] steps wins).")
+                "Optimizer steps (default: 1000, DUO's; a concept file's [unlearning] steps wins; ESD: iterations, 1000)."
+        )
         var steps: Int?
 
         @Option(help: "Pairs per micro-batch (default: 4, DUO's 1 per GPU on 4 GPUs).")
         var batchSize: Int?
 
-        @Option(name: .customLong("grad-accum"), help: "Micro-batches per optimizer step.")
-        var gradientAccumulation = 1
+        @Option(
+            name: .customLong("grad-accum"), help: "Micro-batches per optimizer step (default: 1).")
+        var gradientAccumulation: Int?
 
-        @Option(help: "Linear learning-rate warm-up steps.")
-        var warmup = 0
+        @Option(help: "Linear learning-rate warm-up steps (default: 0).")
+        var warmup: Int?
 
         @Option(
             name: .customLong("t-max"),
@@ -90,9 +107,9 @@ extension Duo {
 
         @Option(
             help:
-                "The DPO convention: duo (a timestep per image, no 1/2: DUO's code) or diffusion-dpo (one per pair, beta/2)."
+                "The DPO convention: duo (a timestep per image, no 1/2: DUO's code; the default) or diffusion-dpo (one per pair, beta/2)."
         )
-        var convention: DPOConvention = .duo
+        var convention: DPOConvention?
 
         @Option(
             name: .customLong("prompted-share"),
@@ -108,8 +125,7 @@ extension Duo {
         )
         var unconditionalLambda: Float?
 
-        @Option(help: "ESD's negative-guidance scale eta.")
-        var eta: Float = 1
+        @OptionGroup(title: "ESD options (--method esd)") var esd: ESDOptionGroup
 
         @Option(help: "Seed for the adapters' init, the batches, noise and timesteps.")
         var seed: UInt64 = 0
@@ -149,18 +165,39 @@ extension Duo {
             if let unconditionalLambda {
                 try OptionCheck.finite(unconditionalLambda, "--lambda-unconditional", atLeast: 0)
             }
-            try OptionCheck.finite(eta, "--eta")
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 {
                 throw UsageError("--batch-size must be at least 1, got \(batchSize)")
             }
-            guard gradientAccumulation >= 1 else {
+            if let gradientAccumulation, gradientAccumulation < 1 {
                 throw UsageError("--grad-accum must be at least 1, got \(gradientAccumulation)")
             }
-            guard warmup >= 0, checkpointEvery >= 1 else {
+            guard warmup ?? 0 >= 0, checkpointEvery >= 1 else {
                 throw UsageError("--warmup must be >= 0 and --checkpoint-every >= 1")
             }
             _ = try parsedTargets()
+            try checkMethodOptions()
+        }
+
+        /// Options of the other method are refused by name, not ignored.
+        func checkMethodOptions() throws {
+            let duoOnly: [(String, Bool)] = [
+                ("--pairs", pairs != nil), ("--beta", beta != nil), ("--lambda", lambda != nil),
+                ("--batch-size", batchSize != nil), ("--grad-accum", gradientAccumulation != nil),
+                ("--warmup", warmup != nil), ("--t-max", tMax != nil),
+                ("--convention", convention != nil), ("--prompted-share", promptedShare != nil),
+                ("--lambda-unconditional", unconditionalLambda != nil),
+            ]
+            let (given, other) =
+                method == .esd
+                ? (duoOnly.filter(\.1).map(\.0), "duo")
+                : (esd.given, "esd")
+            if let option = given.first {
+                throw UsageError(
+                    "\(option) is an option of --method \(other), not \(method.rawValue)"
+                        + (option == "--pairs"
+                            ? " (ESD samples its own x_t; it needs no pairs)" : ""))
+            }
         }
 
         func parsedTargets() throws -> Set<LoRATarget>? {
@@ -197,25 +234,26 @@ extension Duo {
             o.convention = convention
             o.promptedShare = promptedShare
             o.unconditionalLambda = unconditionalLambda
-            o.eta = eta
             o.seed = seed
             o.checkpointEvery = checkpointEvery
             return o
         }
 
-        /// `adapters/NAME/duo-betaB` or `adapters/NAME/esd-etaE`.
+        /// `adapters/NAME/duo-betaB`.
         static func defaultDirectory(_ settings: UnlearningSettings, concept: String) -> String {
             let beta =
                 Int(exactly: settings.beta).map(String.init)
                 ?? String(format: "%g", Double(settings.beta))
-            let run = settings.method == .duo ? "duo-beta\(beta)" : "esd-eta\(settings.eta)"
-            return "adapters/\(concept)/\(run)"
+            return "adapters/\(concept)/duo-beta\(beta)"
         }
 
         func run() throws {
             if method == .uce { return try runUCE() }
             let conceptFile = try conceptOption.load()
             let modelDirectory = try modelOption.directory()
+            if method == .esd {
+                return try runESD(concept: conceptFile, modelDirectory: modelDirectory)
+            }
             let settings = try UnlearningSettings.merged(
                 model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
                 options: options())
@@ -249,25 +287,20 @@ extension Duo {
             RunTimeNote.announce(
                 "duo unlearn: \(settings.steps) steps", model: diffusion, quiet: output.quiet
             ) {
-                // DUO: [unsafe, safe, prior] rows per pair, trained and reference; ESD: the
-                // trained row and the frozen model's two.
+                // [unsafe, safe, prior] rows per pair, trained and reference.
                 let pairs = settings.batchSize * settings.gradientAccumulation
-                return settings.method == .duo
-                    ? RunEstimate.trainingPasses(
-                        steps: settings.steps, rows: 3 * pairs, withReference: true)
-                    : RunEstimate.trainingPasses(
-                        steps: settings.steps, rows: pairs, withReference: false)
-                        + settings.steps * 2 * pairs
+                return RunEstimate.trainingPasses(
+                    steps: settings.steps, rows: 3 * pairs, withReference: true)
             }
             Interruption.install()
             let bar = output.progress("unlearning")
+            var first = true
             let reached = try trainer.train(resume: resume) { log in
-                let value = { (key: String) in log.terms.first { $0.0 == key }?.1 ?? .nan }
-                let detail =
-                    settings.method == .duo
-                    ? String(
-                        format: "loss %.4f  acc %.2f", value("loss"), value("implicit_accuracy"))
-                    : String(format: "loss %.5f", value("loss"))
+                if first { bar?.startCounting(from: log.step - 1) }
+                first = false
+                let detail = String(
+                    format: "loss %.4f  acc %.2f", log.value("loss"), log.value("implicit_accuracy")
+                )
                 bar?.update(log.step, of: settings.steps, detail: detail)
                 return !Interruption.requested
             }
