@@ -17,6 +17,9 @@ public struct ModelDefaults: Sendable {
     public var promptedShare: Float?
     /// Ring-A-Bell's genetic-search generations.
     public var ringABellGenerations: Int?
+    /// UnlearnDiffAtk's timesteps visited and attack iterations at each.
+    public var unlearnDiffTimesteps: Int?
+    public var unlearnDiffIterations: Int?
 
     public init() {}
 
@@ -31,7 +34,8 @@ public struct ModelDefaults: Sendable {
             throw ModelError(file: path, "not a JSON object (\(error))")
         }
         try Self.rejectUnknown(
-            value, path: path, known: ["about", "unlearning", "ring-a-bell"], table: nil)
+            value, path: path, known: ["about", "unlearning", "ring-a-bell", "unlearndiff"],
+            table: nil)
         if let unlearning = value["unlearning"] {
             try Self.rejectUnknown(
                 unlearning, path: path,
@@ -49,6 +53,12 @@ public struct ModelDefaults: Sendable {
             let generations: Double? = try Self.number(
                 ringABell, "generations", path: path, in: 1...1e6)
             ringABellGenerations = generations.map { Int($0) }
+        }
+        if let unlearnDiff = value["unlearndiff"] {
+            try Self.rejectUnknown(
+                unlearnDiff, path: path, known: ["timesteps", "iterations"], table: "unlearndiff")
+            unlearnDiffTimesteps = try Self.count(unlearnDiff, "timesteps", path: path)
+            unlearnDiffIterations = try Self.count(unlearnDiff, "iterations", path: path)
         }
     }
 
@@ -85,6 +95,16 @@ public struct ModelDefaults: Sendable {
                 "expected a number from \(range.lowerBound) to \(range.upperBound)")
         }
         return T(number)
+    }
+
+    /// A whole number from 1 to a million.
+    private static func count(_ table: JSONValue, _ key: String, path: String) throws -> Int? {
+        let number: Double? = try Self.number(table, key, path: path, in: 1...1e6)
+        guard let number else { return nil }
+        guard number.rounded() == number else {
+            throw ModelError(file: path, key: key, "expected a whole number, got \(number)")
+        }
+        return Int(number)
     }
 
     private static func targets(_ table: JSONValue, path: String) throws -> Set<LoRATarget>? {
