@@ -50,7 +50,8 @@ public struct CSVTable: Sendable {
 
     /// The table as RFC 4180 text with LF line ends, which `init(parsing:path:)` reads back
     /// as the same fields: a field holding a comma, a quote, a line break or blanks at its
-    /// ends is quoted, its quotes doubled.
+    /// ends is quoted, its quotes doubled. (A record of one empty field reads as a blank
+    /// line, which is none.)
     public var text: String {
         func field(_ value: String) -> String {
             let needsQuotes =
@@ -59,11 +60,7 @@ public struct CSVTable: Sendable {
             return needsQuotes
                 ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
         }
-        // A lone empty field would be a blank line, which is no record.
-        func record(_ fields: [String]) -> String {
-            fields == [""] ? "\"\"\n" : fields.map(field).joined(separator: ",") + "\n"
-        }
-        return ([columns] + rows).map(record).joined()
+        return ([columns] + rows).map { $0.map(field).joined(separator: ",") + "\n" }.joined()
     }
 
     /// The index of column `name`, nil when the header lacks it.

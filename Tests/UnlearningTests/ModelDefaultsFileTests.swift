@@ -36,6 +36,12 @@ final class ModelDefaultsFileTests: XCTestCase {
         expected.targets = [.convs]
         XCTAssertEqual(defaults.unlearningSettings(), expected)
         XCTAssertEqual(defaults.ringABellGenerations, 7)
+        XCTAssertNil(defaults.unlearnDiffTimesteps)
+        try write(#"{"unlearndiff": {"timesteps": 10, "iterations": 20}}"#)
+        let attack = try ModelDefaults(directory: folder)
+        XCTAssertEqual(attack.unlearnDiffTimesteps, 10)
+        XCTAssertEqual(attack.unlearnDiffIterations, 20)
+        XCTAssertEqual(attack.unlearningSettings(), UnlearningSettings())
     }
 
     func testMistakesNameTheFileAndKey() throws {
@@ -43,6 +49,9 @@ final class ModelDefaultsFileTests: XCTestCase {
             (#"{"unlearning": {"betta": 250}}"#, "key 'unlearning.betta': unknown key"),
             (#"{"unlearning": {"beta": -1}}"#, "key 'beta': expected a number"),
             (#"{"unlearning": {"targets": ["mlp"]}}"#, "key 'targets': unknown target"),
+            (#"{"unlearndiff": {"steps": 40}}"#, "key 'unlearndiff.steps': unknown key"),
+            (#"{"unlearndiff": {"timesteps": 2.5}}"#, "key 'timesteps': expected a whole number"),
+            (#"{"unlearndiff": {"iterations": 0}}"#, "key 'iterations': expected a number"),
             (#"[1, 2]"#, "expected a JSON object"),
             ("{", "not a JSON object"),
         ] {
