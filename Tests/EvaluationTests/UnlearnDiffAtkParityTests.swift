@@ -72,7 +72,9 @@ final class UnlearnDiffAtkParityTests: XCTestCase {
             XCTAssertLessThan(
                 largest(straight, expected) / scale, 1e-5,
                 "step \(step): largest relative difference of the straight-through gradient")
-            simplex.step(oneHotGradient: gradient, learningRate: 0.01, weightDecay: 0.1)
+            simplex.step(
+                oneHotGradient: gradient, learningRate: attack.settings.learningRate,
+                weightDecay: attack.settings.weightDecay)
             XCTAssertLessThan(
                 largest(simplex.probabilities, try tensor("adam.\(step)")), 1e-6,
                 "step \(step): the vectors after Adam")
@@ -87,6 +89,18 @@ final class UnlearnDiffAtkParityTests: XCTestCase {
             simplex.probabilities.assign(projected)
         }
         XCTAssertEqual(simplex.mostLikely, try tensor("argmax").scalars.map { Int($0) })
+    }
+
+    /// configs/nudity/text_grad_esd_nudity_classifier.json (k, iteration, lr, weight_decay)
+    /// and classifier_.py's n_samples.
+    func testTheDefaultsAreTheReferences() {
+        let settings = UnlearnDiffAttack.Settings()
+        XCTAssertEqual(settings.prefixLength, 5)
+        XCTAssertEqual(settings.iterations, 40)
+        XCTAssertEqual(settings.timesteps, 50)
+        XCTAssertEqual(settings.learningRate, 0.01)
+        XCTAssertEqual(settings.weightDecay, 0.1)
+        XCTAssertEqual(settings.vocabulary, .all)
     }
 
     func testTheTimestepsAreTheReferencesFifty() throws {
