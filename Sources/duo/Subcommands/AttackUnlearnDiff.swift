@@ -128,15 +128,15 @@ extension Duo {
                 // after them, which the original model draws.
                 let adapters = try LoRAFile.load(attacked.adapters(), into: diffusion.unet)
                 adapters.detach(from: diffusion.unet)
+                let attack = try UnlearnDiffAttack(
+                    model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms,
+                    settings: settings)
                 let imagesBar = attackSet.output.progress("unlearndiff: the original's images")
                 let images = try UnlearnDiffImages.originals(
                     model: diffusion, targets: remaining, steps: imageSteps,
                     guidance: Self.imageGuidance
                 ) { imagesBar?.update($0, of: remaining.count) }
                 try adapters.merge(into: diffusion.unet)
-                let attack = try UnlearnDiffAttack(
-                    model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms,
-                    settings: settings)
                 let check = UnlearnDiffImages.Check(
                     model: diffusion, detector: detector, threshold: threshold, steps: checkSteps)
                 let budget = settings.timesteps * settings.iterations
