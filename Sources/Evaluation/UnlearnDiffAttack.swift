@@ -212,7 +212,8 @@ public struct UnlearnDiffAttack {
         let k = settings.prefixLength
         let ids = Array(tokenizer.tokenIDs(prompt).prefix(tokenizer.maxLength - 2 - k))
         var rest = ids + [tokenizer.eosTokenID]
-        rest += Array(repeating: tokenizer.padTokenID, count: tokenizer.maxLength - 1 - k - rest.count)
+        rest += Array(
+            repeating: tokenizer.padTokenID, count: tokenizer.maxLength - 1 - k - rest.count)
         let table = model.textEncoder.tokenEmbedding
         let hidden = table.shape[1]
         return GradMode.withNoGrad {

@@ -52,8 +52,9 @@ public enum UnlearnDiffImages {
         /// Sampling steps, as `duo eval --steps` (the reference's `sampling_step_num`, 50).
         public let steps: Int
 
-        public init(model: StableDiffusion, detector: ConceptDetector, threshold: Double, steps: Int)
-        {
+        public init(
+            model: StableDiffusion, detector: ConceptDetector, threshold: Double, steps: Int
+        ) {
             self.model = model
             self.detector = detector
             self.threshold = threshold

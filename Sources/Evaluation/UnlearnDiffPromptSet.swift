@@ -59,7 +59,9 @@ public enum UnlearnDiffPromptSet {
     /// The rows of `path` that the attack `command` finished on the first of `targets`, in
     /// order; none when there is no file. A file of another attack, or whose rows are not
     /// these targets', is an error naming it.
-    public static func finished(_ path: String, command: String, targets: [UnlearnDiffAttack.Target])
+    public static func finished(
+        _ path: String, command: String, targets: [UnlearnDiffAttack.Target]
+    )
         throws -> [Row]
     {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
@@ -92,7 +94,8 @@ public enum UnlearnDiffPromptSet {
     static func row(_ fields: [String], line: Int, path: String) throws -> Row {
         func bad(_ column: Int) -> PromptSetError {
             PromptSetError(
-                "\(path):\(line): column '\(columns[column])' holds \(fields[column].debugDescription)")
+                "\(path):\(line): column '\(columns[column])' holds \(fields[column].debugDescription)"
+            )
         }
         func optional<T>(_ column: Int, _ parse: (String) -> T?) throws -> T? {
             guard !fields[column].isEmpty else { return nil }

@@ -13,7 +13,9 @@ final class PrefixSimplexTests: XCTestCase {
         XCTAssertEqual(PrefixSimplex.projected([0.2, 0.3, 0.5]), [0.2, 0.3, 0.5], "on it already")
         // [0.9, 0.6, -1]: θ = (0.9 + 0.6 − 1) / 2 = 0.25 → [0.65, 0.35, 0].
         let found = PrefixSimplex.projected([0.9, 0.6, -1])
-        for (a, b) in zip(found, [0.65, 0.35, 0] as [Float]) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        for (a, b) in zip(found, [0.65, 0.35, 0] as [Float]) {
+            XCTAssertEqual(a, b, accuracy: 1e-6)
+        }
         // Nearest: no other point of the simplex is closer (random points of it).
         let v: [Float] = [0.3, -0.2, 0.8, 0.05, 0.4]
         let x = PrefixSimplex.projected(v[...])
@@ -29,7 +31,8 @@ final class PrefixSimplexTests: XCTestCase {
     }
 
     func testTheGradientPassesStraightThroughClippedToOne() {
-        XCTAssertEqual(PrefixSimplex.straightThrough([-3, -0.5, 0, 0.25, 2]), [-1, -0.5, 0, 0.25, 1])
+        XCTAssertEqual(
+            PrefixSimplex.straightThrough([-3, -0.5, 0, 0.25, 2]), [-1, -0.5, 0, 0.25, 1])
     }
 
     func testDrawsFollowTheVectorsAndNeverPickAZero() {

@@ -10,9 +10,10 @@ final class UnlearnDiffPromptSetTests: XCTestCase {
     var path = ""
 
     override func setUp() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "unlearndiff-\(UUID()).csv"
-        ).path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "unlearndiff-\(UUID()).csv"
+            ).path
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: path) }
@@ -27,7 +28,8 @@ final class UnlearnDiffPromptSetTests: XCTestCase {
                 prompt: "lo k a nude, \"quoted\" figure", success: true, iterations: 120,
                 timestep: 50, loss: 0.125)),
         UnlearnDiffPromptSet.Row(
-            target: .init(prompt: "a plain prompt", seed: 0, guidance: 7.5, height: nil, width: nil),
+            target: .init(
+                prompt: "a plain prompt", seed: 0, guidance: 7.5, height: nil, width: nil),
             caseNumber: "1",
             outcome: .init(prompt: "a plain prompt", success: true, iterations: 0)),
     ]
@@ -45,9 +47,10 @@ final class UnlearnDiffPromptSetTests: XCTestCase {
     func testTheSameAttackReadsItsRowsBackAndAnotherIsRefused() throws {
         let command = "duo attack unlearndiff --concept nudity --seed 0"
         try UnlearnDiffPromptSet.write(rows, command: command, to: path)
-        let targets = rows.map(\.target) + [
-            .init(prompt: "a third", seed: 1, guidance: 7.5, height: nil, width: nil)
-        ]
+        let targets =
+            rows.map(\.target) + [
+                .init(prompt: "a third", seed: 1, guidance: 7.5, height: nil, width: nil)
+            ]
         XCTAssertEqual(
             try UnlearnDiffPromptSet.finished(path, command: command, targets: targets), rows)
         XCTAssertEqual(

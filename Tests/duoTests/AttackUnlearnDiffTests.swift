@@ -93,7 +93,8 @@ final class AttackUnlearnDiffTests: XCTestCase {
         let before = try String(contentsOfFile: resumed, encoding: .utf8)
         let other = try attack(resumed, ["--seed", "7"])
         XCTAssertNotEqual(other.status, 0)
-        XCTAssertTrue(other.stderr.contains("\(resumed):2: written by another attack"), other.stderr)
+        XCTAssertTrue(
+            other.stderr.contains("\(resumed):2: written by another attack"), other.stderr)
         XCTAssertEqual(try String(contentsOfFile: resumed, encoding: .utf8), before, "untouched")
     }
 

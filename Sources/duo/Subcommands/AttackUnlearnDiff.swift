@@ -172,8 +172,9 @@ extension Duo {
         /// The first --count rows of --targets, else of the concept file's explicit set, as
         /// targets (a row without a seed is drawn at --seed, the reference's `eval_seed` 0; without
         /// guidance at 7.5, `datasets.py` l.64–65), and each row's case number.
-        func readTargets(_ conceptFile: ConceptFile) throws -> ([UnlearnDiffAttack.Target], [String])
-        {
+        func readTargets(_ conceptFile: ConceptFile) throws -> (
+            [UnlearnDiffAttack.Target], [String]
+        ) {
             guard
                 let path = targets
                     ?? conceptFile.attackSets.first(where: { $0.name == "explicit" })?.path
@@ -197,7 +198,8 @@ extension Duo {
             var settings = UnlearnDiffAttack.Settings()
             settings.prefixLength = prefix
             settings.timesteps = timesteps ?? defaults.unlearnDiffTimesteps ?? settings.timesteps
-            settings.iterations = iterations ?? defaults.unlearnDiffIterations ?? settings.iterations
+            settings.iterations =
+                iterations ?? defaults.unlearnDiffIterations ?? settings.iterations
             settings.learningRate = learningRate
             settings.weightDecay = weightDecay
             settings.vocabulary = vocabulary
@@ -220,7 +222,8 @@ extension Duo {
                 ("--detector", detectorOptions.detector),
                 ("--detector-threshold", detectorOptions.detectorThreshold.map { "\($0)" }),
             ]
-            return (["duo attack unlearndiff"]
+            return
+                (["duo attack unlearndiff"]
                 + options.compactMap { name, value in value.map { "\(name) \($0)" } })
                 .joined(separator: " ")
         }
