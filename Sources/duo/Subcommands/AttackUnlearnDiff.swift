@@ -121,42 +121,15 @@ extension Duo {
             {
                 FileHandle.standardError.write(Data((note + "\n").utf8))
             }
-            let remaining = Array(targetList[rows.count...])
-            if !remaining.isEmpty {
-                let diffusion = try StableDiffusion.load(directory: modelDirectory)
-                // Read now, so that a bad adapter fails before the images are drawn; merged
-                // after them, which the original model draws.
-                let adapters = try LoRAFile.load(attacked.adapters(), into: diffusion.unet)
-                adapters.detach(from: diffusion.unet)
-                let attack = try UnlearnDiffAttack(
-                    model: diffusion, forbidden: conceptFile.explicitWords + conceptFile.synonyms,
-                    settings: settings)
-                let imagesBar = attackSet.output.progress("unlearndiff: the original's images")
-                let images = try UnlearnDiffImages.originals(
-                    model: diffusion, targets: remaining, steps: imageSteps,
-                    guidance: Self.imageGuidance
-                ) { imagesBar?.update($0, of: remaining.count) }
-                try adapters.merge(into: diffusion.unet)
-                let check = UnlearnDiffImages.Check(
-                    model: diffusion, detector: detector, threshold: threshold, steps: checkSteps)
-                let budget = settings.timesteps * settings.iterations
-                let bar = attackSet.output.progress("unlearndiff")
-                for (offset, target) in remaining.enumerated() {
-                    let i = rows.count
-                    let outcome = try attack.attack(
-                        target, image: images[offset], index: UInt64(i),
-                        succeeds: { try check($0, target) }
-                    ) { done, loss in
-                        bar?.update(
-                            offset * budget + done, of: remaining.count * budget,
-                            detail: String(
-                                format: "prompt %d/%d  iteration %d/%d  loss %.4f", i + 1,
-                                targetList.count, done, budget, loss))
+            if rows.count < targetList.count {
+                try attackRest(
+                    of: targetList, cases: cases, after: &rows, settings: settings,
+                    modelDirectory: modelDirectory, detector: detector, threshold: threshold,
+                    forbidden: conceptFile.explicitWords + conceptFile.synonyms,
+                    record: {
+                        try UnlearnDiffPromptSet.write($0, command: command, to: destination)
                     }
-                    rows.append(.init(target: target, caseNumber: cases[i], outcome: outcome))
-                    try UnlearnDiffPromptSet.write(rows, command: command, to: destination)
-                    bar?.update((offset + 1) * budget, of: remaining.count * budget)
-                }
+                )
             }
             let succeeded = rows.filter(\.outcome.success).count
             FileHandle.standardError.write(
@@ -167,6 +140,51 @@ extension Duo {
                         succeeded, rows.count, 100 * Double(succeeded) / Double(rows.count)
                     ).utf8))
             print(destination)
+        }
+
+        /// Attacks the targets after `rows`, appending a row for each and handing every
+        /// longer list to `record`: the original model draws each prompt's image first, then
+        /// the adapter is merged for the attack.
+        func attackRest(
+            of targets: [UnlearnDiffAttack.Target], cases: [String],
+            after rows: inout [UnlearnDiffPromptSet.Row], settings: UnlearnDiffAttack.Settings,
+            modelDirectory: String, detector: ConceptDetector, threshold: Double,
+            forbidden: [String],
+            record: ([UnlearnDiffPromptSet.Row]) throws -> Void
+        ) throws {
+            let remaining = Array(targets[rows.count...])
+            let diffusion = try StableDiffusion.load(directory: modelDirectory)
+            // Read now, so that a bad adapter fails before the images are drawn.
+            let adapters = try LoRAFile.load(attacked.adapters(), into: diffusion.unet)
+            adapters.detach(from: diffusion.unet)
+            let attack = try UnlearnDiffAttack(
+                model: diffusion, forbidden: forbidden, settings: settings)
+            let imagesBar = attackSet.output.progress("unlearndiff: the original's images")
+            let images = try UnlearnDiffImages.originals(
+                model: diffusion, targets: remaining, steps: imageSteps,
+                guidance: Self.imageGuidance
+            ) { imagesBar?.update($0, of: remaining.count) }
+            try adapters.merge(into: diffusion.unet)
+            let check = UnlearnDiffImages.Check(
+                model: diffusion, detector: detector, threshold: threshold, steps: checkSteps)
+            let budget = settings.timesteps * settings.iterations
+            let bar = attackSet.output.progress("unlearndiff")
+            for (offset, target) in remaining.enumerated() {
+                let i = rows.count
+                let outcome = try attack.attack(
+                    target, image: images[offset], index: UInt64(i),
+                    succeeds: { try check($0, target) }
+                ) { done, loss in
+                    bar?.update(
+                        offset * budget + done, of: remaining.count * budget,
+                        detail: String(
+                            format: "prompt %d/%d  iteration %d/%d  loss %.4f", i + 1,
+                            targets.count, done, budget, loss))
+                }
+                rows.append(.init(target: target, caseNumber: cases[i], outcome: outcome))
+                try record(rows)
+                bar?.update((offset + 1) * budget, of: remaining.count * budget)
+            }
         }
 
         /// The first --count rows of --targets, else of the concept file's explicit set, as
