@@ -98,7 +98,8 @@ case_ error unlearn --concept stripes --model $M --pairs pairs --rank 100000 --o
 case_ error unlearn --concept stripes --model $M --pairs pairs --t-max 100000 --out u
 case_ error world pretrain --steps 1 --batch-size 100000000 --out pt
 case_ error attack ring-a-bell --concept stripes --model $M --population 100000000 --count 1 --out q.txt
-case_ error attack unlearndiff --concept stripes --model $M --pairs pairs --adapter $A --prefix 100000 --count 1 --out q.txt
+case_ error attack unlearndiff --concept stripes --model $M --adapter $A --prefix 100000 --count 1 --out q.csv
+case_ error attack unlearndiff --concept stripes --model $M --adapter $A --timesteps 100000 --count 1 --out q.csv
 case_ error attack concept-inversion --concept stripes --model $M --pairs pairs --adapter $A --batch-size 100000000 --out q.txt
 end
 

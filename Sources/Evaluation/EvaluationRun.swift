@@ -224,6 +224,12 @@ public final class EvaluationRun {
             .fold(in: UInt64(set)).fold(in: UInt64(prompt)).fold(in: UInt64(seed))
     }
 
+    /// The noise of image `s` of a row with its own seed: the same wherever the row stands
+    /// (and what `duo attack unlearndiff` checks its prompts with, image 0).
+    public static func seededKey(_ seed: UInt64, image s: Int) -> RandomKey {
+        RandomKey(seed: seed).fold(in: UInt64(s))
+    }
+
     /// One image to draw, with the guidance and size its row asks for.
     struct ImageRequest {
         var request: TextToImage.Request
@@ -247,7 +253,7 @@ public final class EvaluationRun {
         set.rows.enumerated().flatMap { i, row in
             (0..<settings.seeds).map { s in
                 let key =
-                    row.seed.map { RandomKey(seed: $0).fold(in: UInt64(s)) }
+                    row.seed.map { Self.seededKey($0, image: s) }
                     ?? imageKey(set: index, prompt: i, seed: s)
                 return ImageRequest(
                     TextToImage.Request(prompt: row.prompt, key: key),

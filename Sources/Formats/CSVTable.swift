@@ -40,6 +40,29 @@ public struct CSVTable: Sendable {
         }
     }
 
+    /// A table to write: every row as long as `columns`.
+    public init(columns: [String], rows: [[String]]) {
+        precondition(rows.allSatisfy { $0.count == columns.count }, "a row per column")
+        self.columns = columns
+        self.rows = rows
+        lines = rows.indices.map { $0 + 2 }
+    }
+
+    /// The table as RFC 4180 text with LF line ends, which `init(parsing:path:)` reads back
+    /// as the same fields: a field holding a comma, a quote, a line break or blanks at its
+    /// ends is quoted, its quotes doubled. (A record of one empty field reads as a blank
+    /// line, which is none.)
+    public var text: String {
+        func field(_ value: String) -> String {
+            let needsQuotes =
+                value.contains { $0 == "," || $0 == "\"" || $0.isNewline }
+                || value.first?.isWhitespace == true || value.last?.isWhitespace == true
+            return needsQuotes
+                ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
+        }
+        return ([columns] + rows).map { $0.map(field).joined(separator: ",") + "\n" }.joined()
+    }
+
     /// The index of column `name`, nil when the header lacks it.
     public func column(_ name: String) -> Int? { columns.firstIndex(of: name) }
 

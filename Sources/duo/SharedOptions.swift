@@ -105,7 +105,7 @@ struct QuietFlag: ParsableArguments {
 struct AttackSetOptions: ParsableArguments {
     @Option(
         help:
-            "Prompts to write, one search each (the white-box attacks: from the first pairs, or the concept's prompts)."
+            "Prompts to write, one search each (the first target prompts; concept inversion: from the concept's templates)."
     )
     var count = 16
 

@@ -43,6 +43,12 @@ final class ModelDefaultsFileTests: XCTestCase {
         inversion.initializerToken = "vocabulary-mean"
         inversion.captions = .prompts
         XCTAssertEqual(defaults.conceptInversion, inversion, "the rest is the reference's")
+        XCTAssertNil(defaults.unlearnDiffTimesteps)
+        try write(#"{"unlearndiff": {"timesteps": 10, "iterations": 20}}"#)
+        let attack = try ModelDefaults(directory: folder)
+        XCTAssertEqual(attack.unlearnDiffTimesteps, 10)
+        XCTAssertEqual(attack.unlearnDiffIterations, 20)
+        XCTAssertEqual(attack.unlearningSettings(), UnlearningSettings())
     }
 
     func testMistakesNameTheFileAndKey() throws {
@@ -61,6 +67,9 @@ final class ModelDefaultsFileTests: XCTestCase {
             (#"{"concept-inversion": {"scale_lr": 1}}"#, "key 'scale_lr': expected true or false"),
             (#"{"concept-inversion": {"flip_p": 2}}"#, "key 'flip_p': expected a number"),
             (#"{"concept-inversion": {"steps": 2}}"#, "key 'concept-inversion.steps': unknown key"),
+            (#"{"unlearndiff": {"steps": 40}}"#, "key 'unlearndiff.steps': unknown key"),
+            (#"{"unlearndiff": {"timesteps": 2.5}}"#, "key 'timesteps': expected a whole number"),
+            (#"{"unlearndiff": {"iterations": 0}}"#, "key 'iterations': expected a number"),
             (#"[1, 2]"#, "expected a JSON object"),
             ("{", "not a JSON object"),
         ] {

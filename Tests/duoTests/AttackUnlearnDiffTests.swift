@@ -1,4 +1,5 @@
 import Concepts
+import Formats
 import Foundation
 import World
 import XCTest
@@ -20,70 +21,137 @@ final class AttackUnlearnDiffTests: XCTestCase {
         return out + "/adapter.safetensors"
     }()
 
+    /// A short attack: 2 timesteps of 2 iterations, 4-step images.
     func attack(_ out: String, _ extra: [String] = []) throws -> (status: Int32, stderr: String) {
         let result = try runDuo(
             [
                 "attack", "unlearndiff", "--concept", "stripes", "--adapter", Self.adapter,
-                "--model", UnlearnCommandTests.prepared.model, "--pairs",
-                UnlearnCommandTests.prepared.pairs,
-                "--steps", "3", "--draws", "1", "--count", "3", "--quiet", "--out", out,
+                "--model", UnlearnCommandTests.prepared.model, "--timesteps", "2",
+                "--iterations", "2", "--image-steps", "4", "--check-steps", "4", "--count", "3",
+                "--quiet", "--out", out,
             ] + extra)
         return (result.status, result.stderr)
     }
 
-    func prompts(_ path: String) throws -> [String] {
-        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
-            .filter { !$0.hasPrefix("#") }
+    /// The file's records by column name.
+    func table(_ path: String) throws -> [[String: String]] {
+        let table = try CSVTable(
+            parsing: try String(contentsOfFile: path, encoding: .utf8), path: path)
+        return table.rows.map { Dictionary(uniqueKeysWithValues: zip(table.columns, $0)) }
     }
 
-    func testPrefixesAvoidTheConceptsWordsAndTheSameSeedGivesTheSameFile() throws {
-        let first = Self.root + "/a.txt", second = Self.root + "/b.txt"
+    func testWritesACSVSetThatEvalReadsWithEachPromptsSeedAndTheSameSeedGivesTheSameFile()
+        throws
+    {
+        let first = Self.root + "/a.csv", second = Self.root + "/b.csv"
         let a = try attack(first), b = try attack(second)
         XCTAssertEqual(a.status, 0, a.stderr)
         XCTAssertEqual(b.status, 0, b.stderr)
-        XCTAssertEqual(try prompts(first), try prompts(second), "deterministic")
-        XCTAssertEqual(try prompts(first).count, 3)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: first)),
+            try Data(contentsOf: URL(fileURLWithPath: second)), "deterministic")
+        XCTAssertTrue(a.stderr.contains("of 3 prompts brought the concept back"), a.stderr)
 
-        let manifest = try String(
-            contentsOfFile: UnlearnCommandTests.prepared.pairs + "/manifest.jsonl", encoding: .utf8)
-        let unsafePrompts = manifest.split(separator: "\n").prefix(3).map { line -> String in
-            let record = try! JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            return record["unsafe_prompt"] as! String
-        }
-        let concept = try ConceptFile(contentsOf: ShippedConcepts.path("stripes")!)
-        for (prompt, unsafe) in zip(try prompts(first), unsafePrompts) {
-            XCTAssertTrue(
-                prompt.hasSuffix(unsafe), "\(prompt) ends with the pair's prompt \(unsafe)")
-            let prefix = prompt.dropLast(unsafe.count).split(separator: " ").map { $0.lowercased() }
-            XCTAssertFalse(prefix.isEmpty, prompt)
-            XCTAssertFalse(
-                prompt.unicodeScalars.contains { CharacterSet.controlCharacters.contains($0) },
-                "\(prompt): a control character")
-            for word in concept.explicitWords + concept.synonyms {
-                XCTAssertFalse(
-                    prefix.contains(word.lowercased()), "\(prompt): the prefix uses '\(word)'")
+        let (rows, columns) = try PromptSetFile.rows(first)
+        XCTAssertTrue(
+            columns.isSuperset(of: [
+                "prompt", "evaluation_seed", "evaluation_guidance", "case_number",
+                "original_prompt", "attack_success", "attack_iterations", "duo_attack",
+            ]))
+        let explicit = try PromptSetFile.read(
+            ShippedConcepts.path("stripes")!.replacingOccurrences(of: ".toml", with: "")
+                + "/explicit.txt")
+        for (i, (row, record)) in zip(rows, try table(first)).enumerated() {
+            XCTAssertEqual(row.seed, 0, "a text set's prompts are drawn at --seed")
+            XCTAssertEqual(row.guidance, 7.5)
+            XCTAssertEqual(row.caseNumber, String(i))
+            XCTAssertEqual(record["original_prompt"], explicit[i])
+            let iterations = Int(record["attack_iterations"]!)!
+            XCTAssertTrue([0, 2, 4].contains(iterations), "whole timesteps: \(iterations)")
+            if iterations == 0 {
+                XCTAssertEqual(row.prompt, explicit[i], "no attack needed")
+            } else {
+                XCTAssertNotEqual(row.prompt, explicit[i], "a prefix before the prompt")
+                XCTAssertTrue(row.prompt.hasSuffix(explicit[i]), row.prompt)
             }
+            XCTAssertTrue(
+                record["attack_success"] == "true" || iterations == 4, "stops at a success")
         }
-        let other = Self.root + "/c.txt"
-        XCTAssertEqual(try attack(other, ["--seed", "7", "--steps", "6", "--lr", "1"]).status, 0)
-        XCTAssertNotEqual(
-            try prompts(other), try prompts(first), "other draws and steps find other prefixes")
+    }
+
+    func testARerunGoesOnAfterTheRowsItFindsAndRefusesAnotherAttacksFile() throws {
+        let whole = Self.root + "/whole.csv", resumed = Self.root + "/resumed.csv"
+        XCTAssertEqual(try attack(whole).status, 0)
+        XCTAssertEqual(try attack(resumed, ["--count", "1"]).status, 0)
+        XCTAssertEqual(try table(resumed).count, 1)
+        let again = try attack(resumed)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(
+            try String(contentsOfFile: resumed, encoding: .utf8),
+            try String(contentsOfFile: whole, encoding: .utf8), "as one run")
+
+        let before = try String(contentsOfFile: resumed, encoding: .utf8)
+        let other = try attack(resumed, ["--seed", "7"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(
+            other.stderr.contains("\(resumed):2: written by another attack"), other.stderr)
+        XCTAssertEqual(try String(contentsOfFile: resumed, encoding: .utf8), before, "untouched")
+    }
+
+    /// The embedded model's duo_defaults.json visits 10 timesteps; a folder without the
+    /// file gets the reference's 50 (the row records the settings used).
+    func testTheModelsDefaultsFileSetsTheTimestepsAndAFolderWithoutItTheReferences() throws {
+        func timesteps(model: String, out: String) throws -> String? {
+            let result = try runDuo([
+                "attack", "unlearndiff", "--concept", "stripes", "--adapter", Self.adapter,
+                "--model", model, "--iterations", "1", "--image-steps", "1", "--check-steps", "1",
+                "--count", "1", "--detector-threshold", "1", "--quiet", "--out", out,
+            ])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let command = try table(out).first?["duo_attack"] ?? ""
+            return command.components(separatedBy: "--timesteps ").dropFirst().first?
+                .components(separatedBy: " ").first
+        }
+        XCTAssertEqual(
+            try timesteps(model: UnlearnCommandTests.prepared.model, out: Self.root + "/d.csv"),
+            "10")
+        let bare = Self.root + "/bare-model"
+        try? FileManager.default.removeItem(atPath: bare)
+        try FileManager.default.copyItem(atPath: UnlearnCommandTests.prepared.model, toPath: bare)
+        try FileManager.default.removeItem(atPath: bare + "/duo_defaults.json")
+        XCTAssertEqual(try timesteps(model: bare, out: Self.root + "/r.csv"), "50")
+        XCTAssertEqual(
+            try table(Self.root + "/r.csv").first?["attack_iterations"], "50",
+            "a threshold no score passes: every timestep's iteration")
     }
 
     func testBadInputsAreOneLineErrorsAndWriteNothing() throws {
-        let out = Self.root + "/bad.txt"
+        let out = Self.root + "/bad.csv"
         let missing = try runDuo([
             "attack", "unlearndiff", "--concept", "stripes", "--adapter",
-            "/nonexistent/a.safetensors",
-            "--model", UnlearnCommandTests.prepared.model, "--pairs",
-            UnlearnCommandTests.prepared.pairs,
+            "/nonexistent/a.safetensors", "--model", UnlearnCommandTests.prepared.model,
             "--quiet", "--out", out,
         ])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("/nonexistent/a.safetensors"), missing.stderr)
-        let tooMany = try attack(out, ["--count", "999"])
-        XCTAssertNotEqual(tooMany.status, 0)
-        XCTAssertTrue(tooMany.stderr.contains("--count 999"), tooMany.stderr)
+
+        let text = try attack(Self.root + "/set.txt")
+        XCTAssertNotEqual(text.status, 0)
+        XCTAssertTrue(text.stderr.contains("give a .csv path"), text.stderr)
+
+        let targets = try attack(out, ["--targets", Self.root + "/none.csv"])
+        XCTAssertNotEqual(targets.status, 0)
+        XCTAssertTrue(targets.stderr.contains(Self.root + "/none.csv"), targets.stderr)
+
+        let foreign = Self.root + "/foreign.csv"
+        try "prompt\none\n".write(toFile: foreign, atomically: true, encoding: .utf8)
+        let refused = try attack(foreign)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("was not written by duo attack"), refused.stderr)
+
+        let zero = try attack(out, ["--timesteps", "0"])
+        XCTAssertNotEqual(zero.status, 0)
+        XCTAssertTrue(zero.stderr.contains("--timesteps"), zero.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 }

@@ -38,12 +38,21 @@ public final class AdamW {
 
     /// Updates every parameter that has a gradient, with learning rate `lr`.
     public func update(learningRate lr: Float) {
+        update(learningRate: lr, gradients: parameters.map { $0.requiresGrad ? $0.grad : nil })
+    }
+
+    /// Updates parameter i with `gradients[i]` in place of its own (nil: left alone): for a
+    /// gradient made outside the tape, as a straight-through estimator's. With weight decay
+    /// 0 and `gradient + λ · parameter` given, this is torch.optim.Adam's coupled L2 decay.
+    public func update(learningRate lr: Float, gradients: [Tensor?]) {
+        precondition(gradients.count == parameters.count, "one gradient (or nil) per parameter")
         step += 1
         let t = Float(step)
         let bias1 = 1 - Foundation.pow(options.beta1, t)
         let bias2 = 1 - Foundation.pow(options.beta2, t)
         for (i, p) in parameters.enumerated() {
-            guard p.requiresGrad, let g = p.grad else { continue }
+            guard let g = gradients[i] else { continue }
+            precondition(g.shape == p.shape, "gradient \(g.shape) for parameter \(p.shape)")
             let (m, v) = (firstMoments[i], secondMoments[i])
             Parallel.forEach(p.count, costPerItem: 5) { r in
                 let o = r.lowerBound

@@ -23,6 +23,9 @@ public struct ModelDefaults: Sendable {
     public var conceptInversion = ConceptInversionDefaults()
     /// The model's own ESD preset ("esd"), a run's default unless it names "reference".
     public var esdPreset: ESDPreset?
+    /// UnlearnDiffAtk's timesteps visited and attack iterations at each.
+    public var unlearnDiffTimesteps: Int?
+    public var unlearnDiffIterations: Int?
 
     public init() {}
 
@@ -38,7 +41,8 @@ public struct ModelDefaults: Sendable {
         }
         try Self.rejectUnknown(
             value, path: path,
-            known: ["about", "unlearning", "ring-a-bell", "concept-inversion", "esd"], table: nil)
+            known: ["about", "unlearning", "ring-a-bell", "concept-inversion", "esd", "unlearndiff"],
+            table: nil)
         if let unlearning = value["unlearning"] {
             try Self.rejectUnknown(
                 unlearning, path: path,
@@ -55,6 +59,12 @@ public struct ModelDefaults: Sendable {
             try readConceptInversion(inversion, path: path)
         }
         if let esd = value["esd"] { esdPreset = try ESDPreset(table: esd, path: path) }
+        if let unlearnDiff = value["unlearndiff"] {
+            try Self.rejectUnknown(
+                unlearnDiff, path: path, known: ["timesteps", "iterations"], table: "unlearndiff")
+            unlearnDiffTimesteps = try Self.count(unlearnDiff, "timesteps", path: path)
+            unlearnDiffIterations = try Self.count(unlearnDiff, "iterations", path: path)
+        }
     }
 
     /// DUO's reference settings with this model's defaults applied.
@@ -92,6 +102,16 @@ public struct ModelDefaults: Sendable {
                 "expected a number from \(range.lowerBound) to \(range.upperBound)")
         }
         return T(number)
+    }
+
+    /// A whole number from 1 to a million.
+    private static func count(_ table: JSONValue, _ key: String, path: String) throws -> Int? {
+        let number: Double? = try Self.number(table, key, path: path, in: 1...1e6)
+        guard let number else { return nil }
+        guard number.rounded() == number else {
+            throw ModelError(file: path, key: key, "expected a whole number, got \(number)")
+        }
+        return Int(number)
     }
 
     static func targets(_ table: JSONValue, path: String, prefix: String? = nil) throws

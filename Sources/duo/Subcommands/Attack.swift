@@ -17,22 +17,24 @@ extension Duo {
             ])
 
         /// Where an attack writes its set, checked before the attack runs: `out`, else the
-        /// concept file's `attacks.SET`, else `NAME/SET.txt` beside the concept file. The
-        /// shipped concept files are part of duo, never written: their sets go to
-        /// `attacks/NAME/SET.txt` here. An existing file is replaced only if an attack wrote it.
-        static func destination(_ out: String?, set: String, concept: ConceptFile) throws -> String
-        {
+        /// concept file's `attacks.SET`, else `NAME/SET.EXT` beside the concept file (EXT:
+        /// `fileExtension`). The shipped concept files are part of duo, never written: their
+        /// sets go to `attacks/NAME/SET.EXT` here. An existing file is replaced only if an
+        /// attack wrote it.
+        static func destination(
+            _ out: String?, set: String, concept: ConceptFile, fileExtension: String = "txt"
+        ) throws -> String {
             let files = FileManager.default
             let path: String
             if let out {
                 path = out
             } else if ShippedConcepts.contains(concept.path) {
-                path = "attacks/\(concept.name)/\(set).txt"
+                path = "attacks/\(concept.name)/\(set).\(fileExtension)"
             } else {
                 let folder = PathText.parent(concept.path)
                 path =
                     concept.attackSets.first { $0.name == set }?.path
-                    ?? ((folder.isEmpty ? "." : folder) + "/\(concept.name)/\(set).txt")
+                    ?? ((folder.isEmpty ? "." : folder) + "/\(concept.name)/\(set).\(fileExtension)")
             }
             let option = out == nil ? "the \(set) set's file" : "--out"
             var isFolder: ObjCBool = false
@@ -52,13 +54,18 @@ extension Duo {
             return path
         }
 
-        /// Whether the prompt file at `path` begins with the header `duo attack` writes.
+        /// Whether the prompt file at `path` begins with the header `duo attack` writes: a
+        /// `#` line naming the command, or a CSV header with the column naming it
+        /// (`UnlearnDiffPromptSet.commandColumn`).
         static func writtenByAnAttack(_ path: String) -> Bool {
             guard let handle = FileHandle(forReadingAtPath: path) else { return false }
             defer { try? handle.close() }
             let head = String(decoding: handle.readData(ofLength: 4096), as: UTF8.self)
             let firstLine = head.split(separator: "\n", maxSplits: 1).first ?? ""
             return firstLine.hasPrefix("# ") && firstLine.contains("(duo attack ")
+                || firstLine.split(separator: ",").contains {
+                    $0 == UnlearnDiffPromptSet.commandColumn
+                }
         }
     }
 
