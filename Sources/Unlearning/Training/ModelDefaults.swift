@@ -41,7 +41,9 @@ public struct ModelDefaults: Sendable {
         }
         try Self.rejectUnknown(
             value, path: path,
-            known: ["about", "unlearning", "ring-a-bell", "concept-inversion", "esd", "unlearndiff"],
+            known: [
+                "about", "unlearning", "ring-a-bell", "concept-inversion", "esd", "unlearndiff",
+            ],
             table: nil)
         if let unlearning = value["unlearning"] {
             try Self.rejectUnknown(
