@@ -14,8 +14,9 @@ import Tensor
 /// `t_start=-1` and `till_T=t_enc`) drops the last of its 50 timesteps (1, 21, ..., 981)
 /// before it starts, so it begins at 961 from pure noise, and stops after the step at
 /// DDIM index max(t_enc, 1) − 1: in diffusers' order (981 first) it runs the timesteps at
-/// positions 1 ... N − max(t_enc, 1), and x_t ends two DDIM steps less noisy than t_enc's
-/// bin. That is the reference's x_t, and duo's. diffusers' DDIMScheduler over SD 1.x's
+/// positions 1 ... N − max(t_enc, 1), and from t_enc 2 on x_t ends about two DDIM steps
+/// less noisy than t_enc's bin (fully sampled for t_enc 0 and 1). That is the reference's
+/// x_t, and duo's. diffusers' DDIMScheduler over SD 1.x's
 /// config (leading spacing, steps_offset 1, set_alpha_to_one false) takes the same
 /// timesteps and ᾱ as that sampler; tools/make_esd_reference_fixture.py checks both.
 public enum ESDTrajectory {
