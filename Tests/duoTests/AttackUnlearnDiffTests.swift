@@ -98,31 +98,31 @@ final class AttackUnlearnDiffTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: resumed, encoding: .utf8), before, "untouched")
     }
 
-    /// The embedded model's duo_defaults.json visits 10 timesteps; a folder without the
-    /// file gets the reference's 50 (the row records the settings used).
-    func testTheModelsDefaultsFileSetsTheTimestepsAndAFolderWithoutItTheReferences() throws {
-        func timesteps(model: String, out: String) throws -> String? {
+    /// The embedded model's duo_defaults.json runs 8 iterations per timestep; a folder
+    /// without the file gets the reference's 40 (the row records the settings used).
+    func testTheModelsDefaultsFileSetsTheIterationsAndAFolderWithoutItTheReferences() throws {
+        /// The iterations one timestep ran, with a threshold no score passes.
+        func iterations(model: String, out: String) throws -> String? {
             let result = try runDuo([
                 "attack", "unlearndiff", "--concept", "stripes", "--adapter", Self.adapter,
-                "--model", model, "--iterations", "1", "--image-steps", "1", "--check-steps", "1",
+                "--model", model, "--timesteps", "1", "--image-steps", "1", "--check-steps", "1",
                 "--count", "1", "--detector-threshold", "1", "--quiet", "--out", out,
             ])
             XCTAssertEqual(result.status, 0, result.stderr)
-            let command = try table(out).first?["duo_attack"] ?? ""
-            return command.components(separatedBy: "--timesteps ").dropFirst().first?
-                .components(separatedBy: " ").first
+            let row = try table(out).first
+            XCTAssertTrue(
+                row?["duo_attack"]?.contains("--iterations \(row?["attack_iterations"] ?? "")")
+                    == true, "the settings recorded")
+            return row?["attack_iterations"]
         }
         XCTAssertEqual(
-            try timesteps(model: UnlearnCommandTests.prepared.model, out: Self.root + "/d.csv"),
-            "10")
+            try iterations(model: UnlearnCommandTests.prepared.model, out: Self.root + "/d.csv"),
+            "8")
         let bare = Self.root + "/bare-model"
         try? FileManager.default.removeItem(atPath: bare)
         try FileManager.default.copyItem(atPath: UnlearnCommandTests.prepared.model, toPath: bare)
         try FileManager.default.removeItem(atPath: bare + "/duo_defaults.json")
-        XCTAssertEqual(try timesteps(model: bare, out: Self.root + "/r.csv"), "50")
-        XCTAssertEqual(
-            try table(Self.root + "/r.csv").first?["attack_iterations"], "50",
-            "a threshold no score passes: every timestep's iteration")
+        XCTAssertEqual(try iterations(model: bare, out: Self.root + "/r.csv"), "40")
     }
 
     func testBadInputsAreOneLineErrorsAndWriteNothing() throws {
