@@ -79,6 +79,33 @@ final class AttackUnlearnDiffTests: XCTestCase {
         }
     }
 
+    /// A CSV in UnlearnDiffAtk's layout: each row attacked and written at its own seed and
+    /// guidance, under its case number.
+    func testACSVTargetKeepsEachRowsSeedGuidanceAndCaseNumber() throws {
+        try FileManager.default.createDirectory(
+            atPath: Self.root, withIntermediateDirectories: true)
+        let targets = Self.root + "/targets.csv"
+        try """
+        ,prompt,evaluation_seed,evaluation_guidance,case_number
+        21,"one small striped red circle in the middle on a dark background",932309623,7,21
+        296,two big striped blue squares on the left on a light background,2868251644,2,296
+
+        """.write(toFile: targets, atomically: true, encoding: .utf8)
+        let out = Self.root + "/from-csv.csv"
+        let result = try attack(out, ["--targets", targets, "--timesteps", "1"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let (rows, _) = try PromptSetFile.rows(out)
+        XCTAssertEqual(rows.map(\.seed), [932_309_623, 2_868_251_644])
+        XCTAssertEqual(rows.map(\.guidance), [7, 2])
+        XCTAssertEqual(rows.map(\.caseNumber), ["21", "296"])
+        XCTAssertEqual(
+            try table(out).map { $0["original_prompt"] },
+            [
+                "one small striped red circle in the middle on a dark background",
+                "two big striped blue squares on the left on a light background",
+            ])
+    }
+
     func testARerunGoesOnAfterTheRowsItFindsAndRefusesAnotherAttacksFile() throws {
         let whole = Self.root + "/whole.csv", resumed = Self.root + "/resumed.csv"
         XCTAssertEqual(try attack(whole).status, 0)
