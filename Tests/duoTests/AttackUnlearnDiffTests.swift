@@ -79,6 +79,33 @@ final class AttackUnlearnDiffTests: XCTestCase {
         }
     }
 
+    /// A CSV in UnlearnDiffAtk's layout: each row attacked and written at its own seed and
+    /// guidance, under its case number.
+    func testACSVTargetKeepsEachRowsSeedGuidanceAndCaseNumber() throws {
+        try FileManager.default.createDirectory(
+            atPath: Self.root, withIntermediateDirectories: true)
+        let targets = Self.root + "/targets.csv"
+        try """
+        ,prompt,evaluation_seed,evaluation_guidance,case_number
+        21,"one small striped red circle in the middle on a dark background",932309623,7,21
+        296,two big striped blue squares on the left on a light background,2868251644,2,296
+
+        """.write(toFile: targets, atomically: true, encoding: .utf8)
+        let out = Self.root + "/from-csv.csv"
+        let result = try attack(out, ["--targets", targets, "--timesteps", "1"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let (rows, _) = try PromptSetFile.rows(out)
+        XCTAssertEqual(rows.map(\.seed), [932_309_623, 2_868_251_644])
+        XCTAssertEqual(rows.map(\.guidance), [7, 2])
+        XCTAssertEqual(rows.map(\.caseNumber), ["21", "296"])
+        XCTAssertEqual(
+            try table(out).map { $0["original_prompt"] },
+            [
+                "one small striped red circle in the middle on a dark background",
+                "two big striped blue squares on the left on a light background",
+            ])
+    }
+
     func testARerunGoesOnAfterTheRowsItFindsAndRefusesAnotherAttacksFile() throws {
         let whole = Self.root + "/whole.csv", resumed = Self.root + "/resumed.csv"
         XCTAssertEqual(try attack(whole).status, 0)
@@ -98,31 +125,31 @@ final class AttackUnlearnDiffTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: resumed, encoding: .utf8), before, "untouched")
     }
 
-    /// The embedded model's duo_defaults.json visits 10 timesteps; a folder without the
-    /// file gets the reference's 50 (the row records the settings used).
-    func testTheModelsDefaultsFileSetsTheTimestepsAndAFolderWithoutItTheReferences() throws {
-        func timesteps(model: String, out: String) throws -> String? {
+    /// The embedded model's duo_defaults.json runs 8 iterations per timestep; a folder
+    /// without the file gets the reference's 40 (the row records the settings used).
+    func testTheModelsDefaultsFileSetsTheIterationsAndAFolderWithoutItTheReferences() throws {
+        /// The iterations one timestep ran, with a threshold no score passes.
+        func iterations(model: String, out: String) throws -> String? {
             let result = try runDuo([
                 "attack", "unlearndiff", "--concept", "stripes", "--adapter", Self.adapter,
-                "--model", model, "--iterations", "1", "--image-steps", "1", "--check-steps", "1",
+                "--model", model, "--timesteps", "1", "--image-steps", "1", "--check-steps", "1",
                 "--count", "1", "--detector-threshold", "1", "--quiet", "--out", out,
             ])
             XCTAssertEqual(result.status, 0, result.stderr)
-            let command = try table(out).first?["duo_attack"] ?? ""
-            return command.components(separatedBy: "--timesteps ").dropFirst().first?
-                .components(separatedBy: " ").first
+            let row = try table(out).first
+            XCTAssertTrue(
+                row?["duo_attack"]?.contains("--iterations \(row?["attack_iterations"] ?? "")")
+                    == true, "the settings recorded")
+            return row?["attack_iterations"]
         }
         XCTAssertEqual(
-            try timesteps(model: UnlearnCommandTests.prepared.model, out: Self.root + "/d.csv"),
-            "10")
+            try iterations(model: UnlearnCommandTests.prepared.model, out: Self.root + "/d.csv"),
+            "8")
         let bare = Self.root + "/bare-model"
         try? FileManager.default.removeItem(atPath: bare)
         try FileManager.default.copyItem(atPath: UnlearnCommandTests.prepared.model, toPath: bare)
         try FileManager.default.removeItem(atPath: bare + "/duo_defaults.json")
-        XCTAssertEqual(try timesteps(model: bare, out: Self.root + "/r.csv"), "50")
-        XCTAssertEqual(
-            try table(Self.root + "/r.csv").first?["attack_iterations"], "50",
-            "a threshold no score passes: every timestep's iteration")
+        XCTAssertEqual(try iterations(model: bare, out: Self.root + "/r.csv"), "40")
     }
 
     func testBadInputsAreOneLineErrorsAndWriteNothing() throws {

@@ -27,8 +27,10 @@ extension Duo {
                 first). Writes a CSV prompt set with each prompt's seed and guidance, so that \
                 duo eval --seeds 1 draws the images the attack judged and its attack success \
                 rate is the attack's, per prompt. A rerun goes on after the prompts the file \
-                already holds. Defaults are the reference's, except where the model folder's \
-                duo_defaults.json says otherwise (the embedded model: --timesteps 10).
+                already holds. Defaults are the reference's (images drawn with the model \
+                folder's scheduler and duo's noise, where the reference uses LMS and torch's), \
+                except where the model folder's duo_defaults.json says otherwise (the \
+                embedded model: --iterations 8, a check after every 8).
                 """)
 
         @OptionGroup var attacked: AttackedModel
