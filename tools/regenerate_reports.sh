@@ -16,15 +16,18 @@ duo=$(realpath "${3:-.build/release/duo}")
 mkdir -p "$work" && cd "$work"
 a=adapters/$concept
 step() { echo "== $(date +%H:%M:%S) $*"; }
+# --resume when an earlier run left a checkpoint (without it, duo starts that run over).
+resume() { [ -e "$1" ] && echo --resume || true; }
 
 [ -e pairs/$concept/summary.json ] || { step synthesize; "$duo" synthesize --concept $concept; }
-[ -e $a/duo/adapter.safetensors ] || { step DUO; "$duo" unlearn --concept $concept --out $a/duo; }
+[ -e $a/duo/adapter.safetensors ] || { step DUO; "$duo" unlearn --concept $concept --out $a/duo $(resume $a/duo/checkpoint.safetensors); }
 [ -e $a/duo-lambda0/adapter.safetensors ] ||
-  { step "DUO lambda 0"; "$duo" unlearn --concept $concept --lambda 0 --out $a/duo-lambda0; }
+  { step "DUO lambda 0"; "$duo" unlearn --concept $concept --lambda 0 --out $a/duo-lambda0 \
+    $(resume $a/duo-lambda0/checkpoint.safetensors); }
 [ -e $a/esd-u/unet.safetensors ] || { step ESD-u; "$duo" unlearn --concept $concept --method esd \
-  --esd-preset reference --train-method noxattn --out $a/esd-u; }
+  --esd-preset reference --train-method noxattn --out $a/esd-u $(resume $a/esd-u/checkpoint.safetensors); }
 [ -e $a/esd-x/unet.safetensors ] || { step ESD-x; "$duo" unlearn --concept $concept --method esd \
-  --esd-preset reference --train-method xattn --out $a/esd-x; }
+  --esd-preset reference --train-method xattn --out $a/esd-x $(resume $a/esd-x/checkpoint.safetensors); }
 [ -e $a/uce/adapter.safetensors ] || { step UCE; "$duo" unlearn --concept $concept --method uce --out $a/uce; }
 
 labels=(original DUO DUO-lambda0 ESD-u ESD-x UCE)
@@ -44,7 +47,8 @@ for i in "${!labels[@]}"; do
   if [ -n "${files[$i]}" ]; then
     inv=attacks/$concept/concept-inversion-$label.txt
     [ -e $inv ] || { step "Concept Inversion against $label"
-      "$duo" attack concept-inversion --concept $concept "${target[@]}" --out $inv --quiet; }
+      "$duo" attack concept-inversion --concept $concept "${target[@]}" --out $inv --quiet \
+        $(resume ${inv%.txt}.checkpoint.safetensors); }
     sets+=(--attack-set "concept-inversion=$inv@$label")
   fi
 done
