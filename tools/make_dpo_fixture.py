@@ -16,6 +16,10 @@ adds unconditional-step.safetensors from the committed adapter and prompted step
 prompted step plus duo's unconditional-preserving term, lambda_u * mean over both images of
 |eps_theta(x_t, empty) - eps_ref(x_t, empty)|^2 (Sources/Unlearning/Training/DUOLoss.swift),
 written here independently of duo's code.
+
+  tools/.venv-models/bin/python tools/make_dpo_fixture.py --dspo
+adds dspo-step.safetensors: DSPO's step (duo unlearn --method dspo) on the committed adapter
+and prompt-free batch, written as DSPO's code computes it (see dspo_step).
 """
 
 import os
@@ -171,9 +175,77 @@ def unconditional_step():
     print("unconditional-step.safetensors loss", loss.item(), "unconditional", unconditional.item())
 
 
+DSPO_BETA, DSPO_LAMBDA = 0.8, 30.0
+
+
+def dspo_step():
+    """DSPO's step on the committed adapter and prompt-free batch, as huaishengzhu/DSPO's train.py
+    (8b4e09b, l.1137-1169) computes it for SD 1.5: the winner (safe) half first, one timestep and
+    noise per pair, inside = -0.5 beta (model_diff - ref_diff), the loss
+    mean((model_pred_w - noise - beta (1 - sigmoid(inside)) (model_pred_w - ref_pred_w))^2), with
+    no detach but the reference; plus DUO's output-preserving term, lambda times the MSE between
+    the trained and reference predictions on pure noise at the last timestep. beta is 0.8, not the
+    launcher's 0.001, so that sigmoid's path carries a gradient the test can see."""
+    from safetensors.torch import load_file
+    prompt_free = load_file(os.path.join(OUT, "step.safetensors"))
+    adapter = load_file(os.path.join(OUT, "adapter.safetensors"))
+    pipe = StableDiffusionPipeline.from_pretrained(PIPELINE, safety_checker=None, requires_safety_checker=False)
+    unet, scheduler = pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config)
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights="gaussian",
+                                target_modules=["attn1.to_k", "attn1.to_q", "attn1.to_v", "attn1.to_out.0"]))
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_" in name:
+                p.copy_(adapter["unet." + name.replace(".default", "")])
+    ids = pipe.tokenizer([""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                         return_tensors="pt").input_ids
+    with torch.no_grad():
+        empty = pipe.text_encoder(ids).last_hidden_state
+    unsafe, safe, noise = prompt_free["unsafe"], prompt_free["safe"], prompt_free["noise"]
+    b = unsafe.shape[0]
+    pair_t = prompt_free["timesteps"].long()[:b]
+    timesteps = pair_t.repeat(2)
+    noisy = scheduler.add_noise(torch.cat([safe, unsafe]), noise.repeat(2, 1, 1, 1), timesteps)
+    context = empty.repeat(2 * b, 1, 1)
+    last = torch.full((b,), 999)
+
+    model_pred = unet(noisy, timesteps, context).sample
+    model_prior = unet(noise, last, empty.repeat(b, 1, 1)).sample
+    unet.disable_adapters()
+    with torch.no_grad():
+        ref_pred = unet(noisy, timesteps, context).sample
+        ref_prior = unet(noise, last, empty.repeat(b, 1, 1)).sample
+    unet.enable_adapters()
+    target = noise.repeat(2, 1, 1, 1)
+    model_diff_w, model_diff_l = (model_pred - target).chunk(2)
+    model_diff = model_diff_w.pow(2).mean(dim=[1, 2, 3]) - model_diff_l.pow(2).mean(dim=[1, 2, 3])
+    ref_losses_w, ref_losses_l = (ref_pred - target).pow(2).mean(dim=[1, 2, 3]).chunk(2)
+    inside = -0.5 * DSPO_BETA * (model_diff - (ref_losses_w - ref_losses_l))
+    pred2, _ = (model_pred - ref_pred).chunk(2)
+    weight = DSPO_BETA * (1 - torch.sigmoid(inside))[:, None, None, None]
+    dspo = (model_diff_w - weight * pred2).pow(2).mean(dim=[1, 2, 3]).mean()
+    prior = F.mse_loss(model_prior, ref_prior)
+    loss = dspo + DSPO_LAMBDA * prior
+    loss.backward()
+    out = {k: v for k, v in prompt_free.items() if k in ("unsafe", "safe", "noise")}
+    out.update(timesteps=torch.cat([pair_t, pair_t]).float(), loss=loss.reshape(1), dspo=dspo.reshape(1),
+               prior=prior.reshape(1), inside=inside)
+    for name, p in unet.named_parameters():
+        if "lora_" in name:
+            out["grad.unet." + name.replace(".default", "")] = p.grad
+    save_file({k: v.detach().float().contiguous() for k, v in out.items()},
+              os.path.join(OUT, "dspo-step.safetensors"),
+              metadata={"dspo_beta": str(DSPO_BETA), "lambda": str(DSPO_LAMBDA)})
+    print("dspo-step.safetensors loss", loss.item(), "dspo", dspo.item(), "prior", prior.item(),
+          "inside", inside.tolist())
+
+
 if __name__ == "__main__":
     import sys
     if "--unconditional" in sys.argv:
         unconditional_step()
+    elif "--dspo" in sys.argv:
+        dspo_step()
     else:
         main()

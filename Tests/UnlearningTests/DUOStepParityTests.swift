@@ -29,7 +29,15 @@ final class DUOStepParityTests: XCTestCase {
         try checkStep("unconditional-step.safetensors", prompted: true, unconditional: true)
     }
 
-    func checkStep(_ file: String, prompted: Bool, unconditional: Bool = false) throws {
+    /// `duo unlearn --method dspo`'s step: DSPO's pair term as its authors' code computes it
+    /// (tools/make_dpo_fixture.py --dspo), one timestep per pair, with DUO's prior term.
+    func testDSPOStepMatchesPyTorch() throws {
+        try checkStep("dspo-step.safetensors", prompted: false, dspo: true)
+    }
+
+    func checkStep(
+        _ file: String, prompted: Bool, unconditional: Bool = false, dspo: Bool = false
+    ) throws {
         let step = try SafeTensorsReader(path: Self.fixtures + "/" + file)
         func tensor(_ name: String) throws -> Tensor {
             Tensor(try step.floats(name), shape: try step.info(name).shape)
@@ -48,9 +56,10 @@ final class DUOStepParityTests: XCTestCase {
             emptyPrompt: model.encode([""]),
             pairPrompts: prompted ? try tensor("pair_context") : nil,
             priorPrompts: prompted ? try tensor("prior_context") : nil,
-            beta: Float(step.metadata["beta"]!)!,
+            beta: Float(step.metadata[dspo ? "dspo_beta" : "beta"]!)!,
             lambda: Float(step.metadata["lambda"]!)!,
-            unconditionalLambda: unconditional ? Float(step.metadata["unconditional_lambda"]!)! : 0)
+            unconditionalLambda: unconditional ? Float(step.metadata["unconditional_lambda"]!)! : 0,
+            convention: dspo ? .diffusionDPO : .duo, preference: dspo ? .dspo : .dpo)
         if unconditional {
             let expected = try tensor("unconditional").item
             XCTAssertGreaterThan(expected, 1e-5, "the term must be away from 0 to test it")
@@ -58,13 +67,16 @@ final class DUOStepParityTests: XCTestCase {
         }
         terms.loss.backward()
         XCTAssertEqual(terms.loss.item, try tensor("loss").item, accuracy: 1e-4)
-        XCTAssertEqual(terms.dpo, try tensor("dpo").item, accuracy: 1e-4)
+        let preference = try tensor(dspo ? "dspo" : "dpo").item
+        XCTAssertEqual(terms.preference, preference, accuracy: 1e-4 * max(1, preference))
         XCTAssertEqual(
             terms.prior, try tensor("prior").item, accuracy: 1e-4 * max(1, try tensor("prior").item)
         )
-        XCTAssertNotEqual(
-            terms.dpo, Float(log(2.0)), accuracy: 1e-3,
-            "the DPO term must be away from log 2 to test it")
+        if !dspo {
+            XCTAssertNotEqual(
+                terms.preference, Float(log(2.0)), accuracy: 1e-3,
+                "the DPO term must be away from log 2 to test it")
+        }
         var largest: Float = 0
         for (name, parameter) in lora.namedParameters {
             let expected = try tensor("grad.unet." + name).scalars

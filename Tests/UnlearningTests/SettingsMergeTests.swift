@@ -61,4 +61,40 @@ final class SettingsMergeTests: XCTestCase {
             )
         }
     }
+
+    /// DSPO takes DUO's settings, with DUO's preserving weights divided by the gradient
+    /// scale of DPO's term at σ = 1/2 (β/2), and its own β; a λ on the command line is its own.
+    func testDSPOWeighsDUOsPreservingTermsAgainstItsPairTerm() throws {
+        var model = ModelDefaults()
+        model.beta = 125
+        model.baseLambda = 4e6
+        model.promptedShare = 1
+        var concept = ConceptFile.UnlearningDefaults()
+        concept.unconditionalLambda = 1e3
+        concept.learningRate = 5e-4
+        var options = UnlearningOptions()
+        options.method = .duo
+        let duo = try UnlearningSettings.merged(model: model, concept: concept, options: options)
+        options.method = .dspo
+        let dspo = try UnlearningSettings.merged(model: model, concept: concept, options: options)
+        XCTAssertEqual(duo.resolvedLambda, 4e6 * 125 / 100)
+        XCTAssertEqual(dspo.resolvedLambda, duo.resolvedLambda / 62.5, accuracy: 1e-3)
+        XCTAssertEqual(dspo.unconditionalLambda, 1e3 / 62.5, accuracy: 1e-6)
+        XCTAssertEqual(dspo.resolvedLearningRate, duo.resolvedLearningRate)
+        XCTAssertEqual(dspo.pairBeta, 0.001, "DSPO's launcher's beta_dpo")
+        XCTAssertEqual(dspo.pairConvention, .diffusionDPO, "one timestep per pair, beta/2")
+        XCTAssertEqual(dspo.preference, .dspo)
+        concept.lambda = 5e5
+        options.dspoBeta = 0.5
+        let fromConcept = try UnlearningSettings.merged(
+            model: model, concept: concept, options: options)
+        XCTAssertEqual(fromConcept.resolvedLambda, 5e5 / 62.5, accuracy: 1e-2)
+        XCTAssertEqual(fromConcept.pairBeta, 0.5)
+        options.lambda = 7
+        XCTAssertEqual(
+            try UnlearningSettings.merged(model: model, concept: concept, options: options)
+                .resolvedLambda, 7, "the command line's lambda as given")
+        XCTAssertTrue(dspo.fields.contains { $0.key == "dspo_beta" })
+        XCTAssertFalse(dspo.fields.contains { $0.key == "beta" || $0.key == "convention" })
+    }
 }

@@ -117,7 +117,9 @@ final class UnconditionalPreservationTests: XCTestCase {
         XCTAssertEqual(on.unconditional, expected, accuracy: term)
         XCTAssertEqual(
             on.loss.item - off.loss.item, 3 * expected, accuracy: dpo + prior + 3 * term + losses)
-        XCTAssertEqual(on.dpo, off.dpo, accuracy: dpo, "the DPO term is the same with the term on")
+        XCTAssertEqual(
+            on.preference, off.preference, accuracy: dpo,
+            "the DPO term is the same with the term on")
         // Prompt-free pairs take no unconditional term (their DPO term is on ∅ itself).
         let promptFree = GradMode.withNoGrad {
             DUOLoss.compute(

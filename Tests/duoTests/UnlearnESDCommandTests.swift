@@ -86,6 +86,16 @@ final class UnlearnESDCommandTests: XCTestCase {
             (["--method", "esd", "--beta", "5"], "--beta is an option of --method duo"),
             (["--train-method", "xattn"], "--train-method is an option of --method esd"),
             (["--method", "esd", "--ddim-steps", "1"], "--ddim-steps must be 2 to 1000"),
+            (["--method", "dspo", "--beta", "5"], "--beta is an option of --method duo, not dspo"),
+            (
+                ["--method", "dspo", "--convention", "duo"],
+                "--convention is an option of --method duo"
+            ),
+            (["--dspo-beta", "0.1"], "--dspo-beta is an option of --method dspo, not duo"),
+            (
+                ["--method", "esd", "--dspo-beta", "0.1"],
+                "--dspo-beta is an option of --method dspo"
+            ),
         ] {
             let result = try runDuo(
                 ["unlearn", "--concept", "stripes"] + arguments, parseOnly: true)

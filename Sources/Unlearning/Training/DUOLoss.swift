@@ -37,9 +37,10 @@ public enum DPOConvention: String, CaseIterable, Sendable {
 
 /// What a step computed: the loss to minimize and the numbers that show a run's health.
 public struct LossTerms {
-    /// dpo + λ · prior, a scalar with a graph back to the adapters.
+    /// preference + λ · prior, a scalar with a graph back to the adapters.
     public var loss: Tensor
-    public var dpo: Float
+    /// The pair term: DPO's (DUO) or DSPO's (`PreferenceObjective`).
+    public var preference: Float
     public var prior: Float
     /// The unconditional-preserving term (0 unless `unconditionalLambda` > 0).
     public var unconditional: Float = 0
@@ -86,7 +87,9 @@ public enum DUOLoss {
         predictionType: SchedulerConfig.PredictionType,
         batch: PairBatch, emptyPrompt: Tensor, pairPrompts: Tensor? = nil,
         priorPrompts: Tensor? = nil,
-        beta: Float, lambda: Float, unconditionalLambda: Float = 0, convention: DPOConvention = .duo
+        beta: Float, lambda: Float, unconditionalLambda: Float = 0,
+        convention: DPOConvention = .duo,
+        preference: PreferenceObjective = .dpo
     ) -> LossTerms {
         let b = batch.safe.shape[0]
         let last = schedule.numTrainTimesteps - 1
@@ -126,7 +129,8 @@ public enum DUOLoss {
         var terms = objective(
             trained: (trained[0], trained[1], trained[2]),
             reference: (reference[0], reference[1], reference[2]),
-            targets: (targetUnsafe, targetSafe), beta: beta, lambda: lambda, convention: convention)
+            targets: (targetUnsafe, targetSafe), beta: beta, lambda: lambda, convention: convention,
+            preference: preference)
         if preservesUnconditional {
             let term = unconditionalTerm(
                 trained: (trained[3], trained[4]), reference: (reference[3], reference[4]))
@@ -146,12 +150,14 @@ public enum DUOLoss {
     }
 
     /// The loss from the predictions: trained and reference outputs on (unsafe, safe,
-    /// prior) inputs, each [B, C, h, w], and the targets of the unsafe and safe images.
+    /// prior) inputs, each [B, C, h, w], and the targets of the unsafe and safe images. The
+    /// pair term is DPO's, or with `preference` .dspo DSPO's (`DSPOTerm`), whose inside term
+    /// is DPO's.
     public static func objective(
         trained: (unsafe: Tensor, safe: Tensor, prior: Tensor),
         reference: (unsafe: Tensor, safe: Tensor, prior: Tensor),
         targets: (unsafe: Tensor, safe: Tensor), beta: Float, lambda: Float,
-        convention: DPOConvention
+        convention: DPOConvention, preference: PreferenceObjective = .dpo
     ) -> LossTerms {
         let b = trained.safe.shape[0]
         let trainedUnsafe = perImageMSE(trained.unsafe, targets.unsafe)  // [B]
@@ -161,12 +167,19 @@ public enum DUOLoss {
         // inside = −β (ΔL_safe − ΔL_unsafe); the safe image is the winner.
         let difference = (trainedSafe - referenceSafe) - (trainedUnsafe - referenceUnsafe)
         let inside = difference * (-beta * convention.betaFactor)
-        let dpo = mean(-logSigmoid(inside))
+        let pairTerm: Tensor
+        switch preference {
+        case .dpo: pairTerm = mean(-logSigmoid(inside))
+        case .dspo:
+            pairTerm = DSPOTerm.loss(
+                trainedSafe: trained.safe, referenceSafe: reference.safe, targetSafe: targets.safe,
+                inside: inside, beta: beta)
+        }
         let priorDelta = trained.prior - reference.prior
         let prior = mean(priorDelta * priorDelta)
         let margins = inside.scalars
         return LossTerms(
-            loss: dpo + prior * lambda, dpo: dpo.item, prior: prior.item,
+            loss: pairTerm + prior * lambda, preference: pairTerm.item, prior: prior.item,
             implicitAccuracy: Float(margins.filter { $0 > 0 }.count) / Float(b),
             rewardMargin: margins.reduce(0, +) / Float(b),
             mseTrainedSafe: mean(trainedSafe).item, mseTrainedUnsafe: mean(trainedUnsafe).item,

@@ -18,6 +18,7 @@ public struct UnlearningOptions: Sendable {
     public var convention: DPOConvention?
     public var promptedShare: Float?
     public var unconditionalLambda: Float?
+    public var dspoBeta: Float?
     public var seed: UInt64?
     public var checkpointEvery: Int?
 
@@ -27,7 +28,8 @@ public struct UnlearningOptions: Sendable {
 extension UnlearningSettings {
     /// A run's settings: the methods' reference settings with the model folder's own
     /// defaults, then the concept file's `[unlearning]`, then the command line's options,
-    /// each winning over what came before. A concept file's unconditional-preserving term
+    /// each winning over what came before. DSPO takes DUO's settings with a concept file's
+    /// preserving weights divided by `dpoGradientScale`. A concept file's unconditional-preserving term
     /// is for prompted DUO and is dropped on a prompt-free run; asked for on a run whose
     /// pairs are not all prompted, it is an error.
     public static func merged(
@@ -52,6 +54,12 @@ extension UnlearningSettings {
             o.unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
         if s.unconditionalLambda > 0, s.promptedShare == 0, o.unconditionalLambda == nil {
             s.unconditionalLambda = 0
+        }
+        if s.method == .dspo {
+            // A concept file's λs are DUO's: weighed against DPO's gradient, not DSPO's.
+            s.dspoBeta = o.dspoBeta ?? s.dspoBeta
+            s.lambda = o.lambda ?? concept.lambda.map { $0 / s.dpoGradientScale }
+            if o.unconditionalLambda == nil { s.unconditionalLambda /= s.dpoGradientScale }
         }
         if s.unconditionalLambda > 0, s.promptedShare < 1 {
             throw UnlearningError(

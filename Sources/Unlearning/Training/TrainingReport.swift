@@ -80,6 +80,7 @@ public enum TrainingReport {
         }
         let losses = [
             series("loss", "loss", "#1f77b4"), series("dpo", "DPO term", "#ff7f0e"),
+            series("dspo", "DSPO term", "#ff7f0e"),
             series("mse_trained_unsafe", "MSE θ unsafe", "#d62728"),
             series("mse_reference_unsafe", "MSE ref unsafe", "#9467bd"),
         ].compactMap { $0 }

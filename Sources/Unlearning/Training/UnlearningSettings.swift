@@ -7,8 +7,9 @@ import Tensor
 /// noted.
 public struct UnlearningSettings: Hashable, Sendable {
     public enum Method: String, CaseIterable, Sendable {
+        /// `dspo` is DUO's recipe with DSPO's pair term (`DSPOTerm`) in place of DPO's.
         /// `uce` trains nothing: `UnifiedConceptEditing` edits the weights in closed form.
-        case duo, esd, uce
+        case duo, dspo, esd, uce
     }
 
     public var method = Method.duo
@@ -45,17 +46,36 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// prediction on the pairs' noisy images to the original's, so that guidance multiplies
     /// the adapters' change instead of cancelling it. Needs every pair prompted. 0: off (DUO).
     public var unconditionalLambda: Float = 0
+    /// DSPO's beta_dpo, the paper's λγ: 0.001, its SD 1.5 launcher's (huaishengzhu/DSPO
+    /// 8b4e09b, launchers/sd15.sh).
+    public var dspoBeta: Float = 0.001
     public var seed: UInt64 = 0
     public var checkpointEvery = 100
 
     public init() {}
+
+    /// The pair term's loss, β and convention: DUO's, or DSPO's (one timestep and noise per
+    /// pair and β/2 on the reward difference, as its code draws and scales them).
+    public var preference: PreferenceObjective { method == .dspo ? .dspo : .dpo }
+    public var pairBeta: Float { method == .dspo ? dspoBeta : beta }
+    public var pairConvention: DPOConvention { method == .dspo ? .diffusionDPO : convention }
+
+    /// How many times a denoising-MSE gradient DUO's DPO term starts from (at σ = 1/2: β/2,
+    /// β/4 under Diffusion-DPO's convention). DSPO's term starts from one, so a DSPO run
+    /// divides DUO's preserving weights by this to weigh them against its pair term as DUO does.
+    public var dpoGradientScale: Float { beta * convention.betaFactor / 2 }
 
     /// The LoRA targets' names in a fixed order (LoRATarget's).
     public var targetNames: [String] {
         LoRATarget.allCases.filter(targets.contains).map(\.rawValue)
     }
 
-    public var resolvedLambda: Float { lambda ?? baseLambda * beta / 100 }
+    /// λ as given, else DUO's (`baseLambda` × β / 100), divided by `dpoGradientScale` for DSPO.
+    public var resolvedLambda: Float {
+        if let lambda { return lambda }
+        let duo = baseLambda * beta / 100
+        return method == .dspo ? duo / dpoGradientScale : duo
+    }
     public var resolvedLearningRate: Float { learningRate ?? baseLearningRate * 100 / beta }
 
     /// The settings in a fixed order: config.json and the checkpoint's metadata (a resume
@@ -74,11 +94,13 @@ public struct UnlearningSettings: Hashable, Sendable {
             ("lora_init", .string(initialization.rawValue)), ("t_max", .number(tMax)),
             ("seed", .number(String(seed))),
         ]
-        fields += [
-            ("beta", .number(shortest: beta)), ("lambda", .number(shortest: resolvedLambda)),
-            ("convention", .string(convention.rawValue)),
-            ("prompted_share", .number(shortest: promptedShare)),
-        ]
+        fields +=
+            method == .dspo
+            ? [("dspo_beta", .number(shortest: dspoBeta))]
+            : [("beta", .number(shortest: beta))]
+        fields += [("lambda", .number(shortest: resolvedLambda))]
+        if method != .dspo { fields += [("convention", .string(convention.rawValue))] }
+        fields += [("prompted_share", .number(shortest: promptedShare))]
         // Only when on, so that runs without it keep their config and checkpoints.
         if unconditionalLambda > 0 {
             fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]

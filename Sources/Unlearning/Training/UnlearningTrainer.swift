@@ -173,7 +173,7 @@ public final class UnlearningTrainer {
         let draws = key.fold(in: 2).uniform(count: 2 * indices.count)
         let timesteps = draws.map { min(Int($0 * Float(settings.tMax)), settings.tMax - 1) }
         let b = indices.count
-        let pairShared = settings.convention == .diffusionDPO
+        let pairShared = settings.pairConvention == .diffusionDPO
         let batch = PairBatch(
             safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
             unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
@@ -201,14 +201,17 @@ public final class UnlearningTrainer {
         let terms = DUOLoss.compute(
             unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
             predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
-            pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.beta,
+            pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.pairBeta,
             lambda: settings.resolvedLambda, unconditionalLambda: settings.unconditionalLambda,
-            convention: settings.convention)
+            convention: settings.pairConvention, preference: settings.preference)
         let unconditional =
             settings.unconditionalLambda > 0 ? [("unconditional", terms.unconditional)] : []
         return (
             terms.loss,
-            [("loss", terms.loss.item), ("dpo", terms.dpo), ("prior", terms.prior)]
+            [
+                ("loss", terms.loss.item), (settings.preference.rawValue, terms.preference),
+                ("prior", terms.prior),
+            ]
                 + unconditional + [
                     ("implicit_accuracy", terms.implicitAccuracy),
                     ("reward_margin", terms.rewardMargin),

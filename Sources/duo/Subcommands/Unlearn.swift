@@ -21,6 +21,16 @@ extension Duo {
                 DUO's, except where measured for the embedded model (docs/experiments/); a concept \
                 file's [unlearning] table sets its own, and the options below win over both.
 
+                DSPO (--method dspo): DUO's recipe (pairs, LoRA, learning rate, steps, \
+                output-preserving term) with DSPO's pair term in place of DPO's, as \
+                huaishengzhu/DSPO's train.py computes it for SD 1.5: the safe image's \
+                denoising error pulled towards beta (1 - sigma(reward margin)) times the move \
+                away from the original, one timestep and noise per pair, --dspo-beta 0.001 \
+                (its launcher's beta_dpo, the paper's lambda-gamma). The preserving weights \
+                are DUO's divided by beta/2 (beta/4 under --convention diffusion-dpo), the \
+                size of DPO's starting gradient in denoising-error gradients, so they weigh \
+                against DSPO's term as DUO's weigh against DPO's; --lambda is taken as given.
+
                 ESD (--method esd, no pairs): ESD-u (--train-method noxattn) or ESD-x \
                 (xattn) as rohitgandikota/erasing's train-esd.py trains them: one concept \
                 phrase ([esd] prompt, else the first explicit word; --esd-prompt), x_t from \
@@ -47,9 +57,16 @@ extension Duo {
 
         @Option(
             help:
-                "DUO, or a baseline for comparison: ESD (ESD-u or ESD-x, --train-method), or UCE (a closed-form edit of the cross-attention keys and values: no pairs, no training; writes a UNet weights file)."
+                "DUO, DSPO (DUO with DSPO's pair term), or a baseline for comparison: ESD (ESD-u or ESD-x, --train-method), or UCE (a closed-form edit of the cross-attention keys and values: no pairs, no training; writes a UNet weights file)."
         )
         var method: UnlearningSettings.Method = .duo
+
+        @Option(
+            name: .customLong("dspo-beta"),
+            help:
+                "DSPO's beta (beta_dpo in its code, lambda-gamma in the paper): the weight of the move away from the original and half the scale of the reward margin (default: 0.001, its SD 1.5 launcher's; --method dspo only)."
+        )
+        var dspoBeta: Float?
 
         @OptionGroup(title: "UCE (--method uce)") var uce: UCEOptions
 
@@ -150,6 +167,9 @@ extension Duo {
         func validate() throws {
             // The same ranges as a concept file's [unlearning] keys.
             if let beta { try OptionCheck.finite(beta, "--beta", atLeast: 1e-6, atMost: 1e9) }
+            if let dspoBeta {
+                try OptionCheck.finite(dspoBeta, "--dspo-beta", atLeast: 0, atMost: 1e9)
+            }
             if let lambda { try OptionCheck.finite(lambda, "--lambda", atLeast: 0, atMost: 1e15) }
             if let rank, !(1...4096).contains(rank) {
                 throw UsageError("--rank must be 1 to 4096, got \(rank)")
@@ -188,6 +208,16 @@ extension Duo {
                 ("--convention", convention != nil), ("--prompted-share", promptedShare != nil),
                 ("--lambda-unconditional", unconditionalLambda != nil),
             ]
+            if method == .dspo, beta != nil || convention != nil {
+                throw UsageError(
+                    "\(beta != nil ? "--beta" : "--convention") is an option of --method duo, not dspo "
+                        + "(DSPO's beta is --dspo-beta; it draws one timestep per pair and halves "
+                        + "its beta in the reward margin, as its code does)")
+            }
+            if method != .dspo, dspoBeta != nil {
+                throw UsageError(
+                    "--dspo-beta is an option of --method dspo, not \(method.rawValue)")
+            }
             let (given, other) =
                 method == .esd
                 ? (duoOnly.filter(\.1).map(\.0), "duo")
@@ -234,17 +264,18 @@ extension Duo {
             o.convention = convention
             o.promptedShare = promptedShare
             o.unconditionalLambda = unconditionalLambda
+            o.dspoBeta = dspoBeta
             o.seed = seed
             o.checkpointEvery = checkpointEvery
             return o
         }
 
-        /// `adapters/NAME/duo-betaB`.
+        /// `adapters/NAME/duo-betaB` (DSPO: `dspo-betaB`, its β).
         static func defaultDirectory(_ settings: UnlearningSettings, concept: String) -> String {
             let beta =
-                Int(exactly: settings.beta).map(String.init)
-                ?? String(format: "%g", Double(settings.beta))
-            return "adapters/\(concept)/duo-beta\(beta)"
+                Int(exactly: settings.pairBeta).map(String.init)
+                ?? String(format: "%g", Double(settings.pairBeta))
+            return "adapters/\(concept)/\(settings.method.rawValue)-beta\(beta)"
         }
 
         func run() throws {
