@@ -112,6 +112,25 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertTrue(other.stderr.contains("beta"), other.stderr)
     }
 
+    /// `--method dspo` trains on the same pairs with DSPO's pair term, logs it under its own
+    /// name and records DSPO's settings.
+    func testDSPOTrainsAnAdapterAndRecordsItsSettings() throws {
+        let out = Self.root + "/dspo-\(UUID())"
+        let result = try runDuo(
+            arguments(out).map { $0 == "12" ? "3" : $0 } + [
+                "--method", "dspo", "--dspo-beta", "0.5",
+            ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/adapter.safetensors"))
+        let settings = try config(out)
+        XCTAssertEqual(settings["method"] as? String, "dspo")
+        XCTAssertEqual(settings["dspo_beta"] as? Double, 0.5)
+        XCTAssertNil(settings["beta"], "DUO's beta is not DSPO's")
+        let lines = try log(out)
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertTrue(lines.allSatisfy { $0.contains(#""dspo": "#) && !$0.contains(#""dpo": "#) })
+    }
+
     func testResumeWithoutACheckpointIsAOneLineError() throws {
         let out = Self.root + "/nothing-\(UUID())"
         let result = try runDuo(arguments(out) + ["--resume"])

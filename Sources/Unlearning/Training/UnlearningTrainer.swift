@@ -38,8 +38,10 @@ public final class UnlearningTrainer {
                 "t_max \(settings.tMax) exceeds the model's \(schedulerConfig.numTrainTimesteps) training timesteps (\(model.schedulerConfigPath))"
             )
         }
-        guard settings.method == .duo else {
-            throw UnlearningError("UnlearningTrainer trains DUO; ESD has its own (ESDTrainer)")
+        guard settings.method == .duo || settings.method == .dspo else {
+            throw UnlearningError(
+                "UnlearningTrainer trains DUO and DSPO; ESD has its own (ESDTrainer), UCE trains nothing"
+            )
         }
         self.model = model
         self.pairs = pairs
