@@ -83,6 +83,7 @@ for v in nan inf -inf; do
   case_ error merge --model $M --lora $A --lora-scale $v --out merged
   case_ error unlearn --concept stripes --model $M --pairs pairs --lr $v --out u
   case_ error unlearn --concept stripes --model $M --pairs pairs --beta $v --out u
+  case_ error unlearn --concept stripes --model $M --pairs pairs --method dspo --dspo-beta $v --out u
   case_ error synthesize --concept stripes --model $M --strength $v --out p
   case_ error eval --concept stripes --model $M --detector-timeout $v --out r
 done
@@ -125,6 +126,8 @@ case_ error unlearn --concept stripes --method bogus
 case_ error unlearn --concept stripes --targets bogus
 case_ error unlearn --concept stripes --method esd --pairs pairs
 case_ error unlearn --concept stripes --method esd --beta 5
+case_ error unlearn --concept stripes --method dspo --beta 5
+case_ error unlearn --concept stripes --dspo-beta 0.1
 case_ error unlearn --concept stripes --train-method xattn
 case_ error unlearn --concept stripes --model $M --method esd --esd-preset bogus --steps 1 --out esd
 case_ error unlearn --concept stripes --model $M --method esd --esd-preset reference --rank 4 --steps 1 --out esd
