@@ -89,6 +89,7 @@ public struct ConceptFile: Hashable, Sendable {
         public var targets: Set<LoRATarget>?
         public var promptedShare: Float?
         public var unconditionalLambda: Float?
+        public var fragmentShare: Float?
 
         public init() {}
     }
@@ -155,7 +156,8 @@ public struct ConceptFile: Hashable, Sendable {
         "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
-        "unlearning.lambda_unconditional", "uce", "uce.erase", "uce.guide", "uce.preserve",
+        "unlearning.lambda_unconditional", "unlearning.fragment_share", "uce", "uce.erase",
+        "uce.guide", "uce.preserve",
         "uce.lambda", "uce.erase_scale", "uce.preserve_scale", "uce.technique", "esd",
         "esd.prompt", "detector", "detector.builtin", "detector.command",
         "detector.threshold", "detector.timeout", "attacks",
@@ -353,6 +355,9 @@ private struct ConceptFields {
         }
         settings.unconditionalLambda = try optional("unlearning.lambda_unconditional", in: 0...1e15)
             .map { Float($0) }
+        settings.fragmentShare = try optional("unlearning.fragment_share", in: 0...1).map {
+            Float($0)
+        }
         if document.values["unlearning.targets"] != nil {
             let names = try strings("unlearning.targets")
             settings.targets = Set(

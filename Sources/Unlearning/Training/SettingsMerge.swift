@@ -19,6 +19,7 @@ public struct UnlearningOptions: Sendable {
     public var promptedShare: Float?
     public var unconditionalLambda: Float?
     public var dspoBeta: Float?
+    public var fragmentShare: Float?
     public var seed: UInt64?
     public var checkpointEvery: Int?
 
@@ -54,6 +55,16 @@ extension UnlearningSettings {
             o.unconditionalLambda ?? concept.unconditionalLambda ?? s.unconditionalLambda
         if s.unconditionalLambda > 0, s.promptedShare == 0, o.unconditionalLambda == nil {
             s.unconditionalLambda = 0
+        }
+        s.fragmentShare = o.fragmentShare ?? concept.fragmentShare ?? s.fragmentShare
+        if s.fragmentShare > 0, s.promptedShare == 0 {
+            if o.fragmentShare == nil {
+                s.fragmentShare = 0  // a concept file's, on a prompt-free run
+            } else {
+                throw UnlearningError(
+                    "--fragment-share \(s.fragmentShare) needs prompted pairs (--prompted-share above 0): fragments are of the pairs' prompts"
+                )
+            }
         }
         if s.method == .dspo {
             // A concept file's λs are DUO's: weighed against DPO's gradient, not DSPO's.

@@ -42,6 +42,11 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// the empty prompt, and whose output-preserving term on the pair's safe prompt (0:
     /// DUO's prompt-free objective).
     public var promptedShare: Float = 0
+    /// Share of prompted pairs conditioned on a fragment of their prompts instead
+    /// (`PromptFragments`; needs `conceptWords`). 0: whole captions (DUO's prompted variant).
+    public var fragmentShare: Float = 0
+    /// The concept's words, which a fragment keeps (the concept file's explicit words).
+    public var conceptWords: [String] = []
     /// λ∅ of the unconditional-preserving term (`DUOLoss`): holds the empty-prompt
     /// prediction on the pairs' noisy images to the original's, so that guidance multiplies
     /// the adapters' change instead of cancelling it. Needs every pair prompted. 0: off (DUO).
@@ -101,7 +106,13 @@ public struct UnlearningSettings: Hashable, Sendable {
         fields += [("lambda", .number(shortest: resolvedLambda))]
         if method != .dspo { fields += [("convention", .string(convention.rawValue))] }
         fields += [("prompted_share", .number(shortest: promptedShare))]
-        // Only when on, so that runs without it keep their config and checkpoints.
+        // Only when on, so that runs without them keep their config and checkpoints.
+        if fragmentShare > 0 {
+            fields += [
+                ("fragment_share", .number(shortest: fragmentShare)),
+                ("concept_words", .array(conceptWords.map(JSONValue.string))),
+            ]
+        }
         if unconditionalLambda > 0 {
             fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]
         }

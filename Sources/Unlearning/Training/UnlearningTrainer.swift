@@ -227,15 +227,37 @@ public final class UnlearningTrainer {
 
     /// The conditioning of prompted DUO (`promptedShare` > 0), [B, S, D] each: a pair drawn
     /// as prompted gets its unsafe prompt for the DPO term and its safe prompt for the
-    /// output-preserving term; the others the empty prompt for both. nil: prompt-free DUO.
+    /// output-preserving term, or, drawn for a fragment (`fragmentShare`), a fragment of
+    /// each (`PromptFragments`); the others the empty prompt for both. nil: prompt-free DUO.
     func promptedContexts(_ indices: [Int], key: RandomKey) -> (pairs: Tensor, prior: Tensor)? {
         guard settings.promptedShare > 0, let unsafePrompts, let safePrompts else { return nil }
         let prompted = key.uniform(count: indices.count).map { $0 < settings.promptedShare }
-        func contexts(_ prompts: Tensor) -> Tensor {
-            concat(
-                zip(indices, prompted).map { $1 ? prompts.slice(batch: $0) : emptyPrompt }, axis: 0)
+        let fragmented = key.fold(in: 1).uniform(count: indices.count).map {
+            $0 < settings.fragmentShare
         }
-        return (contexts(unsafePrompts), contexts(safePrompts))
+        var pairRows: [Tensor] = []
+        var priorRows: [Tensor] = []
+        for (j, i) in indices.enumerated() {
+            if !prompted[j] {
+                pairRows.append(emptyPrompt)
+                priorRows.append(emptyPrompt)
+            } else if fragmented[j] {
+                let unsafe = pairs.unsafePrompts[i]
+                let words = unsafe.split(separator: " ").count
+                let fragment = PromptFragments.make(
+                    unsafePrompt: unsafe, safePrompt: pairs.safePrompts[i],
+                    conceptWords: Set(settings.conceptWords.map { $0.lowercased() }),
+                    draws: key.fold(in: 2).fold(in: UInt64(j)).uniform(
+                        count: PromptFragments.drawCount(wordCount: words)))
+                let encoded = model.encode([fragment.unsafe, fragment.safe])  // [2, S, D]
+                pairRows.append(encoded.slice(batch: 0))
+                priorRows.append(encoded.slice(batch: 1))
+            } else {
+                pairRows.append(unsafePrompts.slice(batch: i))
+                priorRows.append(safePrompts.slice(batch: i))
+            }
+        }
+        return (concat(pairRows, axis: 0), concat(priorRows, axis: 0))
     }
 
     /// Pair indices of micro-batch `index`: the pairs in a fresh random order each epoch.

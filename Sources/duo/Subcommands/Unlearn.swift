@@ -142,6 +142,13 @@ extension Duo {
         )
         var unconditionalLambda: Float?
 
+        @Option(
+            name: .customLong("fragment-share"),
+            help:
+                "Share of prompted pairs conditioned on a fragment of their prompts (a random subset of the words that keeps the concept's, sometimes repeated; the output-preserving term on the same words less the concept's), so that erasure holds for prompts outside the caption grammar (default: 0; a concept file may set its own)."
+        )
+        var fragmentShare: Float?
+
         @OptionGroup(title: "ESD options (--method esd)") var esd: ESDOptionGroup
 
         @Option(help: "Seed for the adapters' init, the batches, noise and timesteps.")
@@ -185,6 +192,9 @@ extension Duo {
             if let unconditionalLambda {
                 try OptionCheck.finite(unconditionalLambda, "--lambda-unconditional", atLeast: 0)
             }
+            if let fragmentShare {
+                try OptionCheck.finite(fragmentShare, "--fragment-share", atLeast: 0, atMost: 1)
+            }
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 {
                 throw UsageError("--batch-size must be at least 1, got \(batchSize)")
@@ -207,6 +217,7 @@ extension Duo {
                 ("--warmup", warmup != nil), ("--t-max", tMax != nil),
                 ("--convention", convention != nil), ("--prompted-share", promptedShare != nil),
                 ("--lambda-unconditional", unconditionalLambda != nil),
+                ("--fragment-share", fragmentShare != nil),
             ]
             if method == .dspo, beta != nil || convention != nil {
                 throw UsageError(
@@ -265,6 +276,7 @@ extension Duo {
             o.promptedShare = promptedShare
             o.unconditionalLambda = unconditionalLambda
             o.dspoBeta = dspoBeta
+            o.fragmentShare = fragmentShare
             o.seed = seed
             o.checkpointEvery = checkpointEvery
             return o
@@ -285,9 +297,10 @@ extension Duo {
             if method == .esd {
                 return try runESD(concept: conceptFile, modelDirectory: modelDirectory)
             }
-            let settings = try UnlearningSettings.merged(
+            var settings = try UnlearningSettings.merged(
                 model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
                 options: options())
+            if settings.fragmentShare > 0 { settings.conceptWords = conceptFile.explicitWords }
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             let pairData = try PairData(directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
