@@ -1,7 +1,8 @@
 #!/bin/bash
 # Regenerates the committed evaluation of one embedded-world concept (reports/CONCEPT/eval):
-# original, DUO, DUO lambda=0, ESD-u and ESD-x (the reference preset), UCE, under the explicit,
-# paraphrase, Ring-A-Bell, UnlearnDiffAtk and Concept Inversion sets, the white-box sets made
+# original, DUO, DUO lambda=0, DSPO, ESD-u and ESD-x (the reference preset), UCE, under the
+# concept file's sets (explicit, paraphrase, fragments), Ring-A-Bell, and the UnlearnDiffAtk and
+# Concept Inversion sets, the white-box sets made
 # against each model (`--attack-set NAME=PATH@LABEL`). Every step is skipped when its output
 # exists, and the long ones resume, so a stopped run is continued by running it again.
 #
@@ -24,14 +25,16 @@ resume() { [ -e "$1" ] && echo --resume || true; }
 [ -e $a/duo-lambda0/adapter.safetensors ] ||
   { step "DUO lambda 0"; "$duo" unlearn --concept $concept --lambda 0 --out $a/duo-lambda0 \
     $(resume $a/duo-lambda0/checkpoint.safetensors); }
+[ -e $a/dspo/adapter.safetensors ] || { step DSPO; "$duo" unlearn --concept $concept --method dspo \
+  --out $a/dspo $(resume $a/dspo/checkpoint.safetensors); }
 [ -e $a/esd-u/unet.safetensors ] || { step ESD-u; "$duo" unlearn --concept $concept --method esd \
   --esd-preset reference --train-method noxattn --out $a/esd-u $(resume $a/esd-u/checkpoint.safetensors); }
 [ -e $a/esd-x/unet.safetensors ] || { step ESD-x; "$duo" unlearn --concept $concept --method esd \
   --esd-preset reference --train-method xattn --out $a/esd-x $(resume $a/esd-x/checkpoint.safetensors); }
 [ -e $a/uce/adapter.safetensors ] || { step UCE; "$duo" unlearn --concept $concept --method uce --out $a/uce; }
 
-labels=(original DUO DUO-lambda0 ESD-u ESD-x UCE)
-files=("" $a/duo/adapter.safetensors $a/duo-lambda0/adapter.safetensors
+labels=(original DUO DUO-lambda0 DSPO ESD-u ESD-x UCE)
+files=("" $a/duo/adapter.safetensors $a/duo-lambda0/adapter.safetensors $a/dspo/adapter.safetensors
   $a/esd-u/unet.safetensors $a/esd-x/unet.safetensors $a/uce/adapter.safetensors)
 sets=(--attack-set ring-a-bell=attacks/$concept/ring-a-bell.txt)
 [ -e attacks/$concept/ring-a-bell.txt ] ||
