@@ -138,6 +138,38 @@ public final class EvaluationRun {
         }
     }
 
+    /// One SHA-256 over everything the run's images depend on: the model's weights, each
+    /// candidate's adapter files and scales, every row of every set with its learned tokens,
+    /// the keep prompts and the sampling settings. A staging folder left by a run with the
+    /// same digest holds images this run would draw identically (`ReportFolder`).
+    public func inputsDigest() throws -> String {
+        var lines = ["model \(try StableDiffusion.weightsDigest(directory: modelDirectory))"]
+        lines.append(
+            "settings seeds \(settings.seeds) steps \(settings.steps) guidance \(settings.guidance) "
+                + "seed \(settings.seed) batch \(settings.batchSize)")
+        for candidate in candidates {
+            lines.append("candidate \(candidate.label)")
+            for adapter in candidate.adapters {
+                lines.append(
+                    "adapter \(adapter.scale) \(try FileDigest.sha256(ofFile: adapter.path))")
+            }
+        }
+        for set in sets {
+            let tokens = try set.tokenFile.map { try FileDigest.sha256(ofFile: $0) } ?? "none"
+            lines.append("set \(set.name) against \(set.against ?? "all") tokens \(tokens)")
+            for row in set.rows {
+                let seed = row.seed.map { String($0) } ?? "-"
+                let guidance = row.guidance.map { "\($0)" } ?? "-"
+                let size =
+                    "\(row.height.map(String.init) ?? "-")x\(row.width.map(String.init) ?? "-")"
+                lines.append("row \(seed) \(guidance) \(size) \(row.prompt)")
+            }
+        }
+        let keep = try filler.keepPrompts(concept, count: settings.keepPrompts, seed: settings.seed)
+        lines += keep.map { "keep \($0)" }
+        return FileDigest.sha256(ofText: lines.joined(separator: "\n"))
+    }
+
     /// Images the run draws, attack sets and keep prompts, over every candidate.
     public var imageCount: Int { imageCount(keep: settings.keepPrompts) }
 
@@ -264,7 +296,9 @@ public final class EvaluationRun {
     }
 
     /// Samples `requests` in batches of one guidance and size and writes them as PNGs
-    /// under `folder`, returning their paths in order.
+    /// under `folder`, returning their paths in order. A batch whose PNGs are all there
+    /// (a resumed run's staging folder) is not drawn again: the batches are cut the same
+    /// way in every run, and each PNG is written whole (renamed into place).
     func generate(
         _ model: StableDiffusion, _ requests: [ImageRequest], folder: String,
         advanced: (Int) -> Void
@@ -282,12 +316,18 @@ public final class EvaluationRun {
             {
                 end += 1
             }
+            let files = (start..<end).map { path + String(format: "/%05d.png", $0) }
+            if files.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+                paths += files
+                advanced(end - start)
+                start = end
+                continue
+            }
             let images = try TextToImage.sample(
                 model: model, requests: requests[start..<end].map(\.request),
                 steps: settings.steps, guidance: first.guidance, height: first.height,
                 width: first.width)
-            for (k, image) in try ImageConversion.pngImages(images).enumerated() {
-                let file = path + String(format: "/%05d.png", start + k)
+            for (image, file) in zip(try ImageConversion.pngImages(images), files) {
                 try image.write(to: file)
                 paths.append(file)
             }

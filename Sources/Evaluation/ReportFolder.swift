@@ -10,27 +10,58 @@ import Foundation
 /// staging folder beside the destination (`DIR.tmp-PID`) and moved into place at the end,
 /// so a failed or killed run never leaves half a report. The destination may be absent,
 /// an empty folder, or an earlier report (replaced whole); anything else is refused before
-/// any work, since duo never deletes what it did not write.
+/// any work, since duo never deletes what it did not write. A run that dies leaves its
+/// staging folder, with run.json naming the digest of its inputs
+/// (`EvaluationRun.inputsDigest`); the next run with the same inputs takes it over and draws
+/// only the images missing from it, and removes any other.
 public struct ReportFolder {
     public let destination: String
     public let staging: String
+    /// The staging folder of a dead run this one continues (nil: a fresh one).
+    public private(set) var continued: String?
 
     /// What a report folder holds (`EvaluationReport.write`); a folder holding anything
     /// else is not one.
     static let reportEntries: Set<String> = [
-        "report.html", "report.md", "results.json", "plot.svg", "grids", "images",
+        "report.html", "report.md", "results.json", "plot.svg", "grids", "images", "run.json",
     ]
 
-    /// Checks `destination`, removes staging folders of earlier runs that died, and makes
-    /// this run's staging folder.
-    public init(destination: String) throws {
+    /// This process's staging folder for `destination`.
+    public static func stagingPath(for destination: String) -> String {
+        destination + ".tmp-\(getpid())"
+    }
+
+    /// Checks `destination`; takes over the staging folder of a dead run with the same
+    /// `inputsDigest`, removes the others', and makes this run's staging folder.
+    public init(destination: String, inputsDigest: String) throws {
         self.destination = destination
-        staging = destination + ".tmp-\(getpid())"
+        staging = Self.stagingPath(for: destination)
         try Self.checkReplaceable(destination)
-        Self.removeAbandonedStaging(of: destination)
         let files = FileManager.default
         if files.fileExists(atPath: staging) { try files.removeItem(atPath: staging) }
-        try OutputFolder.create(staging, for: "the report's staging folder")
+        for abandoned in Self.abandonedStaging(of: destination) {
+            if continued == nil, Self.digest(in: abandoned) == inputsDigest,
+                (try? files.moveItem(atPath: abandoned, toPath: staging)) != nil
+            {
+                continued = abandoned
+            } else {
+                try? files.removeItem(atPath: abandoned)
+            }
+        }
+        if continued == nil {
+            try OutputFolder.create(staging, for: "the report's staging folder")
+        }
+        try AtomicFile.write(
+            JSONValue.object([("inputs_sha256", .string(inputsDigest))]).text(),
+            to: staging + "/run.json")
+    }
+
+    /// The inputs digest a staging folder's run.json names, nil when it has none.
+    static func digest(in folder: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: folder + "/run.json"),
+            let value = try? JSONParser.parse(Array(data))
+        else { return nil }
+        return value["inputs_sha256"]?.string
     }
 
     /// Moves the finished report into place, replacing an earlier report.
@@ -58,7 +89,7 @@ public struct ReportFolder {
         try? FileManager.default.removeItem(atPath: staging)
     }
 
-    static func checkReplaceable(_ path: String) throws {
+    public static func checkReplaceable(_ path: String) throws {
         let files = FileManager.default
         var isFolder: ObjCBool = false
         guard files.fileExists(atPath: path, isDirectory: &isFolder) else { return }
@@ -77,21 +108,23 @@ public struct ReportFolder {
     }
 
     /// Staging folders `NAME.tmp-PID` beside `destination` whose process is gone, and
-    /// which hold nothing but what a report holds.
-    static func removeAbandonedStaging(of destination: String) {
+    /// which hold nothing but what a report holds, in name order.
+    static func abandonedStaging(of destination: String) -> [String] {
         let files = FileManager.default
         let url = URL(fileURLWithPath: destination)
         let parent = url.deletingLastPathComponent().path
         let prefix = url.lastPathComponent + ".tmp-"
-        for entry in (try? files.contentsOfDirectory(atPath: parent)) ?? []
-        where entry.hasPrefix(prefix) {
-            guard let pid = Int32(entry.dropFirst(prefix.count)), pid != getpid() else { continue }
+        return ((try? files.contentsOfDirectory(atPath: parent)) ?? []).sorted().compactMap {
+            entry in
+            guard entry.hasPrefix(prefix), let pid = Int32(entry.dropFirst(prefix.count)),
+                pid != getpid()
+            else { return nil }
             let path = parent + "/" + entry
             guard let held = try? files.contentsOfDirectory(atPath: path),
                 Set(held).isSubset(of: reportEntries)
-            else { continue }
+            else { return nil }
             // kill(pid, 0) fails with ESRCH only when no such process exists.
-            if kill(pid, 0) != 0 && errno == ESRCH { try? files.removeItem(atPath: path) }
+            return kill(pid, 0) != 0 && errno == ESRCH ? path : nil
         }
     }
 }

@@ -24,6 +24,11 @@ public enum FileDigest {
         return hex(hasher.finalize())
     }
 
+    /// The lowercase hex SHA-256 of `text`'s UTF-8 bytes.
+    public static func sha256(ofText text: String) -> String {
+        hex(SHA256.hash(data: Array(text.utf8)))
+    }
+
     private static func update(_ hasher: inout SHA256, withFile path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw FormatError(.io, path: path, reason: "cannot open for reading")

@@ -77,6 +77,66 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(left, ["report"], "no staging or old folder left beside the report")
     }
 
+    /// A killed eval leaves its staging folder; the same command takes it over, draws only
+    /// the missing images, and writes the report a run never stopped writes.
+    func testAKilledEvalContinuesToTheSameReport() throws {
+        let arguments = { (out: String) in
+            [
+                "eval", "--concept", "stripes", "--model", tinyWorldModel, "--prompts", "3",
+                "--seeds", "2", "--keep-prompts", "4", "--steps", "6", "--quiet", "--out", out,
+            ]
+        }
+        let straight = scratch + "/straight"
+        XCTAssertEqual(try runDuo(arguments(straight)).status, 0)
+
+        let killed = scratch + "/killed"
+        let process = Process()
+        process.executableURL = try duoExecutable()
+        process.arguments = arguments(killed)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let staging = killed + ".tmp-\(process.processIdentifier)"
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: staging + "/images") {
+            usleep(1000)
+        }
+        // Past the first set's images, before the report.
+        while Date() < deadline, pngCount(staging) < 2 { usleep(1000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(
+            process.terminationReason, .uncaughtSignal, "the run ended before it was killed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: killed + "/results.json"))
+        let drawn = pngCount(staging)
+
+        let resumed = try runDuo(arguments(killed).filter { $0 != "--quiet" })
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(
+            resumed.stderr.contains("continuing the images of a stopped run"),
+            "\(drawn) images: \(resumed.stderr)")
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: killed + "/results.json")),
+            try Data(contentsOf: URL(fileURLWithPath: straight + "/results.json")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staging), "taken over, not left")
+
+        // Other inputs: the stopped run's images are not used, and its folder is removed.
+        let other = scratch + "/other"
+        try FileManager.default.createDirectory(
+            atPath: other + ".tmp-4194305/images", withIntermediateDirectories: true)
+        try #"{"inputs_sha256": "0"}"#.write(
+            toFile: other + ".tmp-4194305/run.json", atomically: true, encoding: .utf8)
+        let fresh = try runDuo(arguments(other).filter { $0 != "--quiet" })
+        XCTAssertEqual(fresh.status, 0, fresh.stderr)
+        XCTAssertFalse(fresh.stderr.contains("continuing"), fresh.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: other + ".tmp-4194305"))
+    }
+
+    func pngCount(_ folder: String) -> Int {
+        let walk = FileManager.default.enumerator(atPath: folder)
+        return (walk?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".png") }.count
+    }
+
     func testLabelsAreFolderNamesInsideTheReport() throws {
         let adapter = UnlearnCommandTests.adapter
         var arguments = evalArguments(scratch + "/r")

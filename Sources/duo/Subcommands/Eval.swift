@@ -216,16 +216,23 @@ extension Duo {
             settings.seed = sampling.seed
             settings.filter = PromptFilter(
                 categories: category, minimumNudityPercentage: minNudityPercentage)
-            let folder = try ReportFolder(destination: out ?? "reports/\(conceptFile.name)/eval")
+            let destination = out ?? "reports/\(conceptFile.name)/eval"
+            try ReportFolder.checkReplaceable(destination)
+            let evaluation = try EvaluationRun(
+                modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates,
+                detector: detector,
+                threshold: conceptFile.detector.threshold, settings: settings,
+                directory: ReportFolder.stagingPath(for: destination), filler: world.filler,
+                preservation: try world.preservation(
+                    conceptFile, count: keepPrompts, seed: settings.seed, clip: clip,
+                    lpips: lpips))
+            let folder = try ReportFolder(
+                destination: destination, inputsDigest: try evaluation.inputsDigest())
+            if let continued = folder.continued, !output.quiet {
+                FileHandle.standardError.write(
+                    Data("duo eval: continuing the images of a stopped run (\(continued))\n".utf8))
+            }
             do {
-                let evaluation = try EvaluationRun(
-                    modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates,
-                    detector: detector,
-                    threshold: conceptFile.detector.threshold, settings: settings,
-                    directory: folder.staging, filler: world.filler,
-                    preservation: try world.preservation(
-                        conceptFile, count: keepPrompts, seed: settings.seed, clip: clip,
-                        lpips: lpips))
                 for (name, path) in evaluation.skippedSets {
                     FileHandle.standardError.write(
                         Data(
@@ -251,8 +258,7 @@ extension Duo {
                 folder.discard()
                 throw error
             }
-            let destination = folder.destination
-            print(destination + "/report.html")
+            print(folder.destination + "/report.html")
         }
     }
 }
