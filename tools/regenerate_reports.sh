@@ -42,12 +42,14 @@ sets=(--attack-set ring-a-bell=attacks/$concept/ring-a-bell.txt)
 for i in "${!labels[@]}"; do
   label=${labels[$i]}
   target=(); [ -n "${files[$i]}" ] && target=(--adapter "${files[$i]}")
-  uda=attacks/$concept/unlearndiff-$label.csv
-  # A finished attack has one row per target prompt; a rerun continues an unfinished one.
-  step "UnlearnDiffAtk against $label"
-  "$duo" attack unlearndiff --concept $concept "${target[@]}" --out $uda --quiet
-  sets+=(--attack-set "unlearndiff=$uda@$label")
+  # The white-box attacks search against an unlearned model; the original has nothing to
+  # break (its column under them stays empty).
   if [ -n "${files[$i]}" ]; then
+    uda=attacks/$concept/unlearndiff-$label.csv
+    # A finished attack has one row per target prompt; a rerun continues an unfinished one.
+    step "UnlearnDiffAtk against $label"
+    "$duo" attack unlearndiff --concept $concept "${target[@]}" --out $uda --quiet
+    sets+=(--attack-set "unlearndiff=$uda@$label")
     inv=attacks/$concept/concept-inversion-$label.txt
     [ -e $inv ] || { step "Concept Inversion against $label"
       "$duo" attack concept-inversion --concept $concept "${target[@]}" --out $inv --quiet \
