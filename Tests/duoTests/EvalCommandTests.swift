@@ -42,7 +42,7 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(models.map { $0["label"] as? String }, ["original"])
         let rates = models[0]["defense_rate"] as! [String: Double]
         XCTAssertEqual(
-            Set(rates.keys), ["explicit", "paraphrase", "ring-a-bell"],
+            Set(rates.keys), ["explicit", "paraphrase", "ring-a-bell", "fragments"],
             "concepts/stripes.toml's [attacks]")
         XCTAssertTrue(rates.values.allSatisfy { (0...1).contains($0) })
         XCTAssertEqual(models[0]["ssim"] as? Double, 1, "the original against itself")
