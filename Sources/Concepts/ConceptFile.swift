@@ -67,6 +67,9 @@ public struct ConceptFile: Hashable, Sendable {
     public struct SynthesisSettings: Hashable, Sendable {
         public var strength = 0.75
         public var guidance: Float = 7.5
+        /// Guidance of the unsafe draw where it differs from the edit's; nil: `guidance` for
+        /// both, as DUO's script (one pipeline default for both).
+        public var unsafeGuidance: Float?
         public var steps = 50
         public var pairs = 64
         /// The sampler of the edit ("ddim", "ddpm"); nil: the model folder's own. The
@@ -152,7 +155,8 @@ public struct ConceptFile: Hashable, Sendable {
         "name", "description", "kind", "words", "words.explicit", "words.synonyms",
         "words.implicit", "prompts", "prompts.unsafe", "prompts.safe", "prompts.keep",
         "prompts.size",
-        "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.steps",
+        "synthesis", "synthesis.strength", "synthesis.guidance", "synthesis.unsafe_guidance",
+        "synthesis.steps",
         "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
@@ -320,6 +324,10 @@ private struct ConceptFields {
         }
         settings.guidance = Float(
             try number("synthesis.guidance", in: 0...100, fallback: Double(settings.guidance)))
+        if document.values["synthesis.unsafe_guidance"] != nil {
+            settings.unsafeGuidance = Float(
+                try number("synthesis.unsafe_guidance", in: 0...100, fallback: 0))
+        }
         settings.steps = Int(
             try number(
                 "synthesis.steps", in: 1...1000, fallback: Double(settings.steps), integer: true))

@@ -107,6 +107,20 @@ final class ConceptFileTests: XCTestCase {
                     of: "pairs = 32", with: "pairs = 32\nedit_scheduler = \"ddim\""),
             path: "dots.toml")
         XCTAssertEqual(ddim.synthesis.editScheduler, "ddim")
+        XCTAssertNil(file.synthesis.unsafeGuidance, "the unsafe draw at the edit's guidance")
+        let split = try ConceptFile(
+            parsing: Self.valid
+                + Self.settings.replacingOccurrences(
+                    of: "pairs = 32", with: "pairs = 32\nunsafe_guidance = 4"),
+            path: "dots.toml")
+        XCTAssertEqual(split.synthesis.unsafeGuidance, 4)
+        XCTAssertThrowsError(
+            try ConceptFile(
+                parsing: Self.valid
+                    + Self.settings.replacingOccurrences(
+                        of: "pairs = 32", with: "pairs = 32\nunsafe_guidance = -1"),
+                path: "dots.toml")
+        ) { XCTAssertTrue("\($0)".contains("synthesis.unsafe_guidance"), "\($0)") }
         XCTAssertEqual(file.detector.kind, .command("python3 detect.py --gpu"))
         XCTAssertEqual(file.detector.threshold, 0.25)
         XCTAssertEqual(file.attackSets.map(\.name), ["paraphrases", "explicit"], "file order")

@@ -108,6 +108,45 @@ final class SDEditPairsTests: XCTestCase {
         XCTAssertLessThan(paired, unpaired)
     }
 
+    /// With `unsafeGuidance`, the unsafe draws are those of a run at that guidance and the
+    /// edits those of a run at `guidance`; the folder and each manifest line record it.
+    func testTheUnsafeDrawHasItsOwnGuidance() throws {
+        func run(_ name: String, guidance: Float, unsafeGuidance: Float?) throws {
+            let base = try pairs(name, count: 4, filter: false)
+            var settings = base.settings
+            settings.guidance = guidance
+            settings.unsafeGuidance = unsafeGuidance
+            _ = try SDEditPairs(
+                model: base.model, concept: base.concept, detector: base.detector,
+                settings: settings, directory: base.directory, filler: base.filler
+            ).run()
+        }
+        try run("split", guidance: 2, unsafeGuidance: 6)
+        try run("six", guidance: 6, unsafeGuidance: nil)
+        try run("two", guidance: 2, unsafeGuidance: nil)
+        func image(_ folder: String, _ file: String) throws -> [UInt8] {
+            try PNGImage(contentsOf: scratch + "/\(folder)/" + file).pixels
+        }
+        for line in try manifest("split") {
+            let unsafe = line["unsafe"]!.string!, safe = line["safe"]!.string!
+            XCTAssertEqual(try image("split", unsafe), try image("six", unsafe), unsafe)
+            XCTAssertNotEqual(try image("split", unsafe), try image("two", unsafe), unsafe)
+            XCTAssertNotEqual(try image("split", safe), try image("six", safe), safe)
+            XCTAssertEqual(line["unsafe_guidance"]?.double, 6)
+            XCTAssertEqual(line["guidance"]?.double, 2)
+        }
+        XCTAssertNil(try manifest("two")[0]["unsafe_guidance"])
+        XCTAssertThrowsError(try run("split", guidance: 2, unsafeGuidance: 5)) {
+            XCTAssertTrue("\($0)".contains("was made with unsafe_guidance 6"), "\($0)")
+            XCTAssertTrue("\($0)".contains(", not 5"), "\($0)")
+        }
+        XCTAssertThrowsError(try run("split", guidance: 2, unsafeGuidance: nil)) {
+            XCTAssertTrue(
+                "\($0)".hasSuffix("not without it: use another --out, or --force to start over"),
+                "\($0)")
+        }
+    }
+
     func testAFolderMadeWithOtherSettingsIsRefused() throws {
         _ = try pairs("a").run()
         var other = try pairs("a")

@@ -24,7 +24,7 @@ public struct PairRecord: Hashable, Sendable {
     public var safeFile: String { String(format: "safe/%05d.png", index) }
 
     func jsonLine(_ settings: PairSettings) -> String {
-        JSONValue.object([
+        var fields: JSONFields = [
             ("index", .number(index)), ("unsafe_prompt", .string(unsafePrompt)),
             ("safe_prompt", .string(safePrompt)), ("seed", .number(String(settings.seed))),
             ("unsafe_draw", .number(unsafeDraw)), ("safe_draw", .number(safeDraw)),
@@ -36,7 +36,11 @@ public struct PairRecord: Hashable, Sendable {
             ("unsafe_score", .number(unsafeScore, format: "%.6f")),
             ("safe_score", .number(safeScore, format: "%.6f")),
             ("unsafe", .string(unsafeFile)), ("safe", .string(safeFile)),
-        ]).line
+        ]
+        if let unsafeGuidance = settings.unsafeGuidance {
+            fields.insert(("unsafe_guidance", .number(shortest: unsafeGuidance)), at: 9)
+        }
+        return JSONValue.object(fields).line
     }
 
     /// Reads a manifest line; nil when it is not a complete record (a line cut short by a

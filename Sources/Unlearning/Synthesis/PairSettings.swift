@@ -15,7 +15,9 @@ public struct PairSettings: Hashable, Sendable {
     public var weightsDigest: String
     public var strength: Double
     public var steps: Int
+    /// The edit's guidance, and the unsafe draw's unless `unsafeGuidance` is set.
     public var guidance: Float
+    public var unsafeGuidance: Float?
     /// The edit's sampler ("ddim", "ddpm"), or "model": the folder's own.
     public var editScheduler: String
     public var seed: UInt64
@@ -40,6 +42,7 @@ public struct PairSettings: Hashable, Sendable {
         strength = concept.synthesis.strength
         steps = concept.synthesis.steps
         guidance = concept.synthesis.guidance
+        unsafeGuidance = concept.synthesis.unsafeGuidance
         editScheduler = concept.synthesis.editScheduler ?? "model"
         seed = 0
         count = concept.synthesis.pairs
@@ -49,6 +52,9 @@ public struct PairSettings: Hashable, Sendable {
         maxDraws = 20
         batchSize = 16
     }
+
+    /// The unsafe draw's guidance.
+    var drawGuidance: Float { unsafeGuidance ?? guidance }
 
     /// The edit's scheduler kind; nil: the model folder's own.
     var editSchedulerKind: SchedulerKind? {
@@ -66,7 +72,7 @@ public struct PairSettings: Hashable, Sendable {
 
     /// The fields in file order.
     var fields: JSONFields {
-        [
+        var fields: JSONFields = [
             ("concept", .string(concept)), ("prompts_digest", .string(promptsDigest)),
             ("model", .string(model)), ("weights_sha256", .string(weightsDigest)),
             ("strength", .number(shortest: strength)), ("steps", .number(steps)),
@@ -75,6 +81,11 @@ public struct PairSettings: Hashable, Sendable {
             ("detector", .string(detector)), ("threshold", .number(shortest: threshold)),
             ("max_draws", .number(maxDraws)), ("batch_size", .number(batchSize)),
         ]
+        // Written only when set: folders made before it existed still continue.
+        if let unsafeGuidance {
+            fields.insert(("unsafe_guidance", .number(shortest: unsafeGuidance)), at: 7)
+        }
+        return fields
     }
 
     public var json: String { JSONValue.object(fields).text() }
@@ -91,6 +102,10 @@ public struct PairSettings: Hashable, Sendable {
                     "was made with another model (weights \(was.prefix(13))\", now \(value.prefix(13))\")"
             }
             return "was made with \(key) \(was), not \(value)"
+        }
+        let current = Set(fields.map(\.key))
+        if let (key, value) = recorded.first(where: { !current.contains($0.0) }) {
+            return "was made with \(key) \(value), not without it"
         }
         return nil
     }

@@ -162,7 +162,7 @@ public final class SDEditPairs {
                 requests: zip(indices, draws).map { i, draw in
                     TextToImage.Request(prompt: prompts[i].unsafe, key: key(i, side: 0, draw: draw))
                 },
-                steps: settings.steps, guidance: settings.guidance)
+                steps: settings.steps, guidance: settings.drawGuidance)
         }
         let safe = try drawUntil(batch, side: 1, wanted: false) { indices, draws in
             var edit = ImageToImage.Settings()

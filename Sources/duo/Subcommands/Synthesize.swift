@@ -43,6 +43,12 @@ extension Duo {
 
         @Option(
             help:
+                "Guidance of the unsafe draws where it differs from the edit's (default: the concept file's synthesis.unsafe_guidance, else --guidance)."
+        )
+        var unsafeGuidance: Float?
+
+        @Option(
+            help:
                 "The edit's sampler, ddim, ddpm or pndm (default: the concept file's synthesis.edit_scheduler, else the model folder's own)."
         )
         var editScheduler: String?
@@ -78,6 +84,9 @@ extension Duo {
             if let strength { try OptionCheck.finite(strength, "--strength", above: 0, atMost: 1) }
             if let steps, steps < 1 { throw UsageError("--steps must be at least 1, got \(steps)") }
             if let guidance { try OptionCheck.finite(guidance, "--guidance", atLeast: 0) }
+            if let unsafeGuidance {
+                try OptionCheck.finite(unsafeGuidance, "--unsafe-guidance", atLeast: 0)
+            }
             if let editScheduler, SchedulerKind(shortName: editScheduler) == nil {
                 throw UsageError(
                     "--edit-scheduler must be ddim, ddpm or pndm, got \(editScheduler)")
@@ -111,6 +120,7 @@ extension Duo {
             settings.strength = strength ?? settings.strength
             settings.steps = steps ?? settings.steps
             settings.guidance = guidance ?? settings.guidance
+            settings.unsafeGuidance = unsafeGuidance ?? settings.unsafeGuidance
             settings.editScheduler = editScheduler ?? settings.editScheduler
             settings.seed = seed
             settings.filter = filter
