@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "duo", targets: ["duo"]),
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "Cluster", targets: ["Cluster"]),
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "Concepts", targets: ["Concepts"]),
@@ -30,6 +31,8 @@ let package = Package(
 
         // The core: tensors, ops with their gradients, autodiff, RNG, optimizers.
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
+        // The ranks `mpirun` starts (Open MPI, opened at run time: duo builds and runs without it).
+        .target(name: "Cluster"),
         // File formats: safetensors, PNG, JSON, TOML, image grids, digests. Independent of Tensor.
         .target(
             name: "Formats",
@@ -41,7 +44,8 @@ let package = Package(
         .target(name: "Concepts", dependencies: ["Formats", "Diffusion"]),
 
         // The method on the models: SDEdit pairs, detectors, the DUO trainer and ESD.
-        .target(name: "Unlearning", dependencies: ["Tensor", "Formats", "Diffusion", "Concepts"]),
+        .target(
+            name: "Unlearning", dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Cluster"]),
 
         // Measuring unlearning: attacks, the detector protocol at scale, metrics, reports.
         .target(
@@ -63,7 +67,7 @@ let package = Package(
             name: "duo",
             dependencies: [
                 "Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation", "World",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Cluster", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["BuildInfo"]),
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.

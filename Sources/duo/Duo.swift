@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 
 /// The release this source tree is; the commit comes from the BuildInfo plugin.
@@ -33,9 +34,29 @@ struct Duo: ParsableCommand {
             // The documentation check (Tests/duoTests/DocumentedCommandsTests.swift) parses and
             // validates every command the docs show, without running it.
             if ProcessInfo.processInfo.environment["DUO_PARSE_ONLY"] == "1" { return }
+            if ProcessGroup.launchedSize > 1, !(command is SplitsOverRanks) {
+                throw UsageError(
+                    "this command runs in one process: of duo's commands, mpirun -n N starts only duo unlearn (DUO, DSPO)"
+                )
+            }
             try command.run()
+            ProcessGroup.finish()
         } catch {
-            exit(withError: ErrorText.cleaned(error))
+            let cleaned = ErrorText.cleaned(error)
+            // Under mpirun the other ranks may be waiting for this one: end them all.
+            if ProcessGroup.isSplit {
+                let code = exitCode(for: cleaned)
+                if code != .success {
+                    FileHandle.standardError.write(Data((message(for: cleaned) + "\n").utf8))
+                }
+                ProcessGroup.abortIfSplit(code: code.rawValue)
+            }
+            exit(withError: cleaned)
         }
     }
 }
+
+/// A command that `mpirun -n N` may start: it splits its work over the ranks
+/// (`ProcessGroup`) and writes its outputs from rank 0 alone. Any other command refuses to
+/// run as more than one rank, rather than run N times over the same files.
+protocol SplitsOverRanks {}

@@ -40,6 +40,16 @@ struct DuoNotFound: Error, CustomStringConvertible {
 func runDuo(_ arguments: [String], parseOnly: Bool = false, in directory: String? = nil) throws
     -> DuoResult
 {
+    try runCommand(
+        try duoExecutable().path, arguments,
+        environment: parseOnly ? ["DUO_PARSE_ONLY": "1"] : [:], in: directory)
+}
+
+/// Runs the program at `path` with `arguments` and `environment` added to this process's.
+func runCommand(
+    _ path: String, _ arguments: [String], environment: [String: String] = [:],
+    in directory: String? = nil
+) throws -> DuoResult {
     let scratch = FileManager.default.temporaryDirectory
         .appendingPathComponent("duo-run-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -52,12 +62,12 @@ func runDuo(_ arguments: [String], parseOnly: Bool = false, in directory: String
     let err = try FileHandle(forWritingTo: errURL)
 
     let process = Process()
-    process.executableURL = try duoExecutable()
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    if parseOnly {
+    if !environment.isEmpty {
         process.environment = ProcessInfo.processInfo.environment.merging(
-            ["DUO_PARSE_ONLY": "1"], uniquingKeysWith: { $1 })
+            environment, uniquingKeysWith: { $1 })
     }
     process.standardOutput = out
     process.standardError = err

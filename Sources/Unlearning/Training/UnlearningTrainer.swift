@@ -1,3 +1,4 @@
+import Cluster
 import Diffusion
 import Formats
 import Foundation
@@ -6,7 +7,9 @@ import Tensor
 /// `duo unlearn`'s DUO training loop (ESD's is `ESDTrainer`): LoRA adapters on a frozen model, AdamW with warm-up and
 /// gradient clipping, accumulation over micro-batches, one JSON log line per step, atomic
 /// checkpoints and bit-exact resume. Everything random derives from (seed, step), so a
-/// resumed run ends with the same adapter as one never stopped.
+/// resumed run ends with the same adapter as one never stopped. Under `mpirun` each rank
+/// takes its share of every micro-batch's pairs and the ranks sum their gradients before
+/// each update: every rank holds the same adapter, and rank 0 alone writes.
 public final class UnlearningTrainer {
     public let model: StableDiffusion
     public let pairs: PairData
@@ -24,13 +27,15 @@ public final class UnlearningTrainer {
     let posterior: (mean: Tensor, std: Tensor)?
     /// The noise schedule and prediction type the model was trained with.
     let schedulerConfig: SchedulerConfig
+    /// The ranks the pairs are split over (this process alone without mpirun).
+    public let group: ProcessGroup
 
     /// What each step reports.
     public typealias StepLog = TrainingStepLog
 
     public init(
         model: StableDiffusion, pairs: PairData, settings: UnlearningSettings, directory: String,
-        identity: JSONFields
+        identity: JSONFields, group: ProcessGroup = .single
     ) throws {
         schedulerConfig = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
         guard settings.tMax <= schedulerConfig.numTrainTimesteps else {
@@ -43,6 +48,12 @@ public final class UnlearningTrainer {
                 "UnlearningTrainer trains DUO and DSPO; ESD has its own (ESDTrainer), UCE trains nothing"
             )
         }
+        guard settings.batchSize >= group.size else {
+            throw UnlearningError(
+                "batch size \(settings.batchSize) is smaller than the \(group.size) MPI ranks: each rank needs a pair of every micro-batch"
+            )
+        }
+        self.group = group
         self.model = model
         self.pairs = pairs
         self.settings = settings
@@ -102,7 +113,7 @@ public final class UnlearningTrainer {
             }
             start = step
         }
-        try log.truncate(toStep: start)
+        if group.isRoot { try log.truncate(toStep: start) }
         resumedFrom = resume ? start : nil
         let schedule = LearningRateSchedule(
             baseRate: settings.resolvedLearningRate, warmupSteps: settings.warmupSteps,
@@ -118,6 +129,7 @@ public final class UnlearningTrainer {
                     scale: 1 / Float(settings.gradientAccumulation))
                 totals = totals.isEmpty ? values : zip(totals, values).map { ($0.0, $0.1 + $1.1) }
             }
+            if group.size > 1 { totals = try sumOverRanks(totals) }
             let averaged = totals.map { ($0.0, $0.1 / Float(settings.gradientAccumulation)) }
             let gradNorm = clipGradNorm(optimizer.parameters, maxNorm: settings.maxGradNorm)
             try checkFinite(
@@ -131,9 +143,11 @@ public final class UnlearningTrainer {
             let log = StepLog(
                 step: step + 1, terms: averaged + [("lr", rate), ("grad_norm", gradNorm)],
                 seconds: Date().timeIntervalSince(began))
-            try self.log.append(log)
-            let proceed = report(log)
-            if !proceed || (step + 1) % settings.checkpointEvery == 0 || step + 1 == settings.steps
+            if group.isRoot { try self.log.append(log) }
+            // A stop seen by one rank (its Ctrl-C) stops them all at the same step.
+            let proceed = try !group.any(!report(log))
+            if group.isRoot,
+                !proceed || (step + 1) % settings.checkpointEvery == 0 || step + 1 == settings.steps
             {
                 try TrainingCheckpoint.save(
                     to: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer,
@@ -144,6 +158,27 @@ public final class UnlearningTrainer {
             if !proceed { return step + 1 }
         }
         return settings.steps
+    }
+
+    /// Sums the gradients of every rank's pairs (each already weighted by its share of the
+    /// micro-batch) and the values they log; returns the summed values.
+    func sumOverRanks(_ values: [(String, Float)]) throws -> [(String, Float)] {
+        let grads = try optimizer.parameters.map { parameter in
+            guard let grad = parameter.grad else {
+                throw UnlearningError("a trained parameter has no gradient to sum over ranks")
+            }
+            return grad
+        }
+        var flat = grads.flatMap(\.scalars) + values.map(\.1)
+        try group.sum(&flat)
+        var offset = 0
+        for grad in grads {
+            grad.withUnsafeMutableBufferPointer { buffer in
+                for i in buffer.indices { buffer[i] = flat[offset + i] }
+            }
+            offset += grad.count
+        }
+        return zip(values, flat[offset...]).map { ($0.0.0, $0.1) }
     }
 
     /// Stops the run at the first NaN or infinity in a logged value or a parameter
@@ -180,7 +215,11 @@ public final class UnlearningTrainer {
             safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
             unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
         let prompts = promptedContexts(indices, key: key.fold(in: 4))
-        let shards = DataParallel.shardRanges(b, shards: shardCount)
+        // This rank's pairs (all of them alone), cut into its threads' shards.
+        let mine = DataParallel.shardRanges(b, shards: group.size)[group.rank]
+        let shards = DataParallel.shardRanges(mine.count, shards: shardCount).map {
+            ($0.lowerBound + mine.lowerBound)..<($0.upperBound + mine.lowerBound)
+        }
         let results = DataParallel.backward(shards: shards.count, parameters: optimizer.parameters)
         { i in
             let pairs = shards[i]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Diffusion
 import Formats
 import Foundation
@@ -7,7 +8,7 @@ import World
 
 extension Duo {
     /// `duo unlearn`: trains a LoRA that removes a concept (DUO, or the ESD baseline).
-    struct Unlearn: ParsableCommand {
+    struct Unlearn: ParsableCommand, SplitsOverRanks {
         static let configuration = CommandConfiguration(
             abstract:
                 "Train weights that remove a concept (DUO's LoRA, or ESD for comparison), or edit them in closed form (UCE).",
@@ -291,6 +292,12 @@ extension Duo {
         }
 
         func run() throws {
+            let group = try ProcessGroup.world()
+            if group.size > 1, method == .uce || method == .esd {
+                throw UsageError(
+                    "mpirun splits DUO and DSPO training over ranks; --method \(method.rawValue) runs in one process (without mpirun)"
+                )
+            }
             if method == .uce { return try runUCE() }
             let conceptFile = try conceptOption.load()
             let modelDirectory = try modelOption.directory()
@@ -309,10 +316,12 @@ extension Duo {
                 MemoryEstimate.training(model: diffusion, rows: 2 * settings.batchSize),
                 what: "a micro-batch of \(settings.batchSize) pairs")
             let directory = out ?? Self.defaultDirectory(settings, concept: conceptFile.name)
-            let made = try OutputFolder.create(directory, for: "the output folder")
+            // Rank 0 owns the folder; the other ranks only compute.
+            let made = try group.isRoot && OutputFolder.create(directory, for: "the output folder")
             defer { if made { OutputFolder.removeIfUnused(directory) } }
-            let lock = try OutputFolder.lock(directory, for: "the output folder")
-            defer { lock.release() }
+            let lock =
+                group.isRoot ? try OutputFolder.lock(directory, for: "the output folder") : nil
+            defer { lock?.release() }
             let identity: JSONFields = [
                 ("model", .string(try modelOption.recordedName())),
                 (
@@ -324,12 +333,13 @@ extension Duo {
             ]
             let trainer = try UnlearningTrainer(
                 model: diffusion, pairs: pairData, settings: settings, directory: directory,
-                identity: identity.filter { $0.key != "model" && $0.key != "pairs" })
-            if let conflict = try trainer.folderConflict(replacing: force || resume) {
+                identity: identity.filter { $0.key != "model" && $0.key != "pairs" }, group: group)
+            if group.isRoot, let conflict = try trainer.folderConflict(replacing: force || resume) {
                 throw UsageError("\(directory) \(conflict)")
             }
+            let quiet = output.quiet || !group.isRoot
             RunTimeNote.announce(
-                "duo unlearn: \(settings.steps) steps", model: diffusion, quiet: output.quiet
+                "duo unlearn: \(settings.steps) steps", model: diffusion, quiet: quiet
             ) {
                 // [unsafe, safe, prior] rows per pair, trained and reference.
                 let pairs = settings.batchSize * settings.gradientAccumulation
@@ -337,7 +347,7 @@ extension Duo {
                     steps: settings.steps, rows: 3 * pairs, withReference: true)
             }
             Interruption.install()
-            let bar = output.progress("unlearning")
+            let bar = group.isRoot ? output.progress("unlearning") : nil
             var first = true
             let reached = try trainer.train(resume: resume) { log in
                 if first { bar?.startCounting(from: log.step - 1) }
@@ -347,6 +357,10 @@ extension Duo {
                 )
                 bar?.update(log.step, of: settings.steps, detail: detail)
                 return !Interruption.requested
+            }
+            guard group.isRoot else {
+                if reached < settings.steps { throw ExitCode(130) }
+                return
             }
             try TrainingReport.writePlot(
                 directory: directory, title: "\(conceptFile.name) \(settings.method.rawValue)")

@@ -1,0 +1,110 @@
+import Formats
+import Foundation
+import XCTest
+
+/// `mpirun -n 2 duo unlearn`: two ranks split every micro-batch's pairs and sum their
+/// gradients, and train the adapter one process trains on the same global batch.
+final class MPIUnlearnTests: XCTestCase {
+    static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "duo-mpi-\(getpid())"
+    ).path
+
+    /// Open MPI's launcher (`make deps` installs Debian's openmpi-bin).
+    static func mpirun() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/bin"] {
+            let candidate = "\(directory)/mpirun"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        // A failure, not a skip: `make test` installs it.
+        throw MPIRunNotFound()
+    }
+
+    /// `duo ARGUMENTS` as `ranks` Open MPI ranks on this machine.
+    func runRanks(_ ranks: Int, _ arguments: [String]) throws -> DuoResult {
+        try runCommand(
+            try Self.mpirun(),
+            [
+                "--allow-run-as-root", "--oversubscribe", "-n", String(ranks),
+                try duoExecutable().path,
+            ]
+                + arguments)
+    }
+
+    func unlearn(_ out: String) -> [String] {
+        [
+            "unlearn", "--concept", "stripes", "--model", UnlearnCommandTests.prepared.model,
+            "--pairs", UnlearnCommandTests.prepared.pairs, "--steps", "6", "--checkpoint-every",
+            "3", "--rank", "4", "--batch-size", "4", "--quiet", "--out", out,
+        ]
+    }
+
+    /// The first line of a run's train.jsonl.
+    func firstStep(_ folder: String) throws -> [String: Double] {
+        let text = try String(contentsOfFile: folder + "/train.jsonl", encoding: .utf8)
+        let line = try XCTUnwrap(text.split(separator: "\n").first)
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
+        return try XCTUnwrap(object as? [String: Double])
+    }
+
+    func testTwoRanksTrainTheAdapterOneProcessTrains() throws {
+        let one = Self.root + "/one-\(UUID())"
+        let two = Self.root + "/two-\(UUID())"
+        let single = try runDuo(unlearn(one))
+        XCTAssertEqual(single.status, 0, single.stderr)
+        let split = try runRanks(2, unlearn(two))
+        XCTAssertEqual(split.status, 0, split.stderr)
+        // Rank 0 alone wrote: the same files, one adapter path printed.
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: two).sorted(),
+            try FileManager.default.contentsOfDirectory(atPath: one).sorted())
+        XCTAssertEqual(split.stdout, two + "/adapter.safetensors\n")
+        // The first step's values come from the summed gradients before any update: they
+        // differ by float32 summation order alone.
+        let first = try [one, two].map { try firstStep($0) }
+        XCTAssertEqual(Set(first[0].keys), Set(first[1].keys))
+        for (key, x) in first[0] where key != "seconds" {
+            let y = first[1][key]!
+            XCTAssertEqual(y, x, accuracy: 1e-5 * max(abs(x), 1e-3), key)
+        }
+        // Five updates later, Adam (which divides each gradient by its own size) has
+        // amplified those roundings where gradients are near zero; the adapters still agree
+        // to a fraction of a percent of their size, while a rank training on the wrong pairs
+        // or weights is off by the whole update.
+        let a = try SafeTensorsReader(path: one + "/adapter.safetensors")
+        let b = try SafeTensorsReader(path: two + "/adapter.safetensors")
+        XCTAssertEqual(a.names, b.names)
+        for name in a.names {
+            let x = try a.floats(name)
+            let y = try b.floats(name)
+            let size = x.reduce(0) { $0 + Double($1 * $1) }.squareRoot()
+            let difference = zip(x, y).reduce(0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
+                .squareRoot()
+            XCTAssertLessThan(difference, 1e-3 * size, name)
+        }
+    }
+
+    /// Commands that do not split their work refuse to run as several ranks, rather than
+    /// write the same files from each; so does ESD's trainer.
+    func testCommandsThatRunInOneProcessRefuseSeveralRanks() throws {
+        let sample = try runRanks(2, ["inspect", UnlearnCommandTests.prepared.model])
+        XCTAssertNotEqual(sample.status, 0)
+        XCTAssertTrue(sample.stderr.contains("this command runs in one process"), sample.stderr)
+        let out = Self.root + "/esd-\(UUID())"
+        let esd = try runRanks(
+            2,
+            [
+                "unlearn", "--concept", "stripes", "--model", UnlearnCommandTests.prepared.model,
+                "--method", "esd", "--steps", "1", "--quiet", "--out", out,
+            ])
+        XCTAssertNotEqual(esd.status, 0)
+        XCTAssertTrue(esd.stderr.contains("--method esd runs in one process"), esd.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+}
+
+struct MPIRunNotFound: Error, CustomStringConvertible {
+    var description: String {
+        "mpirun not found: install Open MPI (make deps installs openmpi-bin)"
+    }
+}
