@@ -93,6 +93,7 @@ public struct ConceptFile: Hashable, Sendable {
         public var promptedShare: Float?
         public var unconditionalLambda: Float?
         public var fragmentShare: Float?
+        public var prefixShare: Float?
 
         public init() {}
     }
@@ -160,7 +161,8 @@ public struct ConceptFile: Hashable, Sendable {
         "synthesis.pairs", "synthesis.edit_scheduler", "unlearning", "unlearning.beta",
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
-        "unlearning.lambda_unconditional", "unlearning.fragment_share", "uce", "uce.erase",
+        "unlearning.lambda_unconditional", "unlearning.fragment_share",
+        "unlearning.prefix_share", "uce", "uce.erase",
         "uce.guide", "uce.preserve",
         "uce.lambda", "uce.erase_scale", "uce.preserve_scale", "uce.technique", "esd",
         "esd.prompt", "detector", "detector.builtin", "detector.command",
@@ -366,6 +368,7 @@ private struct ConceptFields {
         settings.fragmentShare = try optional("unlearning.fragment_share", in: 0...1).map {
             Float($0)
         }
+        settings.prefixShare = try optional("unlearning.prefix_share", in: 0...1).map { Float($0) }
         if document.values["unlearning.targets"] != nil {
             let names = try strings("unlearning.targets")
             settings.targets = Set(

@@ -131,6 +131,25 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertTrue(lines.allSatisfy { $0.contains(#""dspo": "#) && !$0.contains(#""dpo": "#) })
     }
 
+    /// `--prefix-share` conditions prompted pairs on prefixed prompts: the run trains another
+    /// adapter than the same run without it, and records the share and the concept words.
+    func testAPrefixShareChangesTrainingAndIsRecorded() throws {
+        let plain = Self.root + "/plain-\(UUID())"
+        let prefixed = Self.root + "/prefixed-\(UUID())"
+        let short = arguments(plain).map { $0 == "12" ? "3" : $0 } + ["--prompted-share", "1"]
+        XCTAssertEqual(try runDuo(short).status, 0)
+        let result = try runDuo(
+            short.map { $0 == plain ? prefixed : $0 } + ["--prefix-share", "1"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let settings = try config(prefixed)
+        XCTAssertEqual(settings["prefix_share"] as? Double, 1)
+        XCTAssertEqual(settings["concept_words"] as? [String], ["striped", "stripes"])
+        XCTAssertNil(try config(plain)["prefix_share"])
+        XCTAssertNotEqual(
+            try Data(contentsOf: URL(fileURLWithPath: plain + "/adapter.safetensors")),
+            try Data(contentsOf: URL(fileURLWithPath: prefixed + "/adapter.safetensors")))
+    }
+
     func testResumeWithoutACheckpointIsAOneLineError() throws {
         let out = Self.root + "/nothing-\(UUID())"
         let result = try runDuo(arguments(out) + ["--resume"])

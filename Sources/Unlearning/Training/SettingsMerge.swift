@@ -20,6 +20,7 @@ public struct UnlearningOptions: Sendable {
     public var unconditionalLambda: Float?
     public var dspoBeta: Float?
     public var fragmentShare: Float?
+    public var prefixShare: Float?
     public var seed: UInt64?
     public var checkpointEvery: Int?
 
@@ -63,6 +64,16 @@ extension UnlearningSettings {
             } else {
                 throw UnlearningError(
                     "--fragment-share \(s.fragmentShare) needs prompted pairs (--prompted-share above 0): fragments are of the pairs' prompts"
+                )
+            }
+        }
+        s.prefixShare = o.prefixShare ?? concept.prefixShare ?? s.prefixShare
+        if s.prefixShare > 0, s.promptedShare == 0 {
+            if o.prefixShare == nil {
+                s.prefixShare = 0  // a concept file's, on a prompt-free run
+            } else {
+                throw UnlearningError(
+                    "--prefix-share \(s.prefixShare) needs prompted pairs (--prompted-share above 0): prefixes go before the pairs' prompts"
                 )
             }
         }

@@ -45,7 +45,10 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// Share of prompted pairs conditioned on a fragment of their prompts instead
     /// (`PromptFragments`; needs `conceptWords`). 0: whole captions (DUO's prompted variant).
     public var fragmentShare: Float = 0
-    /// The concept's words, which a fragment keeps (the concept file's explicit words).
+    /// Share of prompted pairs (not drawn for a fragment) conditioned on their prompts with a
+    /// random prefix of words (`PromptPrefixes`; needs `conceptWords`). 0: none.
+    public var prefixShare: Float = 0
+    /// The concept's words, which a fragment keeps and a prefix never holds (the concept file's explicit words).
     public var conceptWords: [String] = []
     /// λ∅ of the unconditional-preserving term (`DUOLoss`): holds the empty-prompt
     /// prediction on the pairs' noisy images to the original's, so that guidance multiplies
@@ -112,6 +115,12 @@ public struct UnlearningSettings: Hashable, Sendable {
                 ("fragment_share", .number(shortest: fragmentShare)),
                 ("concept_words", .array(conceptWords.map(JSONValue.string))),
             ]
+        }
+        if prefixShare > 0 {
+            fields += [("prefix_share", .number(shortest: prefixShare))]
+            if fragmentShare == 0 {
+                fields += [("concept_words", .array(conceptWords.map(JSONValue.string)))]
+            }
         }
         if unconditionalLambda > 0 {
             fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]

@@ -274,6 +274,9 @@ public final class UnlearningTrainer {
         let fragmented = key.fold(in: 1).uniform(count: indices.count).map {
             $0 < settings.fragmentShare
         }
+        let prefixed = key.fold(in: 3).uniform(count: indices.count).map {
+            $0 < settings.prefixShare
+        }
         var pairRows: [Tensor] = []
         var priorRows: [Tensor] = []
         for (j, i) in indices.enumerated() {
@@ -289,6 +292,15 @@ public final class UnlearningTrainer {
                     draws: key.fold(in: 2).fold(in: UInt64(j)).uniform(
                         count: PromptFragments.drawCount(wordCount: words)))
                 let encoded = model.encode([fragment.unsafe, fragment.safe])  // [2, S, D]
+                pairRows.append(encoded.slice(batch: 0))
+                priorRows.append(encoded.slice(batch: 1))
+            } else if prefixed[j] {
+                let prompts = PromptPrefixes.make(
+                    unsafePrompt: pairs.unsafePrompts[i], safePrompt: pairs.safePrompts[i],
+                    vocabulary: prefixVocabulary,
+                    draws: key.fold(in: 4).fold(in: UInt64(j)).uniform(
+                        count: PromptPrefixes.drawCount))
+                let encoded = model.encode([prompts.unsafe, prompts.safe])  // [2, S, D]
                 pairRows.append(encoded.slice(batch: 0))
                 priorRows.append(encoded.slice(batch: 1))
             } else {
@@ -317,6 +329,13 @@ public final class UnlearningTrainer {
         let draws = RandomKey(seed: settings.seed).fold(in: 0x4550_4F43).fold(in: UInt64(epoch))
             .uniform(count: n)
         return (0..<n).sorted { (draws[$0], $0) < (draws[$1], $1) }
+    }
+
+    /// The words prompt prefixes are drawn from (`PromptPrefixes.vocabulary`).
+    var prefixVocabulary: [String] {
+        PromptPrefixes.vocabulary(
+            prompts: pairs.unsafePrompts + pairs.safePrompts,
+            conceptWords: Set(settings.conceptWords.map { $0.lowercased() }))
     }
 
     /// The pairs' x₀ in model space: pixels, or VAE posterior samples × scaling factor.

@@ -150,6 +150,13 @@ extension Duo {
         )
         var fragmentShare: Float?
 
+        @Option(
+            name: .customLong("prefix-share"),
+            help:
+                "Share of prompted pairs conditioned on their prompts after a random prefix of 1 to 5 words of the pairs' prompts (never the concept's; the same before both prompts), against attacks that put words before a prompt (default: 0; a concept file may set its own)."
+        )
+        var prefixShare: Float?
+
         @OptionGroup(title: "ESD options (--method esd)") var esd: ESDOptionGroup
 
         @Option(help: "Seed for the adapters' init, the batches, noise and timesteps.")
@@ -196,6 +203,9 @@ extension Duo {
             if let fragmentShare {
                 try OptionCheck.finite(fragmentShare, "--fragment-share", atLeast: 0, atMost: 1)
             }
+            if let prefixShare {
+                try OptionCheck.finite(prefixShare, "--prefix-share", atLeast: 0, atMost: 1)
+            }
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 {
                 throw UsageError("--batch-size must be at least 1, got \(batchSize)")
@@ -218,7 +228,7 @@ extension Duo {
                 ("--warmup", warmup != nil), ("--t-max", tMax != nil),
                 ("--convention", convention != nil), ("--prompted-share", promptedShare != nil),
                 ("--lambda-unconditional", unconditionalLambda != nil),
-                ("--fragment-share", fragmentShare != nil),
+                ("--fragment-share", fragmentShare != nil), ("--prefix-share", prefixShare != nil),
             ]
             if method == .dspo, beta != nil || convention != nil {
                 throw UsageError(
@@ -278,6 +288,7 @@ extension Duo {
             o.unconditionalLambda = unconditionalLambda
             o.dspoBeta = dspoBeta
             o.fragmentShare = fragmentShare
+            o.prefixShare = prefixShare
             o.seed = seed
             o.checkpointEvery = checkpointEvery
             return o
@@ -307,7 +318,9 @@ extension Duo {
             var settings = try UnlearningSettings.merged(
                 model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
                 options: options())
-            if settings.fragmentShare > 0 { settings.conceptWords = conceptFile.explicitWords }
+            if settings.fragmentShare > 0 || settings.prefixShare > 0 {
+                settings.conceptWords = conceptFile.explicitWords
+            }
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             let pairData = try PairData(directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: modelDirectory)

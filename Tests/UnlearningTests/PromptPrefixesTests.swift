@@ -1,0 +1,84 @@
+import Concepts
+import Tensor
+import XCTest
+
+@testable import Unlearning
+
+/// Prefixes before a pair's prompts: words of the pairs' prompts, never the concept's, the
+/// same before both sides.
+final class PromptPrefixesTests: XCTestCase {
+    let unsafe = "two small striped red circles on the left on a dark background"
+    let safe = "two small red circles on the left on a dark background"
+    let concept: Set<String> = ["striped", "stripes"]
+
+    func testTheVocabularyIsThePromptsWordsLessTheConceptsOnceEach() {
+        let vocabulary = PromptPrefixes.vocabulary(
+            prompts: [unsafe, safe, "a Blue square with stripes"], conceptWords: concept)
+        XCTAssertEqual(vocabulary, vocabulary.sorted())
+        XCTAssertEqual(Set(vocabulary).count, vocabulary.count)
+        XCTAssertFalse(vocabulary.contains("striped") || vocabulary.contains("stripes"))
+        XCTAssertTrue(vocabulary.contains("blue") && vocabulary.contains("with"), "\(vocabulary)")
+        XCTAssertEqual(vocabulary.count, 13)
+    }
+
+    func testEveryPrefixIsOneToFiveVocabularyWordsBeforeBothPrompts() {
+        let vocabulary = PromptPrefixes.vocabulary(prompts: [unsafe, safe], conceptWords: concept)
+        var lengths = Set<Int>()
+        var prefixes = Set<String>()
+        for seed in 0..<300 {
+            let draws = RandomKey(seed: UInt64(seed)).uniform(count: PromptPrefixes.drawCount)
+            let (u, s) = PromptPrefixes.make(
+                unsafePrompt: unsafe, safePrompt: safe, vocabulary: vocabulary, draws: draws)
+            XCTAssertTrue(u.hasSuffix(" " + unsafe) && s.hasSuffix(" " + safe), u)
+            let prefix = String(u.dropLast(unsafe.count + 1))
+            XCTAssertEqual(String(s.dropLast(safe.count + 1)), prefix, "the same words before both")
+            let words = prefix.split(separator: " ").map(String.init)
+            XCTAssertTrue(words.allSatisfy(vocabulary.contains), prefix)
+            lengths.insert(words.count)
+            prefixes.insert(prefix)
+        }
+        XCTAssertEqual(lengths, Set(1...PromptPrefixes.maxWords))
+        XCTAssertGreaterThan(prefixes.count, 200, "prefixes vary")
+    }
+
+    func testDrawsDecideTheLengthAndTheWords() {
+        let vocabulary = ["blue", "circle", "dark"]
+        var draws = [Float](repeating: 0, count: PromptPrefixes.drawCount)
+        XCTAssertEqual(
+            PromptPrefixes.make(
+                unsafePrompt: "x", safePrompt: "y", vocabulary: vocabulary, draws: draws
+            ).unsafe, "blue x")
+        draws[0] = 0.99  // five words
+        draws[1...5] = [0.99, 0.5, 0.1, 0.7, 0.34]
+        XCTAssertEqual(
+            PromptPrefixes.make(
+                unsafePrompt: "x", safePrompt: "y", vocabulary: vocabulary, draws: draws
+            ).safe, "dark circle blue dark circle y")
+        XCTAssertEqual(
+            PromptPrefixes.make(unsafePrompt: "x", safePrompt: "y", vocabulary: [], draws: draws)
+                .unsafe, "x", "no vocabulary: the prompts as they are")
+    }
+
+    func testAPrefixShareNeedsPromptedPairsAndIsRecorded() throws {
+        var options = UnlearningOptions()
+        options.prefixShare = 0.5
+        XCTAssertThrowsError(
+            try UnlearningSettings.merged(model: .init(), concept: .init(), options: options)
+        ) { XCTAssertTrue("\($0)".contains("--prefix-share 0.5 needs prompted pairs"), "\($0)") }
+        var concept = ConceptFile.UnlearningDefaults()
+        concept.prefixShare = 0.5
+        XCTAssertEqual(
+            try UnlearningSettings.merged(model: .init(), concept: concept, options: .init())
+                .prefixShare, 0, "a concept file's, on a prompt-free run: dropped")
+        options.promptedShare = 1
+        var settings = try UnlearningSettings.merged(
+            model: .init(), concept: .init(), options: options)
+        settings.conceptWords = ["striped"]
+        let fields = Dictionary(settings.fields.map { ($0.key, $0.value.line) }) { a, _ in a }
+        XCTAssertEqual(fields["prefix_share"], "0.5")
+        XCTAssertEqual(fields["concept_words"], #"["striped"]"#)
+        settings.prefixShare = 0
+        XCTAssertNil(
+            settings.fields.first { $0.key == "prefix_share" }, "off: older runs keep their config")
+    }
+}
