@@ -114,6 +114,12 @@ public final class ProcessGroup: @unchecked Sendable {
         return buffer
     }
 
+    /// Every rank's bytes, in rank order, on every rank.
+    public func allGather(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        guard size > 1 else { return [bytes] }
+        return try (0..<size).map { try broadcast(bytes, from: $0) }
+    }
+
     /// Waits until every rank is here.
     public func barrier() throws {
         try mpi?.synchronize()

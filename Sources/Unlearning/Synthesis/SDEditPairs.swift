@@ -1,3 +1,4 @@
+import Cluster
 import Concepts
 import Diffusion
 import Formats
@@ -15,7 +16,9 @@ import Tensor
 /// Pair i depends only on (settings, i): its prompts come from the filler's pair i of the
 /// seed, its noise from keys folded from (seed, i, side, draw). Pairs are made a batch at a time and
 /// appended to the manifest per batch; a rerun continues after the last whole batch and
-/// writes the same bytes as a run that was never stopped.
+/// writes the same bytes as a run that was never stopped. Under `mpirun` the ranks make
+/// consecutive batches side by side, each writing its own images, and rank 0 appends them
+/// to the manifest in order: the folder is the one a single process makes.
 public final class SDEditPairs {
     public let model: StableDiffusion
     public let concept: ConceptFile
@@ -27,6 +30,8 @@ public final class SDEditPairs {
     public let filler: PromptFiller
     /// What the model's world can tell about a pair beyond pixels (nil: nothing).
     public let agreement: PairAgreement?
+    /// The ranks the batches are split over (this process alone without mpirun).
+    public let group: ProcessGroup
 
     /// What a finished run made and how many draws it threw away.
     public struct Summary: Hashable, Sendable {
@@ -54,8 +59,9 @@ public final class SDEditPairs {
     public init(
         model: StableDiffusion, concept: ConceptFile, detector: ConceptDetector?,
         settings: PairSettings, directory: String, filler: PromptFiller = PlainPrompts(),
-        agreement: PairAgreement? = nil
+        agreement: PairAgreement? = nil, group: ProcessGroup = .single
     ) {
+        self.group = group
         self.model = model
         self.concept = concept
         self.detector = detector
@@ -79,23 +85,31 @@ public final class SDEditPairs {
                 "\(concept.path): the filter needs a detector to keep pairs by (or turn it off)")
         }
         let prompts = try filler.pairPrompts(concept, count: settings.count, seed: settings.seed)
-        try prepareFolder(force: force)
+        if group.isRoot {
+            try prepareFolder(force: force)
+            let kept = PairManifest.read(
+                manifestPath, batchSize: settings.batchSize, count: settings.count)
+            try PairManifest.rewrite(kept, settings: settings, to: manifestPath)
+        }
+        try group.barrier()
         var records = PairManifest.read(
             manifestPath, batchSize: settings.batchSize, count: settings.count)
         let resumed = records.count
-        try PairManifest.rewrite(records, settings: settings, to: manifestPath)
         progress(records.count, settings.count)
         while records.count < settings.count {
-            let batch = records.count..<min(settings.count, records.count + settings.batchSize)
-            let made = try makeBatch(batch, prompts: prompts)
-            try PairManifest.append(made, settings: settings, to: manifestPath)
-            records += made
+            // One batch per rank, the batches a single process would make next.
+            let start = records.count + group.rank * settings.batchSize
+            let batch = start..<min(settings.count, start + settings.batchSize)
+            let made = batch.isEmpty ? [] : try makeBatch(batch, prompts: prompts)
+            let round = try gathered(made)
+            if group.isRoot { try PairManifest.append(round, settings: settings, to: manifestPath) }
+            records += round
             progress(records.count, settings.count)
         }
         // Read back from disk: a resumed run holds only its own batches in memory.
         let unsafe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.unsafeFile) }
         let safe = try records.map { try PNGImage(contentsOf: directory + "/" + $0.safeFile) }
-        try writeContactSheet(unsafe: unsafe, safe: safe)
+        if group.isRoot { try writeContactSheet(unsafe: unsafe, safe: safe) }
         let (paired, unpaired, agreed) = keptStatistics(unsafe: unsafe, safe: safe)
         let summary = Summary(
             pairs: records.count, unsafeDraws: records.reduce(0) { $0 + $1.unsafeDraw + 1 },
@@ -106,8 +120,22 @@ public final class SDEditPairs {
             agreementMeasure: agreed == nil ? nil : agreement?.measure,
             unsafeShowing: showing(records.map(\.unsafeScore)),
             safeShowing: showing(records.map(\.safeScore)))
-        try AtomicFile.write(summary.json, to: summaryPath)
+        if group.isRoot { try AtomicFile.write(summary.json, to: summaryPath) }
         return summary
+    }
+
+    /// Every rank's new records, in rank order (as manifest lines between ranks).
+    func gathered(_ records: [PairRecord]) throws -> [PairRecord] {
+        guard group.size > 1 else { return records }
+        let lines = records.map { $0.jsonLine(settings) }.joined(separator: "\n")
+        return try group.allGather(Array(lines.utf8)).flatMap { bytes in
+            try String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { line in
+                guard let record = PairRecord(jsonLine: line) else {
+                    throw UnlearningError("a rank sent a pair record that does not parse: \(line)")
+                }
+                return record
+            }
+        }
     }
 
     /// The share of `scores` above the threshold; nil when a pair has no score.

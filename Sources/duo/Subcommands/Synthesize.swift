@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Diffusion
 import Formats
 import Foundation
@@ -7,7 +8,7 @@ import World
 
 extension Duo {
     /// `duo synthesize`: SDEdit (unsafe, safe) image pairs for a concept.
-    struct Synthesize: ParsableCommand {
+    struct Synthesize: ParsableCommand, SplitsOverRanks {
         static let configuration = CommandConfiguration(
             abstract: "Make (unsafe, safe) image pairs for a concept by SDEdit.",
             discussion: """
@@ -100,6 +101,7 @@ extension Duo {
         }
 
         func run() throws {
+            let group = try ProcessGroup.world()
             let conceptFile = detectorOptions.applied(to: try conceptOption.load())
             let modelDirectory = try modelOption.directory()
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
@@ -127,15 +129,19 @@ extension Duo {
             settings.maxDraws = maxDraws
             settings.batchSize = batchSize
             let directory = out ?? "pairs/\(conceptFile.name)"
-            let made = try OutputFolder.create(directory, for: "the pairs folder")
+            // Rank 0 owns the folder; the other ranks write their batches' images into it.
+            let made = try group.isRoot && OutputFolder.create(directory, for: "the pairs folder")
             defer { if made { OutputFolder.removeIfUnused(directory) } }
-            let lock = try OutputFolder.lock(directory, for: "the pairs folder")
-            defer { lock.release() }
+            let lock =
+                group.isRoot ? try OutputFolder.lock(directory, for: "the pairs folder") : nil
+            defer { lock?.release() }
             let pairs = SDEditPairs(
                 model: diffusion, concept: conceptFile, detector: detector, settings: settings,
-                directory: directory, filler: world.filler, agreement: world.pairAgreement)
+                directory: directory, filler: world.filler, agreement: world.pairAgreement,
+                group: group)
+            let quiet = output.quiet || !group.isRoot
             RunTimeNote.announce(
-                "duo synthesize: \(settings.count) pairs", model: diffusion, quiet: output.quiet
+                "duo synthesize: \(settings.count) pairs", model: diffusion, quiet: quiet
             ) {
                 // The unsafe draw, then the edit's last int(steps * strength) steps; first
                 // draws only (the filter's redraws come on top).
@@ -143,8 +149,9 @@ extension Duo {
                 return RunEstimate.samplingPasses(
                     images: settings.count, steps: settings.steps + editSteps)
             }
-            let bar = output.progress("pairs")
+            let bar = group.isRoot ? output.progress("pairs") : nil
             let summary = try pairs.run(force: force) { bar?.update($0, of: $1) }
+            guard group.isRoot else { return }
             if !output.quiet {
                 let resumed = summary.resumed > 0 ? " (\(summary.resumed) from an earlier run)" : ""
                 bar?.note(

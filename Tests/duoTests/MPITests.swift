@@ -2,9 +2,8 @@ import Formats
 import Foundation
 import XCTest
 
-/// `mpirun -n 2 duo unlearn`: two ranks split every micro-batch's pairs and sum their
-/// gradients, and train the adapter one process trains on the same global batch.
-final class MPIUnlearnTests: XCTestCase {
+/// `mpirun -n 2 duo ...`: the ranks split the work and write what one process writes.
+final class MPITests: XCTestCase {
     static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
         "duo-mpi-\(getpid())"
     ).path
@@ -81,6 +80,33 @@ final class MPIUnlearnTests: XCTestCase {
             let difference = zip(x, y).reduce(0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
                 .squareRoot()
             XCTAssertLessThan(difference, 1e-3 * size, name)
+        }
+    }
+
+    /// `mpirun -n 2 duo synthesize`: the ranks make alternate batches; the folder holds the
+    /// bytes one process writes (every batch runs the same shapes in both).
+    func testTwoRanksSynthesizeTheFolderOneProcessDoes() throws {
+        func synthesize(_ out: String) -> [String] {
+            [
+                "synthesize", "--concept", "stripes", "--model", UnlearnCommandTests.prepared.model,
+                "--count", "7", "--batch-size", "2", "--steps", "4", "--no-filter", "--quiet",
+                "--out", out,
+            ]
+        }
+        let one = Self.root + "/pairs-one-\(UUID())"
+        let two = Self.root + "/pairs-two-\(UUID())"
+        let single = try runDuo(synthesize(one))
+        XCTAssertEqual(single.status, 0, single.stderr)
+        let split = try runRanks(2, synthesize(two))
+        XCTAssertEqual(split.status, 0, split.stderr)
+        XCTAssertEqual(split.stdout, two + "/manifest.jsonl\n")
+        let files = try FileManager.default.subpathsOfDirectory(atPath: one).sorted()
+        XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: two).sorted(), files)
+        XCTAssertTrue(files.contains("safe/00006.png"), "\(files)")
+        for file in files where !file.hasSuffix("safe") {
+            XCTAssertEqual(
+                FileManager.default.contents(atPath: one + "/" + file),
+                FileManager.default.contents(atPath: two + "/" + file), file)
         }
     }
 
