@@ -50,7 +50,7 @@ let package = Package(
         // Measuring unlearning: attacks, the detector protocol at scale, metrics, reports.
         .target(
             name: "Evaluation",
-            dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Unlearning"]),
+            dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Cluster"]),
 
         // The embedded default's procedural world: scenes, captions, stand-in concepts, and
         // the method's plug-ins for it (prompt filling, detector heads, preservation metrics).

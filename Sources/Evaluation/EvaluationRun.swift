@@ -1,3 +1,4 @@
+import Cluster
 import Concepts
 import Diffusion
 import Formats
@@ -59,14 +60,19 @@ public final class EvaluationRun {
     public let filler: PromptFiller
     /// The measures of prior preservation, in report order.
     public let preservation: [PreservationMetric]
+    /// The ranks the images are drawn over (this process alone without mpirun): each draws
+    /// its share of every folder's batches into `directory`, which every rank must see;
+    /// rank 0 alone scores and measures them, and only its results are the run's.
+    public let group: ProcessGroup
 
     public init(
         modelDirectory: String, concept: ConceptFile, candidates: [Candidate],
         detector: ConceptDetector,
         threshold: Double, settings: Settings, directory: String,
         filler: PromptFiller = PlainPrompts(),
-        preservation: [PreservationMetric] = [PixelSimilarity()]
+        preservation: [PreservationMetric] = [PixelSimilarity()], group: ProcessGroup = .single
     ) throws {
+        self.group = group
         self.filler = filler
         self.preservation = preservation
         self.modelDirectory = modelDirectory
@@ -203,7 +209,7 @@ public final class EvaluationRun {
                         progress(done, total)
                     }
                 }
-                scores[set.name] = try detector.scores(paths: paths)
+                if group.isRoot { scores[set.name] = try detector.scores(paths: paths) }
             }
             let keepRequests = keep.enumerated().map { i, prompt in
                 ImageRequest(
@@ -217,6 +223,7 @@ public final class EvaluationRun {
                 done += $0
                 progress(done, total)
             }
+            guard group.isRoot else { continue }
             let keepImages = try keepPaths.map { try PNGImage(contentsOf: $0) }
             if index == 0 { originalKeep = keepImages }
             results.append(
@@ -298,14 +305,41 @@ public final class EvaluationRun {
     /// Samples `requests` in batches of one guidance and size and writes them as PNGs
     /// under `folder`, returning their paths in order. A batch whose PNGs are all there
     /// (a resumed run's staging folder) is not drawn again: the batches are cut the same
-    /// way in every run, and each PNG is written whole (renamed into place).
+    /// way in every run, and each PNG is written whole (renamed into place). Ranks draw the
+    /// batches of a round side by side (rank r the r-th) and wait for each other after it.
     func generate(
         _ model: StableDiffusion, _ requests: [ImageRequest], folder: String,
         advanced: (Int) -> Void
     ) throws -> [String] {
         let path = directory + "/" + folder
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        var paths: [String] = []
+        let files = requests.indices.map { path + String(format: "/%05d.png", $0) }
+        let batches = batchRanges(requests)
+        for round in stride(from: 0, to: batches.count, by: group.size) {
+            let mine = round + group.rank
+            if mine < batches.count {
+                let batch = batches[mine]
+                if !files[batch].allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+                    let first = requests[batch.lowerBound]
+                    let images = try TextToImage.sample(
+                        model: model, requests: requests[batch].map(\.request),
+                        steps: settings.steps, guidance: first.guidance, height: first.height,
+                        width: first.width)
+                    for (image, file) in zip(try ImageConversion.pngImages(images), files[batch]) {
+                        try image.write(to: file)
+                    }
+                }
+            }
+            try group.barrier()
+            advanced(
+                batches[round..<min(batches.count, round + group.size)].reduce(0) { $0 + $1.count })
+        }
+        return files
+    }
+
+    /// `requests` cut into batches of at most `settings.batchSize` of one guidance and size.
+    func batchRanges(_ requests: [ImageRequest]) -> [Range<Int>] {
+        var batches: [Range<Int>] = []
         var start = 0
         while start < requests.count {
             let first = requests[start]
@@ -316,25 +350,10 @@ public final class EvaluationRun {
             {
                 end += 1
             }
-            let files = (start..<end).map { path + String(format: "/%05d.png", $0) }
-            if files.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
-                paths += files
-                advanced(end - start)
-                start = end
-                continue
-            }
-            let images = try TextToImage.sample(
-                model: model, requests: requests[start..<end].map(\.request),
-                steps: settings.steps, guidance: first.guidance, height: first.height,
-                width: first.width)
-            for (image, file) in zip(try ImageConversion.pngImages(images), files) {
-                try image.write(to: file)
-                paths.append(file)
-            }
-            advanced(end - start)
+            batches.append(start..<end)
             start = end
         }
-        return paths
+        return batches
     }
 }
 

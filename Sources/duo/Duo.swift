@@ -36,7 +36,7 @@ struct Duo: ParsableCommand {
             if ProcessInfo.processInfo.environment["DUO_PARSE_ONLY"] == "1" { return }
             if ProcessGroup.launchedSize > 1, !(command is SplitsOverRanks) {
                 throw UsageError(
-                    "this command runs in one process: of duo's commands, mpirun -n N starts only duo synthesize and duo unlearn (DUO, DSPO)"
+                    "this command runs in one process: of duo's commands, mpirun -n N starts only duo synthesize, duo unlearn (DUO, DSPO) and duo eval"
                 )
             }
             try command.run()

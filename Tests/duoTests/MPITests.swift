@@ -110,6 +110,39 @@ final class MPITests: XCTestCase {
         }
     }
 
+    /// `mpirun -n 2 duo eval`: the ranks draw alternate batches of each folder into rank 0's
+    /// staging folder; rank 0 scores them and writes the report one process writes.
+    func testTwoRanksEvaluateToTheReportOneProcessWrites() throws {
+        func evaluate(_ out: String) -> [String] {
+            // 30 keep prompts: two batches of the keep folder, one per rank.
+            [
+                "eval", "--concept", "stripes", "--model", UnlearnCommandTests.prepared.model,
+                "--prompts", "3", "--seeds", "2", "--keep-prompts", "30", "--steps", "4",
+                "--quiet", "--out", out,
+            ]
+        }
+        let one = Self.root + "/eval-one-\(UUID())"
+        let two = Self.root + "/eval-two-\(UUID())"
+        let single = try runDuo(evaluate(one))
+        XCTAssertEqual(single.status, 0, single.stderr)
+        let split = try runRanks(2, evaluate(two))
+        XCTAssertEqual(split.status, 0, split.stderr)
+        XCTAssertEqual(split.stdout, two + "/report.html\n")
+        let files = try FileManager.default.subpathsOfDirectory(atPath: one).sorted()
+        XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: two).sorted(), files)
+        XCTAssertTrue(files.contains("images/original/keep/00029.png"), "\(files.prefix(5))")
+        for file in files where file.hasSuffix(".png") || file == "results.json" {
+            XCTAssertEqual(
+                FileManager.default.contents(atPath: one + "/" + file),
+                FileManager.default.contents(atPath: two + "/" + file), file)
+        }
+        let parent = URL(fileURLWithPath: two).deletingLastPathComponent().path
+        XCTAssertFalse(
+            try FileManager.default.contentsOfDirectory(atPath: parent).contains {
+                $0.hasPrefix(URL(fileURLWithPath: two).lastPathComponent + ".tmp-")
+            }, "no staging folder left")
+    }
+
     /// Commands that do not split their work refuse to run as several ranks, rather than
     /// write the same files from each; so does ESD's trainer.
     func testCommandsThatRunInOneProcessRefuseSeveralRanks() throws {

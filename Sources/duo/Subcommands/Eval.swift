@@ -1,4 +1,5 @@
 import Concepts
+import Cluster
 import ArgumentParser
 import Diffusion
 import Evaluation
@@ -9,7 +10,7 @@ import World
 
 extension Duo {
     /// `duo eval`: defense rate and prior preservation of adapters, and the report.
-    struct Eval: ParsableCommand {
+    struct Eval: ParsableCommand, SplitsOverRanks {
         static let configuration = CommandConfiguration(
             abstract:
                 "Measure defense rate under attack prompt sets and prior preservation; write a report.",
@@ -194,6 +195,7 @@ extension Duo {
         }
 
         func run() throws {
+            let group = try ProcessGroup.world()
             // A missing or unreadable adapter is found before any image is drawn.
             let candidates = try labelledCandidates()
             let conceptFile = detectorOptions.applied(
@@ -204,7 +206,7 @@ extension Duo {
                         + "--attack-set NAME=PATH (a text file, one prompt per line, or a CSV set)")
             }
             let modelDirectory = try modelOption.directory()
-            warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory)
+            if group.isRoot { warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory) }
             let world = try ConceptWorld(for: conceptFile)
             let detector = try world.detector(conceptFile, options: detectorOptions)
             var settings = EvaluationRun.Settings()
@@ -218,16 +220,26 @@ extension Duo {
                 categories: category, minimumNudityPercentage: minNudityPercentage)
             let destination = out ?? "reports/\(conceptFile.name)/eval"
             try ReportFolder.checkReplaceable(destination)
+            // Every rank draws into rank 0's staging folder.
+            let staging = String(
+                decoding: try group.broadcast(
+                    Array(ReportFolder.stagingPath(for: destination).utf8)), as: UTF8.self)
             let evaluation = try EvaluationRun(
                 modelDirectory: modelDirectory, concept: conceptFile, candidates: candidates,
                 detector: detector,
                 threshold: conceptFile.detector.threshold, settings: settings,
-                directory: ReportFolder.stagingPath(for: destination), filler: world.filler,
+                directory: staging, filler: world.filler,
                 preservation: try world.preservation(
                     conceptFile, count: keepPrompts, seed: settings.seed, clip: clip,
-                    lpips: lpips))
+                    lpips: lpips), group: group)
+            guard group.isRoot else {
+                try group.barrier()  // rank 0 has made (or taken over) the staging folder
+                _ = try evaluation.run()
+                return
+            }
             let folder = try ReportFolder(
                 destination: destination, inputsDigest: try evaluation.inputsDigest())
+            try group.barrier()
             if let continued = folder.continued, !output.quiet {
                 FileHandle.standardError.write(
                     Data("duo eval: continuing the images of a stopped run (\(continued))\n".utf8))
