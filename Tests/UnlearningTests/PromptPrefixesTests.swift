@@ -11,18 +11,42 @@ final class PromptPrefixesTests: XCTestCase {
     let safe = "two small red circles on the left on a dark background"
     let concept: Set<String> = ["striped", "stripes"]
 
-    func testTheVocabularyIsThePromptsWordsLessTheConceptsOnceEach() {
+    func words(_ prompts: [String]) -> [String] {
+        prompts.flatMap { $0.split(separator: " ").map(String.init) }
+    }
+
+    func testTheVocabularyIsTheWordsLessTheConceptsOnceEach() {
         let vocabulary = PromptPrefixes.vocabulary(
-            prompts: [unsafe, safe, "a Blue square with stripes"], conceptWords: concept)
+            words: words([unsafe, safe, "a Blue square with stripes at a crime scene"]),
+            conceptWords: Array(concept) + ["crime scene"])
         XCTAssertEqual(vocabulary, vocabulary.sorted())
         XCTAssertEqual(Set(vocabulary).count, vocabulary.count)
         XCTAssertFalse(vocabulary.contains("striped") || vocabulary.contains("stripes"))
+        XCTAssertFalse(
+            vocabulary.contains("crime") || vocabulary.contains("scene"), "a phrase's words")
         XCTAssertTrue(vocabulary.contains("blue") && vocabulary.contains("with"), "\(vocabulary)")
-        XCTAssertEqual(vocabulary.count, 13)
+        XCTAssertEqual(vocabulary.count, 14)
+    }
+
+    /// The tokenizer's whole words: every word of the embedded model's captions is one of
+    /// its tokens, so the vocabulary holds them (but the concept's) and tokenizes back.
+    func testTheTokenizersVocabularyHoldsItsWholeWordsButTheConcepts() throws {
+        let tokenizer = TinyWorldModel.model.tokenizer
+        let vocabulary = PromptPrefixes.vocabulary(
+            tokenizer: tokenizer, conceptWords: ["striped", "stripes", "zebra"])
+        XCTAssertFalse(vocabulary.contains { ["striped", "stripes", "zebra"].contains($0) })
+        for word in ["red", "circles", "background", "splatter"] {
+            XCTAssertTrue(vocabulary.contains(word), word)
+        }
+        for word in vocabulary {
+            XCTAssertEqual(tokenizer.tokenIDs(word).count, 1, word)
+            XCTAssertFalse(word.contains(" "), word)
+        }
     }
 
     func testEveryPrefixIsOneToFiveVocabularyWordsBeforeBothPrompts() {
-        let vocabulary = PromptPrefixes.vocabulary(prompts: [unsafe, safe], conceptWords: concept)
+        let vocabulary = PromptPrefixes.vocabulary(
+            words: words([unsafe, safe]), conceptWords: Array(concept))
         var lengths = Set<Int>()
         var prefixes = Set<String>()
         for seed in 0..<300 {

@@ -143,7 +143,10 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let settings = try config(prefixed)
         XCTAssertEqual(settings["prefix_share"] as? Double, 1)
-        XCTAssertEqual(settings["concept_words"] as? [String], ["striped", "stripes"])
+        XCTAssertEqual(
+            settings["concept_words"] as? [String],
+            ["striped", "stripes", "banded", "barred", "streaked", "tiger", "zebra"],
+            "every word of the concept file: none may come before a prompt")
         XCTAssertNil(try config(plain)["prefix_share"])
         XCTAssertNotEqual(
             try Data(contentsOf: URL(fileURLWithPath: plain + "/adapter.safetensors")),

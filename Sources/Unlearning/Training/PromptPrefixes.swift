@@ -1,10 +1,12 @@
+import Diffusion
+import Foundation
+
 /// Random word prefixes on a pair's prompts, against attacks that put words before a prompt
-/// (UnlearnDiffAtk optimizes a prefix of tokens; on the embedded model the prefixes it
-/// finds are words of the world's captions). A prompted pair drawn for a prefix is
-/// conditioned on 1 to `maxWords` words drawn from the pairs' own prompt words, the
-/// concept's excepted, before each of its prompts (the same words before both), so that the
-/// DPO term learns to drop the concept whatever comes before the caption, and the
-/// output-preserving term to keep the rest.
+/// (UnlearnDiffAtk optimizes a prefix of tokens over the whole vocabulary). A prompted pair
+/// drawn for a prefix is conditioned on 1 to `maxWords` whole words of the tokenizer's
+/// vocabulary, none of the concept's (explicit, synonym or implicit), before each of its
+/// prompts (the same words before both), so that the DPO term learns to drop the concept
+/// whatever comes before the caption, and the output-preserving term to keep the rest.
 public enum PromptPrefixes {
     /// UnlearnDiffAtk's prefix length (OPTML-Group/Diffusion-MU-Attack, `k` 5).
     public static let maxWords = 5
@@ -12,11 +14,27 @@ public enum PromptPrefixes {
     /// Uniform draws one prefix takes.
     public static let drawCount = 1 + maxWords
 
-    /// The words prefixes are drawn from: every word of `prompts` but the concept's, each
-    /// once, in sorted order (so that the draws alone decide a prefix).
-    public static func vocabulary(prompts: [String], conceptWords: Set<String>) -> [String] {
-        let words = prompts.flatMap { $0.split(separator: " ").map { $0.lowercased() } }
-        return Set(words).subtracting(conceptWords).sorted()
+    /// The words prefixes are drawn from: every word of `words` but the concept's (each
+    /// word of a concept phrase counts), each once, in sorted order (so that the draws alone
+    /// decide a prefix).
+    public static func vocabulary(words: [String], conceptWords: [String]) -> [String] {
+        let banned = Set(
+            conceptWords.flatMap { $0.lowercased().split(separator: " ") }.map(String.init))
+        return Set(words.map { $0.lowercased() }).subtracting(banned).sorted()
+    }
+
+    /// The tokenizer's whole-word tokens that a prompt can hold and that tokenize back to
+    /// themselves, less the concept's words.
+    public static func vocabulary(tokenizer: CLIPTokenizer, conceptWords: [String]) -> [String] {
+        let words = tokenizer.wordTokens.filter { token in
+            let word = token.word
+            return !word.trimmingCharacters(in: .whitespaces).isEmpty
+                && word.unicodeScalars.allSatisfy {
+                    !CharacterSet.controlCharacters.contains($0)
+                        && !CharacterSet.whitespaces.contains($0)
+                } && tokenizer.tokenIDs(word) == [token.id]
+        }.map(\.word)
+        return vocabulary(words: words, conceptWords: conceptWords)
     }
 
     /// The prompts with the prefix `draws` pick: its length from draws[0], its words from

@@ -48,7 +48,8 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// Share of prompted pairs (not drawn for a fragment) conditioned on their prompts with a
     /// random prefix of words (`PromptPrefixes`; needs `conceptWords`). 0: none.
     public var prefixShare: Float = 0
-    /// The concept's words, which a fragment keeps and a prefix never holds (the concept file's explicit words).
+    /// The concept's words, which a fragment keeps (its explicit words) and a prefix never
+    /// holds (every word of the concept file, with `prefixShare`).
     public var conceptWords: [String] = []
     /// λ∅ of the unconditional-preserving term (`DUOLoss`): holds the empty-prompt
     /// prediction on the pairs' noisy images to the original's, so that guidance multiplies

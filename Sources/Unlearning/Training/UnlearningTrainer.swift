@@ -332,11 +332,8 @@ public final class UnlearningTrainer {
     }
 
     /// The words prompt prefixes are drawn from (`PromptPrefixes.vocabulary`).
-    var prefixVocabulary: [String] {
-        PromptPrefixes.vocabulary(
-            prompts: pairs.unsafePrompts + pairs.safePrompts,
-            conceptWords: Set(settings.conceptWords.map { $0.lowercased() }))
-    }
+    lazy var prefixVocabulary: [String] = PromptPrefixes.vocabulary(
+        tokenizer: model.tokenizer, conceptWords: settings.conceptWords)
 
     /// The pairs' x₀ in model space: pixels, or VAE posterior samples × scaling factor.
     func images(_ indices: [Int], key: RandomKey) -> (safe: Tensor, unsafe: Tensor) {

@@ -318,7 +318,10 @@ extension Duo {
             var settings = try UnlearningSettings.merged(
                 model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
                 options: options())
-            if settings.fragmentShare > 0 || settings.prefixShare > 0 {
+            if settings.prefixShare > 0 {
+                settings.conceptWords =
+                    conceptFile.explicitWords + conceptFile.synonyms + conceptFile.implicitTriggers
+            } else if settings.fragmentShare > 0 {
                 settings.conceptWords = conceptFile.explicitWords
             }
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
