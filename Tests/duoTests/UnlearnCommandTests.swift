@@ -153,6 +153,33 @@ final class UnlearnCommandTests: XCTestCase {
             try Data(contentsOf: URL(fileURLWithPath: prefixed + "/adapter.safetensors")))
     }
 
+    func testAPrefixFileReplacesTheRandomWordsAndIsRecorded() throws {
+        let random = Self.root + "/random-\(UUID())"
+        let attacked = Self.root + "/attacked-\(UUID())"
+        let prefixes = Self.root + "/prefixes-\(UUID()).txt"
+        _ = Self.prepared  // makes the root folder
+        try "red on purple\nzebra zebra\n".write(
+            toFile: prefixes, atomically: true, encoding: .utf8)
+        let short =
+            arguments(random).map { $0 == "12" ? "3" : $0 } + [
+                "--prompted-share", "1", "--prefix-share", "1",
+            ]
+        let without = try runDuo(
+            short.dropLast(2).map { $0 == random ? attacked : $0 } + ["--prefix-file", prefixes])
+        XCTAssertNotEqual(without.status, 0, "a prefix file needs prefixed pairs")
+        XCTAssertTrue(without.stderr.contains("--prefix-share"), without.stderr)
+        XCTAssertEqual(try runDuo(short).status, 0)
+        let result = try runDuo(
+            short.map { $0 == random ? attacked : $0 } + ["--prefix-file", prefixes])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(
+            try config(attacked)["prefixes"] as? [String], ["red on purple", "zebra zebra"])
+        XCTAssertNil(try config(random)["prefixes"])
+        XCTAssertNotEqual(
+            try Data(contentsOf: URL(fileURLWithPath: random + "/adapter.safetensors")),
+            try Data(contentsOf: URL(fileURLWithPath: attacked + "/adapter.safetensors")))
+    }
+
     func testResumeWithoutACheckpointIsAOneLineError() throws {
         let out = Self.root + "/nothing-\(UUID())"
         let result = try runDuo(arguments(out) + ["--resume"])

@@ -50,4 +50,16 @@ public enum PromptPrefixes {
         }.joined(separator: " ")
         return (prefix + " " + unsafePrompt, prefix + " " + safePrompt)
     }
+
+    /// The prompts with one of an attack's `prefixes` (`AdversarialPrefixes`), picked by
+    /// `draw`, before the unsafe prompt only: an attack's prefix may hold the concept's words
+    /// or evoke the concept on the original model, whose output on it the output-preserving
+    /// term must not keep, so that term sees the safe prompt as it is.
+    public static func make(
+        unsafePrompt: String, safePrompt: String, prefixes: [String], draw: Float
+    ) -> (unsafe: String, safe: String) {
+        guard !prefixes.isEmpty else { return (unsafePrompt, safePrompt) }
+        let prefix = prefixes[min(Int(draw * Float(prefixes.count)), prefixes.count - 1)]
+        return (prefix + " " + unsafePrompt, safePrompt)
+    }
 }

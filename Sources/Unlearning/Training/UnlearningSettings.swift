@@ -48,6 +48,9 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// Share of prompted pairs (not drawn for a fragment) conditioned on their prompts with a
     /// random prefix of words (`PromptPrefixes`; needs `conceptWords`). 0: none.
     public var prefixShare: Float = 0
+    /// The prefixes prefixed pairs draw from: an attack's (`AdversarialPrefixes`), before
+    /// the unsafe prompt only. Empty: random words of the tokenizer before both prompts.
+    public var prefixes: [String] = []
     /// The concept's words, which a fragment keeps (its explicit words) and a prefix never
     /// holds (every word of the concept file, with `prefixShare`).
     public var conceptWords: [String] = []
@@ -119,8 +122,11 @@ public struct UnlearningSettings: Hashable, Sendable {
         }
         if prefixShare > 0 {
             fields += [("prefix_share", .number(shortest: prefixShare))]
-            if fragmentShare == 0 {
+            if prefixes.isEmpty, fragmentShare == 0 {
                 fields += [("concept_words", .array(conceptWords.map(JSONValue.string)))]
+            }
+            if !prefixes.isEmpty {
+                fields += [("prefixes", .array(prefixes.map(JSONValue.string)))]
             }
         }
         if unconditionalLambda > 0 {

@@ -295,11 +295,16 @@ public final class UnlearningTrainer {
                 pairRows.append(encoded.slice(batch: 0))
                 priorRows.append(encoded.slice(batch: 1))
             } else if prefixed[j] {
-                let prompts = PromptPrefixes.make(
-                    unsafePrompt: pairs.unsafePrompts[i], safePrompt: pairs.safePrompts[i],
-                    vocabulary: prefixVocabulary,
-                    draws: key.fold(in: 4).fold(in: UInt64(j)).uniform(
-                        count: PromptPrefixes.drawCount))
+                let draws = key.fold(in: 4).fold(in: UInt64(j)).uniform(
+                    count: PromptPrefixes.drawCount)
+                let prompts =
+                    settings.prefixes.isEmpty
+                    ? PromptPrefixes.make(
+                        unsafePrompt: pairs.unsafePrompts[i], safePrompt: pairs.safePrompts[i],
+                        vocabulary: prefixVocabulary, draws: draws)
+                    : PromptPrefixes.make(
+                        unsafePrompt: pairs.unsafePrompts[i], safePrompt: pairs.safePrompts[i],
+                        prefixes: settings.prefixes, draw: draws[0])
                 let encoded = model.encode([prompts.unsafe, prompts.safe])  // [2, S, D]
                 pairRows.append(encoded.slice(batch: 0))
                 priorRows.append(encoded.slice(batch: 1))

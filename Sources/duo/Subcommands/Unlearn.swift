@@ -153,9 +153,16 @@ extension Duo {
         @Option(
             name: .customLong("prefix-share"),
             help:
-                "Share of prompted pairs conditioned on their prompts after a random prefix of 1 to 5 words of the pairs' prompts (never the concept's; the same before both prompts), against attacks that put words before a prompt (default: 0; a concept file may set its own)."
+                "Share of prompted pairs conditioned on their prompts after a random prefix of 1 to 5 whole words of the tokenizer (never the concept file's; the same before both prompts), against attacks that put words before a prompt (default: 0; a concept file may set its own)."
         )
         var prefixShare: Float?
+
+        @Option(
+            name: .customLong("prefix-file"),
+            help:
+                "Prefixes an attack found, which prefixed pairs (--prefix-share) draw from instead of random words, before the unsafe prompt only: duo attack unlearndiff's CSV (each prompt less its original) or a text file with one prefix per line. Train, attack the adapter, train again with its prefixes: AdvUnlearn's loop, by hand."
+        )
+        var prefixFile: String?
 
         @OptionGroup(title: "ESD options (--method esd)") var esd: ESDOptionGroup
 
@@ -229,6 +236,7 @@ extension Duo {
                 ("--convention", convention != nil), ("--prompted-share", promptedShare != nil),
                 ("--lambda-unconditional", unconditionalLambda != nil),
                 ("--fragment-share", fragmentShare != nil), ("--prefix-share", prefixShare != nil),
+                ("--prefix-file", prefixFile != nil),
             ]
             if method == .dspo, beta != nil || convention != nil {
                 throw UsageError(
@@ -318,6 +326,14 @@ extension Duo {
             var settings = try UnlearningSettings.merged(
                 model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
                 options: options())
+            if let prefixFile {
+                guard settings.prefixShare > 0 else {
+                    throw UsageError(
+                        "--prefix-file needs prefixed pairs: --prefix-share above 0 (and --prompted-share above 0)"
+                    )
+                }
+                settings.prefixes = try AdversarialPrefixes.read(prefixFile)
+            }
             if settings.prefixShare > 0 {
                 settings.conceptWords =
                     conceptFile.explicitWords + conceptFile.synonyms + conceptFile.implicitTriggers
