@@ -76,7 +76,9 @@ let package = Package(
             dependencies: ["Tensor", "Diffusion", "Concepts", "Unlearning", "Evaluation", "World"]),
 
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
+        .testTarget(
+            name: "TensorTests", dependencies: ["Tensor", "TestSupport", "Formats"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "FormatsTests", dependencies: ["Formats"],
             resources: [.copy("Fixtures")]),

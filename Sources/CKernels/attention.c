@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "CKernels.h"
+#include "bf16_tiles.h"
 #include "dispatch.h"
 #include "fastmath.h"
 
@@ -243,6 +244,50 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
         }
     }
     free(w.kT);
+}
+
+// The forward pass in bf16 mixed precision: S = scale Q K^T and O = P V as bf16 GEMMs with
+// float32 sums (gemm_bf16.c), the softmax in float32 between them, as PyTorch's bf16
+// autocast attends. Each head's K^T and V are packed once for all its blocks of MB queries;
+// a block's scores [MB, Tk] stay in L2. No causal mask and no kept probabilities: the
+// inference path (the caller keeps the float32 kernel for the rest).
+#define MB 48
+
+DUO_INLINE void *words_alloc(size_t words) {
+    return aligned_alloc(64, (words * sizeof(uint32_t) + 63) / 64 * 64);
+}
+
+DUO_KERNEL void duo_attention_forward_bf16(const duo_attention_shape *s, const float *q,
+                                           const float *k, const float *v, float *out,
+                                           size_t bh_begin, size_t bh_end) {
+    size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
+    uint32_t *kt = words_alloc(duo_bf16_packed_words(d, Tk, 1));  // K^T: [d, Tk]
+    uint32_t *vp = words_alloc(duo_bf16_packed_words(Tk, d, 1));  // V: [Tk, d]
+    uint32_t *qp = words_alloc(duo_bf16_packed_words(d, MB, 0));   // a block of Q: [MB, d]
+    uint32_t *pp = words_alloc(duo_bf16_packed_words(Tk, MB, 0));  // its P: [MB, Tk]
+    float *scores = malloc(MB * Tk * sizeof(float));
+    for (size_t bh = bh_begin; bh < bh_end; bh++) {
+        size_t b = bh / s->H, h = bh % s->H;
+        const float *kh = k + b * Tk * s->ldk + h * d, *vh = v + b * Tk * s->ldv + h * d;
+        duo_bf16_pack(kh, 1, (ptrdiff_t)s->ldk, (long)d, (long)Tk, 1, kt);
+        duo_bf16_pack(vh, (ptrdiff_t)s->ldv, 1, (long)Tk, (long)d, 1, vp);
+        for (size_t i0 = 0; i0 < Tq; i0 += MB) {
+            size_t rows = Tq - i0 < MB ? Tq - i0 : MB;
+            const float *qb = q + (b * Tq + i0) * s->ldq + h * d;
+            duo_bf16_pack(qb, 1, (ptrdiff_t)s->ldq, (long)d, (long)rows, 0, qp);
+            duo_bf16_multiply_packed((long)rows, (long)Tk, (long)d, s->scale, qp, kt, 0, scores,
+                                     (long)Tk);
+            for (size_t r = 0; r < rows; r++) softmax_row(scores + r * Tk, Tk, Tk);
+            duo_bf16_pack(scores, 1, (ptrdiff_t)Tk, (long)Tk, (long)rows, 0, pp);
+            duo_bf16_multiply_packed((long)rows, (long)d, (long)Tk, 1, pp, vp, 0,
+                                     out + (b * Tq + i0) * s->ldo + h * d, (long)s->ldo);
+        }
+    }
+    free(scores);
+    free(pp);
+    free(qp);
+    free(vp);
+    free(kt);
 }
 
 // With P = softmax(S), O = P V, and dO given:

@@ -9,6 +9,16 @@ import CBLAS
 public enum BLAS {
     private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 
+    /// bf16 mixed precision for `gemm`, as PyTorch's CPU autocast: operands rounded to
+    /// bfloat16, sums in float32 (`BF16GEMM`), on CPUs with AVX512-BF16 only (elsewhere it
+    /// would be slower than sgemm, so `gemm` stays float32 there). Off by default: set it for
+    /// a whole run (`Precision`), not around single ops.
+    nonisolated(unsafe) public static var mixedPrecision = false
+
+    /// GEMMs smaller than this (multiply-adds) stay float32 in mixed precision: packing
+    /// costs more than the bf16 tile saves.
+    static let mixedPrecisionMinimum = 1 << 18
+
     /// C = alpha * op(A) * op(B) + beta * C for row-major matrices, op(X) = X or X^T.
     /// op(A) is [m, k], op(B) is [k, n], C is [m, n].
     public static func gemm(
@@ -24,19 +34,36 @@ public enum BLAS {
             for row in 0..<m { for j in 0..<n { c[row * ldc + j] *= beta } }
             return
         }
-        // Split the wider of the two output dimensions into column or row panels.
+        if mixedPrecision, BF16GEMM.isNative, m * n * k >= mixedPrecisionMinimum {
+            return BF16GEMM.gemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+        splitOverCores(
+            transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+            c: c, ldc: ldc
+        ) { m, n, a, b, c in
+            call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        }
+    }
+
+    /// Runs `part(m, n, a, b, c)` on panels of C over `Parallel`'s workers: the wider of
+    /// C's two dimensions is cut into column or row panels, with the operands' pointers
+    /// moved to each panel's rows of op(A) or columns of op(B).
+    static func splitOverCores(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ part: (Int, Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>)
+            -> Void
+    ) {
         let splitColumns = n >= m
         let parts = splitColumns ? n : m
         Parallel.forEach(parts, costPerItem: 2 * k * (splitColumns ? m : n)) { r in
             let (lo, count) = (r.lowerBound, r.count)
             if splitColumns {
-                call(
-                    transA, transB, m, count, k, alpha, a, lda, b + (transB ? lo * ldb : lo), ldb,
-                    beta, c + lo, ldc)
+                part(m, count, a, b + (transB ? lo * ldb : lo), c + lo)
             } else {
-                call(
-                    transA, transB, count, n, k, alpha, a + (transA ? lo : lo * lda), lda, b, ldb,
-                    beta, c + lo * ldc, ldc)
+                part(count, n, a + (transA ? lo : lo * lda), b, c + lo * ldc)
             }
         }
     }

@@ -44,7 +44,7 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
     return gflops(2 * Double(m * n * k), seconds)
 }
 
-/// `duo-bench [section...]` runs only the named sections (sgemm, conv, attention,
+/// `duo-bench [section...]` runs only the named sections (sgemm, bf16, conv, attention,
 /// pointwise, train, exp); `duo-bench sd-unet DIR` measures loading and running a full-size
 /// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
 /// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder;
@@ -113,6 +113,8 @@ if wanted("sgemm") {
 // OpenBLAS's idle workers spin for a while after a threaded call: let them settle so they
 // do not take cycles from what is measured next.
 Thread.sleep(forTimeInterval: 0.5)
+
+if wanted("bf16") { runMixedPrecisionGEMMBenchmark() }
 
 if wanted("conv") {
     print(

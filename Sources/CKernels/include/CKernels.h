@@ -75,6 +75,10 @@ typedef struct {
 void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
                            const float *v, float *out, float *probs, size_t bh_begin,
                            size_t bh_end);
+// The same forward pass with bf16 operands and float32 sums (AVX512-BF16 CPUs; no causal
+// mask, no kept probabilities).
+void duo_attention_forward_bf16(const duo_attention_shape *s, const float *q, const float *k,
+                                const float *v, float *out, size_t bh_begin, size_t bh_end);
 // dq, dk, dv are written (not accumulated), laid out like q, k, v.
 void duo_attention_backward(const duo_attention_shape *s, const float *q, const float *k,
                             const float *v, const float *out, const float *probs,
@@ -122,5 +126,17 @@ void duo_adamw_step(float *param, const float *grad, float *m, float *v, size_t 
 // src must be 2-byte aligned (little-endian values).
 void duo_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 void duo_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+// Mixed-precision GEMM, row-major: C = alpha * op(A) op(B) + beta * C with op(A) [m, k] and
+// op(B) [k, n] rounded to bfloat16 and float32 products and sums (vdpbf16ps where the CPU has
+// AVX512-BF16). C is not read when beta is 0. The portable variant runs the same blocking with
+// a plain-C tile on any CPU.
+int duo_cpu_has_avx512bf16(void);
+uint16_t duo_bf16_from_float(float x);
+void duo_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a,
+                   long lda, const float *b, long ldb, float beta, float *c, long ldc);
+void duo_gemm_bf16_portable(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                            const float *a, long lda, const float *b, long ldb, float beta,
+                            float *c, long ldc);
 
 #endif

@@ -28,6 +28,15 @@ public func scaledDotProductAttention(
     // block by block, from Q and K (the same bits). Without a backward pass each block of
     // rows stays in the kernel's scratch.
     let recording = GradMode.isEnabled && [query, key, value].contains { $0.requiresGrad }
+    if BLAS.mixedPrecision, BF16GEMM.isNative, !recording, !causal {
+        Parallel.forEach(batch * heads, costPerItem: cost) { r in
+            var shape = s
+            duo_attention_forward_bf16(
+                &shape, query.pointer, key.pointer, value.pointer, out.pointer, r.lowerBound,
+                r.upperBound)
+        }
+        return out
+    }
     let keeps = recording && batch * heads * tq * s.Tk <= keptProbabilitiesLimit
     let kept = keeps ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
     Parallel.forEach(batch * heads, costPerItem: cost) { r in

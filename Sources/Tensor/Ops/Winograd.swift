@@ -15,8 +15,12 @@ public enum Winograd {
     nonisolated(unsafe) public static var isEnabled = true
 
     /// Whether a convolution is one this path computes, and one it speeds up.
+    /// With bf16 GEMMs (`BLAS.mixedPrecision` on an AVX512-BF16 CPU) im2col + GEMM wins:
+    /// the transforms cost what they did while the GEMMs got faster, and bf16 operands in
+    /// the transformed domain round more (BENCHMARKS.md, "Mixed precision").
     static func applies(_ s: duo_conv_shape, outChannels: Int) -> Bool {
-        isEnabled && s.kh == 3 && s.kw == 3 && s.stride == 1 && s.pad == 1 && s.H % 2 == 0
+        isEnabled && !(BLAS.mixedPrecision && BF16GEMM.isNative) && s.kh == 3 && s.kw == 3
+            && s.stride == 1 && s.pad == 1 && s.H % 2 == 0
             && s.W % 2 == 0
             && s.H * s.W >= 256 && s.C >= 16 && outChannels >= 16
     }
