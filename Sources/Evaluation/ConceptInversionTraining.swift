@@ -85,9 +85,9 @@ extension ConceptInversion {
         let (step, saved) = try TrainingCheckpoint.load(
             from: checkpointing.path, parameters: [("embedding", vector)], optimizer: optimizer)
         let metadata = checkpointing.metadata
-        if let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) {
+        if let mismatch = TrainingCheckpoint.settingsMismatch(saved: saved, current: metadata) {
             throw AttackError(
-                "\(checkpointing.path): was made with \(key) \(saved[key] ?? "unset"), not \(metadata[key]!); resume with the same settings, or start over without --resume"
+                "\(checkpointing.path): \(mismatch); resume with the same settings, or start over without --resume"
             )
         }
         return step

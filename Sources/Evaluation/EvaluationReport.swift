@@ -87,16 +87,18 @@ public enum EvaluationReport {
                 ("rows", .array(set.rows.map(rowJSON))),
             ])
         }
-        return .object([
-            ("concept", .string(r.concept)), ("detector", .string(r.detector)),
-            ("detector_info", r.detectorDeclaration?.value ?? .null),
-            ("threshold", .number(r.threshold)), ("seeds", .number(r.settings.seeds)),
-            ("steps", .number(r.settings.steps)),
-            ("guidance", .number(Double(r.settings.guidance))),
-            ("seed", .number(String(r.settings.seed))),
-            ("keep_prompts", .number(r.keepPromptCount)),
-            ("sets", .array(sets)), ("models", .array(models)),
-        ])
+        return .object(
+            [
+                ("concept", .string(r.concept)), ("detector", .string(r.detector)),
+                ("detector_info", r.detectorDeclaration?.value ?? .null),
+                ("threshold", .number(r.threshold)), ("seeds", .number(r.settings.seeds)),
+                ("steps", .number(r.settings.steps)),
+                ("guidance", .number(Double(r.settings.guidance))),
+                ("seed", .number(String(r.settings.seed))),
+                ("keep_prompts", .number(r.keepPromptCount)),
+            ] + (r.settings.precision.map { [("precision", JSONValue.string($0))] } ?? []) + [
+                ("sets", .array(sets)), ("models", .array(models)),
+            ])
     }
 
     /// What a set's row says beyond its prompt (CSV sets), null where it says nothing.

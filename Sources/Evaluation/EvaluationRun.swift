@@ -25,6 +25,9 @@ public final class EvaluationRun {
         public var batchSize = 25
         /// Which rows of the CSV sets are used (category, nudity percentage).
         public var filter = PromptFilter()
+        /// "bf16" when the images are drawn in bf16 mixed precision (`BLAS.mixedPrecision`),
+        /// nil for float32: recorded, and part of the inputs' digest, only when set.
+        public var precision: String?
 
         public init() {}
     }
@@ -152,7 +155,8 @@ public final class EvaluationRun {
         var lines = ["model \(try StableDiffusion.weightsDigest(directory: modelDirectory))"]
         lines.append(
             "settings seeds \(settings.seeds) steps \(settings.steps) guidance \(settings.guidance) "
-                + "seed \(settings.seed) batch \(settings.batchSize)")
+                + "seed \(settings.seed) batch \(settings.batchSize)"
+                + (settings.precision.map { " precision \($0)" } ?? ""))
         for candidate in candidates {
             lines.append("candidate \(candidate.label)")
             for adapter in candidate.adapters {

@@ -1,6 +1,7 @@
 import Concepts
 import ArgumentParser
 import Diffusion
+import Tensor
 import Unlearning
 import World
 
@@ -162,5 +163,35 @@ struct OptimizerOptions<Defaults: OptimizerDefaults>: ParsableArguments {
     func validate() throws {
         guard steps >= 1 else { throw UsageError("--steps must be at least 1, got \(steps)") }
         try OptionCheck.finite(learningRate, "--lr", above: 0)
+    }
+}
+
+/// `--precision`: float32 throughout, or bf16 mixed precision as PyTorch's CPU autocast runs
+/// it (GEMM and attention operands rounded to bfloat16, float32 sums; weights, adapters,
+/// optimizer state and losses stay float32) on CPUs with AVX512-BF16.
+struct PrecisionOption: ParsableArguments {
+    enum Choice: String, ExpressibleByArgument, CaseIterable {
+        case fp32, bf16, auto
+    }
+
+    @Option(
+        help:
+            "fp32; bf16: mixed precision (bfloat16 GEMM and attention operands, float32 sums, weights and losses), on a CPU with AVX512-BF16; auto: bf16 where the CPU has it. Outputs made in bf16 record it."
+    )
+    var precision: Choice = .fp32
+
+    func validate() throws {
+        if precision == .bf16, !BF16GEMM.isNative {
+            throw UsageError(
+                "--precision bf16 needs a CPU with AVX512-BF16, which this one lacks (use fp32 or auto)"
+            )
+        }
+    }
+
+    /// Turns mixed precision on for this process when chosen: "bf16", or nil for float32.
+    func apply() -> String? {
+        let mixed = precision == .bf16 || (precision == .auto && BF16GEMM.isNative)
+        BLAS.mixedPrecision = mixed
+        return mixed ? "bf16" : nil
     }
 }

@@ -53,6 +53,20 @@ final class EvalCommandTests: XCTestCase {
             "no network")
     }
 
+    func testABF16ReportRecordsItsPrecision() throws {
+        let out = scratch + "/bf16"
+        let result = try runDuo(small(out) + ["--precision", "bf16"])
+        if result.stderr.contains("AVX512-BF16") {
+            throw XCTSkip("no AVX512-BF16: \(result.stderr)")
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as! [String: Any]
+        XCTAssertEqual(json["precision"] as? String, "bf16")
+    }
+
     func testPerPromptConceptRatesFollowTheImagesPromptMajor() throws {
         // A detector that sees the concept in explicit images 2, 3 and 4 only. With 2 seeds
         // per prompt those are prompt 1's two images and prompt 2's first.

@@ -122,6 +122,24 @@ final class SynthesizeCommandTests: XCTestCase {
             FileManager.default.fileExists(atPath: out), "\(out) was left behind", line: line)
     }
 
+    /// Pairs drawn in bf16 mixed precision record it, and a float32 run does not take the
+    /// folder as its own (its draws differ).
+    func testBF16PairsRecordTheirPrecisionAndAreNotContinuedInFloat32() throws {
+        let out = scratch + "/bf16"
+        let small = arguments(out: out).map { $0 == "12" ? "2" : $0 }
+        let made = try runDuo(small + ["--precision", "bf16"])
+        if made.stderr.contains("AVX512-BF16") { throw XCTSkip("no AVX512-BF16: \(made.stderr)") }
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let settings =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/synthesis.json")))
+            as! [String: Any]
+        XCTAssertEqual(settings["precision"] as? String, "bf16")
+        let more = try runDuo(small)
+        XCTAssertNotEqual(more.status, 0, "a float32 run took bf16 pairs as its own")
+        XCTAssertTrue(more.stderr.contains("precision"), more.stderr)
+    }
+
     func testBadInputsAreOneLineErrorsAndLeaveNothing() throws {
         let out = scratch + "/pairs"
         let base = ["synthesize", "--model", Self.model, "--out", out]

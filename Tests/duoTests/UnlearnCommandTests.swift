@@ -180,6 +180,32 @@ final class UnlearnCommandTests: XCTestCase {
             try Data(contentsOf: URL(fileURLWithPath: attacked + "/adapter.safetensors")))
     }
 
+    /// bf16 mixed precision trains (finite adapters), is recorded, and a resume in another
+    /// precision is refused; ESD and UCE run in float32 and refuse it.
+    func testBF16PrecisionIsRecordedAndHeldOnResume() throws {
+        let out = Self.root + "/bf16-\(UUID())"
+        let short = arguments(out).map { $0 == "12" ? "3" : $0 }
+        let result = try runDuo(short + ["--precision", "bf16"])
+        if result.stderr.contains("AVX512-BF16") {
+            throw XCTSkip("this CPU has no AVX512-BF16: \(result.stderr)")
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try config(out)["precision"] as? String, "bf16")
+        let adapter = try SafeTensorsReader(path: out + "/adapter.safetensors")
+        for info in adapter.tensors {
+            XCTAssertTrue(try adapter.floats(info.name).allSatisfy(\.isFinite), info.name)
+        }
+        let resumed = try runDuo(short + ["--resume"])
+        XCTAssertNotEqual(resumed.status, 0, "a bf16 run continued in float32")
+        XCTAssertTrue(resumed.stderr.contains("precision"), resumed.stderr)
+        let esd = try runDuo([
+            "unlearn", "--concept", "stripes", "--model", Self.prepared.model, "--method", "esd",
+            "--precision", "bf16", "--out", Self.root + "/esd-\(UUID())",
+        ])
+        XCTAssertNotEqual(esd.status, 0)
+        XCTAssertTrue(esd.stderr.contains("--precision"), esd.stderr)
+    }
+
     func testResumeWithoutACheckpointIsAOneLineError() throws {
         let out = Self.root + "/nothing-\(UUID())"
         let result = try runDuo(arguments(out) + ["--resume"])

@@ -50,6 +50,18 @@ public enum TrainingCheckpoint {
         optimizer.restore(step: step, firstMoments: firsts, secondMoments: seconds)
         return (step, file.metadata.filter { $0.key != "step" })
     }
+
+    /// Why a checkpoint saved with the settings `saved` cannot continue a run with `current`:
+    /// the first key, in order, whose value differs or that only one of them holds (a setting
+    /// recorded only when set, like a precision or a prefix file); nil when they agree.
+    public static func settingsMismatch(saved: [String: String], current: [String: String])
+        -> String?
+    {
+        for key in Set(saved.keys).union(current.keys).sorted() where saved[key] != current[key] {
+            return "was made with \(key) \(saved[key] ?? "unset"), not \(current[key] ?? "unset")"
+        }
+        return nil
+    }
 }
 
 /// One tensor as a layer with the empty key, so that WeightLoading's checks serve it.
@@ -57,4 +69,5 @@ private final class CheckpointEntry: Layer {
     let tensor: Tensor
     init(_ tensor: Tensor) { self.tensor = tensor }
     var namedParameters: [(String, Tensor)] { [("", tensor)] }
+
 }

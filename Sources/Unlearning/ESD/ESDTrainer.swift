@@ -156,9 +156,9 @@ public final class ESDTrainer: TrainingRun {
         }
         let (step, saved) = try TrainingCheckpoint.load(
             from: checkpointPath, parameters: weights.namedParameters, optimizer: optimizer)
-        if let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) {
+        if let mismatch = TrainingCheckpoint.settingsMismatch(saved: saved, current: metadata) {
             throw UnlearningError(
-                "\(checkpointPath): was made with \(key) \(saved[key] ?? "unset"), not \(metadata[key]!); "
+                "\(checkpointPath): \(mismatch); "
                     + "resume with the same settings, or start over without --resume")
         }
         return step

@@ -18,6 +18,9 @@ public struct PairSettings: Hashable, Sendable {
     /// The edit's guidance, and the unsafe draw's unless `unsafeGuidance` is set.
     public var guidance: Float
     public var unsafeGuidance: Float?
+    /// "bf16" when the pairs are drawn in bf16 mixed precision (`BLAS.mixedPrecision`), nil
+    /// for float32 (recorded only when set).
+    public var precision: String?
     /// The edit's sampler ("ddim", "ddpm"), or "model": the folder's own.
     public var editScheduler: String
     public var seed: UInt64
@@ -85,6 +88,7 @@ public struct PairSettings: Hashable, Sendable {
         if let unsafeGuidance {
             fields.insert(("unsafe_guidance", .number(shortest: unsafeGuidance)), at: 7)
         }
+        if let precision { fields.append(("precision", .string(precision))) }
         return fields
     }
 

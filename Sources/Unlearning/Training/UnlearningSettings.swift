@@ -51,6 +51,9 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// The prefixes prefixed pairs draw from: an attack's (`AdversarialPrefixes`), before
     /// the unsafe prompt only. Empty: random words of the tokenizer before both prompts.
     public var prefixes: [String] = []
+    /// "bf16" when the run trains in bf16 mixed precision (`BLAS.mixedPrecision`: bf16 GEMM
+    /// operands, float32 sums, adapters, optimizer and losses), nil for float32.
+    public var precision: String?
     /// The concept's words, which a fragment keeps (its explicit words) and a prefix never
     /// holds (every word of the concept file, with `prefixShare`).
     public var conceptWords: [String] = []
@@ -132,6 +135,7 @@ public struct UnlearningSettings: Hashable, Sendable {
         if unconditionalLambda > 0 {
             fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]
         }
+        if let precision { fields += [("precision", .string(precision))] }
         return fields
     }
 }

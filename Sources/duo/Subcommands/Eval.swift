@@ -84,6 +84,8 @@ extension Duo {
         @Option(help: "Output folder (default: reports/NAME/eval).")
         var out: String?
 
+        @OptionGroup var precisionOption: PrecisionOption
+
         @OptionGroup var output: QuietFlag
 
         func validate() throws {
@@ -211,6 +213,7 @@ extension Duo {
             let detector = try world.detector(conceptFile, options: detectorOptions)
             var settings = EvaluationRun.Settings()
             settings.seeds = seeds
+            settings.precision = precisionOption.apply()
             settings.promptsPerSet = prompts
             settings.keepPrompts = keepPrompts
             settings.steps = sampling.steps

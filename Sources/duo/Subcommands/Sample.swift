@@ -36,6 +36,8 @@ extension Duo {
 
         @OptionGroup var sampling: SamplingOptions
 
+        @OptionGroup var precisionOption: PrecisionOption
+
         @Option(
             help:
                 "Initial noise from a .safetensors file (its tensor 'latents', [count, C, h, w]), as diffusers' latents= argument."
@@ -87,6 +89,7 @@ extension Duo {
         }
 
         func run() throws {
+            _ = precisionOption.apply()
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             let adapters = try AdapterSpec.stack(lora, loraScale: loraScale)
             _ = try LoRAFile.load(adapters, into: diffusion.unet)

@@ -78,6 +78,8 @@ extension Duo {
         @Flag(help: "Start the output folder over, even if it was made with other settings.")
         var force = false
 
+        @OptionGroup var precisionOption: PrecisionOption
+
         @OptionGroup var output: QuietFlag
 
         func validate() throws {
@@ -123,6 +125,7 @@ extension Duo {
             settings.steps = steps ?? settings.steps
             settings.guidance = guidance ?? settings.guidance
             settings.unsafeGuidance = unsafeGuidance ?? settings.unsafeGuidance
+            settings.precision = precisionOption.apply()
             settings.editScheduler = editScheduler ?? settings.editScheduler
             settings.seed = seed
             settings.filter = filter

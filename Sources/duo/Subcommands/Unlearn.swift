@@ -184,6 +184,8 @@ extension Duo {
         )
         var force = false
 
+        @OptionGroup var precisionOption: PrecisionOption
+
         @OptionGroup var output: QuietFlag
 
         func validate() throws {
@@ -247,6 +249,11 @@ extension Duo {
             if method != .dspo, dspoBeta != nil {
                 throw UsageError(
                     "--dspo-beta is an option of --method dspo, not \(method.rawValue)")
+            }
+            if method == .esd || method == .uce, precisionOption.precision != .fp32 {
+                throw UsageError(
+                    "--precision is an option of --method duo and dspo, not \(method.rawValue) (it runs in float32)"
+                )
             }
             let (given, other) =
                 method == .esd
@@ -326,6 +333,7 @@ extension Duo {
             var settings = try UnlearningSettings.merged(
                 model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
                 options: options())
+            settings.precision = precisionOption.apply()
             if let prefixFile {
                 guard settings.prefixShare > 0 else {
                     throw UsageError(
