@@ -29,6 +29,11 @@ public enum GradMode {
     public static func withNoGrad<R>(_ body: () throws -> R) rethrows -> R {
         try disabled.with(1, body)
     }
+
+    /// Runs `body` recording, also inside a backward pass (a checkpoint's recomputation).
+    static func withGrad<R>(_ body: () throws -> R) rethrows -> R {
+        try disabled.with(0, body)
+    }
 }
 
 extension Tensor {
@@ -40,6 +45,7 @@ extension Tensor {
     func recorded(
         _ name: String, from inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]
     ) -> Tensor {
+        if Checkpoint.collector.value != 0 { Checkpoint.note(inputs) }
         guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
         requiresGrad = true
         gradFn = GradFn(name: name, inputs: inputs, backward: backward)

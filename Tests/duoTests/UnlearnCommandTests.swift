@@ -206,6 +206,26 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertTrue(esd.stderr.contains("--precision"), esd.stderr)
     }
 
+    func testGradientCheckpointingTrainsTheSameAdapter() throws {
+        let plain = Self.root + "/plain-\(UUID())"
+        let checkpointed = Self.root + "/checkpointed-\(UUID())"
+        let short = arguments(plain).map { $0 == "12" ? "3" : $0 }
+        XCTAssertEqual(try runDuo(short).status, 0)
+        let result = try runDuo(
+            short.map { $0 == plain ? checkpointed : $0 } + ["--gradient-checkpointing"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let a = try SafeTensorsReader(path: plain + "/adapter.safetensors")
+        let b = try SafeTensorsReader(path: checkpointed + "/adapter.safetensors")
+        XCTAssertEqual(a.tensors.map(\.name), b.tensors.map(\.name))
+        for info in a.tensors {
+            let (x, y) = (try a.floats(info.name), try b.floats(info.name))
+            let difference = zip(x, y).reduce(0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            let norm = x.reduce(0) { $0 + Double($1) * Double($1) }
+            // Three AdamW steps from gradients equal to float32 summation order.
+            XCTAssertLessThanOrEqual(difference.squareRoot(), 1e-4 * norm.squareRoot(), info.name)
+        }
+    }
+
     func testResumeWithoutACheckpointIsAOneLineError() throws {
         let out = Self.root + "/nothing-\(UUID())"
         let result = try runDuo(arguments(out) + ["--resume"])

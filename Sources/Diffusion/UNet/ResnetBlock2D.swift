@@ -10,6 +10,8 @@ public final class ResnetBlock2D: Layer {
     public let norm2: GroupNorm
     public let conv2: Conv2d
     public let convShortcut: Conv2d?
+    /// Runs checkpointed (`Checkpoint`): keeps its inputs, not its activations, when trained.
+    public var gradientCheckpointing = false
 
     public init(
         inChannels: Int, outChannels: Int, timeEmbedChannels: Int?, groups: Int, eps: Float,
@@ -34,6 +36,13 @@ public final class ResnetBlock2D: Layer {
 
     /// x: [B, in, H, W], timeEmbedding: [B, T] or nil -> [B, out, H, W]
     public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor? = nil) -> Tensor {
+        guard gradientCheckpointing else { return forward(x, timeEmbedding: timeEmbedding) }
+        return Checkpoint.run([x] + (timeEmbedding.map { [$0] } ?? [])) { inputs in
+            self.forward(inputs[0], timeEmbedding: inputs.count > 1 ? inputs[1] : nil)
+        }
+    }
+
+    func forward(_ x: Tensor, timeEmbedding: Tensor?) -> Tensor {
         var h = conv1(silu(norm1(x)))
         if let timeEmbProj, let timeEmbedding {
             let t = timeEmbProj(silu(timeEmbedding))

@@ -47,6 +47,8 @@ public final class Transformer2DModel: Layer {
     public let projIn: Linear
     public let blocks: [BasicTransformerBlock]
     public let projOut: Linear
+    /// Runs checkpointed (`Checkpoint`): keeps its inputs, not its activations, when trained.
+    public var gradientCheckpointing = false
 
     public init(
         channels: Int, heads: Int, layers: Int, contextDim: Int, groups: Int,
@@ -72,6 +74,11 @@ public final class Transformer2DModel: Layer {
 
     /// x: [B, C, H, W], context: [B, S, contextDim] -> [B, C, H, W]
     public func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
+        guard gradientCheckpointing else { return forward(x, context: context) }
+        return Checkpoint.run([x, context]) { self.forward($0[0], context: $0[1]) }
+    }
+
+    func forward(_ x: Tensor, context: Tensor) -> Tensor {
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         var hidden = norm(x).reshaped([b, c, h * w]).transposed(1, 2)  // [B, HW, C]
         hidden = projIn(hidden)

@@ -10,6 +10,22 @@ public final class UNet2DConditionModel: Layer {
     public let downBlocks: [DownBlock]
     public let midBlock: MidBlock
     public let upBlocks: [UpBlock]
+
+    /// Activation checkpointing per resnet and transformer, as diffusers'
+    /// `enable_gradient_checkpointing()`: a trained pass keeps their inputs only and runs
+    /// each again in the backward pass. Training a Stable Diffusion-size UNet fits in
+    /// memory with it; outputs and gradients are the same.
+    public var gradientCheckpointing = false {
+        didSet {
+            let resnets =
+                downBlocks.flatMap(\.resnets) + midBlock.resnets + upBlocks.flatMap(\.resnets)
+            let attentions =
+                downBlocks.flatMap(\.attentions) + midBlock.attentions
+                + upBlocks.flatMap(\.attentions)
+            for resnet in resnets { resnet.gradientCheckpointing = gradientCheckpointing }
+            for attention in attentions { attention.gradientCheckpointing = gradientCheckpointing }
+        }
+    }
     public let convNormOut: GroupNorm
     public let convOut: Conv2d
 

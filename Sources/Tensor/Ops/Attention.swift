@@ -28,7 +28,8 @@ public func scaledDotProductAttention(
     // block by block, from Q and K (the same bits). Without a backward pass each block of
     // rows stays in the kernel's scratch.
     let recording = GradMode.isEnabled && [query, key, value].contains { $0.requiresGrad }
-    if BLAS.mixedPrecision, BF16GEMM.isNative, !recording, !causal {
+    // bf16 where nothing records, nor will a checkpoint's recomputation (which records).
+    if BLAS.mixedPrecision, BF16GEMM.isNative, !recording, !causal, !Checkpoint.isCollecting {
         Parallel.forEach(batch * heads, costPerItem: cost) { r in
             var shape = s
             duo_attention_forward_bf16(
