@@ -45,7 +45,8 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 }
 
 /// `duo-bench [section...]` runs only the named sections (sgemm, bf16, conv, attention,
-/// pointwise, train, exp); `duo-bench sd-unet DIR` measures loading and running a full-size
+/// pointwise, train, exp); `duo-bench sd-step DIR [STEPS]` times DUO steps on a full-size
+/// SD 1.x pipeline folder and reports peak memory; `duo-bench sd-unet DIR` measures loading and running a full-size
 /// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
 /// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder;
 /// `duo-bench unlearn DIR [PYTHON]` a DUO step against PyTorch + peft; `duo-bench
@@ -64,6 +65,12 @@ func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(s
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sd-unet" {
     let arguments = CommandLine.arguments
     runSDUNetBenchmark(directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
+    exit(0)
+}
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sd-step" {
+    let arguments = CommandLine.arguments
+    runSDStepBenchmark(
+        directory: arguments[2], steps: arguments.count > 3 ? Int(arguments[3]) ?? 2 : 2)
     exit(0)
 }
 if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "train-vs-diffusers" {
