@@ -290,6 +290,75 @@ DUO_KERNEL void duo_attention_forward_bf16(const duo_attention_shape *s, const f
     free(kt);
 }
 
+// The backward pass in bf16 mixed precision, the float32 kernel's formulas (below) as bf16
+// GEMMs with float32 sums: per block of MB queries, S and P again, dP = dO V^T,
+// dS = scale P (dP - rowsum(dO O)), dQ = dS K, and dK += dS^T Q, dV += P^T dO summed over
+// the blocks in float32. Each head's K^T, V^T and K are packed once. No causal mask.
+DUO_KERNEL void duo_attention_backward_bf16(const duo_attention_shape *s, const float *q,
+                                            const float *k, const float *v, const float *out,
+                                            const float *dout, float *dq, float *dk, float *dv,
+                                            size_t bh_begin, size_t bh_end) {
+    size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
+    uint32_t *kt = words_alloc(duo_bf16_packed_words(d, Tk, 1));   // K^T [d, Tk], for S
+    uint32_t *vt = words_alloc(duo_bf16_packed_words(d, Tk, 1));   // V^T [d, Tk], for dP
+    uint32_t *kb = words_alloc(duo_bf16_packed_words(Tk, d, 1));   // K [Tk, d], for dQ
+    uint32_t *qa = words_alloc(duo_bf16_packed_words(d, MB, 0));   // Q block [MB, d]
+    uint32_t *da = words_alloc(duo_bf16_packed_words(d, MB, 0));   // dO block [MB, d]
+    uint32_t *sa = words_alloc(duo_bf16_packed_words(Tk, MB, 0));  // dS [MB, Tk], for dQ
+    uint32_t *st = words_alloc(duo_bf16_packed_words(MB, Tk, 0));  // dS^T [Tk, MB], for dK
+    uint32_t *pt = words_alloc(duo_bf16_packed_words(MB, Tk, 0));  // P^T [Tk, MB], for dV
+    uint32_t *qb = words_alloc(duo_bf16_packed_words(MB, d, 1));   // Q block [MB, d], for dK
+    uint32_t *db = words_alloc(duo_bf16_packed_words(MB, d, 1));   // dO block, for dV
+    float *p = malloc(MB * Tk * sizeof(float)), *ds = malloc(MB * Tk * sizeof(float));
+    for (size_t bh = bh_begin; bh < bh_end; bh++) {
+        size_t b = bh / s->H, h = bh % s->H;
+        const float *kh = k + b * Tk * s->ldk + h * d, *vh = v + b * Tk * s->ldv + h * d;
+        float *dkh = dk + b * Tk * s->ldk + h * d, *dvh = dv + b * Tk * s->ldv + h * d;
+        duo_bf16_pack(kh, 1, (ptrdiff_t)s->ldk, (long)d, (long)Tk, 1, kt);
+        duo_bf16_pack(vh, 1, (ptrdiff_t)s->ldv, (long)d, (long)Tk, 1, vt);
+        duo_bf16_pack(kh, (ptrdiff_t)s->ldk, 1, (long)Tk, (long)d, 1, kb);
+        for (size_t i0 = 0; i0 < Tq; i0 += MB) {
+            long rows = (long)(Tq - i0 < MB ? Tq - i0 : MB);
+            const float *qi = q + (b * Tq + i0) * s->ldq + h * d;
+            const float *doi = dout + (b * Tq + i0) * s->ldo + h * d;
+            const float *oi = out + (b * Tq + i0) * s->ldo + h * d;
+            duo_bf16_pack(qi, 1, (ptrdiff_t)s->ldq, (long)d, rows, 0, qa);
+            duo_bf16_pack(doi, 1, (ptrdiff_t)s->ldo, (long)d, rows, 0, da);
+            duo_bf16_multiply_packed(rows, (long)Tk, (long)d, s->scale, qa, kt, 0, p, (long)Tk);
+            for (long r = 0; r < rows; r++) softmax_row(p + r * Tk, Tk, Tk);
+            duo_bf16_multiply_packed(rows, (long)Tk, (long)d, 1, da, vt, 0, ds, (long)Tk);
+            for (long r = 0; r < rows; r++) {
+                float row = 0;
+                for (size_t c = 0; c < d; c++) row += doi[r * s->ldo + c] * oi[r * s->ldo + c];
+                scale_softmax_gradient(ds + r * Tk, p + r * Tk, row, s->scale, Tk);
+            }
+            duo_bf16_pack(ds, 1, (ptrdiff_t)Tk, (long)Tk, rows, 0, sa);
+            duo_bf16_multiply_packed(rows, (long)d, (long)Tk, 1, sa, kb, 0,
+                                     dq + (b * Tq + i0) * s->ldq + h * d, (long)s->ldq);
+            // dK, dV [Tk, d]: the first block writes them, the others add.
+            float first = i0 == 0 ? 0 : 1;
+            duo_bf16_pack(ds, (ptrdiff_t)Tk, 1, rows, (long)Tk, 0, st);
+            duo_bf16_pack(qi, (ptrdiff_t)s->ldq, 1, rows, (long)d, 1, qb);
+            duo_bf16_multiply_packed((long)Tk, (long)d, rows, 1, st, qb, first, dkh, (long)s->ldk);
+            duo_bf16_pack(p, (ptrdiff_t)Tk, 1, rows, (long)Tk, 0, pt);
+            duo_bf16_pack(doi, (ptrdiff_t)s->ldo, 1, rows, (long)d, 1, db);
+            duo_bf16_multiply_packed((long)Tk, (long)d, rows, 1, pt, db, first, dvh, (long)s->ldv);
+        }
+    }
+    free(ds);
+    free(p);
+    free(db);
+    free(qb);
+    free(pt);
+    free(st);
+    free(sa);
+    free(da);
+    free(qa);
+    free(kb);
+    free(vt);
+    free(kt);
+}
+
 // With P = softmax(S), O = P V, and dO given:
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = scale dS K,
 //   dK = scale dS^T Q.

@@ -32,11 +32,6 @@ public enum Checkpoint {
         }
     }
 
-    /// Whether ops on this thread run inside a checkpointed part's first (not recorded)
-    /// pass: kernels that differ between recorded and unrecorded passes (attention in bf16)
-    /// take the recorded pass's, so that the recomputation sees the same values.
-    public static var isCollecting: Bool { collector.value != 0 }
-
     /// The trainable leaves a checkpointed part reads, each once, in the order first seen.
     final class Leaves {
         var tensors: [Tensor] = []

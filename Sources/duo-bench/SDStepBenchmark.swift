@@ -30,7 +30,9 @@ func runSDStepBenchmark(directory: String, steps: Int) {
         let trainer = try UnlearningTrainer(
             model: model, pairs: pairs, settings: settings, directory: folder, identity: [])
         try trainer.train(resume: false) { log in
-            row("step \(log.step)", log.seconds, "s", String(format: "loss %.4f", log.value("loss")))
+            row(
+                "step \(log.step)", log.seconds, "s", String(format: "loss %.4f", log.value("loss"))
+            )
             return true
         }
     } catch {

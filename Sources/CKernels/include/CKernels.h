@@ -79,6 +79,10 @@ void duo_attention_forward(const duo_attention_shape *s, const float *q, const f
 // mask, no kept probabilities).
 void duo_attention_forward_bf16(const duo_attention_shape *s, const float *q, const float *k,
                                 const float *v, float *out, size_t bh_begin, size_t bh_end);
+// Its backward pass with bf16 operands and float32 sums (recomputes P; no causal mask).
+void duo_attention_backward_bf16(const duo_attention_shape *s, const float *q, const float *k,
+                                 const float *v, const float *out, const float *dout, float *dq,
+                                 float *dk, float *dv, size_t bh_begin, size_t bh_end);
 // dq, dk, dv are written (not accumulated), laid out like q, k, v.
 void duo_attention_backward(const duo_attention_shape *s, const float *q, const float *k,
                             const float *v, const float *out, const float *probs,

@@ -28,23 +28,22 @@ public func scaledDotProductAttention(
     // block by block, from Q and K (the same bits). Without a backward pass each block of
     // rows stays in the kernel's scratch.
     let recording = GradMode.isEnabled && [query, key, value].contains { $0.requiresGrad }
-    // bf16 where nothing records, nor will a checkpoint's recomputation (which records).
-    if BLAS.mixedPrecision, BF16GEMM.isNative, !recording, !causal, !Checkpoint.isCollecting {
-        Parallel.forEach(batch * heads, costPerItem: cost) { r in
-            var shape = s
+    // bf16 mixed precision: both passes on bf16 GEMMs, P recomputed in the backward pass.
+    let mixed = BLAS.mixedPrecision && BF16GEMM.isNative && !causal
+    let kept =
+        !mixed && recording && batch * heads * tq * s.Tk <= keptProbabilitiesLimit
+        ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
+    Parallel.forEach(batch * heads, costPerItem: cost) { r in
+        var shape = s
+        if mixed {
             duo_attention_forward_bf16(
                 &shape, query.pointer, key.pointer, value.pointer, out.pointer, r.lowerBound,
                 r.upperBound)
+        } else {
+            duo_attention_forward(
+                &shape, query.pointer, key.pointer, value.pointer, out.pointer,
+                kept?.pointer, r.lowerBound, r.upperBound)
         }
-        return out
-    }
-    let keeps = recording && batch * heads * tq * s.Tk <= keptProbabilitiesLimit
-    let kept = keeps ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
-    Parallel.forEach(batch * heads, costPerItem: cost) { r in
-        var shape = s
-        duo_attention_forward(
-            &shape, query.pointer, key.pointer, value.pointer, out.pointer,
-            kept?.pointer, r.lowerBound, r.upperBound)
     }
     guard recording else { return out }
     let saved = (q: query.detached(), k: key.detached(), v: value.detached(), out: out.detached())
@@ -55,10 +54,17 @@ public func scaledDotProductAttention(
         )
         Parallel.forEach(batch * heads, costPerItem: cost * 2) { r in
             var shape = s
-            duo_attention_backward(
-                &shape, saved.q.pointer, saved.k.pointer, saved.v.pointer,
-                saved.out.pointer, kept?.pointer, dOut.pointer, dQ.pointer,
-                dK.pointer, dV.pointer, r.lowerBound, r.upperBound)
+            if mixed {
+                duo_attention_backward_bf16(
+                    &shape, saved.q.pointer, saved.k.pointer, saved.v.pointer,
+                    saved.out.pointer, dOut.pointer, dQ.pointer, dK.pointer, dV.pointer,
+                    r.lowerBound, r.upperBound)
+            } else {
+                duo_attention_backward(
+                    &shape, saved.q.pointer, saved.k.pointer, saved.v.pointer,
+                    saved.out.pointer, kept?.pointer, dOut.pointer, dQ.pointer,
+                    dK.pointer, dV.pointer, r.lowerBound, r.upperBound)
+            }
         }
         return [dQ, dK, dV]
     }
