@@ -21,8 +21,8 @@
 enum {
     MR = 12,    // rows of the register tile: 12 x 2 accumulators + 2 B vectors + 1 broadcast
     NR = 32,    // columns: two 16-lane vectors
-    KC = 256,   // depth of a packed slice (even): an NR strip of B is 16 KB, in L1
-    MC = 192,   // rows of a packed A block (a multiple of MR): 96 KB, in L2
+    KC = 512,   // depth of a packed slice (even): an NR strip of B is 32 KB, L1's size
+    MC = 192,   // rows of a packed A block (a multiple of MR): 192 KB, in L2
     NC = 2048,  // columns of a packed B slice: 2 MB, in L3
 };
 

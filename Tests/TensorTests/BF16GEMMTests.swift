@@ -52,7 +52,7 @@ final class BF16GEMMTests: XCTestCase {
     }
 
     func testEveryLayoutAndEdgeMatchesAFloat64Product() {
-        // Edges of the 12 x 32 tile, of the 256-deep slice (odd k), of the 192-row A block
+        // Edges of the 12 x 32 tile, of the 512-deep slice (odd k), of the 192-row A block
         // and of the 2048-column B slice; one case of each transposition pair.
         let shapes = [
             (1, 1, 1), (12, 32, 256), (13, 33, 257), (25, 70, 513), (193, 2049, 5), (7, 5, 600),
