@@ -8,7 +8,8 @@ public enum Checkpoint {
     /// `body(inputs)`, checkpointed when gradients are recorded. The trainable leaves `body`
     /// reads (weights, LoRA factors) are found while it runs and get their gradients as the
     /// node's inputs, so `backward()` and `gradients(for:)` see them as without
-    /// checkpointing. `body` must compute the same values when run again (no random draws).
+    /// checkpointing. `body` must compute the same values when run again in the backward
+    /// pass: no random draws, and the same adapter and precision switches then as now.
     public static func run(_ inputs: [Tensor], _ body: @escaping ([Tensor]) -> Tensor) -> Tensor {
         guard GradMode.isEnabled else { return body(inputs) }
         let saved = inputs.map { $0.detached() }
