@@ -6,6 +6,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "dispatch.h"
+
+// x rounded to bfloat16: to nearest, ties to even (as PyTorch's autocast and oneDNN round).
+DUO_INLINE uint16_t bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quiet = (u >> 16) | 0x40;  // a NaN stays a NaN (rounding could make it infinite)
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+}
 
 // Words that op(X) [k, width] takes packed: as op(B) (for_b 1) in strips of 32 columns, as
 // op(A) (for_b 0) in strips of 12 rows; each word a (even k, odd k) pair of bf16.

@@ -26,14 +26,6 @@ enum {
     NC = 2048,  // columns of a packed B slice: 2 MB, in L3
 };
 
-DUO_INLINE uint16_t bf16_round(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // nearest, ties to even
-    uint32_t quiet = (u >> 16) | 0x40;  // a NaN stays a NaN (rounding could make it infinite)
-    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
-}
-
 uint16_t duo_bf16_from_float(float x) { return bf16_round(x); }
 
 DUO_INLINE uint32_t pair_word(float even, float odd) {

@@ -77,5 +77,34 @@ public final class Storage: @unchecked Sendable {
         self.pointer = BufferPool.shared.allocate(count)
     }
 
+    /// Bumped by every write to memory that was already there (`assign`, `withUnsafe
+    /// MutableBufferPointer`, the optimizers' in-place steps), so that `derived` knows when
+    /// its values went stale.
+    var generation = 0
+
+    /// Values made from this memory and kept with it (frozen weights in another layout),
+    /// valid for `derivedGeneration`.
+    private var derivedValues: [String: AnyObject] = [:]
+    private var derivedGeneration = 0
+    private static let derivedLock = NSLock()
+
+    /// The value kept under `key`, or `make()`'s, kept while the memory does not change.
+    func derived<T: AnyObject>(_ key: String, make: () -> T?) -> T? {
+        Storage.derivedLock.lock()
+        if derivedGeneration != generation {
+            derivedValues = [:]
+            derivedGeneration = generation
+        }
+        let kept = derivedValues[key] as? T
+        let seen = generation
+        Storage.derivedLock.unlock()
+        if let kept { return kept }
+        guard let made = make() else { return nil }
+        Storage.derivedLock.lock()
+        if seen == generation { derivedValues[key] = made }
+        Storage.derivedLock.unlock()
+        return made
+    }
+
     deinit { BufferPool.shared.release(pointer, count: count) }
 }

@@ -16,7 +16,7 @@ public enum Parallel {
     private static let nestedThreads = ThreadLocalInt()
 
     /// The threads a split started on this thread may use.
-    private static var availableThreads: Int {
+    static var availableThreads: Int {
         let nested = nestedThreads.value
         return nested == 0 ? threadCount : nested - 1
     }

@@ -77,7 +77,8 @@ public final class Tensor: @unchecked Sendable {
     public func withUnsafeMutableBufferPointer<R>(
         _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
     ) rethrows -> R {
-        try body(UnsafeMutableBufferPointer(start: pointer, count: count))
+        storage.generation &+= 1
+        return try body(UnsafeMutableBufferPointer(start: pointer, count: count))
     }
 
     /// The same values, outside the graph: no gradient flows through the result.
@@ -93,6 +94,7 @@ public final class Tensor: @unchecked Sendable {
     /// Overwrites the values with those of `other` (same shape). Not recorded by autodiff.
     public func assign(_ other: Tensor) {
         precondition(other.shape == shape, "assign \(other.shape) to \(shape)")
+        storage.generation &+= 1
         pointer.update(from: other.pointer, count: count)
     }
 

@@ -99,6 +99,33 @@ void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row
 void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_begin,
                 size_t c_end);
 
+// bf16 convolutions through oneDNN, opened at run time (onednn_conv.c), on channels-last
+// images: result [images, Ho, Wo, O] (float32) = conv(image [images, H, W, C] (bf16), w
+// [O, C, kh, kw]) + bias (may be NULL), and input_gradient [images, H, W, C] (float32) from
+// gradient [images, Ho, Wo, O] (bf16), with float32 sums. `prepared` (may be NULL) holds w
+// already in the primitive's layout (duo_onednn_prepare_conv_weights, backward 0 for the
+// forward pass, 1 for the input gradient). Each returns 0, having done nothing usable, when
+// oneDNN is not there (then the caller convolves another way).
+typedef struct duo_onednn_weights duo_onednn_weights;
+int duo_onednn_available(void);
+duo_onednn_weights *duo_onednn_prepare_conv_weights(const duo_conv_shape *s, long images, long O,
+                                                    const float *w, int backward, int threads);
+void duo_onednn_weights_free(duo_onednn_weights *prepared);
+int duo_onednn_conv_bf16(const duo_conv_shape *s, long images, long O, const uint16_t *image,
+                         const float *w, const duo_onednn_weights *prepared, const float *bias,
+                         float *result, int threads);
+int duo_onednn_conv_input_gradient_bf16(const duo_conv_shape *s, long images, long O,
+                                        const uint16_t *gradient, const float *w,
+                                        const duo_onednn_weights *prepared,
+                                        float *input_gradient, int threads);
+
+// One image's [C, P] plane to channels-last [P, C] rounded to bf16 (pixels p_begin..<p_end),
+// and a channels-last [P, C] float32 plane back to [C, P] (channels c_begin..<c_end).
+void duo_channels_last_bf16(const float *x, uint16_t *out, size_t C, size_t P, size_t p_begin,
+                            size_t p_end);
+void duo_channels_first(const float *src, float *y, size_t C, size_t P, size_t c_begin,
+                        size_t c_end);
+
 // Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with padding 1 on even H, W
 // (winograd.c): weights w [O, C, 3, 3] -> U [16, O, C] (or, transposed_flipped, w
 // [C, O, 3, 3] as the adjoint's kernel); x [images, C, H, W] -> V [16, C, columns];

@@ -100,6 +100,7 @@ extension Tensor {
     /// self += other (same shape), outside the graph: for gradient accumulation.
     func addInPlace(_ other: Tensor) {
         precondition(other.shape == shape, "addInPlace \(other.shape) to \(shape)")
+        storage.generation &+= 1
         Parallel.forEach(count) { r in
             duo_axpy(1, other.pointer + r.lowerBound, 1, pointer + r.lowerBound, r.count)
         }
@@ -107,6 +108,7 @@ extension Tensor {
 
     /// self *= alpha, outside the graph: for gradient clipping.
     func scaleInPlace(_ alpha: Float) {
+        storage.generation &+= 1
         Parallel.forEach(count) { r in
             duo_scale(alpha, pointer + r.lowerBound, pointer + r.lowerBound, r.count)
         }

@@ -1,7 +1,8 @@
 import CKernels
 
-/// 2-D convolution: 3x3 stride-1 ones by Winograd F(2x2, 3x3) (Winograd.swift), the
-/// others as im2col + GEMM, laid out weights x columns so that the output pixels are the
+/// 2-D convolution: under bf16 mixed precision through oneDNN where it is there
+/// (BF16Convolution.swift); otherwise 3x3 stride-1 ones by Winograd F(2x2, 3x3)
+/// (Winograd.swift), the others as im2col + GEMM, laid out weights x columns so that the output pixels are the
 /// wide GEMM dimension (faster on OpenBLAS than the transposed layout).
 ///
 /// x: [B, inC, H, W], weight: [outC, inC, kh, kw], bias: [outC]
@@ -19,10 +20,16 @@ public func conv2d(
     s.Ho = (s.H + 2 * padding - s.kh) / stride + 1
     s.Wo = (s.W + 2 * padding - s.kw) / stride + 1
     precondition(bias == nil || bias!.shape == [outC], "conv2d: bias \(bias!.shape)")
-    let y =
-        Winograd.applies(s, outChannels: outC)
-        ? Winograd.convolve(x, weight: weight, bias: bias)
-        : im2colConvolution(x, weight: weight, bias: bias, shape: s)
+    let y: Tensor
+    if BF16Convolution.applies(s, images: x.shape[0], outChannels: outC),
+        let bf16 = BF16Convolution.forward(x, weight: weight, bias: bias, shape: s)
+    {
+        y = bf16
+    } else if Winograd.applies(s, outChannels: outC) {
+        y = Winograd.convolve(x, weight: weight, bias: bias)
+    } else {
+        y = im2colConvolution(x, weight: weight, bias: bias, shape: s)
+    }
     let (savedX, savedW) = (x.detached(), weight.detached())
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return y.recorded("conv2d", from: inputs) { dY in
@@ -60,6 +67,15 @@ private func conv2dBackward(
     _ dY: Tensor, x: Tensor, weight: Tensor, shape s: duo_conv_shape, needs: [Bool]
 ) -> [Tensor?] {
     let outC = weight.shape[0]
+    if needs[0], !needs[1], BF16Convolution.applies(s, images: x.shape[0], outChannels: outC),
+        let dX = BF16Convolution.inputGradient(dY, weight: weight, inputShape: x.shape, shape: s)
+    {
+        // A frozen convolution (no weight gradient) under mixed precision.
+        let dBias =
+            needs.count == 3 && needs[2]
+            ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil
+        return needs.count == 3 ? [dX, nil, dBias] : [dX, nil]
+    }
     // Winograd's dX is the convolution of dY with the kernel transposed and rotated by 180°.
     var grads =
         Winograd.applies(s, outChannels: outC)

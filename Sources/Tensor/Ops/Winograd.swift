@@ -32,8 +32,7 @@ public enum Winograd {
     {
         let (batch, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let o = adjoint ? weight.shape[1] : weight.shape[0]
-        let u = Tensor.empty([16, o, c])
-        duo_winograd_weights(weight.pointer, u.pointer, o, c, adjoint ? 1 : 0)
+        let u = transformedWeights(weight, outChannels: o, inChannels: c, adjoint: adjoint)
         let y = Tensor.empty([batch, o, h, w])
         let tiles = h * w / 4
         // Images are split over the cores; each part's GEMMs run over all its images'
@@ -60,6 +59,20 @@ public enum Winograd {
     /// forward pass's tiles run backwards (winograd.c). The sum over every image's tiles
     /// is the GEMMs' inner dimension, long and split by BLAS.gemm over the output, so the
     /// result does not depend on the thread count.
+    /// U [16, O, C] = G g Gᵀ of each kernel; for a frozen weight made once and kept with
+    /// its memory until that memory changes (sampling and LoRA training reuse it every call).
+    private static func transformedWeights(
+        _ weight: Tensor, outChannels o: Int, inChannels c: Int, adjoint: Bool
+    ) -> Tensor {
+        func transform() -> Tensor {
+            let u = Tensor.empty([16, o, c])
+            duo_winograd_weights(weight.pointer, u.pointer, o, c, adjoint ? 1 : 0)
+            return u
+        }
+        if weight.requiresGrad { return transform() }
+        return weight.storage.derived("winograd \(adjoint)", make: transform)!
+    }
+
     static func weightGradient(x: Tensor, dY: Tensor) -> Tensor {
         let (batch, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let o = dY.shape[1]

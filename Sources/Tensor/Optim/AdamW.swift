@@ -54,6 +54,7 @@ public final class AdamW {
             guard let g = gradients[i] else { continue }
             precondition(g.shape == p.shape, "gradient \(g.shape) for parameter \(p.shape)")
             let (m, v) = (firstMoments[i], secondMoments[i])
+            p.storage.generation &+= 1
             Parallel.forEach(p.count, costPerItem: 5) { r in
                 let o = r.lowerBound
                 duo_adamw_step(
