@@ -121,7 +121,10 @@ if wanted("sgemm") {
 // do not take cycles from what is measured next.
 Thread.sleep(forTimeInterval: 0.5)
 
-if wanted("bf16") { runMixedPrecisionGEMMBenchmark() }
+if wanted("bf16") {
+    runMixedPrecisionGEMMBenchmark()
+    runMixedPrecisionConvolutionBenchmark()
+}
 
 if wanted("conv") {
     print(

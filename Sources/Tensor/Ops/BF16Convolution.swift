@@ -5,9 +5,12 @@ import CKernels
 /// convolution on channels-last images outruns im2col and duo's bf16 GEMM there (the A/B is
 /// in BENCHMARKS.md, "Mixed precision (bf16)"). oneDNN is opened at run time; where it is
 /// missing, `conv2d` convolves as in float32 runs.
-enum BF16Convolution {
+public enum BF16Convolution {
     /// Whether oneDNN was found (libdnnl.so.2 from Debian's libdnnl-dev at build and run time).
-    static let isAvailable = duo_onednn_available() != 0
+    public static let isAvailable = duo_onednn_available() != 0
+
+    /// Off: bf16 convolutions run as im2col + duo's bf16 GEMM (the benchmark's A/B).
+    nonisolated(unsafe) public static var isEnabled = true
 
     /// Smaller convolutions (multiply-adds) stay on duo's kernels: oneDNN's per-call setup
     /// and the layout changes cost more than they save there.
@@ -15,7 +18,9 @@ enum BF16Convolution {
 
     /// Whether a convolution of this shape over `images` goes through oneDNN.
     static func applies(_ s: duo_conv_shape, images: Int, outChannels: Int) -> Bool {
-        guard BLAS.mixedPrecision, BF16GEMM.isNative, isAvailable else { return false }
+        guard BLAS.mixedPrecision, BF16GEMM.isNative, isEnabled, isAvailable else {
+            return false
+        }
         return images * outChannels * s.Ho * s.Wo * s.C * s.kh * s.kw >= minimumWork
     }
 
