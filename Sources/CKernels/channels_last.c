@@ -32,3 +32,8 @@ DUO_KERNEL void duo_channels_first(const float *src, float *y, size_t C, size_t 
         }
     }
 }
+
+// out = x rounded to bf16, for elements begin..<end (a linear layer's rows for oneDNN).
+DUO_KERNEL void duo_round_bf16(const float *x, uint16_t *out, size_t begin, size_t end) {
+    for (size_t i = begin; i < end; i++) out[i] = bf16_round(x[i]);
+}

@@ -43,15 +43,15 @@ func runMixedPrecisionGEMMBenchmark() {
 func runMixedPrecisionConvolutionBenchmark() {
     print("\n# 3x3 convolutions at SD 1.5's shapes, batch 2: bf16 operands with float32 sums")
     guard BF16GEMM.isNative else { return print("skipped: this CPU has no AVX512-BF16") }
-    guard BF16Convolution.isAvailable else { return print("skipped: oneDNN is not installed") }
+    guard OneDNN.isAvailable else { return print("skipped: oneDNN is not installed") }
     for (channels, size) in [(320, 64), (640, 32), (1280, 16), (1280, 8)] {
         let x = Tensor.randn([2, channels, size, size], key: RandomKey(seed: 1))
         let weight = Tensor.randn([channels, channels, 3, 3], key: RandomKey(seed: 2))
         let flops = 2 * Double(2 * channels * channels * 9 * size * size)
         func rate(mixed: Bool, oneDNN: Bool) -> Double {
             BLAS.mixedPrecision = mixed
-            BF16Convolution.isEnabled = oneDNN
-            defer { (BLAS.mixedPrecision, BF16Convolution.isEnabled) = (false, true) }
+            OneDNN.isEnabled = oneDNN
+            defer { (BLAS.mixedPrecision, OneDNN.isEnabled) = (false, true) }
             return gflops(flops, time(repeats: 5) { _ = conv2d(x, weight: weight, padding: 1) })
         }
         let oneDNN = rate(mixed: true, oneDNN: true)
@@ -59,8 +59,9 @@ func runMixedPrecisionConvolutionBenchmark() {
         let fp32 = rate(mixed: false, oneDNN: false)
         row(
             "conv 3x3 \(channels)->\(channels) at \(size)x\(size), oneDNN", oneDNN, "GFLOP/s",
-            String(format: "im2col + duo bf16 GEMM %.1f (oneDNN %.2fx), fp32 %.1f", ownGEMM,
-                   oneDNN / ownGEMM, fp32))
+            String(
+                format: "im2col + duo bf16 GEMM %.1f (oneDNN %.2fx), fp32 %.1f", ownGEMM,
+                oneDNN / ownGEMM, fp32))
     }
 }
 

@@ -17,7 +17,7 @@ final class BF16ConvolutionTests: XCTestCase {
 
     override func setUpWithError() throws {
         try XCTSkipUnless(BF16GEMM.isNative, "this CPU has no AVX512-BF16: convolutions stay fp32")
-        try XCTSkipUnless(BF16Convolution.isAvailable, "oneDNN (libdnnl.so.2) is not installed")
+        try XCTSkipUnless(OneDNN.isAvailable, "oneDNN (libdnnl.so.2) is not installed")
     }
 
     override func tearDown() { BLAS.mixedPrecision = false }

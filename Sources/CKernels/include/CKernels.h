@@ -99,7 +99,7 @@ void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row
 void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_begin,
                 size_t c_end);
 
-// bf16 convolutions through oneDNN, opened at run time (onednn_conv.c), on channels-last
+// bf16 convolutions through oneDNN, opened at run time (onednn.c), on channels-last
 // images: result [images, Ho, Wo, O] (float32) = conv(image [images, H, W, C] (bf16), w
 // [O, C, kh, kw]) + bias (may be NULL), and input_gradient [images, H, W, C] (float32) from
 // gradient [images, Ho, Wo, O] (bf16), with float32 sums. `prepared` (may be NULL) holds w
@@ -118,6 +118,18 @@ int duo_onednn_conv_input_gradient_bf16(const duo_conv_shape *s, long images, lo
                                         const uint16_t *gradient, const float *w,
                                         const duo_onednn_weights *prepared,
                                         float *input_gradient, int threads);
+
+// c [m, n] (float32, row-major) = a [m, k] (bf16, row-major) op(w) + bias [n] (may be NULL)
+// through oneDNN's matmul, op(w) [k, n] being w [k, n] or, trans_w, w [n, k] (a linear
+// layer's weight); `prepared` from duo_onednn_prepare_matmul_weights with the same m, n, k,
+// trans_w. Returns 0 when oneDNN is not there.
+duo_onednn_weights *duo_onednn_prepare_matmul_weights(long m, long n, long k, const float *w,
+                                                      int trans_w, int threads);
+int duo_onednn_matmul_bf16(long m, long n, long k, const uint16_t *a, const float *w, int trans_w,
+                           const duo_onednn_weights *prepared, const float *bias, float *c,
+                           int threads);
+// x [count] rounded to bf16, elements begin..<end.
+void duo_round_bf16(const float *x, uint16_t *out, size_t begin, size_t end);
 
 // One image's [C, P] plane to channels-last [P, C] rounded to bf16 (pixels p_begin..<p_end),
 // and a channels-last [P, C] float32 plane back to [C, P] (channels c_begin..<c_end).

@@ -1,27 +1,17 @@
 import CKernels
 
-/// Convolutions with bf16 operands and float32 sums through oneDNN (`Sources/CKernels/
-/// onednn_conv.c`), for `BLAS.mixedPrecision` on CPUs with AVX512-BF16: oneDNN's direct
-/// convolution on channels-last images outruns im2col and duo's bf16 GEMM there (the A/B is
-/// in BENCHMARKS.md, "Mixed precision (bf16)"). oneDNN is opened at run time; where it is
-/// missing, `conv2d` convolves as in float32 runs.
-public enum BF16Convolution {
-    /// Whether oneDNN was found (libdnnl.so.2 from Debian's libdnnl-dev at build and run time).
-    public static let isAvailable = duo_onednn_available() != 0
-
-    /// Off: bf16 convolutions run as im2col + duo's bf16 GEMM (the benchmark's A/B).
-    nonisolated(unsafe) public static var isEnabled = true
-
+/// Convolutions with bf16 operands and float32 sums through oneDNN (`OneDNN`): its direct
+/// convolution on channels-last images outruns im2col and duo's bf16 GEMM. Where oneDNN is
+/// missing, `conv2d` convolves on duo's kernels.
+enum BF16Convolution {
     /// Smaller convolutions (multiply-adds) stay on duo's kernels: oneDNN's per-call setup
     /// and the layout changes cost more than they save there.
     static let minimumWork = 1 << 22
 
     /// Whether a convolution of this shape over `images` goes through oneDNN.
     static func applies(_ s: duo_conv_shape, images: Int, outChannels: Int) -> Bool {
-        guard BLAS.mixedPrecision, BF16GEMM.isNative, isEnabled, isAvailable else {
-            return false
-        }
-        return images * outChannels * s.Ho * s.Wo * s.C * s.kh * s.kw >= minimumWork
+        OneDNN.isUsed
+            && images * outChannels * s.Ho * s.Wo * s.C * s.kh * s.kw >= minimumWork
     }
 
     /// y [B, outC, Ho, Wo] = conv(x, weight) + bias, or nil when oneDNN failed (then the
@@ -101,29 +91,18 @@ public enum BF16Convolution {
         return y
     }
 
-    /// A frozen weight in the layout oneDNN's convolution asks for, made on first use and
-    /// kept with the weight's memory until that memory changes. Reordering a deep layer's
-    /// weights costs about as much as its convolution at small images, so a sampling or
-    /// training run pays it once. Trainable weights change every step and are not kept.
+    /// The weight in the layout oneDNN's forward (or input-gradient) convolution asks for.
     private static func preparedWeights(
         _ weight: Tensor, shape s: duo_conv_shape, images: Int, backward: Bool
-    ) -> PreparedWeights? {
-        guard !weight.requiresGrad else { return nil }
+    ) -> OneDNN.PreparedWeights? {
         let key =
-            "onednn \(backward) \(images) \(s.C) \(s.H) \(s.W) \(s.kh) \(s.kw) \(s.stride) \(s.pad)"
-        return weight.storage.derived(key) {
+            "conv \(backward) \(images) \(s.C) \(s.H) \(s.W) \(s.kh) \(s.kw) \(s.stride) \(s.pad)"
+        return OneDNN.prepared(weight, key: key) {
             withUnsafePointer(to: s) { shape in
                 duo_onednn_prepare_conv_weights(
                     shape, images, weight.shape[0], weight.pointer, backward ? 1 : 0,
                     Int32(Parallel.availableThreads))
-            }.map(PreparedWeights.init)
+            }
         }
-    }
-
-    /// oneDNN's copy of a weight, freed with this object.
-    private final class PreparedWeights {
-        let pointer: OpaquePointer
-        init(_ pointer: OpaquePointer) { self.pointer = pointer }
-        deinit { duo_onednn_weights_free(pointer) }
     }
 }

@@ -49,24 +49,29 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     precondition(bias == nil || bias!.shape == [outFeatures], "linear: bias \(bias!.shape)")
     let rows = x.count / inFeatures
     let y = Tensor.empty(Array(x.shape.dropLast()) + [outFeatures])
-    if let bias {
-        for r in 0..<rows {
-            (y.pointer + r * outFeatures).update(from: bias.pointer, count: outFeatures)
+    let oneDNN = BF16Linear.applies(rows: rows, outFeatures: outFeatures, inFeatures: inFeatures)
+    if !oneDNN || !BF16Linear.forward(x, weight: weight, bias: bias, into: y, rows: rows) {
+        if let bias {
+            for r in 0..<rows {
+                (y.pointer + r * outFeatures).update(from: bias.pointer, count: outFeatures)
+            }
         }
+        BLAS.gemm(
+            transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.pointer, lda: inFeatures,
+            b: weight.pointer, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.pointer,
+            ldc: outFeatures)
     }
-    BLAS.gemm(
-        transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.pointer, lda: inFeatures,
-        b: weight.pointer, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.pointer,
-        ldc: outFeatures)
     let (savedX, savedW) = (x.detached(), weight.detached())
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return y.recorded("linear", from: inputs) { dY in
         var grads: [Tensor?] = [nil, nil]
         if x.requiresGrad {  // dX = dY W
             let dX = Tensor.empty(savedX.shape)
-            BLAS.gemm(
-                m: rows, n: inFeatures, k: outFeatures, a: dY.pointer, lda: outFeatures,
-                b: savedW.pointer, ldb: inFeatures, c: dX.pointer, ldc: inFeatures)
+            if !oneDNN || !BF16Linear.inputGradient(dY, weight: savedW, into: dX, rows: rows) {
+                BLAS.gemm(
+                    m: rows, n: inFeatures, k: outFeatures, a: dY.pointer, lda: outFeatures,
+                    b: savedW.pointer, ldb: inFeatures, c: dX.pointer, ldc: inFeatures)
+            }
             grads[0] = dX
         }
         if weight.requiresGrad {  // dW = dY^T X

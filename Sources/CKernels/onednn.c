@@ -1,10 +1,12 @@
-// bf16 convolutions through oneDNN (Debian's libdnnl-dev, 2.x), opened at run time.
+// bf16 convolutions and matrix products through oneDNN (Debian's libdnnl-dev, 2.x), opened
+// at run time.
 //
 // On AVX512-BF16 CPUs oneDNN's direct convolution on channels-last (NHWC) bf16 images runs
 // well above im2col + duo's bf16 GEMM (BENCHMARKS.md, "Mixed precision (bf16)"). duo keeps
 // NCHW float32 tensors, so the caller hands in the image in NHWC bf16 and turns the NHWC
 // float32 result back (channels_last.c); the weights are reordered into the layout the
-// convolution asks for, once for frozen weights (duo_onednn_prepare_conv_weights). Built only where the
+// convolution asks for, once for frozen weights (duo_onednn_prepare_conv_weights). Linear
+// layers' products take bf16 rows and the weights, likewise reordered once. Built only where the
 // header is there, and the library is opened with dlopen on first use, so duo builds and
 // runs without oneDNN and falls back to its own kernels (every entry point returns 0).
 #include "CKernels.h"
@@ -35,6 +37,7 @@
     X(dnnl_memory_desc_equal)                                                                      \
     X(dnnl_convolution_forward_desc_init)                                                          \
     X(dnnl_convolution_backward_data_desc_init)                                                    \
+    X(dnnl_matmul_desc_init)                                                                       \
     X(dnnl_reorder_primitive_desc_create)                                                          \
     X(dnnl_primitive_desc_create)                                                                  \
     X(dnnl_primitive_desc_query_md)                                                                \
@@ -197,6 +200,21 @@ struct duo_onednn_weights {
     void *data;
 };
 
+// `w` reordered into the layout `pd` asks for its weights in.
+static duo_onednn_weights *prepare(dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *w_md,
+                                   const float *w) {
+    duo_onednn_weights *prepared = calloc(1, sizeof(*prepared));
+    if (!prepared) return NULL;
+    prepared->md = *lib.dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    size_t bytes = lib.dnnl_memory_desc_get_size(&prepared->md);
+    prepared->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!prepared->data || !reorder(w_md, w, &prepared->md, prepared->data)) {
+        duo_onednn_weights_free(prepared);
+        return NULL;
+    }
+    return prepared;
+}
+
 duo_onednn_weights *duo_onednn_prepare_conv_weights(const duo_conv_shape *s, long images, long O,
                                                     const float *w, int backward, int threads) {
     conv_descs d;
@@ -204,16 +222,7 @@ duo_onednn_weights *duo_onednn_prepare_conv_weights(const duo_conv_shape *s, lon
     if (lib.omp_set_num_threads) lib.omp_set_num_threads(threads);
     dnnl_primitive_desc_t pd = conv_pd(s, images, O, backward, 0, &d);
     if (!pd) return NULL;
-    duo_onednn_weights *prepared = calloc(1, sizeof(*prepared));
-    if (prepared) {
-        prepared->md = *lib.dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        size_t bytes = lib.dnnl_memory_desc_get_size(&prepared->md);
-        prepared->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!prepared->data || !reorder(&d.w, w, &prepared->md, prepared->data)) {
-            duo_onednn_weights_free(prepared);
-            prepared = NULL;
-        }
-    }
+    duo_onednn_weights *prepared = prepare(pd, &d.w, w);
     lib.dnnl_primitive_desc_destroy(pd);
     return prepared;
 }
@@ -290,6 +299,58 @@ int duo_onednn_conv_input_gradient_bf16(const duo_conv_shape *s, long images, lo
     return ok;
 }
 
+// The matrix product C [m, n] = A [m, k] op(W) (+ bias [n]): A bf16 row-major, op(W) [k, n]
+// the float32 weights W [k, n] or, transposed, W [n, k] as a linear layer stores them.
+typedef struct {
+    dnnl_memory_desc_t a, w, weights_any, c, bias;
+} matmul_descs;
+
+static dnnl_primitive_desc_t matmul_pd(long m, long n, long k, int trans_w, int with_bias,
+                                       matmul_descs *d) {
+    dnnl_dims_t ad = {m, k}, wd = {k, n}, cd = {m, n}, bd = {1, n};
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_desc_t pd = NULL;
+    if (!available() ||
+        lib.dnnl_memory_desc_init_by_tag(&d->a, 2, ad, dnnl_bf16, dnnl_ab) != dnnl_success ||
+        lib.dnnl_memory_desc_init_by_tag(&d->w, 2, wd, dnnl_f32, trans_w ? dnnl_ba : dnnl_ab) !=
+            dnnl_success ||
+        lib.dnnl_memory_desc_init_by_tag(&d->weights_any, 2, wd, dnnl_bf16,
+                                         dnnl_format_tag_any) != dnnl_success ||
+        lib.dnnl_memory_desc_init_by_tag(&d->c, 2, cd, dnnl_f32, dnnl_ab) != dnnl_success ||
+        lib.dnnl_memory_desc_init_by_tag(&d->bias, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success ||
+        lib.dnnl_matmul_desc_init(&desc, &d->a, &d->weights_any, with_bias ? &d->bias : NULL,
+                                  &d->c) != dnnl_success ||
+        lib.dnnl_primitive_desc_create(&pd, &desc, NULL, lib.engine, NULL) != dnnl_success)
+        return NULL;
+    return pd;
+}
+
+duo_onednn_weights *duo_onednn_prepare_matmul_weights(long m, long n, long k, const float *w,
+                                                      int trans_w, int threads) {
+    matmul_descs d;
+    if (!available()) return NULL;
+    if (lib.omp_set_num_threads) lib.omp_set_num_threads(threads);
+    dnnl_primitive_desc_t pd = matmul_pd(m, n, k, trans_w, 0, &d);
+    if (!pd) return NULL;
+    duo_onednn_weights *prepared = prepare(pd, &d.w, w);
+    lib.dnnl_primitive_desc_destroy(pd);
+    return prepared;
+}
+
+int duo_onednn_matmul_bf16(long m, long n, long k, const uint16_t *a, const float *w, int trans_w,
+                           const duo_onednn_weights *prepared, const float *bias, float *c,
+                           int threads) {
+    matmul_descs d;
+    if (!available()) return 0;
+    if (lib.omp_set_num_threads) lib.omp_set_num_threads(threads);
+    dnnl_primitive_desc_t pd = matmul_pd(m, n, k, trans_w, bias != NULL, &d);
+    if (!pd) return 0;
+    int ok = execute(pd, &d.w, w, prepared, DNNL_ARG_SRC, &d.a, a, DNNL_ARG_DST, &d.c, c,
+                     &d.bias, bias);
+    lib.dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
 #else
 
 int duo_onednn_available(void) { return 0; }
@@ -301,6 +362,20 @@ duo_onednn_weights *duo_onednn_prepare_conv_weights(const duo_conv_shape *s, lon
 }
 
 void duo_onednn_weights_free(duo_onednn_weights *prepared) { (void)prepared; }
+
+duo_onednn_weights *duo_onednn_prepare_matmul_weights(long m, long n, long k, const float *w,
+                                                      int trans_w, int threads) {
+    (void)m, (void)n, (void)k, (void)w, (void)trans_w, (void)threads;
+    return NULL;
+}
+
+int duo_onednn_matmul_bf16(long m, long n, long k, const uint16_t *a, const float *w, int trans_w,
+                           const duo_onednn_weights *prepared, const float *bias, float *c,
+                           int threads) {
+    (void)m, (void)n, (void)k, (void)a, (void)w, (void)trans_w, (void)prepared, (void)bias,
+        (void)c, (void)threads;
+    return 0;
+}
 
 int duo_onednn_conv_bf16(const duo_conv_shape *s, long images, long O, const uint16_t *image,
                          const float *w, const duo_onednn_weights *prepared, const float *bias,
