@@ -54,7 +54,6 @@ static struct {
 #undef DECLARE
     void (*omp_set_num_threads)(int);
     dnnl_engine_t engine;
-    dnnl_stream_t stream;
     int loaded;
 } lib;
 
@@ -72,10 +71,17 @@ static void load(void) {
 #undef LOOKUP
     lib.omp_set_num_threads = (void (*)(int))dlsym(handle, "omp_set_num_threads");
     if (lib.dnnl_engine_create(&lib.engine, dnnl_cpu, 0) != dnnl_success) return;
-    if (lib.dnnl_stream_create(&lib.stream, lib.engine, dnnl_stream_default_flags) !=
-        dnnl_success)
-        return;
     lib.loaded = 1;
+}
+
+// This thread's stream: data-parallel shards call oneDNN from their own threads at once,
+// and a stream is not made to be shared between threads.
+static dnnl_stream_t stream(void) {
+    static _Thread_local dnnl_stream_t mine;
+    if (!mine && lib.dnnl_stream_create(&mine, lib.engine, dnnl_stream_default_flags) !=
+                     dnnl_success)
+        mine = NULL;
+    return mine;
 }
 
 static int available(void) {
@@ -115,8 +121,9 @@ static int reorder(const dnnl_memory_desc_t *from, const void *src, const dnnl_m
              lib.dnnl_primitive_create(&p, pd) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
-        ok = lib.dnnl_primitive_execute(p, lib.stream, 2, args) == dnnl_success &&
-             lib.dnnl_stream_wait(lib.stream) == dnnl_success;
+        dnnl_stream_t s = stream();
+        ok = s && lib.dnnl_primitive_execute(p, s, 2, args) == dnnl_success &&
+             lib.dnnl_stream_wait(s) == dnnl_success;
     }
     if (p) lib.dnnl_primitive_destroy(p);
     if (pd) lib.dnnl_primitive_desc_destroy(pd);
@@ -257,8 +264,9 @@ static int execute(dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *w_md, con
     if (ok) {
         dnnl_exec_arg_t args[4] = {
             {image_arg, mi}, {DNNL_ARG_WEIGHTS, mw}, {result_arg, mr}, {DNNL_ARG_BIAS, mb}};
-        ok = lib.dnnl_primitive_execute(p, lib.stream, bias ? 4 : 3, args) == dnnl_success &&
-             lib.dnnl_stream_wait(lib.stream) == dnnl_success;
+        dnnl_stream_t s = stream();
+        ok = s && lib.dnnl_primitive_execute(p, s, bias ? 4 : 3, args) == dnnl_success &&
+             lib.dnnl_stream_wait(s) == dnnl_success;
     }
     if (p) lib.dnnl_primitive_destroy(p);
     if (mi) lib.dnnl_memory_destroy(mi);
