@@ -18,8 +18,9 @@ public enum EvaluationReport {
         for set in results.columns + ["keep"] {
             for model in results.models {
                 let folder = directory + "/images/\(model.label)/\(set)"
+                // The drawn images only (NNNNN.png), not a temporary file beside them.
                 let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
-                    .sorted()
+                    .filter { $0.hasSuffix(".png") && !$0.hasPrefix(".") }.sorted()
                 let step = set == "keep" ? 1 : results.settings.seeds
                 let picked = stride(from: 0, to: files.count, by: step).prefix(columns).map {
                     files[$0]

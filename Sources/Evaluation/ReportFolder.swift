@@ -44,6 +44,7 @@ public struct ReportFolder {
                 (try? files.moveItem(atPath: abandoned, toPath: staging)) != nil
             {
                 continued = abandoned
+                Self.removeUnfinishedWrites(in: staging)
             } else {
                 try? files.removeItem(atPath: abandoned)
             }
@@ -54,6 +55,19 @@ public struct ReportFolder {
         try AtomicFile.write(
             JSONValue.object([("inputs_sha256", .string(inputsDigest))]).text(),
             to: staging + "/run.json")
+    }
+
+    /// Deletes the temporary files (`.NAME.tmp-PID-…`, `AtomicFile`'s) a killed run left
+    /// half-written in a folder taken over: their writer is gone and they are no output.
+    static func removeUnfinishedWrites(in folder: String) {
+        let files = FileManager.default
+        guard let walk = files.enumerator(atPath: folder) else { return }
+        for case let path as String in walk {
+            let name = (path as NSString).lastPathComponent
+            if name.hasPrefix("."), name.contains(".tmp-") {
+                try? files.removeItem(atPath: folder + "/" + path)
+            }
+        }
     }
 
     /// The inputs digest a staging folder's run.json names, nil when it has none.
