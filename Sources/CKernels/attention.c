@@ -246,48 +246,97 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
     free(w.kT);
 }
 
-// The forward pass in bf16 mixed precision: S = scale Q K^T and O = P V as bf16 GEMMs with
-// float32 sums (gemm_bf16.c), the softmax in float32 between them, as PyTorch's bf16
-// autocast attends. Each head's K^T and V are packed once for all its blocks of MB queries;
-// a block's scores [MB, Tk] stay in L2. No causal mask and no kept probabilities: the
-// inference path (the caller keeps the float32 kernel for the rest).
+// Queries per block of the bf16 backward pass (4 strips of the 12-row tile).
 #define MB 48
 
 DUO_INLINE void *words_alloc(size_t words) {
     return aligned_alloc(64, (words * sizeof(uint32_t) + 63) / 64 * 64);
 }
 
+// Queries per block of the bf16 forward pass: one 32-column strip of the bf16 tile.
+#define QN 32
+
+typedef uint32_t v16w __attribute__((vector_size(64)));
+
+// The (even, odd) bf16 pair words of two float vectors, rounded as bf16_round rounds
+// (finite values only: these are exponentials).
+DUO_INLINE v16w pair_words(v16 even, v16 odd) {
+    v16w e = (v16w)even, o = (v16w)odd;
+    e = (e + 0x7fffu + ((e >> 16) & 1u)) >> 16;
+    o = (o + 0x7fffu + ((o >> 16) & 1u)) & 0xffff0000u;
+    return e | o;
+}
+
+// The softmax of each column of S^T [Tk, QN] (one query per column) without its division:
+// e = exp(s - column max) goes out as the bf16 pair words of P^T [Tk, QN] packed as the
+// tile's B operand, and each column's sum of e into sums[QN]. Columns run in vector lanes,
+// so the max and the sum need no horizontal reductions.
+DUO_INLINE void column_exponentials(const float *st, size_t Tk, uint32_t *pw, float *sums) {
+    v16 m0 = load16(st), m1 = load16(st + 16);
+    for (size_t j = 1; j < Tk; j++) {
+        m0 = __builtin_elementwise_max(m0, load16(st + j * QN));
+        m1 = __builtin_elementwise_max(m1, load16(st + j * QN + 16));
+    }
+    v16 s0 = {0}, s1 = {0};
+    for (size_t p = 0; 2 * p < Tk; p++) {
+        const float *even = st + 2 * p * QN, *odd = even + QN;
+        v16 e0 = exp16(load16(even) - m0), e1 = exp16(load16(even + 16) - m1);
+        v16 o0 = {0}, o1 = {0};
+        if (2 * p + 1 < Tk) o0 = exp16(load16(odd) - m0), o1 = exp16(load16(odd + 16) - m1);
+        s0 += e0 + o0;
+        s1 += e1 + o1;
+        *(v16w *)(pw + p * QN) = pair_words(e0, o0);
+        *(v16w *)(pw + p * QN + 16) = pair_words(e1, o1);
+    }
+    store16(sums, s0);
+    store16(sums + 16, s1);
+}
+
+// The forward pass in bf16 mixed precision: scores and P V as bf16 GEMMs with float32 sums
+// (gemm_bf16.c), the softmax in float32 between them, as PyTorch's bf16 autocast attends.
+// It runs transposed, per block of QN queries: S^T = scale K Q^T [Tk, QN], then
+// O^T = V^T P^T [d, QN]. So the softmax runs down columns, in lanes, and its exponentials
+// are packed straight into the second product's operand; the small head size is the
+// products' row count, which pads to the 12-row tile far less than to 32-column strips.
+// Each head's K and V^T are packed once. P is left unnormalized until O^T, whose columns
+// are divided by the sums (the division commutes with the product; rounding e instead of
+// e / sum to bf16 is as exact). No causal mask and no kept probabilities: the inference
+// path (the caller keeps the float32 kernel for the rest).
 DUO_KERNEL void duo_attention_forward_bf16(const duo_attention_shape *s, const float *q,
                                            const float *k, const float *v, float *out,
                                            size_t bh_begin, size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
-    uint32_t *kt = words_alloc(duo_bf16_packed_words(d, Tk, 1));  // K^T: [d, Tk]
-    uint32_t *vp = words_alloc(duo_bf16_packed_words(Tk, d, 1));  // V: [Tk, d]
-    uint32_t *qp = words_alloc(duo_bf16_packed_words(d, MB, 0));   // a block of Q: [MB, d]
-    uint32_t *pp = words_alloc(duo_bf16_packed_words(Tk, MB, 0));  // its P: [MB, Tk]
-    float *scores = malloc(MB * Tk * sizeof(float));
+    uint32_t *kp = words_alloc(duo_bf16_packed_words(d, Tk, 0));   // K: [Tk, d]
+    uint32_t *vt = words_alloc(duo_bf16_packed_words(Tk, d, 0));   // V^T: [d, Tk]
+    uint32_t *qt = words_alloc(duo_bf16_packed_words(d, QN, 1));   // a block's Q^T: [d, QN]
+    uint32_t *pt = words_alloc(duo_bf16_packed_words(Tk, QN, 1));  // its P^T: [Tk, QN]
+    float *st = malloc(Tk * QN * sizeof(float)), *ot = malloc(d * QN * sizeof(float));
+    float sums[QN];
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
         size_t b = bh / s->H, h = bh % s->H;
         const float *kh = k + b * Tk * s->ldk + h * d, *vh = v + b * Tk * s->ldv + h * d;
-        duo_bf16_pack(kh, 1, (ptrdiff_t)s->ldk, (long)d, (long)Tk, 1, kt);
-        duo_bf16_pack(vh, (ptrdiff_t)s->ldv, 1, (long)Tk, (long)d, 1, vp);
-        for (size_t i0 = 0; i0 < Tq; i0 += MB) {
-            size_t rows = Tq - i0 < MB ? Tq - i0 : MB;
+        duo_bf16_pack(kh, 1, (ptrdiff_t)s->ldk, (long)d, (long)Tk, 0, kp);
+        duo_bf16_pack(vh, (ptrdiff_t)s->ldv, 1, (long)Tk, (long)d, 0, vt);
+        for (size_t i0 = 0; i0 < Tq; i0 += QN) {
+            size_t rows = Tq - i0 < QN ? Tq - i0 : QN;
             const float *qb = q + (b * Tq + i0) * s->ldq + h * d;
-            duo_bf16_pack(qb, 1, (ptrdiff_t)s->ldq, (long)d, (long)rows, 0, qp);
-            duo_bf16_multiply_packed((long)rows, (long)Tk, (long)d, s->scale, qp, kt, 0, scores,
-                                     (long)Tk);
-            for (size_t r = 0; r < rows; r++) softmax_row(scores + r * Tk, Tk, Tk);
-            duo_bf16_pack(scores, 1, (ptrdiff_t)Tk, (long)Tk, (long)rows, 0, pp);
-            duo_bf16_multiply_packed((long)rows, (long)d, (long)Tk, 1, pp, vp, 0,
-                                     out + (b * Tq + i0) * s->ldo + h * d, (long)s->ldo);
+            // Columns past `rows` pack as zeros: their scores are 0, finite, and unused.
+            duo_bf16_pack(qb, 1, (ptrdiff_t)s->ldq, (long)d, (long)rows, 1, qt);
+            duo_bf16_multiply_packed((long)Tk, QN, (long)d, s->scale, kp, qt, 0, st, QN);
+            column_exponentials(st, Tk, pt, sums);
+            duo_bf16_multiply_packed((long)d, QN, (long)Tk, 1, vt, pt, 0, ot, QN);
+            for (size_t i = 0; i < rows; i++) {
+                float *o = out + (b * Tq + i0 + i) * s->ldo + h * d, inv = 1.0f / sums[i];
+                for (size_t c = 0; c < d; c++) o[c] = ot[c * QN + i] * inv;
+            }
         }
     }
-    free(scores);
-    free(pp);
-    free(qp);
-    free(vp);
-    free(kt);
+    free(ot);
+    free(st);
+    free(pt);
+    free(qt);
+    free(vt);
+    free(kp);
 }
 
 // The backward pass in bf16 mixed precision, the float32 kernel's formulas (below) as bf16
