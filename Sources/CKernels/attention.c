@@ -160,6 +160,26 @@ DUO_INLINE v16 exp16(v16 x) {
     return p * (v16)bits;
 }
 
+// e^x on 16 lanes for x <= 0 in fewer operations than exp16, for the bf16 path's softmax,
+// whose exponentials cost as much as a quarter of its time: n = round(x log2 e) by adding
+// 1.5 * 2^23 (the sum's low bits are n), a degree-5 polynomial for e^r on |r| <= ln2 / 2
+// (fitted to relative error, within 3e-7 of e^x in float32), and 2^n added to the result's
+// exponent bits. Inputs below -86.5 are clamped there, so the result stays a normal float.
+DUO_INLINE v16 exp16_nonpositive(v16 x) {
+    typedef int32_t v16i __attribute__((vector_size(64)));
+    const float round_bias = 12582912.0f;  // 1.5 * 2^23
+    x = __builtin_elementwise_max(x, (v16){0} - 86.5f);
+    v16 t = x * 1.44269504088896341f + round_bias;
+    v16 n = t - round_bias;
+    v16 r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln2, in two parts
+    v16 p = r * 8.297654800e-03f + 4.191538319e-02f;
+    p = p * r + 1.666757464e-01f;
+    p = p * r + 4.999889433e-01f;
+    p = p * r + 9.999997020e-01f;
+    p = p * r + 1.000000119e+00f;
+    return (v16)((v16i)p + ((v16i)t << 23));
+}
+
 // Softmax of p[0..n) in place; p[n..Tk) set to 0. The max and the sum are reductions:
 // written on vectors so they run in lanes instead of one long dependency chain.
 DUO_INLINE void softmax_row(float *p, size_t n, size_t Tk) {
@@ -280,9 +300,10 @@ DUO_INLINE void column_exponentials(const float *st, size_t Tk, uint32_t *pw, fl
     v16 s0 = {0}, s1 = {0};
     for (size_t p = 0; 2 * p < Tk; p++) {
         const float *even = st + 2 * p * QN, *odd = even + QN;
-        v16 e0 = exp16(load16(even) - m0), e1 = exp16(load16(even + 16) - m1);
+        v16 e0 = exp16_nonpositive(load16(even) - m0), e1 = exp16_nonpositive(load16(even + 16) - m1);
         v16 o0 = {0}, o1 = {0};
-        if (2 * p + 1 < Tk) o0 = exp16(load16(odd) - m0), o1 = exp16(load16(odd + 16) - m1);
+        if (2 * p + 1 < Tk)
+            o0 = exp16_nonpositive(load16(odd) - m0), o1 = exp16_nonpositive(load16(odd + 16) - m1);
         s0 += e0 + o0;
         s1 += e1 + o1;
         *(v16w *)(pw + p * QN) = pair_words(e0, o0);

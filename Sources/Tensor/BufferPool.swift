@@ -3,28 +3,66 @@ import Foundation
 /// A caching allocator for tensor memory.
 ///
 /// Training allocates the same activation and gradient sizes every step. Writing into
-/// freshly mapped pages runs at a fraction of memory speed (page faults), so released
-/// buffers are kept by exact size and handed out again.
+/// freshly mapped pages runs at a fraction of memory speed (the kernel faults and clears
+/// each page), so released buffers are kept by exact size and handed out again. A step
+/// with activation checkpointing releases and asks again for far more than it holds at
+/// once, so what bounds the cache is the memory in use: live and cached bytes together
+/// stay within `memoryBudgetBytes`, and a request the cache cannot serve frees the
+/// longest-kept buffers first to make room.
 public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
-    /// Bytes of released buffers kept for reuse before further releases are freed.
-    public var cacheLimitBytes = 4 << 30
+    /// Live plus cached bytes the pool keeps within, where the live ones allow: half the
+    /// machine's memory.
+    public var memoryBudgetBytes = Int(ProcessInfo.processInfo.physicalMemory / 2)
 
-    private var cached: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    /// Bytes handed out as new memory (not from the cache) since the process started: each
+    /// such byte costs the kernel a page fault and a page clear on first write.
+    public private(set) var freshBytes = 0
+
+    /// Bytes of released buffers kept for reuse now.
+    public var keptBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return cachedBytes
+    }
+
+    /// Released buffers by element count, oldest first, each with its release number.
+    private var cached: [Int: [(pointer: UnsafeMutablePointer<Float>, released: Int)]] = [:]
     private var cachedBytes = 0
+    private var liveBytes = 0
+    private var releases = 0
     private let lock = NSLock()
 
     func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
         lock.lock()
-        if let pointer = cached[count]?.popLast() {
-            cachedBytes -= count * MemoryLayout<Float>.stride
+        liveBytes += bytes
+        if let kept = cached[count]?.popLast() {
+            cachedBytes -= bytes
             lock.unlock()
-            return pointer
+            return kept.pointer
         }
+        freshBytes += bytes
+        let evicted = evictForBudget()
         lock.unlock()
-        return Self.fresh(bytes: max(count, 1) * MemoryLayout<Float>.stride)
-            .bindMemory(to: Float.self, capacity: max(count, 1))
+        evicted.forEach { free($0) }
+        return Self.fresh(bytes: bytes).bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    /// Takes the longest-kept buffers out of the cache until live and cached bytes fit the
+    /// budget (or the cache is empty); the caller frees them outside the lock.
+    private func evictForBudget() -> [UnsafeMutablePointer<Float>] {
+        var evicted: [UnsafeMutablePointer<Float>] = []
+        while liveBytes + cachedBytes > memoryBudgetBytes, cachedBytes > 0 {
+            guard
+                let count = cached.filter({ !$0.value.isEmpty })
+                    .min(by: { $0.value[0].released < $1.value[0].released })?.key
+            else { break }
+            evicted.append(cached[count]!.removeFirst().pointer)
+            cachedBytes -= max(count, 1) * MemoryLayout<Float>.stride
+        }
+        return evicted
     }
 
     /// New memory: 64-byte aligned (whole cache lines, aligned AVX-512 loads), and for
@@ -42,17 +80,16 @@ public final class BufferPool: @unchecked Sendable {
         return pointer
     }
 
+    /// Keeps a released buffer for reuse: the bytes move from live to cached, so the total
+    /// does not grow (a budget lowered since is enforced by the next fresh allocation).
     func release(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
-        let bytes = count * MemoryLayout<Float>.stride
         lock.lock()
-        if cachedBytes + bytes <= cacheLimitBytes {
-            cached[count, default: []].append(pointer)
-            cachedBytes += bytes
-            lock.unlock()
-        } else {
-            lock.unlock()
-            free(pointer)
-        }
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        liveBytes -= bytes
+        cachedBytes += bytes
+        releases += 1
+        cached[count, default: []].append((pointer, releases))
+        lock.unlock()
     }
 
     /// Frees every cached buffer (for example between phases with different shapes).
@@ -62,7 +99,7 @@ public final class BufferPool: @unchecked Sendable {
         cached = [:]
         cachedBytes = 0
         lock.unlock()
-        for pointers in buffers.values { pointers.forEach { free($0) } }
+        for kept in buffers.values { kept.forEach { free($0.pointer) } }
     }
 }
 

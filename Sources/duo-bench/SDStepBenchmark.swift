@@ -31,8 +31,10 @@ func runSDStepBenchmark(directory: String, steps: Int) {
             model: model, pairs: pairs, settings: settings, directory: folder, identity: [])
         try trainer.train(resume: false) { log in
             row(
-                "step \(log.step)", log.seconds, "s", String(format: "loss %.4f", log.value("loss"))
-            )
+                "step \(log.step)", log.seconds, "s",
+                String(
+                    format: "loss %.4f, new memory %.1f GB so far", log.value("loss"),
+                    Double(BufferPool.shared.freshBytes) / 1e9))
             return true
         }
     } catch {

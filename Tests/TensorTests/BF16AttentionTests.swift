@@ -8,7 +8,7 @@ import XCTest
 final class BF16AttentionTests: XCTestCase {
     func testMixedPrecisionAttentionIsFloat64AttentionOnRoundedOperands() throws {
         try XCTSkipUnless(BF16GEMM.isNative, "this CPU has no AVX512-BF16: attention stays fp32")
-        // (batch, heads, query tokens, key tokens, head size): a partial block of 48
+        // (batch, heads, query tokens, key tokens, head size): a partial block of 32
         // queries, few keys (a missing one would show), cross-attention's 77, an odd d.
         let shapes = [(2, 3, 50, 77, 40), (1, 2, 13, 5, 8), (1, 1, 100, 300, 33)]
         for (i, (batch, heads, tq, tk, d)) in shapes.enumerated() {
