@@ -266,9 +266,6 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
     free(w.kT);
 }
 
-// Queries per block of the bf16 backward pass (4 strips of the 12-row tile).
-#define MB 48
-
 DUO_INLINE void *words_alloc(size_t words) {
     return aligned_alloc(64, (words * sizeof(uint32_t) + 63) / 64 * 64);
 }
@@ -360,73 +357,218 @@ DUO_KERNEL void duo_attention_forward_bf16(const duo_attention_shape *s, const f
     free(kp);
 }
 
+// 16 vectors of 16 words transposed in place: r[i][l] becomes r[l][i]. Four rounds swap
+// the off-diagonal blocks of 8, 4, 2 and 1 words between rows i and i + s: the new r[i]
+// keeps a's lanes where l & s is 0 and takes b[l - s] elsewhere; the new r[i + s] takes
+// a[l + s] where l & s is 0 and keeps b's lanes elsewhere.
+DUO_INLINE void transpose16(v16w r[16]) {
+    for (int i = 0; i < 16; i++) {
+        if (i & 8) continue;
+        v16w a = r[i], b = r[i + 8];
+        r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        r[i + 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 4) continue;
+        v16w a = r[i], b = r[i + 4];
+        r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        r[i + 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 2) continue;
+        v16w a = r[i], b = r[i + 2];
+        r[i] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+        r[i + 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 1) continue;
+        v16w a = r[i], b = r[i + 1];
+        r[i] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        r[i + 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    }
+}
+
+// The bf16 halves of 16 floats, rounded as bf16_round rounds finite values, in the low half
+// of each word.
+DUO_INLINE v16w rounded_halves(v16 x) {
+    v16w u = (v16w)x;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// One row of 32 floats as 16 pair words: word p holds elements 2p and 2p + 1.
+DUO_INLINE v16w row_words(const float *x) {
+    v16w a = rounded_halves(load16(x)), b = rounded_halves(load16(x + 16));
+    v16w even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    v16w odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return even | (odd << 16);
+}
+
+// x [n, QN] (a row per key, a column per query) packed as the tile's B operand of the
+// transposed matrix [QN, n]: for each strip of 32 keys, word (p, key) pairs queries 2p and
+// 2p + 1, for the first `pairs` pairs. Each key's row is already its pairs in order, so a
+// strip is two 16 x 16 transposes of words.
+DUO_INLINE void pack_keys_as_columns(const float *x, size_t n, long pairs, uint32_t *dst) {
+    for (size_t j0 = 0; j0 < n; j0 += QN) {
+        uint32_t *strip = dst + j0 * (size_t)pairs;
+        for (size_t half = 0; half < QN; half += 16) {
+            v16w r[16];
+            for (size_t t = 0; t < 16; t++)
+                r[t] = j0 + half + t < n ? row_words(x + (j0 + half + t) * QN) : (v16w){0};
+            transpose16(r);
+            for (long p = 0; p < pairs; p++) *(v16w *)(strip + p * QN + half) = r[p];
+        }
+    }
+}
+
+// x [n, QN] packed as the tile's B operand [n, QN] itself: word (p, query) pairs keys 2p and
+// 2p + 1 (the forward pass's exponentials go the same way).
+DUO_INLINE void pack_keys_as_rows(const float *x, size_t n, uint32_t *dst) {
+    for (size_t p = 0; 2 * p < n; p++) {
+        const float *even = x + 2 * p * QN, *odd = even + QN;
+        int has_odd = 2 * p + 1 < n;
+        for (size_t half = 0; half < QN; half += 16)
+            *(v16w *)(dst + p * QN + half) =
+                pair_words(load16(even + half), has_odd ? load16(odd + half) : (v16){0});
+    }
+}
+
+// P^T = softmax down each column of S^T [Tk, QN] in place; columns from `rows` on (missing
+// queries) set to 0.
+DUO_INLINE void column_softmax(float *st, size_t Tk, size_t rows) {
+    v16 m0 = load16(st), m1 = load16(st + 16);
+    for (size_t j = 1; j < Tk; j++) {
+        m0 = __builtin_elementwise_max(m0, load16(st + j * QN));
+        m1 = __builtin_elementwise_max(m1, load16(st + j * QN + 16));
+    }
+    v16 s0 = {0}, s1 = {0};
+    for (size_t j = 0; j < Tk; j++) {
+        v16 e0 = exp16_nonpositive(load16(st + j * QN) - m0);
+        v16 e1 = exp16_nonpositive(load16(st + j * QN + 16) - m1);
+        store16(st + j * QN, e0);
+        store16(st + j * QN + 16, e1);
+        s0 += e0;
+        s1 += e1;
+    }
+    float inv[QN];
+    store16(inv, 1.0f / s0);
+    store16(inv + 16, 1.0f / s1);
+    for (size_t i = rows; i < QN; i++) inv[i] = 0;
+    v16 i0 = load16(inv), i1 = load16(inv + 16);
+    for (size_t j = 0; j < Tk; j++) {
+        store16(st + j * QN, load16(st + j * QN) * i0);
+        store16(st + j * QN + 16, load16(st + j * QN + 16) * i1);
+    }
+}
+
+// dS^T = scale P^T (dP^T - row) in place over dP^T [Tk, QN], row[QN] one per query column.
+DUO_INLINE void column_softmax_gradient(float *dpt, const float *pt, const float *row,
+                                        float scale, size_t Tk) {
+    v16 r0 = load16(row), r1 = load16(row + 16);
+    for (size_t j = 0; j < Tk; j++) {
+        float *x = dpt + j * QN;
+        const float *pj = pt + j * QN;
+        store16(x, scale * load16(pj) * (load16(x) - r0));
+        store16(x + 16, scale * load16(pj + 16) * (load16(x + 16) - r1));
+    }
+}
+
+// x [Tk / QN][d][QN] (a gradient's transpose in blocks of QN keys) written out as rows
+// [Tk, d] at stride ld.
+DUO_INLINE void unblock_keys(const float *x, size_t Tk, size_t d, float *dst, size_t ld) {
+    for (size_t j = 0; j < Tk; j++) {
+        const float *block = x + j / QN * QN * d + j % QN;
+        for (size_t c = 0; c < d; c++) dst[j * ld + c] = block[c * QN];
+    }
+}
+
 // The backward pass in bf16 mixed precision, the float32 kernel's formulas (below) as bf16
-// GEMMs with float32 sums: per block of MB queries, S and P again, dP = dO V^T,
-// dS = scale P (dP - rowsum(dO O)), dQ = dS K, and dK += dS^T Q, dV += P^T dO summed over
-// the blocks in float32. Each head's K^T, V^T and K are packed once. No causal mask.
+// GEMMs with float32 sums, run transposed as the forward pass runs, per block of QN
+// queries: S^T = scale K Q^T and P^T down columns again, dP^T = V dO^T,
+// dS^T = scale P^T (dP^T - rowsum(dO O)), dQ^T = K^T dS^T, and dK^T += Q^T dS,
+// dV^T += dO^T P summed over the blocks in float32 [d, Tk] and transposed out at the end.
+// The head size is the row count of the three products that have it. Each head's K, V and
+// K^T are packed once. No causal mask.
 DUO_KERNEL void duo_attention_backward_bf16(const duo_attention_shape *s, const float *q,
                                             const float *k, const float *v, const float *out,
                                             const float *dout, float *dq, float *dk, float *dv,
                                             size_t bh_begin, size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
-    uint32_t *kt = words_alloc(duo_bf16_packed_words(d, Tk, 1));   // K^T [d, Tk], for S
-    uint32_t *vt = words_alloc(duo_bf16_packed_words(d, Tk, 1));   // V^T [d, Tk], for dP
-    uint32_t *kb = words_alloc(duo_bf16_packed_words(Tk, d, 1));   // K [Tk, d], for dQ
-    uint32_t *qa = words_alloc(duo_bf16_packed_words(d, MB, 0));   // Q block [MB, d]
-    uint32_t *da = words_alloc(duo_bf16_packed_words(d, MB, 0));   // dO block [MB, d]
-    uint32_t *sa = words_alloc(duo_bf16_packed_words(Tk, MB, 0));  // dS [MB, Tk], for dQ
-    uint32_t *st = words_alloc(duo_bf16_packed_words(MB, Tk, 0));  // dS^T [Tk, MB], for dK
-    uint32_t *pt = words_alloc(duo_bf16_packed_words(MB, Tk, 0));  // P^T [Tk, MB], for dV
-    uint32_t *qb = words_alloc(duo_bf16_packed_words(MB, d, 1));   // Q block [MB, d], for dK
-    uint32_t *db = words_alloc(duo_bf16_packed_words(MB, d, 1));   // dO block, for dV
-    float *p = malloc(MB * Tk * sizeof(float)), *ds = malloc(MB * Tk * sizeof(float));
+    uint32_t *kp = words_alloc(duo_bf16_packed_words(d, Tk, 0));   // K [Tk, d], for S^T
+    uint32_t *vp = words_alloc(duo_bf16_packed_words(d, Tk, 0));   // V [Tk, d], for dP^T
+    uint32_t *kt = words_alloc(duo_bf16_packed_words(Tk, d, 0));   // K^T [d, Tk], for dQ^T
+    uint32_t *qt = words_alloc(duo_bf16_packed_words(d, QN, 1));   // Q^T block [d, QN]
+    uint32_t *dot = words_alloc(duo_bf16_packed_words(d, QN, 1));  // dO^T block [d, QN]
+    uint32_t *qa = words_alloc(duo_bf16_packed_words(QN, d, 0));   // Q^T block [d, rows], for dK^T
+    uint32_t *da = words_alloc(duo_bf16_packed_words(QN, d, 0));   // dO^T block, for dV^T
+    uint32_t *pb = words_alloc(duo_bf16_packed_words(QN, Tk, 1));  // P [rows, Tk], for dV^T
+    uint32_t *sb = words_alloc(duo_bf16_packed_words(QN, Tk, 1));  // dS [rows, Tk], for dK^T
+    uint32_t *sc = words_alloc(duo_bf16_packed_words(Tk, QN, 1));  // dS^T [Tk, QN], for dQ^T
+    float *pt = malloc(Tk * QN * sizeof(float));   // P^T [Tk, QN]
+    float *dpt = malloc(Tk * QN * sizeof(float));  // dP^T, then dS^T in its place
+    size_t blocked = (Tk + QN - 1) / QN * QN * d;  // dK^T, dV^T in blocks of QN keys
+    float *dkt = malloc(blocked * sizeof(float)), *dvt = malloc(blocked * sizeof(float));
+    float *dqt = malloc(d * QN * sizeof(float));
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
         size_t b = bh / s->H, h = bh % s->H;
         const float *kh = k + b * Tk * s->ldk + h * d, *vh = v + b * Tk * s->ldv + h * d;
-        float *dkh = dk + b * Tk * s->ldk + h * d, *dvh = dv + b * Tk * s->ldv + h * d;
-        duo_bf16_pack(kh, 1, (ptrdiff_t)s->ldk, (long)d, (long)Tk, 1, kt);
-        duo_bf16_pack(vh, 1, (ptrdiff_t)s->ldv, (long)d, (long)Tk, 1, vt);
-        duo_bf16_pack(kh, (ptrdiff_t)s->ldk, 1, (long)Tk, (long)d, 1, kb);
-        for (size_t i0 = 0; i0 < Tq; i0 += MB) {
-            long rows = (long)(Tq - i0 < MB ? Tq - i0 : MB);
+        duo_bf16_pack(kh, 1, (ptrdiff_t)s->ldk, (long)d, (long)Tk, 0, kp);
+        duo_bf16_pack(vh, 1, (ptrdiff_t)s->ldv, (long)d, (long)Tk, 0, vp);
+        duo_bf16_pack(kh, (ptrdiff_t)s->ldk, 1, (long)Tk, (long)d, 0, kt);
+        for (size_t i0 = 0; i0 < Tq; i0 += QN) {
+            size_t rows = Tq - i0 < QN ? Tq - i0 : QN;
+            long pairs = (long)(rows + 1) / 2;
             const float *qi = q + (b * Tq + i0) * s->ldq + h * d;
             const float *doi = dout + (b * Tq + i0) * s->ldo + h * d;
             const float *oi = out + (b * Tq + i0) * s->ldo + h * d;
-            duo_bf16_pack(qi, 1, (ptrdiff_t)s->ldq, (long)d, rows, 0, qa);
-            duo_bf16_pack(doi, 1, (ptrdiff_t)s->ldo, (long)d, rows, 0, da);
-            duo_bf16_multiply_packed(rows, (long)Tk, (long)d, s->scale, qa, kt, 0, p, (long)Tk);
-            for (long r = 0; r < rows; r++) softmax_row(p + r * Tk, Tk, Tk);
-            duo_bf16_multiply_packed(rows, (long)Tk, (long)d, 1, da, vt, 0, ds, (long)Tk);
-            for (long r = 0; r < rows; r++) {
-                float row = 0;
-                for (size_t c = 0; c < d; c++) row += doi[r * s->ldo + c] * oi[r * s->ldo + c];
-                scale_softmax_gradient(ds + r * Tk, p + r * Tk, row, s->scale, Tk);
+            duo_bf16_pack(qi, 1, (ptrdiff_t)s->ldq, (long)d, (long)rows, 1, qt);
+            duo_bf16_pack(doi, 1, (ptrdiff_t)s->ldo, (long)d, (long)rows, 1, dot);
+            duo_bf16_multiply_packed((long)Tk, QN, (long)d, s->scale, kp, qt, 0, pt, QN);
+            column_softmax(pt, Tk, rows);
+            duo_bf16_multiply_packed((long)Tk, QN, (long)d, 1, vp, dot, 0, dpt, QN);
+            float row[QN] = {0};
+            for (size_t i = 0; i < rows; i++)
+                for (size_t c = 0; c < d; c++) row[i] += doi[i * s->ldo + c] * oi[i * s->ldo + c];
+            column_softmax_gradient(dpt, pt, row, s->scale, Tk);
+            pack_keys_as_rows(dpt, Tk, sc);
+            duo_bf16_multiply_packed((long)d, QN, (long)Tk, 1, kt, sc, 0, dqt, QN);
+            for (size_t i = 0; i < rows; i++) {
+                float *dqi = dq + (b * Tq + i0 + i) * s->ldq + h * d;
+                for (size_t c = 0; c < d; c++) dqi[c] = dqt[c * QN + i];
             }
-            duo_bf16_pack(ds, 1, (ptrdiff_t)Tk, (long)Tk, rows, 0, sa);
-            duo_bf16_multiply_packed(rows, (long)d, (long)Tk, 1, sa, kb, 0,
-                                     dq + (b * Tq + i0) * s->ldq + h * d, (long)s->ldq);
-            // dK, dV [Tk, d]: the first block writes them, the others add.
-            float first = i0 == 0 ? 0 : 1;
-            duo_bf16_pack(ds, (ptrdiff_t)Tk, 1, rows, (long)Tk, 0, st);
-            duo_bf16_pack(qi, (ptrdiff_t)s->ldq, 1, rows, (long)d, 1, qb);
-            duo_bf16_multiply_packed((long)Tk, (long)d, rows, 1, st, qb, first, dkh, (long)s->ldk);
-            duo_bf16_pack(p, (ptrdiff_t)Tk, 1, rows, (long)Tk, 0, pt);
-            duo_bf16_pack(doi, (ptrdiff_t)s->ldo, 1, rows, (long)d, 1, db);
-            duo_bf16_multiply_packed((long)Tk, (long)d, rows, 1, pt, db, first, dvh, (long)s->ldv);
+            duo_bf16_pack(qi, (ptrdiff_t)s->ldq, 1, (long)rows, (long)d, 0, qa);
+            duo_bf16_pack(doi, (ptrdiff_t)s->ldo, 1, (long)rows, (long)d, 0, da);
+            pack_keys_as_columns(pt, Tk, pairs, pb);
+            pack_keys_as_columns(dpt, Tk, pairs, sb);
+            // dK^T and dV^T are kept in blocks of QN keys, [Tk / QN][d][QN], so that each
+            // tile of them the products read and write is one contiguous run.
+            float first = i0 == 0 ? 0 : 1;  // the first block writes them
+            for (size_t j0 = 0; j0 < Tk; j0 += QN) {
+                long keys = (long)(Tk - j0 < QN ? Tk - j0 : QN);
+                size_t strip = j0 * (size_t)pairs;
+                duo_bf16_multiply_packed((long)d, keys, (long)rows, 1, qa, sb + strip, first,
+                                         dkt + j0 * d, QN);
+                duo_bf16_multiply_packed((long)d, keys, (long)rows, 1, da, pb + strip, first,
+                                         dvt + j0 * d, QN);
+            }
         }
+        unblock_keys(dkt, Tk, d, dk + b * Tk * s->ldk + h * d, s->ldk);
+        unblock_keys(dvt, Tk, d, dv + b * Tk * s->ldv + h * d, s->ldv);
     }
-    free(ds);
-    free(p);
-    free(db);
-    free(qb);
+    free(dqt);
+    free(dvt);
+    free(dkt);
+    free(dpt);
     free(pt);
-    free(st);
-    free(sa);
+    free(sc);
+    free(sb);
+    free(pb);
     free(da);
     free(qa);
-    free(kb);
-    free(vt);
+    free(dot);
+    free(qt);
     free(kt);
+    free(vp);
+    free(kp);
 }
 
 // With P = softmax(S), O = P V, and dO given:
