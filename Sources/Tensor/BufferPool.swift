@@ -13,8 +13,23 @@ public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
     /// Live plus cached bytes the pool keeps within, where the live ones allow: half the
-    /// machine's memory.
-    public var memoryBudgetBytes = Int(ProcessInfo.processInfo.physicalMemory / 2)
+    /// memory this process may use.
+    public var memoryBudgetBytes = BufferPool.usableMemoryBytes() / 2
+
+    /// The machine's memory, or a container's limit on it where that is lower (cgroup v2's
+    /// `memory.max`, v1's `memory.limit_in_bytes`): the figure an out-of-memory kill follows.
+    static func usableMemoryBytes(
+        limitFiles: [String] = [
+            "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ]
+    ) -> Int {
+        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        let limits = limitFiles.compactMap { path -> Int? in
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))  // "max": none
+        }
+        return ([physical] + limits).min()!
+    }
 
     /// Bytes handed out as new memory (not from the cache) since the process started: each
     /// such byte costs the kernel a page fault and a page clear on first write.

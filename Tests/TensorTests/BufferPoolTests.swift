@@ -36,4 +36,22 @@ final class BufferPoolTests: XCTestCase {
         pool.release(b, count: floats)
         pool.trim()
     }
+
+    func testAContainersMemoryLimitBoundsTheBudget() throws {
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("duo-buffer-pool-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (unlimited, limited) = (
+            folder.appendingPathComponent("v2"), folder.appendingPathComponent("v1")
+        )
+        try "max\n".write(to: unlimited, atomically: true, encoding: .utf8)
+        try "1073741824\n".write(to: limited, atomically: true, encoding: .utf8)
+        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        XCTAssertEqual(BufferPool.usableMemoryBytes(limitFiles: [unlimited.path]), physical)
+        XCTAssertEqual(
+            BufferPool.usableMemoryBytes(limitFiles: [unlimited.path, limited.path]),
+            min(physical, 1 << 30))
+        XCTAssertEqual(BufferPool.usableMemoryBytes(limitFiles: [folder.path + "/none"]), physical)
+    }
 }
