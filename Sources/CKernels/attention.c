@@ -162,7 +162,7 @@ DUO_INLINE v16 exp16(v16 x) {
 }
 
 // e^x on 16 lanes for x <= 0 in fewer operations than exp16, for the bf16 path's softmax,
-// whose exponentials cost as much as a quarter of its time: n = round(x log2 e) by adding
+// where the exponentials are a large part of the time: n = round(x log2 e) by adding
 // 1.5 * 2^23 (the sum's low bits are n), a degree-5 polynomial for e^r on |r| <= ln2 / 2
 // (fitted to relative error, within 3e-7 of e^x in float32), and 2^n added to the result's
 // exponent bits. Inputs below -86.5 are clamped there, so the result stays a normal float.
@@ -314,8 +314,8 @@ DUO_INLINE void column_exponentials(const float *st, size_t Tk, uint32_t *pw, fl
 // (gemm_bf16.c), the softmax in float32 between them, as PyTorch's bf16 autocast attends.
 // It runs transposed, per block of QN queries: S^T = scale K Q^T [Tk, QN], then
 // O^T = V^T P^T [d, QN]. So the softmax runs down columns, in lanes, and its exponentials
-// are packed straight into the second product's operand; the small head size is the
-// products' row count, which pads to the 12-row tile far less than to 32-column strips.
+// are packed straight into the second product's operand; the small head size is P V's row
+// count, which pads to the 12-row tile far less than to 32-column strips.
 // Each head's K and V^T are packed once. P is left unnormalized until O^T, whose columns
 // are divided by the sums (the division commutes with the product; rounding e instead of
 // e / sum to bf16 is as exact). No causal mask and no kept probabilities: the inference

@@ -70,7 +70,7 @@ final class BF16AttentionTests: XCTestCase {
     /// bf16 value (one unit, 2^-7 of it) and float32 sums.
     func testMixedPrecisionGradientsAreFloat64GradientsOnRoundedOperands() throws {
         try XCTSkipUnless(BF16GEMM.isNative, "this CPU has no AVX512-BF16: attention stays fp32")
-        // Two blocks of 48 queries (dK and dV summed over blocks), few keys, an odd d.
+        // Two blocks of 32 queries (dK and dV summed over blocks), few keys, an odd d.
         let shapes = [(1, 2, 50, 37, 8), (2, 1, 13, 77, 40), (1, 1, 20, 5, 33)]
         for (i, (batch, heads, tq, tk, d)) in shapes.enumerated() {
             let key = RandomKey(seed: UInt64(10 + i))
