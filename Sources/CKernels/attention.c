@@ -96,7 +96,10 @@ DUO_INLINE void rows_mix(const float *const x[QB], const float *m, size_t ld, si
 }
 
 // Below this many keys rows_mix beats rows_dot (for d = 8: 9n vs 4.5n + 192 operations).
+// Without AVX-512 it wins at every key count: rows_dot's QB 16-float accumulators and
+// their operands outnumber AVX2's 16 registers, and it loads a row of x per multiply-add.
 #define FEW_KEYS 48
+DUO_INLINE int mix_keys(size_t n) { return n < FEW_KEYS || !__builtin_cpu_supports("avx512f"); }
 
 // m[c][j] += sum_r rows[r][c] * x[r][j] for j < n   (dK^T += Q^T dS, dV^T += dO^T P)
 DUO_INLINE void rank_update(float *m, size_t ld, size_t d, size_t n, const float *const rows[QB],
@@ -258,7 +261,7 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
             }
             rows_times(qr, w.kT, Tk, d, n_max, s->scale, pr);
             for (int r = 0; r < QB; r++) softmax_row(pr[r], n[r], Tk);
-            if (n_max < FEW_KEYS)
+            if (mix_keys(n_max))
                 rows_mix((const float *const *)pr, v + b * Tk * s->ldv + h * d, s->ldv, d, n_max, outr);
             else
                 rows_dot((const float *const *)pr, w.vT, Tk, d, n_max, outr);
@@ -589,7 +592,7 @@ DUO_KERNEL void duo_attention_backward(const duo_attention_shape *s, const float
             }
             rows_times(dor, w.vT, Tk, d, n_max, 1.0f, dsr);  // dP
             for (int r = 0; r < QB; r++) scale_softmax_gradient(dsr[r], pr[r], row[r], s->scale, n_max);
-            if (n_max < FEW_KEYS)
+            if (mix_keys(n_max))
                 rows_mix((const float *const *)dsr, k + b * Tk * s->ldk + h * d, s->ldk, d, n_max, dqr);
             else
                 rows_dot((const float *const *)dsr, w.kT, Tk, d, n_max, dqr);
