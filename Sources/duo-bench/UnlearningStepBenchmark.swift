@@ -7,23 +7,61 @@ import Unlearning
 /// gradients and 12 without) against the same step in PyTorch with peft
 /// (tools/peer_duo_step.py): median seconds per step and peak memory. With DUO's settings
 /// (LoRA on self-attention), then the model folder's own defaults (duo_defaults.json: self-attention and convs on
-/// the embedded model).
-func runUnlearningStepBenchmark(directory: String, python: String?) {
-    runUnlearningStep(directory: directory, python: python, settings: UnlearningSettings())
+/// the embedded model). With a peer, `rounds` times alternately (duo, then PyTorch), each
+/// round's ratio printed: on a shared machine a drift in speed then shows as a spread of
+/// ratios instead of as one ratio taken across the drift.
+func runUnlearningStepBenchmark(directory: String, python: String?, rounds: Int = 1) {
+    runUnlearningStep(
+        directory: directory, python: python, settings: UnlearningSettings(), rounds: rounds)
     guard let defaults = try? ModelDefaults(directory: directory).unlearningSettings() else {
         print("error: \(directory)/\(ModelDefaults.fileName) is unreadable")
         return
     }
-    runUnlearningStep(directory: directory, python: python, settings: defaults)
+    runUnlearningStep(directory: directory, python: python, settings: defaults, rounds: rounds)
 }
 
-func runUnlearningStep(directory: String, python: String?, settings base: UnlearningSettings) {
+func runUnlearningStep(
+    directory: String, python: String?, settings base: UnlearningSettings, rounds: Int
+) {
     let steps = 12
     let targets = base.targetNames
     print(
         "# DUO step: \(directory), LoRA rank 32 on \(targets.joined(separator: " and ")), batch 4 pairs, \(steps) steps"
     )
-    let seconds: Double
+    var ratios: [Double] = []
+    for round in 1...max(rounds, 1) {
+        let label = rounds > 1 ? ", round \(round)" : ""
+        let seconds = duoStepSeconds(directory: directory, settings: base, steps: steps)
+        let peak = peakResidentBytes()
+        row("duo, seconds per step (median)\(label)", seconds * 1000, "ms")
+        row("duo, peak resident memory", peak / 1_048_576, "MiB")
+        guard let python,
+            let line = runPeer(
+                python,
+                ["tools/peer_duo_step.py", directory, "\(steps)", targets.joined(separator: ",")])
+        else { return }
+        let fields = line.split(separator: " ")
+        guard fields.count >= 3, let peerSeconds = Double(fields[1]),
+            let peerPeak = Double(fields[2])
+        else { return }
+        ratios.append(peerSeconds / seconds)
+        row(
+            "PyTorch + peft, seconds per step (median)\(label)", peerSeconds * 1000,
+            "ms", String(format: "duo is %.2fx as fast", peerSeconds / seconds))
+        row(
+            "PyTorch + peft, peak resident memory", peerPeak / 1_048_576, "MiB",
+            String(format: "duo uses %.2fx the memory", peak / peerPeak))
+    }
+    if ratios.count > 1 {
+        let listed = ratios.map { String(format: "%.2f", $0) }.joined(separator: ", ")
+        print(
+            "duo's speed over PyTorch's in each round: \(listed) (lowest \(String(format: "%.2f", ratios.min()!)))"
+        )
+    }
+}
+
+/// The median seconds of DUO steps 3...`steps` on the folder's model, with random pairs.
+func duoStepSeconds(directory: String, settings base: UnlearningSettings, steps: Int) -> Double {
     do {
         let model = try StableDiffusion.load(directory: directory)
         let size = model.unet.config.sampleSize
@@ -47,27 +85,9 @@ func runUnlearningStep(directory: String, python: String?, settings base: Unlear
             times.append(log.seconds)
             return true
         }
-        seconds = times.dropFirst(2).sorted()[(times.count - 2) / 2]
+        return times.dropFirst(2).sorted()[(times.count - 2) / 2]
     } catch {
         print("error: \(error)")
         exit(1)
     }
-    let peak = peakResidentBytes()
-    row("duo, seconds per step (median)", seconds * 1000, "ms")
-    row("duo, peak resident memory", peak / 1_048_576, "MiB")
-    guard let python else { return }
-    guard
-        let line = runPeer(
-            python,
-            ["tools/peer_duo_step.py", directory, "\(steps)", targets.joined(separator: ",")])
-    else { return }
-    let fields = line.split(separator: " ")
-    guard fields.count >= 3, let peerSeconds = Double(fields[1]), let peerPeak = Double(fields[2])
-    else { return }
-    row(
-        "PyTorch + peft (2 threads), seconds per step (median)", peerSeconds * 1000, "ms",
-        String(format: "duo is %.2fx as fast", peerSeconds / seconds))
-    row(
-        "PyTorch + peft, peak resident memory", peerPeak / 1_048_576, "MiB",
-        String(format: "duo uses %.2fx the memory", peak / peerPeak))
 }

@@ -49,7 +49,8 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 /// SD 1.x pipeline folder and reports peak memory; `duo-bench sd-unet DIR` measures loading and running a full-size
 /// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
 /// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder;
-/// `duo-bench unlearn DIR [PYTHON]` a DUO step against PyTorch + peft; `duo-bench
+/// `duo-bench unlearn DIR [PYTHON [ROUNDS]]` a DUO step against PyTorch + peft, ROUNDS
+/// times alternately; `duo-bench
 /// synthesis DIR [PYTHON]` SDEdit pairs against diffusers' pipelines on a world
 /// model folder; `duo-bench evaluation DIR CONCEPT` duo eval's images per minute; `duo-bench
 /// train-vs-diffusers PYTHON` a training step against PyTorch's.
@@ -80,7 +81,8 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "train-vs-dif
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "unlearn" {
     let arguments = CommandLine.arguments
     runUnlearningStepBenchmark(
-        directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
+        directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil,
+        rounds: arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1)
     exit(0)
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "synthesis" {
