@@ -147,28 +147,13 @@ DUO_INLINE float max16(v16 x) {
     return m01 > m23 ? m01 : m23;
 }
 
-// e^x on 16 lanes: duo_expf's range reduction and polynomial, written on vectors so that
-// short rows (16 keys in cross-attention) vectorize too.
-DUO_INLINE v16 exp16(v16 x) {
-    typedef int32_t v16i __attribute__((vector_size(64)));
-    x = __builtin_elementwise_min(__builtin_elementwise_max(x, (v16){0} - 87.3f), (v16){0} + 88.3f);
-    v16 n = __builtin_elementwise_floor(x * 1.44269504088896341f + 0.5f);
-    v16 r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    v16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
-    return p * (v16)bits;
-}
-
-// e^x on 16 lanes for x <= 0 in fewer operations than exp16, for the bf16 path's softmax,
-// where the exponentials are a large part of the time: n = round(x log2 e) by adding
-// 1.5 * 2^23 (the sum's low bits are n), a degree-5 polynomial for e^r on |r| <= ln2 / 2
-// (fitted to relative error, within 3e-7 of e^x in float32), and 2^n added to the result's
-// exponent bits. Inputs below -86.5 are clamped there, so the result stays a normal float.
+// e^x on 16 lanes for x <= 0 (every softmax's x - max), so that short rows (16 keys in
+// cross-attention) vectorize too, in fewer operations than duo_expf's full range: the
+// exponentials are a large part of attention's time at small head sizes. n = round(x log2 e)
+// by adding 1.5 * 2^23 (the sum's low bits are n), a degree-5 polynomial for e^r on
+// |r| <= ln2 / 2 (fitted to relative error, within 3e-7 of e^x in float32), and 2^n added to
+// the result's exponent bits. Inputs below -86.5 are clamped there, so the result stays a
+// normal float.
 DUO_INLINE v16 exp16_nonpositive(v16 x) {
     typedef int32_t v16i __attribute__((vector_size(64)));
     const float round_bias = 12582912.0f;  // 1.5 * 2^23
@@ -197,7 +182,7 @@ DUO_INLINE void softmax_row(float *p, size_t n, size_t Tk) {
     for (size_t j = full; j < n; j++) m = p[j] > m ? p[j] : m;
     v16 vsum = {0};
     for (size_t j0 = 0; j0 < full; j0 += KB) {
-        v16 e = exp16(load16(p + j0) - m);
+        v16 e = exp16_nonpositive(load16(p + j0) - m);  // x - max <= 0
         store16(p + j0, e);
         vsum += e;
     }
