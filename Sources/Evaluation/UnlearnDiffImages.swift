@@ -11,33 +11,26 @@ public enum UnlearnDiffImages {
     /// defaults: no checkpoint, 25 steps, guidance 7.5), through 8-bit pixels as the
     /// reference's PNG files, in model space (`img2latent`, `classifier_.py` l.95–100).
     /// `model` must be the original, before an adapter is merged. Returns [1, C, h, w] each.
+    ///
+    /// Each prompt is drawn alone: a sample's last bits can depend on which others share its
+    /// batch (the GEMMs tile rows by position), and a rerun that goes on after the rows it
+    /// finds draws only the rest, so batching would make a resumed attack differ from one run.
     public static func originals(
         model: StableDiffusion, targets: [UnlearnDiffAttack.Target], steps: Int,
-        guidance: Float, batchSize: Int = 4, progress: (Int) -> Void = { _ in }
+        guidance: Float, progress: (Int) -> Void = { _ in }
     ) throws -> [Tensor] {
         var images: [Tensor] = []
-        var start = 0
-        while start < targets.count {
-            // A batch holds targets of one size.
-            var end = start + 1
-            while end < targets.count, end - start < batchSize,
-                targets[end].height == targets[start].height,
-                targets[end].width == targets[start].width
-            {
-                end += 1
-            }
+        for (i, target) in targets.enumerated() {
             let drawn = try TextToImage.sample(
                 model: model,
-                requests: targets[start..<end].map {
+                requests: [
                     TextToImage.Request(
-                        prompt: $0.prompt, key: EvaluationRun.seededKey($0.seed, image: 0))
-                }, steps: steps, guidance: guidance, height: targets[start].height,
-                width: targets[start].width)
+                        prompt: target.prompt, key: EvaluationRun.seededKey(target.seed, image: 0))
+                ], steps: steps, guidance: guidance, height: target.height, width: target.width)
             for png in try ImageConversion.pngImages(drawn) {
                 images.append(model.modelSpace(ImageConversion.modelInput(png)))
             }
-            start = end
-            progress(start)
+            progress(i + 1)
         }
         return images
     }
