@@ -94,6 +94,9 @@ public struct ConceptFile: Hashable, Sendable {
         public var unconditionalLambda: Float?
         public var fragmentShare: Float?
         public var prefixShare: Float?
+        public var adversarialShare: Float?
+        public var attackSteps: Int?
+        public var attackWarmupSteps: Int?
 
         public init() {}
     }
@@ -162,7 +165,8 @@ public struct ConceptFile: Hashable, Sendable {
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
         "unlearning.lambda_unconditional", "unlearning.fragment_share",
-        "unlearning.prefix_share", "uce", "uce.erase",
+        "unlearning.prefix_share", "unlearning.adversarial_share", "unlearning.attack_steps",
+        "unlearning.attack_warmup_steps", "uce", "uce.erase",
         "uce.guide", "uce.preserve",
         "uce.lambda", "uce.erase_scale", "uce.preserve_scale", "uce.technique", "esd",
         "esd.prompt", "detector", "detector.builtin", "detector.command",
@@ -369,6 +373,14 @@ private struct ConceptFields {
             Float($0)
         }
         settings.prefixShare = try optional("unlearning.prefix_share", in: 0...1).map { Float($0) }
+        settings.adversarialShare = try optional("unlearning.adversarial_share", in: 0...1).map {
+            Float($0)
+        }
+        settings.attackSteps = try optional("unlearning.attack_steps", in: 1...1e6, integer: true)
+            .map { Int($0) }
+        settings.attackWarmupSteps = try optional(
+            "unlearning.attack_warmup_steps", in: 0...1e9, integer: true
+        ).map { Int($0) }
         if document.values["unlearning.targets"] != nil {
             let names = try strings("unlearning.targets")
             settings.targets = Set(

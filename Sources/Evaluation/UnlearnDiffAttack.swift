@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Tensor
+import Unlearning
 
 /// UnlearnDiffAtk (Zhang et al., ECCV 2024) as its reference runs it
 /// (OPTML-Group/Diffusion-MU-Attack, `src/attackers/text_grad_.py`, `src/tasks/classifier_.py`,
@@ -168,7 +169,7 @@ public struct UnlearnDiffAttack {
     /// `timestep`; its gradient moves `simplex`. Returns the loss.
     func step(
         _ simplex: PrefixSimplex, draws: [Int], image: Tensor, noise: Tensor, timestep: Int,
-        prompt: PromptEmbeddings
+        prompt: PrefixedPrompt
     ) -> Float {
         let (loss, gradient) = lossAndGradient(
             simplex.oneHot(draws), image: image, noise: noise, timestep: timestep, prompt: prompt)
@@ -182,45 +183,23 @@ public struct UnlearnDiffAttack {
     /// the prefix made of `oneHot`'s rows [k, V] (`classifier_.py` l.76–87), and its
     /// gradient with respect to those rows.
     func lossAndGradient(
-        _ oneHot: Tensor, image: Tensor, noise: Tensor, timestep: Int, prompt: PromptEmbeddings
+        _ oneHot: Tensor, image: Tensor, noise: Tensor, timestep: Int, prompt: PrefixedPrompt
     ) -> (loss: Float, gradient: Tensor) {
         let rows = oneHot.detached()
         rows.requiresGrad = true
         let hidden = vocabularyEmbeddings.shape[1]
         let prefix = matmul(rows, vocabularyEmbeddings).reshaped([1, rows.shape[0], hidden])
-        let context = model.textEncoder(
-            tokenEmbeddings: concat([prompt.before, prefix, prompt.after], axis: 1))
+        let context = prompt.context(prefix: prefix, textEncoder: model.textEncoder)
         let loss = objective.loss(image, context: context, noise: noise, timesteps: [timestep])
         loss.backward()
         return (loss.item, rows.grad!)
     }
 
-    /// The token embeddings around the prefix and the prompt's token ids.
-    struct PromptEmbeddings {
-        /// bos: [1, 1, hidden].
-        var before: Tensor
-        /// The prompt's tokens, eos and padding: [1, length − 1 − k, hidden].
-        var after: Tensor
-        /// The prompt's tokens (cut to fit).
-        var ids: [Int]
-    }
-
-    /// bos before the prefix; the prompt's tokens, eos and padding after it, the prompt cut
-    /// so that the whole fits the encoder's length (`split_embd`, `construct_embd`, l.81–94).
-    func promptEmbeddings(_ prompt: String) -> PromptEmbeddings {
-        let tokenizer = model.tokenizer
-        let k = settings.prefixLength
-        let ids = Array(tokenizer.tokenIDs(prompt).prefix(tokenizer.maxLength - 2 - k))
-        var rest = ids + [tokenizer.eosTokenID]
-        rest += Array(
-            repeating: tokenizer.padTokenID, count: tokenizer.maxLength - 1 - k - rest.count)
-        let table = model.textEncoder.tokenEmbedding
-        let hidden = table.shape[1]
-        return GradMode.withNoGrad {
-            PromptEmbeddings(
-                before: embedding([tokenizer.bosTokenID], weight: table).reshaped([1, 1, hidden]),
-                after: embedding(rest, weight: table).reshaped([1, rest.count, hidden]), ids: ids)
-        }
+    /// bos, room for the prefix, then the prompt's tokens, eos and padding.
+    func promptEmbeddings(_ prompt: String) -> PrefixedPrompt {
+        PrefixedPrompt(
+            prompt, prefixLength: settings.prefixLength, tokenizer: model.tokenizer,
+            textEncoder: model.textEncoder)
     }
 
     /// The prompt a prefix makes: its tokens (eos left out) and the prompt's, decoded as

@@ -2,6 +2,7 @@ import Diffusion
 import Formats
 import Foundation
 import Tensor
+import Unlearning
 import XCTest
 
 @testable import Evaluation

@@ -6,10 +6,11 @@ import Tensor
 /// interrupted save leaves the previous checkpoint intact; resuming from it continues the
 /// run bit for bit.
 public enum TrainingCheckpoint {
-    /// Saves `parameters` (named, in the optimizer's order) and `optimizer`'s state.
+    /// Saves `parameters` (named, in the optimizer's order) and `optimizer`'s state, and
+    /// `state`: other tensors the run carries from step to step (an attack's prefix).
     public static func save(
         to path: String, parameters: [(String, Tensor)], optimizer: AdamW, step: Int,
-        metadata: [String: String] = [:]
+        metadata: [String: String] = [:], state: [(String, Tensor)] = []
     ) throws {
         precondition(
             parameters.count == optimizer.parameters.count, "one name per optimized parameter")
@@ -22,7 +23,19 @@ public enum TrainingCheckpoint {
                 "adam.v." + name, shape: parameter.shape, values: optimizer.secondMoments[i].scalars
             )
         }
+        for (name, tensor) in state {
+            try writer.add("state." + name, shape: tensor.shape, values: tensor.scalars)
+        }
         try writer.write(to: path)
+    }
+
+    /// The tensor `save` wrote as `state` `name`, of `shape`; nil where the file has none.
+    public static func state(_ name: String, shape: [Int], from path: String) throws -> Tensor? {
+        let file = try SafeTensorsReader(path: path)
+        guard file.contains("state." + name) else { return nil }
+        let entry = CheckpointEntry(Tensor.zeros(shape))
+        try WeightLoading.load(entry, from: file, prefix: "state." + name)
+        return entry.tensor
     }
 
     /// Restores `parameters` and `optimizer` from `path`; returns the step and metadata.

@@ -21,6 +21,9 @@ public struct UnlearningOptions: Sendable {
     public var dspoBeta: Float?
     public var fragmentShare: Float?
     public var prefixShare: Float?
+    public var adversarialShare: Float?
+    public var attackSteps: Int?
+    public var attackWarmupSteps: Int?
     public var seed: UInt64?
     public var checkpointEvery: Int?
 
@@ -77,6 +80,19 @@ extension UnlearningSettings {
                 )
             }
         }
+        s.adversarialShare = o.adversarialShare ?? concept.adversarialShare ?? s.adversarialShare
+        if s.adversarialShare > 0, s.promptedShare == 0 {
+            if o.adversarialShare == nil {
+                s.adversarialShare = 0  // a concept file's, on a prompt-free run
+            } else {
+                throw UnlearningError(
+                    "--adversarial-share \(s.adversarialShare) needs prompted pairs (--prompted-share above 0): the attack's prefix goes before the pairs' prompts"
+                )
+            }
+        }
+        s.attack.steps = o.attackSteps ?? concept.attackSteps ?? s.attack.steps
+        s.attackWarmupSteps =
+            o.attackWarmupSteps ?? concept.attackWarmupSteps ?? s.attackWarmupSteps
         if s.method == .dspo {
             // A concept file's λs are DUO's: weighed against DPO's gradient, not DSPO's.
             s.dspoBeta = o.dspoBeta ?? s.dspoBeta

@@ -51,6 +51,16 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// The prefixes prefixed pairs draw from: an attack's (`AdversarialPrefixes`), before
     /// the unsafe prompt only. Empty: random words of the tokenizer before both prompts.
     public var prefixes: [String] = []
+    /// Share of prompted pairs (not drawn for a fragment or a prefix) whose DPO term is
+    /// conditioned on their unsafe prompt after the prefix embedding an attack inside training
+    /// found against the adapter (`SoftPromptAttack`, AdvUnlearn's loop), once
+    /// `attackWarmupSteps` have passed; their output-preserving term keeps the safe prompt.
+    /// 0: no attack.
+    public var adversarialShare: Float = 0
+    /// The attack's settings: AdvUnlearn's (one embedding, 30 Adam steps at 1e-3 per round).
+    public var attack = SoftPromptAttack.Settings()
+    /// Steps trained before the first attack (`warmup_iter`, AdvUnlearn.py:91: 200 of 1000).
+    public var attackWarmupSteps = 200
     /// "bf16" when the run trains in bf16 mixed precision (`BLAS.mixedPrecision`: bf16 GEMM
     /// operands, float32 sums, adapters, optimizer and losses), nil for float32.
     public var precision: String?
@@ -131,6 +141,15 @@ public struct UnlearningSettings: Hashable, Sendable {
             if !prefixes.isEmpty {
                 fields += [("prefixes", .array(prefixes.map(JSONValue.string)))]
             }
+        }
+        if adversarialShare > 0 {
+            fields += [
+                ("adversarial_share", .number(shortest: adversarialShare)),
+                ("attack_tokens", .number(attack.tokens)),
+                ("attack_steps", .number(attack.steps)),
+                ("attack_learning_rate", .number(shortest: attack.learningRate)),
+                ("attack_warmup_steps", .number(attackWarmupSteps)),
+            ]
         }
         if unconditionalLambda > 0 {
             fields += [("lambda_unconditional", .number(shortest: unconditionalLambda))]

@@ -29,6 +29,10 @@ public final class UnlearningTrainer {
     let schedulerConfig: SchedulerConfig
     /// The ranks the pairs are split over (this process alone without mpirun).
     public let group: ProcessGroup
+    /// The attack inside training (`adversarialShare` > 0) and the prefix [1, k, hidden] its
+    /// last round found (nil before the first), which each round starts from.
+    let attack: SoftPromptAttack?
+    var adversarialPrefix: Tensor?
 
     /// What each step reports.
     public typealias StepLog = TrainingStepLog
@@ -65,6 +69,9 @@ public final class UnlearningTrainer {
             key: RandomKey(seed: settings.seed).fold(in: 0x4C4F_5241))
         optimizer = AdamW(
             parameters: lora.parameters, options: AdamW.Options(weightDecay: settings.weightDecay))
+        attack =
+            settings.adversarialShare > 0
+            ? try SoftPromptAttack(model: model, settings: settings.attack) : nil
         emptyPrompt = model.encode([""])
         unsafePrompts = settings.promptedShare > 0 ? model.encode(pairs.unsafePrompts) : nil
         safePrompts = settings.promptedShare > 0 ? model.encode(pairs.safePrompts) : nil
@@ -112,6 +119,12 @@ public final class UnlearningTrainer {
                         + "resume with the same settings, or start over without --resume")
             }
             start = step
+            adversarialPrefix = try attack.flatMap { attack in
+                try TrainingCheckpoint.state(
+                    "attack_prefix",
+                    shape: [1, attack.settings.tokens, model.textEncoder.config.hiddenSize],
+                    from: checkpointPath)
+            }
         }
         if group.isRoot { try log.truncate(toStep: start) }
         resumedFrom = resume ? start : nil
@@ -121,6 +134,8 @@ public final class UnlearningTrainer {
         var lastCheckpoint = start
         for step in start..<settings.steps {
             let began = Date()
+            // The attack first: its passes leave the adapters' gradients alone.
+            let attackLoss = attackRound(step)
             optimizer.zeroGrad()
             var totals: [(String, Float)] = []
             for micro in 0..<settings.gradientAccumulation {
@@ -130,7 +145,9 @@ public final class UnlearningTrainer {
                 totals = totals.isEmpty ? values : zip(totals, values).map { ($0.0, $0.1 + $1.1) }
             }
             if group.size > 1 { totals = try sumOverRanks(totals) }
-            let averaged = totals.map { ($0.0, $0.1 / Float(settings.gradientAccumulation)) }
+            let averaged =
+                totals.map { ($0.0, $0.1 / Float(settings.gradientAccumulation)) }
+                + (attack == nil ? [] : [("attack_loss", attackLoss ?? 0)])
             let gradNorm = clipGradNorm(optimizer.parameters, maxNorm: settings.maxGradNorm)
             try checkFinite(
                 averaged + [("grad_norm", gradNorm)], step: step + 1, lastCheckpoint: lastCheckpoint
@@ -152,12 +169,31 @@ public final class UnlearningTrainer {
                 try TrainingCheckpoint.save(
                     to: checkpointPath, parameters: lora.namedParameters, optimizer: optimizer,
                     step: step + 1,
-                    metadata: metadata)
+                    metadata: metadata,
+                    state: adversarialPrefix.map { [("attack_prefix", $0)] } ?? [])
                 lastCheckpoint = step + 1
             }
             if !proceed { return step + 1 }
         }
         return settings.steps
+    }
+
+    /// Step `step`'s attack round (from `attackWarmupSteps` on, with an attack): moves
+    /// `adversarialPrefix` against the adapters on the unsafe image and prompt of the step's
+    /// first pair (AdvUnlearn attacks the prompt each step trains on) and returns its mean
+    /// loss. Every rank runs the same round on the same adapters and gets the same prefix.
+    func attackRound(_ step: Int) -> Float? {
+        guard let attack, step >= settings.attackWarmupSteps else { return nil }
+        // 0x4144_5652 is "ADVR".
+        let key = RandomKey(seed: settings.seed).fold(in: 0x4144_5652).fold(in: UInt64(step))
+        let pair = batchIndices(step * settings.gradientAccumulation)[0]
+        let start = adversarialPrefix ?? attack.initialPrefix(key: key.fold(in: 1))
+        let (prefix, loss) = attack.round(
+            prefix: start, prompt: pairs.unsafePrompts[pair],
+            image: images([pair], key: key.fold(in: 2)).unsafe, frozen: optimizer.parameters,
+            key: key.fold(in: 3))
+        adversarialPrefix = prefix
+        return loss
     }
 
     /// Sums the gradients of every rank's pairs (each already weighted by its share of the
@@ -267,7 +303,9 @@ public final class UnlearningTrainer {
     /// The conditioning of prompted DUO (`promptedShare` > 0), [B, S, D] each: a pair drawn
     /// as prompted gets its unsafe prompt for the DPO term and its safe prompt for the
     /// output-preserving term, or, drawn for a fragment (`fragmentShare`), a fragment of
-    /// each (`PromptFragments`); the others the empty prompt for both. nil: prompt-free DUO.
+    /// each (`PromptFragments`), or for a prefix (`prefixShare`) both after one, or for the
+    /// attack (`adversarialShare`) the unsafe prompt after its prefix; the others the empty
+    /// prompt for both. nil: prompt-free DUO.
     func promptedContexts(_ indices: [Int], key: RandomKey) -> (pairs: Tensor, prior: Tensor)? {
         guard settings.promptedShare > 0, let unsafePrompts, let safePrompts else { return nil }
         let prompted = key.uniform(count: indices.count).map { $0 < settings.promptedShare }
@@ -276,6 +314,9 @@ public final class UnlearningTrainer {
         }
         let prefixed = key.fold(in: 3).uniform(count: indices.count).map {
             $0 < settings.prefixShare
+        }
+        let adversarial = key.fold(in: 5).uniform(count: indices.count).map {
+            $0 < settings.adversarialShare
         }
         var pairRows: [Tensor] = []
         var priorRows: [Tensor] = []
@@ -308,6 +349,10 @@ public final class UnlearningTrainer {
                 let encoded = model.encode([prompts.unsafe, prompts.safe])  // [2, S, D]
                 pairRows.append(encoded.slice(batch: 0))
                 priorRows.append(encoded.slice(batch: 1))
+            } else if adversarial[j], let attack, let adversarialPrefix {
+                pairRows.append(
+                    attack.context(prefix: adversarialPrefix, prompt: pairs.unsafePrompts[i]))
+                priorRows.append(safePrompts.slice(batch: i))
             } else {
                 pairRows.append(unsafePrompts.slice(batch: i))
                 priorRows.append(safePrompts.slice(batch: i))

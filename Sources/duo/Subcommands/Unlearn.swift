@@ -164,6 +164,23 @@ extension Duo {
         )
         var prefixFile: String?
 
+        @Option(
+            name: .customLong("adversarial-share"),
+            help:
+                "Share of prompted pairs whose DPO term is conditioned on their unsafe prompt after a prefix embedding that an attack inside training finds against the adapter each step (AdvUnlearn's loop: one embedding, Adam at 1e-3, warm-started from the last step's), once --attack-warmup steps have passed (default: 0; a concept file may set its own)."
+        )
+        var adversarialShare: Float?
+
+        @Option(
+            name: .customLong("attack-steps"),
+            help: "Adam steps of each training step's attack (default: AdvUnlearn's 30).")
+        var attackSteps: Int?
+
+        @Option(
+            name: .customLong("attack-warmup"),
+            help: "Steps trained before the first attack (default: AdvUnlearn's 200).")
+        var attackWarmup: Int?
+
         @OptionGroup(title: "ESD options (--method esd)") var esd: ESDOptionGroup
 
         @Option(help: "Seed for the adapters' init, the batches, noise and timesteps.")
@@ -222,6 +239,16 @@ extension Duo {
             if let prefixShare {
                 try OptionCheck.finite(prefixShare, "--prefix-share", atLeast: 0, atMost: 1)
             }
+            if let adversarialShare {
+                try OptionCheck.finite(
+                    adversarialShare, "--adversarial-share", atLeast: 0, atMost: 1)
+            }
+            if let attackSteps, attackSteps < 1 {
+                throw UsageError("--attack-steps must be at least 1, got \(attackSteps)")
+            }
+            if let attackWarmup, attackWarmup < 0 {
+                throw UsageError("--attack-warmup must be at least 0, got \(attackWarmup)")
+            }
             if let tMax, tMax < 1 { throw UsageError("--t-max must be at least 1, got \(tMax)") }
             if let batchSize, batchSize < 1 {
                 throw UsageError("--batch-size must be at least 1, got \(batchSize)")
@@ -246,6 +273,8 @@ extension Duo {
                 ("--lambda-unconditional", unconditionalLambda != nil),
                 ("--fragment-share", fragmentShare != nil), ("--prefix-share", prefixShare != nil),
                 ("--prefix-file", prefixFile != nil),
+                ("--adversarial-share", adversarialShare != nil),
+                ("--attack-steps", attackSteps != nil), ("--attack-warmup", attackWarmup != nil),
                 ("--gradient-checkpointing", gradientCheckpointing),
             ]
             if method == .dspo, beta != nil || convention != nil {
@@ -312,6 +341,9 @@ extension Duo {
             o.dspoBeta = dspoBeta
             o.fragmentShare = fragmentShare
             o.prefixShare = prefixShare
+            o.adversarialShare = adversarialShare
+            o.attackSteps = attackSteps
+            o.attackWarmupSteps = attackWarmup
             o.seed = seed
             o.checkpointEvery = checkpointEvery
             return o

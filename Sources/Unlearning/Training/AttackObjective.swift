@@ -1,17 +1,17 @@
 import Diffusion
 import Tensor
-import Unlearning
 
 /// The white-box attacks' objective: the attacked UNet's own diffusion loss on images that
 /// show the concept, for a given text conditioning (UnlearnDiffAtk optimizes a prefix,
-/// Concept Inversion a token embedding, through it).
-struct AttackObjective {
-    let unet: UNet2DConditionModel
-    let schedule: NoiseSchedule
-    let predictionType: SchedulerConfig.PredictionType
+/// Concept Inversion a token embedding, AdvUnlearn's training-time attack a prefix embedding,
+/// through it).
+public struct AttackObjective {
+    public let unet: UNet2DConditionModel
+    public let schedule: NoiseSchedule
+    public let predictionType: SchedulerConfig.PredictionType
 
     /// The noise schedule and prediction type `model` was trained with.
-    init(model: StableDiffusion) throws {
+    public init(model: StableDiffusion) throws {
         let config = try SchedulerConfig(contentsOf: model.schedulerConfigPath, for: .ddpm)
         unet = model.unet
         schedule = NoiseSchedule(config: config)
@@ -22,7 +22,7 @@ struct AttackObjective {
     /// timestep (uniform over the training range) and noise draw per image, from `key`;
     /// `context` is [1 or B, S, D]. Back-propagates it (into whatever `context` was made
     /// from) and returns its value.
-    func backward(_ x0: Tensor, context: Tensor, key: RandomKey) -> Float {
+    public func backward(_ x0: Tensor, context: Tensor, key: RandomKey) -> Float {
         let noise = Tensor.randn(x0.shape, key: key.fold(in: 1))
         let timesteps = key.fold(in: 2).uniform(count: x0.shape[0]).map {
             min(Int($0 * Float(schedule.numTrainTimesteps)), schedule.numTrainTimesteps - 1)
@@ -37,7 +37,7 @@ struct AttackObjective {
     /// The UNet passes run as two shards of the batch on their own threads (`DataParallel`)
     /// against a leaf copy of the context, whose summed gradient then flows back through
     /// the context's own graph (the text encoder) once.
-    func backward(
+    public func backward(
         _ x0: Tensor, context: Tensor, noise: Tensor, timesteps: [Int], scale: Float = 1
     ) -> Float {
         let n = x0.shape[0]
@@ -62,7 +62,7 @@ struct AttackObjective {
     }
 
     /// The mean squared error of the prediction on `x0` noised with `noise` at `timesteps`.
-    func loss(_ x0: Tensor, context: Tensor, noise: Tensor, timesteps: [Int]) -> Tensor {
+    public func loss(_ x0: Tensor, context: Tensor, noise: Tensor, timesteps: [Int]) -> Tensor {
         let noisy = schedule.addNoise(original: x0, noise: noise, timesteps: timesteps)
         let prediction = unet(noisy, timesteps: timesteps.map(Float.init), context: context)
         let difference = prediction - DUOLoss.target(schedule, predictionType, x0, noise, timesteps)
