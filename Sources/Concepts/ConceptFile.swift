@@ -94,6 +94,8 @@ public struct ConceptFile: Hashable, Sendable {
         public var unconditionalLambda: Float?
         public var fragmentShare: Float?
         public var prefixShare: Float?
+        /// "words" or "tokens" (`UnlearningSettings.PrefixVocabulary`).
+        public var prefixVocabulary: String?
         public var adversarialShare: Float?
         public var attackSteps: Int?
         public var attackWarmupSteps: Int?
@@ -165,7 +167,8 @@ public struct ConceptFile: Hashable, Sendable {
         "unlearning.lambda", "unlearning.lr", "unlearning.steps", "unlearning.t_max",
         "unlearning.rank", "unlearning.targets", "unlearning.prompted_share",
         "unlearning.lambda_unconditional", "unlearning.fragment_share",
-        "unlearning.prefix_share", "unlearning.adversarial_share", "unlearning.attack_steps",
+        "unlearning.prefix_share", "unlearning.prefix_vocabulary", "unlearning.adversarial_share",
+        "unlearning.attack_steps",
         "unlearning.attack_warmup_steps", "uce", "uce.erase",
         "uce.guide", "uce.preserve",
         "uce.lambda", "uce.erase_scale", "uce.preserve_scale", "uce.technique", "esd",
@@ -373,6 +376,10 @@ private struct ConceptFields {
             Float($0)
         }
         settings.prefixShare = try optional("unlearning.prefix_share", in: 0...1).map { Float($0) }
+        if document.values["unlearning.prefix_vocabulary"] != nil {
+            settings.prefixVocabulary = try string(
+                "unlearning.prefix_vocabulary", oneOf: ["words", "tokens"])
+        }
         settings.adversarialShare = try optional("unlearning.adversarial_share", in: 0...1).map {
             Float($0)
         }

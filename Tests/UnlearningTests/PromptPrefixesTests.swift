@@ -105,4 +105,30 @@ final class PromptPrefixesTests: XCTestCase {
         XCTAssertNil(
             settings.fields.first { $0.key == "prefix_share" }, "off: older runs keep their config")
     }
+
+    /// Token prefixes range over the whole vocabulary but the special tokens and the
+    /// concept's words, and are decoded together (a character split over byte-level tokens
+    /// comes out whole), the same before both prompts.
+    func testTokenPrefixesAreDecodedTogetherAndNeverTheConceptsWords() throws {
+        let tokenizer = TinyWorldModel.model.tokenizer
+        let tokens = PromptPrefixes.tokenVocabulary(
+            tokenizer: tokenizer, conceptWords: ["striped", "with stripes"])
+        let striped = try XCTUnwrap(tokenizer.tokenIDs("striped").first)
+        XCTAssertEqual(tokenizer.tokenIDs("striped"), [striped])
+        XCTAssertFalse(tokens.contains(striped))
+        XCTAssertFalse(tokens.contains(tokenizer.tokenIDs("stripes")[0]))
+        XCTAssertFalse(
+            tokens.contains(tokenizer.bosTokenID) || tokens.contains(tokenizer.eosTokenID))
+        XCTAssertGreaterThan(tokens.count, tokenizer.vocabularySize - 8)
+        // "é" is two bytes, two byte-level tokens in a byte-level BPE without the pair.
+        let pieces = tokenizer.tokenIDs("é")
+        let draws: [Float] =
+            [0.25] + pieces.map { (Float(tokens.firstIndex(of: $0)!) + 0.5) / Float(tokens.count) }
+            + [0, 0, 0]
+        let prompts = PromptPrefixes.make(
+            unsafePrompt: "a striped circle", safePrompt: "a circle", tokens: tokens,
+            tokenizer: tokenizer, draws: Array(draws.prefix(PromptPrefixes.drawCount)))
+        XCTAssertEqual(prompts.unsafe, tokenizer.decode(pieces) + " a striped circle")
+        XCTAssertEqual(prompts.safe, tokenizer.decode(pieces) + " a circle")
+    }
 }

@@ -51,6 +51,37 @@ public enum PromptPrefixes {
         return (prefix + " " + unsafePrompt, prefix + " " + safePrompt)
     }
 
+    /// The tokenizer's tokens a `tokens` prefix draws from: every id but the special tokens
+    /// (UnlearnDiffAtk's prefix ranges over the whole vocabulary, byte-level pieces
+    /// included), less those that decode to one of the concept's words.
+    public static func tokenVocabulary(tokenizer: CLIPTokenizer, conceptWords: [String]) -> [Int] {
+        let banned = Set(
+            conceptWords.flatMap { $0.lowercased().split(separator: " ") }.map(String.init))
+        let special: Set = [tokenizer.bosTokenID, tokenizer.eosTokenID, tokenizer.padTokenID]
+        return (0..<tokenizer.vocabularySize).filter {
+            !special.contains($0) && !banned.contains(tokenizer.decode([$0]).lowercased())
+        }
+    }
+
+    /// The prompts after a prefix of 1 to `maxWords` tokens of `tokens` that `draws` pick
+    /// (its length from draws[0]), decoded together and its blanks made single spaces, as
+    /// UnlearnDiffAtk writes the prompts it checks; the same before both prompts.
+    public static func make(
+        unsafePrompt: String, safePrompt: String, tokens: [Int], tokenizer: CLIPTokenizer,
+        draws: [Float]
+    ) -> (unsafe: String, safe: String) {
+        precondition(draws.count >= drawCount, "a prefix takes \(drawCount) draws")
+        guard !tokens.isEmpty else { return (unsafePrompt, safePrompt) }
+        let length = 1 + min(Int(draws[0] * Float(maxWords)), maxWords - 1)
+        let ids = draws[1...length].map {
+            tokens[min(Int($0 * Float(tokens.count)), tokens.count - 1)]
+        }
+        let prefix = tokenizer.decode(ids).split(whereSeparator: { $0.isWhitespace })
+            .joined(separator: " ")
+        guard !prefix.isEmpty else { return (unsafePrompt, safePrompt) }
+        return (prefix + " " + unsafePrompt, prefix + " " + safePrompt)
+    }
+
     /// The prompts with one of an attack's `prefixes` (`AdversarialPrefixes`), picked by
     /// `draw`, before the unsafe prompt only: an attack's prefix may hold the concept's words
     /// or evoke the concept on the original model, whose output on it the output-preserving

@@ -21,6 +21,7 @@ public struct UnlearningOptions: Sendable {
     public var dspoBeta: Float?
     public var fragmentShare: Float?
     public var prefixShare: Float?
+    public var prefixVocabulary: UnlearningSettings.PrefixVocabulary?
     public var adversarialShare: Float?
     public var attackSteps: Int?
     public var attackWarmupSteps: Int?
@@ -80,6 +81,10 @@ extension UnlearningSettings {
                 )
             }
         }
+        s.prefixVocabulary =
+            o.prefixVocabulary ?? concept.prefixVocabulary.flatMap {
+                UnlearningSettings.PrefixVocabulary(rawValue: $0)
+            } ?? s.prefixVocabulary
         s.adversarialShare = o.adversarialShare ?? concept.adversarialShare ?? s.adversarialShare
         if s.adversarialShare > 0, s.promptedShare == 0 {
             if o.adversarialShare == nil {

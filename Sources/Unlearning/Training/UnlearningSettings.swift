@@ -48,6 +48,10 @@ public struct UnlearningSettings: Hashable, Sendable {
     /// Share of prompted pairs (not drawn for a fragment) conditioned on their prompts with a
     /// random prefix of words (`PromptPrefixes`; needs `conceptWords`). 0: none.
     public var prefixShare: Float = 0
+    /// What random prefixes are made of: whole words, or any tokens of the vocabulary
+    /// (byte-level pieces included, as UnlearnDiffAtk's search draws them).
+    public enum PrefixVocabulary: String, CaseIterable, Sendable { case words, tokens }
+    public var prefixVocabulary = PrefixVocabulary.words
     /// The prefixes prefixed pairs draw from: an attack's (`AdversarialPrefixes`), before
     /// the unsafe prompt only. Empty: random words of the tokenizer before both prompts.
     public var prefixes: [String] = []
@@ -137,6 +141,9 @@ public struct UnlearningSettings: Hashable, Sendable {
             fields += [("prefix_share", .number(shortest: prefixShare))]
             if prefixes.isEmpty, fragmentShare == 0 {
                 fields += [("concept_words", .array(conceptWords.map(JSONValue.string)))]
+            }
+            if prefixes.isEmpty, prefixVocabulary != .words {
+                fields += [("prefix_vocabulary", .string(prefixVocabulary.rawValue))]
             }
             if !prefixes.isEmpty {
                 fields += [("prefixes", .array(prefixes.map(JSONValue.string)))]

@@ -338,14 +338,7 @@ public final class UnlearningTrainer {
             } else if prefixed[j] {
                 let draws = key.fold(in: 4).fold(in: UInt64(j)).uniform(
                     count: PromptPrefixes.drawCount)
-                let prompts =
-                    settings.prefixes.isEmpty
-                    ? PromptPrefixes.make(
-                        unsafePrompt: pairs.unsafePrompts[i], safePrompt: pairs.safePrompts[i],
-                        vocabulary: prefixVocabulary, draws: draws)
-                    : PromptPrefixes.make(
-                        unsafePrompt: pairs.unsafePrompts[i], safePrompt: pairs.safePrompts[i],
-                        prefixes: settings.prefixes, draw: draws[0])
+                let prompts = self.prefixed(i, draws: draws)
                 let encoded = model.encode([prompts.unsafe, prompts.safe])  // [2, S, D]
                 pairRows.append(encoded.slice(batch: 0))
                 priorRows.append(encoded.slice(batch: 1))
@@ -380,6 +373,28 @@ public final class UnlearningTrainer {
             .uniform(count: n)
         return (0..<n).sorted { (draws[$0], $0) < (draws[$1], $1) }
     }
+
+    /// Pair `i`'s prompts after a prefix: one of an attack's, or random words or tokens.
+    func prefixed(_ i: Int, draws: [Float]) -> (unsafe: String, safe: String) {
+        let (unsafe, safe) = (pairs.unsafePrompts[i], pairs.safePrompts[i])
+        if !settings.prefixes.isEmpty {
+            return PromptPrefixes.make(
+                unsafePrompt: unsafe, safePrompt: safe, prefixes: settings.prefixes, draw: draws[0])
+        }
+        switch settings.prefixVocabulary {
+        case .words:
+            return PromptPrefixes.make(
+                unsafePrompt: unsafe, safePrompt: safe, vocabulary: prefixVocabulary, draws: draws)
+        case .tokens:
+            return PromptPrefixes.make(
+                unsafePrompt: unsafe, safePrompt: safe, tokens: prefixTokens,
+                tokenizer: model.tokenizer, draws: draws)
+        }
+    }
+
+    /// The tokens prefixes are drawn from (`PromptPrefixes.tokenVocabulary`).
+    lazy var prefixTokens: [Int] = PromptPrefixes.tokenVocabulary(
+        tokenizer: model.tokenizer, conceptWords: settings.conceptWords)
 
     /// The words prompt prefixes are drawn from (`PromptPrefixes.vocabulary`).
     lazy var prefixVocabulary: [String] = PromptPrefixes.vocabulary(

@@ -158,6 +158,13 @@ extension Duo {
         var prefixShare: Float?
 
         @Option(
+            name: .customLong("prefix-vocabulary"),
+            help:
+                "What --prefix-share's random prefixes are made of: words (whole words of the tokenizer) or tokens (any 1 to 5 tokens of the vocabulary, byte-level pieces included, decoded together as UnlearnDiffAtk writes its prompts); neither holds the concept file's words (default: words; a concept file may set its own)."
+        )
+        var prefixVocabulary: UnlearningSettings.PrefixVocabulary?
+
+        @Option(
             name: .customLong("prefix-file"),
             help:
                 "Prefixes an attack found, which prefixed pairs (--prefix-share) draw from instead of random words, before the unsafe prompt only: duo attack unlearndiff's CSV (each prompt less its original) or a text file with one prefix per line. Train, attack the adapter, train again with its prefixes: AdvUnlearn's loop, by hand."
@@ -273,6 +280,7 @@ extension Duo {
                 ("--lambda-unconditional", unconditionalLambda != nil),
                 ("--fragment-share", fragmentShare != nil), ("--prefix-share", prefixShare != nil),
                 ("--prefix-file", prefixFile != nil),
+                ("--prefix-vocabulary", prefixVocabulary != nil),
                 ("--adversarial-share", adversarialShare != nil),
                 ("--attack-steps", attackSteps != nil), ("--attack-warmup", attackWarmup != nil),
                 ("--gradient-checkpointing", gradientCheckpointing),
@@ -342,6 +350,7 @@ extension Duo {
             o.fragmentShare = fragmentShare
             o.prefixShare = prefixShare
             o.adversarialShare = adversarialShare
+            o.prefixVocabulary = prefixVocabulary
             o.attackSteps = attackSteps
             o.attackWarmupSteps = attackWarmup
             o.seed = seed
@@ -461,3 +470,4 @@ extension Duo {
 // enums; ArgumentParser lists the choices in help and in errors.
 extension UnlearningSettings.Method: ExpressibleByArgument {}
 extension DPOConvention: ExpressibleByArgument {}
+extension UnlearningSettings.PrefixVocabulary: ExpressibleByArgument {}
