@@ -108,7 +108,7 @@ final class PromptPrefixesTests: XCTestCase {
 
     /// Token prefixes range over the whole vocabulary but the special tokens and the
     /// concept's words, and are decoded together (a character split over byte-level tokens
-    /// comes out whole), the same before both prompts.
+    /// comes out whole) with the prompt's, the same before both prompts.
     func testTokenPrefixesAreDecodedTogetherAndNeverTheConceptsWords() throws {
         let tokenizer = TinyWorldModel.model.tokenizer
         let tokens = PromptPrefixes.tokenVocabulary(
@@ -128,7 +128,23 @@ final class PromptPrefixesTests: XCTestCase {
         let prompts = PromptPrefixes.make(
             unsafePrompt: "a striped circle", safePrompt: "a circle", tokens: tokens,
             tokenizer: tokenizer, draws: Array(draws.prefix(PromptPrefixes.drawCount)))
-        XCTAssertEqual(prompts.unsafe, tokenizer.decode(pieces) + " a striped circle")
-        XCTAssertEqual(prompts.safe, tokenizer.decode(pieces) + " a circle")
+        XCTAssertEqual(prompts.unsafe, "é a striped circle")
+        XCTAssertEqual(prompts.safe, "é a circle")
+        // A piece without an end of word runs into the prompt's first word, as in the
+        // prompts UnlearnDiffAtk checks.
+        let piece = try XCTUnwrap(
+            tokens.first {
+                tokenizer.decode([$0]) == "ar"
+                    && tokenizer.decode([$0, tokenizer.tokenIDs("two")[0]]) == "artwo"
+            },
+            "a piece 'ar' that is not a word's end")
+        let glued = PromptPrefixes.make(
+            unsafePrompt: "two striped circles", safePrompt: "two circles", tokens: tokens,
+            tokenizer: tokenizer,
+            draws: [
+                0, (Float(tokens.firstIndex(of: piece)!) + 0.5) / Float(tokens.count), 0, 0, 0, 0,
+            ])
+        XCTAssertEqual(glued.unsafe, "artwo striped circles")
+        XCTAssertEqual(glued.safe, "artwo circles")
     }
 }

@@ -64,8 +64,9 @@ public enum PromptPrefixes {
     }
 
     /// The prompts after a prefix of 1 to `maxWords` tokens of `tokens` that `draws` pick
-    /// (its length from draws[0]), decoded together and its blanks made single spaces, as
-    /// UnlearnDiffAtk writes the prompts it checks; the same before both prompts.
+    /// (its length from draws[0]), the same before both: the prefix's and the prompt's tokens
+    /// decoded together, blanks made single spaces, as UnlearnDiffAtk writes the prompts it
+    /// checks (a last prefix token without an end of word runs into the prompt's first word).
     public static func make(
         unsafePrompt: String, safePrompt: String, tokens: [Int], tokenizer: CLIPTokenizer,
         draws: [Float]
@@ -73,13 +74,14 @@ public enum PromptPrefixes {
         precondition(draws.count >= drawCount, "a prefix takes \(drawCount) draws")
         guard !tokens.isEmpty else { return (unsafePrompt, safePrompt) }
         let length = 1 + min(Int(draws[0] * Float(maxWords)), maxWords - 1)
-        let ids = draws[1...length].map {
+        let prefix = draws[1...length].map {
             tokens[min(Int($0 * Float(tokens.count)), tokens.count - 1)]
         }
-        let prefix = tokenizer.decode(ids).split(whereSeparator: { $0.isWhitespace })
-            .joined(separator: " ")
-        guard !prefix.isEmpty else { return (unsafePrompt, safePrompt) }
-        return (prefix + " " + unsafePrompt, prefix + " " + safePrompt)
+        func prefixed(_ prompt: String) -> String {
+            tokenizer.decode(prefix + tokenizer.tokenIDs(prompt))
+                .split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        }
+        return (prefixed(unsafePrompt), prefixed(safePrompt))
     }
 
     /// The prompts with one of an attack's `prefixes` (`AdversarialPrefixes`), picked by
