@@ -22,7 +22,10 @@ DUO_INLINE v16 load16(const float *p) { return *(const v16u *)p; }
 DUO_INLINE void store16(float *p, v16 x) { *(v16u *)p = x; }
 
 typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
 typedef float v4 __attribute__((vector_size(16)));
+DUO_INLINE v8 load8(const float *p) { return *(const v8u *)p; }
+DUO_INLINE void store8(float *p, v8 x) { *(v8u *)p = x; }
 
 // Horizontal sum by halving: 4 shuffle-adds instead of 15 dependent adds.
 DUO_INLINE float sum16(v16 x) {
@@ -33,16 +36,29 @@ DUO_INLINE float sum16(v16 x) {
 }
 
 // out[r][j] = scale * sum_c rows[r][c] * m[c][j] for j < n   (S = Q K^T, dP = dO V^T)
+// With AVX-512 a block's QB accumulators of 16 floats are QB registers; with AVX2 they would
+// be 2·QB of its 16 registers before the operands and spill, so there the columns go 8 at a
+// time. Each output is the same sum in the same order either way.
 DUO_INLINE void rows_times(const float *const rows[QB], const float *m, size_t ld, size_t d,
                        size_t n, float scale, float *const out[QB]) {
     size_t j0 = 0;
-    for (; j0 + KB <= n; j0 += KB) {
-        v16 acc[QB] = {0};
+    if (__builtin_cpu_supports("avx512f")) {
+        for (; j0 + KB <= n; j0 += KB) {
+            v16 acc[QB] = {0};
+            for (size_t c = 0; c < d; c++) {
+                v16 mc = load16(m + c * ld + j0);
+                for (int r = 0; r < QB; r++) acc[r] += rows[r][c] * mc;
+            }
+            for (int r = 0; r < QB; r++) store16(out[r] + j0, scale * acc[r]);
+        }
+    }
+    for (; j0 + 8 <= n; j0 += 8) {
+        v8 acc[QB] = {0};
         for (size_t c = 0; c < d; c++) {
-            v16 mc = load16(m + c * ld + j0);
+            v8 mc = load8(m + c * ld + j0);
             for (int r = 0; r < QB; r++) acc[r] += rows[r][c] * mc;
         }
-        for (int r = 0; r < QB; r++) store16(out[r] + j0, scale * acc[r]);
+        for (int r = 0; r < QB; r++) store8(out[r] + j0, scale * acc[r]);
     }
     for (; j0 < n; j0++)
         for (int r = 0; r < QB; r++) {
@@ -70,8 +86,6 @@ DUO_INLINE void rows_dot(const float *const x[QB], const float *m, size_t ld, si
         }
     }
 }
-
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
 
 // The same as rows_dot with m in the keys' own layout, rows of d floats at stride ld:
 // out[r][c] = sum_{j<n} x[r][j] * m[j][c]. With few keys (cross-attention on a short

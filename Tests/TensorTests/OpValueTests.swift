@@ -229,7 +229,7 @@ final class OpValueTests: XCTestCase {
     }
 
     func testAttentionMatchesNaiveSoftmaxAttention() {
-        // Key counts cover the kernel's paths: short rows, 16-wide blocks with a tail, and
+        // Key counts cover the kernel's paths: short rows, 16- or 8-wide blocks with a tail, and
         // the long-row path (>= 48 keys); 11 queries leave a partial block of queries.
         for (tk, causal) in [
             (11, false), (11, true), (3, false), (20, false), (64, false), (70, true),
