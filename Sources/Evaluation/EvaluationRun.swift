@@ -200,7 +200,8 @@ public final class EvaluationRun {
         var results: [ModelResult] = []
         var originalKeep: [PNGImage] = []
         for (index, candidate) in candidates.enumerated() {
-            let adapters = try LoRAFile.load(candidate.adapters, into: model.unet)
+            let adapters = try LoRAFile.load(
+                candidate.adapters, into: model.unet, textEncoder: model.textEncoder)
             defer { adapters.detach(from: model.unet) }
             var scores: [String: [Double]] = [:]
             for (column, set) in sets(for: candidate) {

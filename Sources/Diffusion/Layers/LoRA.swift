@@ -25,7 +25,10 @@ public final class LoRA: Layer {
     static let switchedOff = ThreadLocalInt(inherited: true)
 
     /// Whether the layer applies the adapter on this thread.
-    public var isEnabled: Bool { LoRA.switchedOff.value == 0 }
+    public var isEnabled: Bool { LoRA.isSwitchedOn }
+
+    /// Whether adapters apply on this thread (off inside `LoRASet.withDisabled`).
+    public static var isSwitchedOn: Bool { switchedOff.value == 0 }
 
     /// How A starts (B always starts at zero).
     public enum Initialization: String, Sendable {

@@ -3,7 +3,10 @@ import Formats
 import Tensor
 
 /// LoRA adapter files in the format diffusers' `load_lora_weights` reads (peft keys under
-/// `unet.`: `unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight`).
+/// `unet.`: `unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight`,
+/// and under `text_encoder.` for the text encoder's:
+/// `text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight`, or without
+/// `text_model.` as diffusers writes them under transformers v5).
 ///
 /// The scale alpha / r is folded into B on writing, so that a reader that assumes
 /// alpha = r (diffusers, with no alphas in the file) computes the same update; the trained
@@ -15,44 +18,54 @@ public enum LoRAFile {
     {
         var writer = SafeTensorsWriter(metadata: metadata.merging(["format": "pt"]) { a, _ in a })
         for (name, adapter) in set.adapters {
+            let key = isTextEncoderKey(name) ? name : "unet.\(name)"
             try writer.add(
-                "unet.\(name).lora_A.weight", shape: adapter.down.shape,
-                values: adapter.down.scalars)
+                "\(key).lora_A.weight", shape: adapter.down.shape, values: adapter.down.scalars)
             let up = adapter.up.scalars.map { $0 * adapter.scale }
-            try writer.add("unet.\(name).lora_B.weight", shape: adapter.up.shape, values: up)
+            try writer.add("\(key).lora_B.weight", shape: adapter.up.shape, values: up)
         }
         try writer.write(to: path)
     }
 
-    /// Attaches the adapter file at `path` to `unet` with strength `scale` (1: as trained):
-    /// a LoRA file, or a UNet weights file (`load(_:into:)` with one file).
-    public static func load(_ path: String, into unet: UNet2DConditionModel, scale: Float = 1)
-        throws -> LoRASet
-    {
-        try load([AdapterFile(path: path, scale: scale)], into: unet)
+    /// Attaches the adapter file at `path` to `unet` (and `textEncoder`, for a file that
+    /// adapts it) with strength `scale` (1: as trained): a LoRA file, or a UNet weights file
+    /// (`load(_:into:textEncoder:)` with one file).
+    public static func load(
+        _ path: String, into unet: UNet2DConditionModel, textEncoder: CLIPTextModel? = nil,
+        scale: Float = 1
+    ) throws -> LoRASet {
+        try load([AdapterFile(path: path, scale: scale)], into: unet, textEncoder: textEncoder)
     }
 
-    /// Attaches the LoRA adapters of `path`. Every key must name a UNet layer and pair an A
-    /// with a B of matching shapes.
-    static func loadLoRA(_ path: String, into unet: UNet2DConditionModel, scale: Float)
-        throws -> LoRASet
-    {
+    /// Attaches the LoRA adapters of `path`. Every key must name a UNet layer, or a layer of
+    /// `textEncoder`, and pair an A with a B of matching shapes.
+    static func loadLoRA(
+        _ path: String, into unet: UNet2DConditionModel, textEncoder: CLIPTextModel?,
+        scale: Float
+    ) throws -> LoRASet {
         guard scale.isFinite else {
             throw ModelError(file: path, "cannot be applied at scale \(scale) (not finite)")
         }
         let file = try SafeTensorsReader(path: path)
         let layers = Dictionary(
-            unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
-        let names = try adaptedLayerNames(file)
+            LoRASet.adaptableLayers(
+                unet: unet, textEncoder: textEncoder, targets: Set(LoRATarget.allCases)),
+            uniquingKeysWith: { a, _ in a })
+        let names = try adaptedLayers(file)
         guard !names.isEmpty else {
             throw ModelError(file: path, "holds no UNet LoRA weights (keys unet.*.lora_A.weight)")
         }
         let trainedScale = try fileScale(file)
         var adapters: [(String, LoRA)] = []
-        for name in names {
-            let (downKey, upKey) = ("unet.\(name).lora_A.weight", "unet.\(name).lora_B.weight")
+        for (name, prefix) in names {
+            let (downKey, upKey) = ("\(prefix).lora_A.weight", "\(prefix).lora_B.weight")
             guard let layer = layers[name] else {
-                throw ModelError(file: path, key: downKey, "names no adaptable layer of this UNet")
+                let model =
+                    !isTextEncoderKey(name)
+                    ? "this UNet"
+                    : textEncoder == nil
+                        ? "the UNet (this command adapts the UNet only)" : "this text encoder"
+                throw ModelError(file: path, key: downKey, "names no adaptable layer of \(model)")
             }
             guard file.contains(upKey) else {
                 throw ModelError(file: path, key: upKey, "missing (every lora_A needs its lora_B)")
@@ -95,24 +108,36 @@ public enum LoRAFile {
             }
             adapters.append((name, adapter))
         }
-        return LoRASet(adapters: adapters)
+        return LoRASet(adapters: adapters, textEncoder: textEncoder)
     }
 
-    /// The layer names of the file's `unet.*.lora_A.weight` keys, in file order; other
-    /// LoRA keys (a text encoder's) are refused rather than silently dropped.
-    static func adaptedLayerNames(_ file: SafeTensorsReader) throws -> [String] {
-        var names: [String] = []
+    /// The adapted layers of the file's `*.lora_A.weight` keys, in file order: each layer's
+    /// key in a `LoRASet` and the prefix of its keys in the file. Keys outside `unet.` and
+    /// `text_encoder.` are refused rather than silently dropped.
+    static func adaptedLayers(_ file: SafeTensorsReader) throws -> [(name: String, prefix: String)]
+    {
+        var layers: [(String, String)] = []
         for tensor in file.tensors {
             let key = tensor.name
-            if key.hasPrefix("unet."), key.hasSuffix(".lora_A.weight") {
-                names.append(String(key.dropFirst(5).dropLast(".lora_A.weight".count)))
-            } else if !(key.hasPrefix("unet.") && key.hasSuffix(".lora_B.weight")) {
+            let known = key.hasPrefix("unet.") || isTextEncoderKey(key)
+            if known, key.hasSuffix(".lora_A.weight") {
+                let prefix = String(key.dropLast(".lora_A.weight".count))
+                layers.append((layerName(prefix), prefix))
+            } else if !(known && key.hasSuffix(".lora_B.weight")) {
                 throw ModelError(
                     file: file.path, key: key,
-                    "is not a UNet LoRA weight (only unet.*.lora_A/lora_B.weight are supported)")
+                    "is not a LoRA weight (unet.*. or text_encoder.*.lora_A/lora_B.weight)")
             }
         }
-        return names
+        return layers
+    }
+
+    /// A file key's prefix as a `LoRASet` key: a UNet layer without `unet.`, a text-encoder
+    /// layer with `text_encoder.text_model.` (transformers v5's files leave out `text_model.`).
+    static func layerName(_ prefix: String) -> String {
+        if prefix.hasPrefix("unet.") { return String(prefix.dropFirst(5)) }
+        let rest = prefix.dropFirst("text_encoder.".count)
+        return rest.hasPrefix("text_model.") ? prefix : "text_encoder.text_model." + rest
     }
 
     /// alpha / r from diffusers' `lora_adapter_metadata` when a file carries it (files
@@ -138,7 +163,9 @@ extension LoRASet {
     /// naming the layer.
     public func merge(into unet: UNet2DConditionModel) throws {
         let layers = Dictionary(
-            unet.adaptableLayers(Set(LoRATarget.allCases)), uniquingKeysWith: { a, _ in a })
+            Self.adaptableLayers(
+                unet: unet, textEncoder: textEncoder, targets: Set(LoRATarget.allCases)),
+            uniquingKeysWith: { a, _ in a })
         for (name, adapter) in adapters {
             let weight: Tensor
             switch layers[name]! {
@@ -149,7 +176,7 @@ extension LoRASet {
             guard merged.scalars.allSatisfy(\.isFinite) else {
                 detach(from: unet)
                 throw ModelError(
-                    file: "unet", key: name,
+                    file: isTextEncoderKey(name) ? "text_encoder" : "unet", key: name,
                     "merging the adapter gives non-finite weights (adapter scale \(adapter.scale))")
             }
             weight.assign(merged)

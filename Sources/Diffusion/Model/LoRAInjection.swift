@@ -1,7 +1,7 @@
 import Formats
 import Tensor
 
-/// Which UNet layers get adapters, by the names peft's `target_modules` use for SD.
+/// Which layers get adapters, by the names peft's `target_modules` use for SD.
 public enum LoRATarget: String, CaseIterable, Hashable, Sendable {
     /// attn1 to_q, to_k, to_v, to_out.0 (DUO's choice: `--no_cross_attn`).
     case selfAttention = "self-attention"
@@ -11,6 +11,9 @@ public enum LoRATarget: String, CaseIterable, Hashable, Sendable {
     case feedForward = "feed-forward"
     /// conv1 and conv2 of the ResNet blocks.
     case convs
+    /// q_proj, k_proj, v_proj and out_proj of every CLIP text-encoder layer: the module
+    /// AdvUnlearn (Zhang et al. 2024) trains, where a prompt's adversarial tokens enter.
+    case textEncoder = "text-encoder"
 
     /// Every target's name, for errors that list what is known.
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
@@ -22,30 +25,46 @@ public enum AdaptableLayer {
     case conv(Conv2d)
 }
 
-/// LoRA adapters on UNet layers, as diffusers/peft place them for Stable Diffusion. The
-/// base weights stay frozen; switching the adapters off gives back the original model,
-/// which DUO uses as its reference. Adapter files loaded together may also carry UNet
-/// weights files' edits, which detaching undoes.
+/// LoRA adapters on UNet and text-encoder layers, as diffusers/peft place them for Stable
+/// Diffusion. The base weights stay frozen; switching the adapters off gives back the
+/// original model, which DUO uses as its reference. Adapter files loaded together may also
+/// carry UNet weights files' edits, which detaching undoes.
 public final class LoRASet: Layer {
-    /// (diffusers key of the adapted layer, its adapter), in model order.
+    /// (key of the adapted layer, its adapter), in model order: UNet layers by their
+    /// diffusers key (`down_blocks.1.attentions.0...attn1.to_q`), text-encoder layers under
+    /// `text_encoder.` as diffusers' LoRA files name them.
     public let adapters: [(String, LoRA)]
     /// The UNet parameters that loaded UNet weights files overwrote (none for fresh adapters).
     public let weightEdits: UNetWeightEdits
+    /// The text encoder the set may hold adapters of (nil: UNet adapters only).
+    let textEncoder: CLIPTextModel?
 
-    init(adapters: [(String, LoRA)], weightEdits: UNetWeightEdits = UNetWeightEdits()) {
+    init(
+        adapters: [(String, LoRA)], weightEdits: UNetWeightEdits = UNetWeightEdits(),
+        textEncoder: CLIPTextModel? = nil
+    ) {
         self.adapters = adapters
         self.weightEdits = weightEdits
+        self.textEncoder = textEncoder
     }
 
+    /// Whether any adapter sits in the text encoder: prompts' encodings then depend on the
+    /// adapters and cannot be computed once.
+    public var adaptsTextEncoder: Bool { adapters.contains { isTextEncoderKey($0.0) } }
+
     /// Adds fresh adapters of `rank` with scale alpha / rank on the `targets`, and freezes
-    /// the UNet.
+    /// the UNet and the text encoder (which `.textEncoder` needs).
     public static func inject(
-        into unet: UNet2DConditionModel,
+        into unet: UNet2DConditionModel, textEncoder: CLIPTextModel? = nil,
         targets: Set<LoRATarget> = [.selfAttention, .crossAttention], rank: Int, alpha: Float,
         initialization: LoRA.Initialization = .kaimingUniform, key: RandomKey
     ) -> LoRASet {
+        precondition(
+            !targets.contains(.textEncoder) || textEncoder != nil,
+            "the text-encoder target needs the text encoder")
         unet.setTrainable(false)
-        let layers = unet.adaptableLayers(targets)
+        if targets.contains(.textEncoder) { textEncoder?.setTrainable(false) }
+        let layers = adaptableLayers(unet: unet, textEncoder: textEncoder, targets: targets)
         let adapters = zip(layers, key.split(layers.count)).map { named, key -> (String, LoRA) in
             let (name, layer) = named
             switch layer {
@@ -63,14 +82,27 @@ public final class LoRASet: Layer {
                 return (name, adapter)
             }
         }
-        return LoRASet(adapters: adapters)
+        return LoRASet(adapters: adapters, textEncoder: textEncoder)
     }
 
-    /// Removes the adapters from `unet` and restores the weights files' edits (its layers
-    /// compute the base again).
+    /// The layers of `targets` in `unet` and, for `.textEncoder`, in `textEncoder`, by the
+    /// keys `adapters` uses.
+    static func adaptableLayers(
+        unet: UNet2DConditionModel, textEncoder: CLIPTextModel?, targets: Set<LoRATarget>
+    ) -> [(String, AdaptableLayer)] {
+        let text =
+            targets.contains(.textEncoder)
+            ? (textEncoder?.adaptableLayers ?? []).map { ($0.0, AdaptableLayer.linear($0.1)) } : []
+        return unet.adaptableLayers(targets) + text
+    }
+
+    /// Removes the adapters from `unet` (and the set's text encoder) and restores the
+    /// weights files' edits (their layers compute the base again).
     public func detach(from unet: UNet2DConditionModel) {
         weightEdits.restore()
-        for (_, layer) in unet.adaptableLayers(Set(LoRATarget.allCases)) {
+        let layers = Self.adaptableLayers(
+            unet: unet, textEncoder: textEncoder, targets: Set(LoRATarget.allCases))
+        for (_, layer) in layers {
             switch layer {
             case .linear(let linear): linear.lora = nil
             case .conv(let conv): conv.lora = nil
@@ -147,6 +179,23 @@ extension UNet2DConditionModel {
         adaptableLayers([.selfAttention, .crossAttention]).compactMap {
             if case .linear(let layer) = $0.1 { return ($0.0, layer) }
             return nil
+        }
+    }
+}
+
+/// Whether an adapter key names a text-encoder layer (`text_encoder.`) rather than a UNet one.
+func isTextEncoderKey(_ name: String) -> Bool { name.hasPrefix("text_encoder.") }
+
+extension CLIPTextModel {
+    /// The attention projections of every layer, by the keys of diffusers' LoRA files
+    /// (`text_encoder.text_model.encoder.layers.0.self_attn.q_proj`: the transformers v4
+    /// name, which diffusers also reads under transformers v5).
+    public var adaptableLayers: [(String, Linear)] {
+        layers.enumerated().flatMap { i, layer in
+            [
+                ("q_proj", layer.qProj), ("k_proj", layer.kProj), ("v_proj", layer.vProj),
+                ("out_proj", layer.outProj),
+            ].map { ("text_encoder.text_model.encoder.layers.\(i).self_attn.\($0.0)", $0.1) }
         }
     }
 }

@@ -19,9 +19,11 @@ extension LoRAFile {
     /// W_base + Σⱼ sⱼ (Wⱼ − W_base), told apart by their keys (`AdapterKind`). DUO's violence
     /// model is its four sub-concept adapters stacked at weight 1
     /// (docs/reference-settings.md). Detaching the set undoes both.
-    public static func load(_ files: [AdapterFile], into unet: UNet2DConditionModel) throws
-        -> LoRASet
-    {
+    /// Text-encoder adapters need `textEncoder`.
+    public static func load(
+        _ files: [AdapterFile], into unet: UNet2DConditionModel,
+        textEncoder: CLIPTextModel? = nil
+    ) throws -> LoRASet {
         var (loras, weights): ([AdapterFile], [AdapterFile]) = ([], [])
         for file in files {
             switch try AdapterKind.of(file.path, unet: unet) {
@@ -29,11 +31,11 @@ extension LoRAFile {
             case .unetWeights: weights.append(file)
             }
         }
-        let set = try loadLoRAs(loras, into: unet)
+        let set = try loadLoRAs(loras, into: unet, textEncoder: textEncoder)
         guard !weights.isEmpty else { return set }
         do {
             let edits = try UNetWeightsFile.apply(weights, to: unet)
-            return LoRASet(adapters: set.adapters, weightEdits: edits)
+            return LoRASet(adapters: set.adapters, weightEdits: edits, textEncoder: textEncoder)
         } catch {
             set.detach(from: unet)
             throw error
@@ -42,22 +44,27 @@ extension LoRAFile {
 
     /// Attaches LoRA files. Where files adapt the same layer their adapters are joined along
     /// the rank, A = [A₁; A₂], B = [s₁B₁, s₂B₂], whose product is that sum.
-    static func loadLoRAs(_ files: [AdapterFile], into unet: UNet2DConditionModel) throws
-        -> LoRASet
-    {
+    static func loadLoRAs(
+        _ files: [AdapterFile], into unet: UNet2DConditionModel, textEncoder: CLIPTextModel?
+    ) throws -> LoRASet {
         guard files.count > 1 else {
-            guard let file = files.first else { return LoRASet(adapters: []) }
-            return try loadLoRA(file.path, into: unet, scale: file.scale)
+            guard let file = files.first else {
+                return LoRASet(adapters: [], textEncoder: textEncoder)
+            }
+            return try loadLoRA(
+                file.path, into: unet, textEncoder: textEncoder, scale: file.scale)
         }
         var perLayer: [String: [LoRA]] = [:]
         for file in files {
-            let set = try loadLoRA(file.path, into: unet, scale: file.scale)
+            let set = try loadLoRA(
+                file.path, into: unet, textEncoder: textEncoder, scale: file.scale)
             set.detach(from: unet)
             for (name, adapter) in set.adapters {
                 perLayer[name, default: []].append(adapter)
             }
         }
-        let modelOrder = unet.adaptableLayers(Set(LoRATarget.allCases))
+        let modelOrder = LoRASet.adaptableLayers(
+            unet: unet, textEncoder: textEncoder, targets: Set(LoRATarget.allCases))
         var adapters: [(String, LoRA)] = []
         for (name, layer) in modelOrder where perLayer[name] != nil {
             let joined = joinedAlongRank(perLayer[name]!)
@@ -67,7 +74,7 @@ extension LoRAFile {
             }
             adapters.append((name, joined))
         }
-        return LoRASet(adapters: adapters)
+        return LoRASet(adapters: adapters, textEncoder: textEncoder)
     }
 
     /// One adapter equal to the sum of `parts` (same layer): downs stacked along the rank,

@@ -85,8 +85,13 @@ extension ESDSettings {
         }
         let rank = o.rank ?? p.rank ?? 32
         let alpha = o.alpha ?? (o.rank != nil ? nil : p.alpha) ?? Float(rank)
-        return .lora(
-            rank: rank, alpha: alpha, targets: o.targets ?? p.targets ?? method.loraTargets)
+        let targets = o.targets ?? p.targets ?? method.loraTargets
+        guard !targets.contains(.textEncoder) else {
+            throw UnlearningError(
+                "targets: ESD trains the UNet; the text-encoder target is for --method duo or dspo"
+            )
+        }
+        return .lora(rank: rank, alpha: alpha, targets: targets)
     }
 }
 

@@ -24,6 +24,31 @@ public struct PairBatch {
     }
 }
 
+/// The conditioning of one DUO step: the empty prompt's encoding [1, S, D] and, for
+/// prompted pairs, each pair's context for the DPO term and for the output-preserving term
+/// ([B, S, D] each; nil: the empty prompt).
+public struct PromptContexts {
+    public var empty: Tensor
+    public var pairs: Tensor?
+    public var prior: Tensor?
+
+    public init(empty: Tensor, pairs: Tensor? = nil, prior: Tensor? = nil) {
+        self.empty = empty
+        self.pairs = pairs
+        self.prior = prior
+    }
+
+    /// The UNet's context for DUOLoss's inputs [unsafe, safe, prior(, unsafe, safe on ∅)]
+    /// of `batch` pairs each: [3B or 5B, S, D].
+    func context(batch b: Int, unconditional: Bool) -> Tensor {
+        let empty = concat(Array(repeating: self.empty, count: b), axis: 0)
+        let pairContext = pairs ?? empty
+        return concat(
+            [pairContext, pairContext, prior ?? empty] + (unconditional ? [empty, empty] : []),
+            axis: 0)
+    }
+}
+
 /// How the DPO term is scaled, and how timesteps are drawn (see `DUOLoss`).
 public enum DPOConvention: String, CaseIterable, Sendable {
     /// DUO's code (naver-ai/DUO, train/unlearn-sd.py): a timestep per image, no 1/2.
@@ -81,12 +106,16 @@ public struct LossTerms {
 /// DPO term moves is held to the original's. Guidance then sees the adapters' whole change in
 /// ε(x, c) − ε(x, ∅), which it multiplies by w; an adapter that moves ε(x, c) and ε(x, ∅)
 /// alike changes the guided prediction by 1/w as much (docs/experiments/prompted-pairs.md).
+///
+/// With adapters in the text encoder the conditioning itself depends on them: the trained
+/// pass takes the contexts the adapted encoder gives (with a graph back to its adapters),
+/// the reference pass `referencePrompts`, the original encoder's.
 public enum DUOLoss {
     public static func compute(
         unet: UNet2DConditionModel, lora: LoRASet, schedule: NoiseSchedule,
         predictionType: SchedulerConfig.PredictionType,
         batch: PairBatch, emptyPrompt: Tensor, pairPrompts: Tensor? = nil,
-        priorPrompts: Tensor? = nil,
+        priorPrompts: Tensor? = nil, referencePrompts: PromptContexts? = nil,
         beta: Float, lambda: Float, unconditionalLambda: Float = 0,
         convention: DPOConvention = .duo,
         preference: PreferenceObjective = .dpo
@@ -97,29 +126,29 @@ public enum DUOLoss {
             original: batch.unsafe, noise: batch.noise, timesteps: batch.unsafeTimesteps)
         let noisySafe = schedule.addNoise(
             original: batch.safe, noise: batch.noise, timesteps: batch.safeTimesteps)
-        let empty = concat(Array(repeating: emptyPrompt, count: b), axis: 0)
-        let pairContext = pairPrompts ?? empty
-        let priorContext = priorPrompts ?? empty
         // [unsafe, safe, prior] in one UNet call, as DUO's code batches them; then the same
         // noisy images on the empty prompt for unconditional preservation.
         let preservesUnconditional = unconditionalLambda > 0 && pairPrompts != nil
         var inputs = [noisyUnsafe, noisySafe, batch.noise]
         var timesteps =
             batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)
-        var contexts = [pairContext, pairContext, priorContext]
         if preservesUnconditional {
             inputs += [noisyUnsafe, noisySafe]
             timesteps += batch.unsafeTimesteps + batch.safeTimesteps
-            contexts += [empty, empty]
         }
+        let trainedPrompts = PromptContexts(
+            empty: emptyPrompt, pairs: pairPrompts, prior: priorPrompts)
+        let context = trainedPrompts.context(batch: b, unconditional: preservesUnconditional)
         let input = concat(inputs, axis: 0)
-        let context = concat(contexts, axis: 0)
         let sizes = Array(repeating: b, count: inputs.count)
         let t = timesteps.map(Float.init)
         let trained = split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0)
         let reference = lora.withDisabled {
             GradMode.withNoGrad {
-                split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0)
+                let context =
+                    referencePrompts?.context(batch: b, unconditional: preservesUnconditional)
+                    ?? context
+                return split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0)
             }
         }
         let targetUnsafe = target(

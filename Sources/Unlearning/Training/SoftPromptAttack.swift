@@ -77,13 +77,17 @@ public struct SoftPromptAttack {
         return (Tensor(prefix.scalars, shape: prefix.shape), total / Float(max(settings.steps, 1)))
     }
 
-    /// The conditioning [1, length, hidden] of `prompt` after `prefix`, outside the tape.
-    public func context(prefix: Tensor, prompt: String) -> Tensor {
+    /// The conditioning [1, length, hidden] of `prompt` after `prefix`: outside the tape, or
+    /// `onTape` (for training adapters in the text encoder; the prefix stays a constant).
+    public func context(prefix: Tensor, prompt: String, onTape: Bool = false) -> Tensor {
         let layout = PrefixedPrompt(
             prompt, prefixLength: settings.tokens, tokenizer: model.tokenizer,
             textEncoder: model.textEncoder)
-        return GradMode.withNoGrad {
-            layout.context(prefix: prefix, textEncoder: model.textEncoder)
+        guard onTape else {
+            return GradMode.withNoGrad {
+                layout.context(prefix: prefix, textEncoder: model.textEncoder)
+            }
         }
+        return layout.context(prefix: prefix, textEncoder: model.textEncoder)
     }
 }

@@ -19,11 +19,13 @@ public final class UnlearningTrainer {
     public let identity: JSONFields
     public let lora: LoRASet
     let optimizer: AdamW
-    /// Text-encoder outputs, [1, S, D] and [N, S, D]: the pairs' prompts are encoded for
-    /// prompted DUO, nil otherwise.
+    /// The original text encoder's outputs, [1, S, D] and [N, S, D]: the pairs' prompts are
+    /// encoded for prompted DUO, nil otherwise.
     let emptyPrompt: Tensor
     let unsafePrompts: Tensor?
     let safePrompts: Tensor?
+    /// The same by prompt [1, S, D], for looking up.
+    let encodings: [String: Tensor]
     let posterior: (mean: Tensor, std: Tensor)?
     /// The noise schedule and prediction type the model was trained with.
     let schedulerConfig: SchedulerConfig
@@ -64,7 +66,8 @@ public final class UnlearningTrainer {
         self.directory = directory
         self.identity = identity
         lora = LoRASet.inject(
-            into: model.unet, targets: settings.targets, rank: settings.rank, alpha: settings.alpha,
+            into: model.unet, textEncoder: model.textEncoder, targets: settings.targets,
+            rank: settings.rank, alpha: settings.alpha,
             initialization: settings.initialization,
             key: RandomKey(seed: settings.seed).fold(in: 0x4C4F_5241))
         optimizer = AdamW(
@@ -75,6 +78,15 @@ public final class UnlearningTrainer {
         emptyPrompt = model.encode([""])
         unsafePrompts = settings.promptedShare > 0 ? model.encode(pairs.unsafePrompts) : nil
         safePrompts = settings.promptedShare > 0 ? model.encode(pairs.safePrompts) : nil
+        // Fresh adapters (B = 0) leave the encoder's outputs as the original's.
+        var encodings = ["": emptyPrompt]
+        for (prompts, states) in [
+            (pairs.unsafePrompts, unsafePrompts), (pairs.safePrompts, safePrompts),
+        ] {
+            guard let states else { continue }
+            for (i, prompt) in prompts.enumerated() { encodings[prompt] = states.slice(batch: i) }
+        }
+        self.encodings = encodings
         // A latent model trains on VAE posterior samples, drawn afresh each step as DUO does.
         posterior = model.vae.map { vae in
             GradMode.withNoGrad {
@@ -250,7 +262,7 @@ public final class UnlearningTrainer {
         let batch = PairBatch(
             safe: safe, unsafe: unsafe, noise: noise, safeTimesteps: Array(timesteps[..<b]),
             unsafeTimesteps: pairShared ? Array(timesteps[..<b]) : Array(timesteps[b...]))
-        let prompts = promptedContexts(indices, key: key.fold(in: 4))
+        let conditions = promptedConditions(indices, key: key.fold(in: 4))
         // This rank's pairs (all of them alone), cut into its threads' shards.
         let mine = DataParallel.shardRanges(b, shards: group.size)[group.rank]
         let shards = DataParallel.shardRanges(mine.count, shards: shardCount).map {
@@ -259,9 +271,13 @@ public final class UnlearningTrainer {
         let results = DataParallel.backward(shards: shards.count, parameters: optimizer.parameters)
         { i in
             let pairs = shards[i]
+            // Encoded on this shard's thread: through adapters in the text encoder, the
+            // contexts are on this shard's tape.
+            let mine = conditions.map { Array($0[pairs]) }
             let (loss, values) = shardLoss(
-                batch.pairs(pairs),
-                prompts: prompts.map { ($0.pairs.rows(pairs), $0.prior.rows(pairs)) })
+                batch.pairs(pairs), prompts: contexts(mine),
+                referencePrompts: lora.adaptsTextEncoder
+                    ? lora.withDisabled { GradMode.withNoGrad { contexts(mine) } } : nil)
             // The loss is a mean over pairs: a shard's share is its pairs' fraction.
             let weight = Float(pairs.count) / Float(b)
             return (loss * (weight * scale), values.map { ($0.0, $0.1 * weight) })
@@ -269,16 +285,18 @@ public final class UnlearningTrainer {
         return results.dropFirst().reduce(results[0]) { zip($0, $1).map { ($0.0, $0.1 + $1.1) } }
     }
 
-    /// The loss of some of a micro-batch's pairs, with prompted DUO's contexts for them,
-    /// and the values it logs (means over those pairs).
+    /// The loss of some of a micro-batch's pairs, with their contexts (and the original
+    /// text encoder's, where it has adapters), and the values it logs (means over those
+    /// pairs).
     func shardLoss(
-        _ batch: PairBatch, prompts: (pairs: Tensor, prior: Tensor)?
+        _ batch: PairBatch, prompts: PromptContexts, referencePrompts: PromptContexts?
     ) -> (loss: Tensor, values: [(String, Float)]) {
         let config = schedulerConfig
         let terms = DUOLoss.compute(
             unet: model.unet, lora: lora, schedule: NoiseSchedule(config: config),
-            predictionType: config.predictionType, batch: batch, emptyPrompt: emptyPrompt,
-            pairPrompts: prompts?.pairs, priorPrompts: prompts?.prior, beta: settings.pairBeta,
+            predictionType: config.predictionType, batch: batch, emptyPrompt: prompts.empty,
+            pairPrompts: prompts.pairs, priorPrompts: prompts.prior,
+            referencePrompts: referencePrompts, beta: settings.pairBeta,
             lambda: settings.resolvedLambda, unconditionalLambda: settings.unconditionalLambda,
             convention: settings.pairConvention, preference: settings.preference)
         let unconditional =
@@ -300,14 +318,23 @@ public final class UnlearningTrainer {
         )
     }
 
-    /// The conditioning of prompted DUO (`promptedShare` > 0), [B, S, D] each: a pair drawn
-    /// as prompted gets its unsafe prompt for the DPO term and its safe prompt for the
+    /// What one image of a pair is conditioned on: a text, or the in-training attack's
+    /// current prefix before a prompt.
+    enum Condition {
+        case text(String)
+        case attacked(String)
+    }
+
+    /// The conditions of prompted DUO (`promptedShare` > 0), per pair: a pair drawn as
+    /// prompted gets its unsafe prompt for the DPO term and its safe prompt for the
     /// output-preserving term, or, drawn for a fragment (`fragmentShare`), a fragment of
     /// each (`PromptFragments`), or for a prefix (`prefixShare`) both after one, or for the
     /// attack (`adversarialShare`) the unsafe prompt after its prefix; the others the empty
     /// prompt for both. nil: prompt-free DUO.
-    func promptedContexts(_ indices: [Int], key: RandomKey) -> (pairs: Tensor, prior: Tensor)? {
-        guard settings.promptedShare > 0, let unsafePrompts, let safePrompts else { return nil }
+    func promptedConditions(_ indices: [Int], key: RandomKey) -> [(
+        pair: Condition, prior: Condition
+    )]? {
+        guard settings.promptedShare > 0 else { return nil }
         let prompted = key.uniform(count: indices.count).map { $0 < settings.promptedShare }
         let fragmented = key.fold(in: 1).uniform(count: indices.count).map {
             $0 < settings.fragmentShare
@@ -318,40 +345,63 @@ public final class UnlearningTrainer {
         let adversarial = key.fold(in: 5).uniform(count: indices.count).map {
             $0 < settings.adversarialShare
         }
-        var pairRows: [Tensor] = []
-        var priorRows: [Tensor] = []
-        for (j, i) in indices.enumerated() {
-            if !prompted[j] {
-                pairRows.append(emptyPrompt)
-                priorRows.append(emptyPrompt)
-            } else if fragmented[j] {
-                let unsafe = pairs.unsafePrompts[i]
-                let words = unsafe.split(separator: " ").count
+        return indices.enumerated().map { j, i -> (Condition, Condition) in
+            let (unsafe, safe) = (pairs.unsafePrompts[i], pairs.safePrompts[i])
+            if !prompted[j] { return (.text(""), .text("")) }
+            if fragmented[j] {
                 let fragment = PromptFragments.make(
-                    unsafePrompt: unsafe, safePrompt: pairs.safePrompts[i],
+                    unsafePrompt: unsafe, safePrompt: safe,
                     conceptWords: Set(settings.conceptWords.map { $0.lowercased() }),
                     draws: key.fold(in: 2).fold(in: UInt64(j)).uniform(
-                        count: PromptFragments.drawCount(wordCount: words)))
-                let encoded = model.encode([fragment.unsafe, fragment.safe])  // [2, S, D]
-                pairRows.append(encoded.slice(batch: 0))
-                priorRows.append(encoded.slice(batch: 1))
-            } else if prefixed[j] {
+                        count: PromptFragments.drawCount(
+                            wordCount: unsafe.split(separator: " ").count)))
+                return (.text(fragment.unsafe), .text(fragment.safe))
+            }
+            if prefixed[j] {
                 let draws = key.fold(in: 4).fold(in: UInt64(j)).uniform(
                     count: PromptPrefixes.drawCount)
                 let prompts = self.prefixed(i, draws: draws)
-                let encoded = model.encode([prompts.unsafe, prompts.safe])  // [2, S, D]
-                pairRows.append(encoded.slice(batch: 0))
-                priorRows.append(encoded.slice(batch: 1))
-            } else if adversarial[j], let attack, let adversarialPrefix {
-                pairRows.append(
-                    attack.context(prefix: adversarialPrefix, prompt: pairs.unsafePrompts[i]))
-                priorRows.append(safePrompts.slice(batch: i))
-            } else {
-                pairRows.append(unsafePrompts.slice(batch: i))
-                priorRows.append(safePrompts.slice(batch: i))
+                return (.text(prompts.unsafe), .text(prompts.safe))
             }
+            if adversarial[j], attack != nil, adversarialPrefix != nil {
+                return (.attacked(unsafe), .text(safe))
+            }
+            return (.text(unsafe), .text(safe))
         }
-        return (concat(pairRows, axis: 0), concat(priorRows, axis: 0))
+    }
+
+    /// The contexts of `conditions`' pairs ([B, S, D] each) and the empty prompt's, from the
+    /// text encoder as it is on this thread: with adapters in it and switched on, on the
+    /// tape; otherwise the original's (a pair's own prompts looked up, not encoded again).
+    func contexts(_ conditions: [(pair: Condition, prior: Condition)]?) -> PromptContexts {
+        let empty = encode(.text(""))
+        guard let conditions else { return PromptContexts(empty: empty) }
+        return PromptContexts(
+            empty: empty, pairs: concat(conditions.map { encode($0.pair) }, axis: 0),
+            prior: concat(conditions.map { encode($0.prior) }, axis: 0))
+    }
+
+    /// One condition's encoding [1, S, D] (see `contexts`).
+    func encode(_ condition: Condition) -> Tensor {
+        let adapted = lora.adaptsTextEncoder && LoRA.isSwitchedOn
+        switch condition {
+        case .text(let text):
+            if !adapted, let known = encodings[text] { return known }
+            guard adapted else { return model.encode([text]) }
+            return model.textEncoder([
+                model.tokenizer.encode(text, padTo: model.tokenizer.maxLength)
+            ])
+        case .attacked(let prompt):
+            return attack!.context(prefix: adversarialPrefix!, prompt: prompt, onTape: adapted)
+        }
+    }
+
+    /// The conditioning of prompted DUO for a micro-batch's pairs, [B, S, D] each
+    /// (`promptedConditions`, encoded by `contexts`); nil: prompt-free DUO.
+    func promptedContexts(_ indices: [Int], key: RandomKey) -> (pairs: Tensor, prior: Tensor)? {
+        guard let conditions = promptedConditions(indices, key: key) else { return nil }
+        let contexts = contexts(conditions)
+        return (contexts.pairs!, contexts.prior!)
     }
 
     /// Pair indices of micro-batch `index`: the pairs in a fresh random order each epoch.

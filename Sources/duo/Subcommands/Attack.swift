@@ -105,7 +105,8 @@ extension Duo {
         func load() throws -> (ConceptFile, StableDiffusion, PairData) {
             let conceptFile = try conceptOption.load()
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
-            try LoRAFile.load(adapters(), into: diffusion.unet).merge(into: diffusion.unet)
+            try LoRAFile.load(adapters(), into: diffusion.unet, textEncoder: diffusion.textEncoder)
+                .merge(into: diffusion.unet)
             return (
                 conceptFile, diffusion,
                 try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")

@@ -157,7 +157,8 @@ extension Duo {
             let remaining = Array(targets[rows.count...])
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             // Read now, so that a bad adapter fails before the images are drawn.
-            let adapters = try LoRAFile.load(attacked.adapters(), into: diffusion.unet)
+            let adapters = try LoRAFile.load(
+                attacked.adapters(), into: diffusion.unet, textEncoder: diffusion.textEncoder)
             adapters.detach(from: diffusion.unet)
             let attack = try UnlearnDiffAttack(
                 model: diffusion, forbidden: forbidden, settings: settings)

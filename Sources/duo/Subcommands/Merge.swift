@@ -13,9 +13,9 @@ extension Duo {
                 A LoRA: W = W0 + scale x B A for every adapted layer. A UNet weights file (a \
                 partial or whole diffusers UNet state_dict, as ESD and UCE write): \
                 W = W0 + scale x (W_file - W0) for every parameter it holds. Several files \
-                add their changes. Every \
-                other file of the model folder is copied as it is; the UNet weights are \
-                written in float32. The folder is written beside its destination and renamed \
+                add their changes. A LoRA with text-encoder adapters (text_encoder.* keys) \
+                is fused into the text encoder too. Every other file of the model folder is \
+                copied as it is; the changed weights are written in float32. The folder is written beside its destination and renamed \
                 into place.
                 """)
 
@@ -48,21 +48,23 @@ extension Duo {
             }
             let source = try modelOption.directory()
             let unet = try UNet2DConditionModel.load(directory: source + "/unet")
+            let textEncoder = try CLIPTextModel.load(directory: source + "/text_encoder")
             let adapters = try LoRAFile.load(
-                try AdapterSpec.stack(lora, loraScale: loraScale), into: unet)
+                try AdapterSpec.stack(lora, loraScale: loraScale), into: unet,
+                textEncoder: textEncoder)
+            let mergesTextEncoder = adapters.adaptsTextEncoder
             try adapters.merge(into: unet)
             let staging = out + ".tmp-\(getpid())"
             do {
                 try files.copyItem(atPath: source, toPath: staging)
-                // Only the UNet weights change; drop any other weight files of the UNet (fp16 variants).
-                let unetFolder = staging + "/unet"
-                for name in try files.contentsOfDirectory(atPath: unetFolder)
-                where name.hasSuffix(".safetensors") || name.hasSuffix(".bin") {
-                    try files.removeItem(atPath: unetFolder + "/" + name)
+                try replaceWeights(
+                    in: staging + "/unet", with: unet, as: "diffusion_pytorch_model.safetensors")
+                if mergesTextEncoder {
+                    // transformers v4's names (`text_model.`), which v5 also reads.
+                    try replaceWeights(
+                        in: staging + "/text_encoder", with: textEncoder, as: "model.safetensors",
+                        prefix: "text_model.")
                 }
-                try WeightLoading.save(
-                    unet, to: unetFolder + "/diffusion_pytorch_model.safetensors",
-                    metadata: ["format": "pt"])
                 try files.moveItem(atPath: staging, toPath: out)
             } catch {
                 try? files.removeItem(atPath: staging)
@@ -70,6 +72,20 @@ extension Duo {
                     "\(out): cannot write the merged model (\(FileProblem.reason(error)))")
             }
             print(out)
+        }
+
+        /// Writes `model`'s weights into `folder` as `file`, first dropping the folder's other
+        /// weight files (fp16 variants), which would still hold the unmerged weights.
+        func replaceWeights(
+            in folder: String, with model: Layer, as file: String, prefix: String = ""
+        ) throws {
+            let files = FileManager.default
+            for name in try files.contentsOfDirectory(atPath: folder)
+            where name.hasSuffix(".safetensors") || name.hasSuffix(".bin") {
+                try files.removeItem(atPath: folder + "/" + name)
+            }
+            try WeightLoading.save(
+                model, to: folder + "/" + file, prefix: prefix, metadata: ["format": "pt"])
         }
     }
 }

@@ -92,7 +92,8 @@ extension Duo {
             _ = precisionOption.apply()
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             let adapters = try AdapterSpec.stack(lora, loraScale: loraScale)
-            _ = try LoRAFile.load(adapters, into: diffusion.unet)
+            _ = try LoRAFile.load(
+                adapters, into: diffusion.unet, textEncoder: diffusion.textEncoder)
             PromptCheck.warn([prompt, negativePrompt], tokenizer: diffusion.tokenizer)
             var parameters = TextToImage.Parameters(prompt: prompt)
             parameters.negativePrompt = negativePrompt

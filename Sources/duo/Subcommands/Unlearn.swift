@@ -91,7 +91,7 @@ extension Duo {
 
         @Option(
             help:
-                "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs (default: self-attention, DUO's; on the embedded model self-attention,convs; ESD-u's LoRA: self-attention,feed-forward,convs, ESD-x's: cross-attention)."
+                "LoRA targets, comma-separated: self-attention, cross-attention, feed-forward, convs, text-encoder (default: self-attention, DUO's; on the embedded model self-attention,convs; ESD-u's LoRA: self-attention,feed-forward,convs, ESD-x's: cross-attention; text-encoder: the CLIP text encoder's attention projections, DUO and DSPO only)."
         )
         var targets: String?
 

@@ -54,7 +54,10 @@ extension Duo {
 
         func run() throws {
             let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
-            if let lora { _ = try LoRAFile.load(lora, into: diffusion.unet) }
+            if let lora {
+                _ = try LoRAFile.load(
+                    lora, into: diffusion.unet, textEncoder: diffusion.textEncoder)
+            }
             var parameters = WorldCheck.Parameters()
             parameters.samples = samples
             parameters.steps = sampling.steps
