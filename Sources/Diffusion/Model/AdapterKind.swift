@@ -1,7 +1,7 @@
 import Formats
 
-/// What an adapter file holds, told apart by its keys: a LoRA (peft keys under `unet.`,
-/// `...lora_A.weight` / `...lora_B.weight`) or UNet weights (diffusers UNet parameter names,
+/// What an adapter file holds, told apart by its keys: a LoRA (peft keys under `unet.` and
+/// `text_encoder.`, `...lora_A.weight` / `...lora_B.weight`) or UNet weights (diffusers UNet parameter names,
 /// `UNetWeightsFile`).
 public enum AdapterKind: Sendable, Equatable {
     case lora
