@@ -210,7 +210,7 @@ final class ConceptFileTests: XCTestCase {
             }! + 1
         assertError(
             text.replacingOccurrences(of: "\"cross-attention\"]", with: "\"mlp\"]"),
-            "bad.toml:\(line): key 'unlearning.targets': unknown target 'mlp' (known: self-attention, cross-attention, feed-forward, convs)"
+            "bad.toml:\(line): key 'unlearning.targets': unknown target 'mlp' (known: self-attention, cross-attention, feed-forward, convs, text-encoder)"
         )
         assertError(
             text.replacingOccurrences(of: "steps = 1500", with: "steps = 0"),
