@@ -107,6 +107,26 @@ final class UNetWeightsFileTests: XCTestCase {
             "merged edit + LoRA (duo merge) against diffusers")
     }
 
+    /// `duo attack unlearndiff` draws the original's images with the set detached, then
+    /// merges the same set: the edit must come back with the LoRA on top of it.
+    func testMergeAfterDetachKeepsTheEditUnderTheLoRA() throws {
+        let unet = try UNet2DConditionModel.load(directory: Self.unetFolder)
+        let base = unet.namedParameters.map(\.1.scalars)
+        let set = try LoRAFile.load(
+            [AdapterFile(path: Self.edit), AdapterFile(path: Self.lora)], into: unet)
+        set.detach(from: unet)
+        set.detach(from: unet)
+        XCTAssertEqual(unet.namedParameters.map(\.1.scalars), base, "detached twice: the base")
+        try set.merge(into: unet)
+        assertClose(
+            try run(unet), try reference("output_edit_lora"), rtol: 0, atol: 1e-5,
+            "detached, then merged: edit + LoRA against diffusers")
+        set.detach(from: unet)
+        assertClose(
+            try run(unet), try reference("output_edit_lora"), rtol: 0, atol: 1e-5,
+            "a merge is for good: detaching afterwards changes nothing")
+    }
+
     func testSaveWritesAReadableMarkedFileThatAppliesExactly() throws {
         let unet = try UNet2DConditionModel.load(directory: Self.unetFolder)
         let (key, parameter) = unet.namedParameters.first { $0.0.hasSuffix("attn2.to_k.weight") }!

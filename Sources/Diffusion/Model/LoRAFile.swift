@@ -162,6 +162,8 @@ extension LoRASet {
     /// detached afterwards. A sum that overflows to infinity (a huge scale) is an error
     /// naming the layer.
     public func merge(into unet: UNet2DConditionModel) throws {
+        // The adapters add onto the edited weights, also after a `detach` restored them.
+        weightEdits.apply()
         let layers = Dictionary(
             Self.adaptableLayers(
                 unet: unet, textEncoder: textEncoder, targets: Set(LoRATarget.allCases)),
