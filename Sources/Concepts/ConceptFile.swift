@@ -477,8 +477,38 @@ private struct ConceptFields {
                     "'\(file)' leaves the concept file's folder (give a path relative to it, without '..')",
                     key: key)
             }
+            // Nor through a symbolic link: what exists of the path must resolve inside.
+            let folder = PathText.parent(path)
+            let root = Self.realPath(folder.isEmpty ? "." : folder)
+            if let root,
+                let real = Self.realPath(
+                    deepestExisting: (folder.isEmpty ? "." : folder) + "/" + file),
+                real != root, !real.hasPrefix(root == "/" ? "/" : root + "/")
+            {
+                throw error(
+                    "'\(file)' leads out of the concept file's folder through a symbolic link (to \(real))",
+                    key: key)
+            }
             return (String(key.dropFirst("attacks.".count)), file)
         }
+    }
+
+    /// `path` with every symbolic link resolved, nil when it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// The resolved path of `path`'s longest part that exists (a set not made yet has a
+    /// folder that may).
+    static func realPath(deepestExisting path: String) -> String? {
+        var candidate = path
+        while !candidate.isEmpty, candidate != "/", candidate != "." {
+            if let real = realPath(candidate) { return real }
+            candidate = PathText.parent(candidate)
+        }
+        return nil
     }
 
     /// A name that becomes a folder name (`pairs/NAME`, `adapters/NAME/...`): one path

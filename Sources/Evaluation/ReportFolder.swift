@@ -28,13 +28,14 @@ public struct ReportFolder {
 
     /// This process's staging folder for `destination`.
     public static func stagingPath(for destination: String) -> String {
-        destination + ".tmp-\(getpid())"
+        // Beside "out/", not inside it.
+        PathText.withoutTrailingSlash(destination) + ".tmp-\(getpid())"
     }
 
     /// Checks `destination`; takes over the staging folder of a dead run with the same
     /// `inputsDigest`, removes the others', and makes this run's staging folder.
     public init(destination: String, inputsDigest: String) throws {
-        self.destination = destination
+        self.destination = PathText.withoutTrailingSlash(destination)
         staging = Self.stagingPath(for: destination)
         try Self.checkReplaceable(destination)
         let files = FileManager.default

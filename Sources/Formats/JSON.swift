@@ -29,9 +29,11 @@ public enum JSONValue {
 }
 
 /// Why a JSON text was rejected, and where.
-public struct JSONParseError: Error {
+public struct JSONParseError: Error, CustomStringConvertible {
     public let offset: Int
     public let message: String
+
+    public var description: String { "\(message) at byte \(offset)" }
 }
 
 /// A recursive-descent parser over UTF-8 bytes (RFC 8259, no extensions).

@@ -66,11 +66,12 @@ public struct PNGImage: Equatable, Sendable {
     }
 
     /// Writes the image as an 8-bit PNG (gray, gray+alpha, RGB or RGBA as it is held),
-    /// atomically: a temporary file in the same directory renamed over `path`.
+    /// atomically: a temporary file in the same directory renamed over `path`. The file
+    /// carries duo's mark (`PNGMark`).
     public func write(to path: String) throws {
         let bytes: [UInt8]
         do {
-            bytes = try encoded()
+            bytes = PNGMark.marked(try encoded())
         } catch let error as FormatError {
             throw FormatError(error.kind, path: path, reason: error.reason)
         }

@@ -51,6 +51,14 @@ struct Duo: ParsableCommand {
                 }
                 ProcessGroup.abortIfSplit(code: code.rawValue)
             }
+            // A refusal is one line (ArgumentParser's would add the usage after it); help and
+            // --version print as ArgumentParser prints them.
+            let code = exitCode(for: cleaned)
+            guard code == .success else {
+                let text = message(for: cleaned)
+                if !text.isEmpty { FileHandle.standardError.write(Data("Error: \(text)\n".utf8)) }
+                Foundation.exit(code.rawValue)
+            }
             exit(withError: cleaned)
         }
     }

@@ -31,6 +31,27 @@ enum OptionCheck {
 
     /// An output file's folder must exist and be writable before the work starts, so a
     /// long run does not fail at its last step.
+    /// Refuses an existing file at `path` that is not a PNG duo wrote (`PNGMark`): a run
+    /// replaces its own images, never anyone else's file.
+    static func replaceablePNG(_ path: String, _ option: String) throws {
+        guard FileManager.default.fileExists(atPath: path), !PNGMark.isMarked(path: path) else {
+            return
+        }
+        throw UsageError(
+            "\(option) \(path): exists and was not written by duo; remove it or give another path")
+    }
+
+    /// Refuses an existing file at `path` that is not a safetensors file whose metadata
+    /// holds each of `marks` (what the command writes there).
+    static func replaceableSafeTensors(_ path: String, _ option: String, marks: [String]) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let metadata = (try? SafeTensorsReader(path: path).metadata) ?? [:]
+        guard !marks.allSatisfy({ metadata[$0] != nil }) else { return }
+        throw UsageError(
+            "\(option) \(path): exists and was not written by this command; remove it or give another path"
+        )
+    }
+
     static func writableFile(_ path: String, _ option: String) throws {
         var isFolder: ObjCBool = false
         if path.hasSuffix("/")

@@ -266,6 +266,31 @@ final class ConceptFileTests: XCTestCase {
         }
     }
 
+    /// A set path inside the folder that a symbolic link takes out of it (eval read
+    /// /etc/passwd into its results through one).
+    func testAnAttackSetCannotLeaveItsFolderThroughASymbolicLink() throws {
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("concept-link-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(
+            atPath: folder + "/dots", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: folder + "/dots/paraphrases.txt", withDestinationPath: "/etc/hostname")
+        let path = folder + "/dots.toml"
+        try (Self.valid + Self.settings).write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ConceptFile(contentsOf: path)) {
+            XCTAssertTrue(
+                "\($0)".contains(
+                    "key 'attacks.paraphrases': 'dots/paraphrases.txt' leads out of the concept file's folder through a symbolic link"
+                ), "\($0)")
+        }
+        // A set not made yet, in a folder that is a link out.
+        try FileManager.default.removeItem(atPath: folder + "/dots")
+        try FileManager.default.createSymbolicLink(
+            atPath: folder + "/dots", withDestinationPath: "/tmp")
+        XCTAssertThrowsError(try ConceptFile(contentsOf: path))
+    }
+
     func testAMissingFileIsOneLine() {
         XCTAssertThrowsError(try ConceptFile(contentsOf: "/nonexistent/x.toml")) {
             XCTAssertEqual("\($0)", "/nonexistent/x.toml:0: cannot read the file")

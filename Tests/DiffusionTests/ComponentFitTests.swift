@@ -43,4 +43,11 @@ final class ComponentFitTests: XCTestCase {
             "text_encoder/config.json: key 'max_position_embeddings': 77 positions, but the tokenizer pads prompts to 100"
         )
     }
+
+    /// An id past the text encoder's embedding rows trapped in the embedding lookup.
+    func testATokenIDPastTheTextEncodersEmbeddings() throws {
+        try edit("tokenizer/tokenizer.json", "\"<|endoftext|>\": 999", "\"<|endoftext|>\": 5000")
+        assertLoadFails(
+            "tokenizer: holds token ids 998 to 5000, but the text encoder has embeddings 0 to 999")
+    }
 }

@@ -97,6 +97,28 @@ final class ModelFolderErrorTests: XCTestCase {
         assertLoadFails(containing: ["'layers_per_block'", "expected an integer", "\"one\""])
     }
 
+    /// Sizes of zero, below zero or past any model's would divide by zero, make a tensor of
+    /// negative shape, or run out of memory or time; each is refused by name instead.
+    func testSizesOutOfRangeAreErrors() throws {
+        for (from, to, key) in [
+            ("\"layers_per_block\": 1", "\"layers_per_block\": 0", "'layers_per_block'"),
+            ("\"layers_per_block\": 1", "\"layers_per_block\": 1000000000", "'layers_per_block'"),
+            ("\"norm_num_groups\": 8", "\"norm_num_groups\": 0", "'norm_num_groups'"),
+            ("\"attention_head_dim\": 4", "\"attention_head_dim\": [4, 0]", "'attention_head_dim'"),
+            ("\"in_channels\": 4", "\"in_channels\": -3", "'in_channels'"),
+            (
+                "\"transformer_layers_per_block\": 1", "\"transformer_layers_per_block\": -1",
+                "'transformer_layers_per_block'"
+            ),
+            ("\"norm_eps\": 1e-05", "\"norm_eps\": -1", "'norm_eps'"),
+        ] {
+            try editConfig(from, to)
+            assertLoadFails(containing: [scratch + "/config.json", key, "expected"])
+            try editConfig(to, from)
+        }
+        XCTAssertNoThrow(try UNet2DConditionModel.load(directory: scratch))
+    }
+
     func testPickleCheckpointsAreRefused() throws {
         try FileManager.default.moveItem(
             atPath: weightsPath, toPath: scratch + "/diffusion_pytorch_model.bin")

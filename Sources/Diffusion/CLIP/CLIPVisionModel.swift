@@ -40,13 +40,13 @@ public struct CLIPVisionConfig: Equatable, Sendable {
                 "expected quick_gelu or gelu, found \(name)")
         }
         self.init(
-            hiddenSize: try config.int("hidden_size"),
-            intermediateSize: try config.int("intermediate_size"),
-            layers: try config.int("num_hidden_layers"),
-            heads: try config.int("num_attention_heads"),
-            imageSize: try config.int("image_size", default: 224),
-            patchSize: try config.int("patch_size", default: 32),
-            channels: try config.int("num_channels", default: 3), activation: activation,
+            hiddenSize: try config.size("hidden_size"),
+            intermediateSize: try config.size("intermediate_size"),
+            layers: try config.size("num_hidden_layers", limit: 256),
+            heads: try config.size("num_attention_heads"),
+            imageSize: try config.size("image_size", default: 224, limit: 1 << 12),
+            patchSize: try config.size("patch_size", default: 32, limit: 1 << 12),
+            channels: try config.size("num_channels", default: 3), activation: activation,
             layerNormEps: try config.float("layer_norm_eps", default: 1e-5))
         guard hiddenSize % heads == 0 else {
             throw ModelError(

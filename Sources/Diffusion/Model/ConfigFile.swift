@@ -65,6 +65,32 @@ public struct ConfigFile {
         return n
     }
 
+    /// A size or a count (channels, heads, layers): a whole number from 1 to `limit`. A
+    /// model built from a zero, a negative or an absurd one would divide by zero, make a
+    /// tensor of negative shape, or run out of memory or time before saying why.
+    public func size(_ key: String, default fallback: Int? = nil, limit: Int = 1 << 16) throws
+        -> Int
+    {
+        try checkedSize(key, try int(key, default: fallback), limit: limit)
+    }
+
+    /// `ints`, each value a size (`size`).
+    public func sizes(_ key: String, count: Int, default fallback: Int? = nil, limit: Int = 1 << 16)
+        throws -> [Int]
+    {
+        try ints(key, count: count, default: fallback).map {
+            try checkedSize(key, $0, limit: limit)
+        }
+    }
+
+    private func checkedSize(_ key: String, _ n: Int, limit: Int) throws -> Int {
+        guard (1...limit).contains(n) else {
+            throw ModelError(
+                file: path, key: key, "expected a whole number from 1 to \(limit), found \(n)")
+        }
+        return n
+    }
+
     /// An integer, also when written as 2.0.
     private static func integer(_ v: JSONValue) -> Int? {
         guard case .number(let text) = v else { return nil }

@@ -71,7 +71,11 @@ public enum LoRAFile {
                 throw ModelError(file: path, key: upKey, "missing (every lora_A needs its lora_B)")
             }
             let (down, up) = (try file.info(downKey).shape, try file.info(upKey).shape)
-            let rank = down[0]
+            guard let rank = down.first, rank > 0 else {
+                throw ModelError(
+                    file: path, key: downKey,
+                    "has shape \(down); expected [rank, ...] with rank >= 1")
+            }
             let adapter: LoRA
             switch layer {
             case .linear(let linear):

@@ -5,7 +5,8 @@ import Tensor
 public enum WeightLoading {
     /// Copies each parameter of `layer` from `file`, under `prefix` + the layer's key.
     /// `alternatives` maps a key to other spellings to try in order (older checkpoints).
-    /// Missing or misshapen tensors fail naming the file, the key, expected vs found.
+    /// Missing or misshapen tensors fail naming the file, the key, expected vs found; so do
+    /// NaN or infinite values, which would only show later as NaN outputs.
     public static func load(
         _ layer: Layer, from file: SafeTensorsReader, prefix: String = "",
         alternatives: (String) -> [String] = { _ in [] }
@@ -23,7 +24,13 @@ public enum WeightLoading {
                     file: file.path, key: found,
                     "expected shape \(parameter.shape), found \(info.shape)")
             }
-            try parameter.withUnsafeMutableBufferPointer { try file.read(found, into: $0) }
+            let finite = try parameter.withUnsafeMutableBufferPointer { values in
+                try file.read(found, into: values)
+                return values.allSatisfy(\.isFinite)
+            }
+            guard finite else {
+                throw ModelError(file: file.path, key: found, "holds NaN or infinite values")
+            }
         }
     }
 

@@ -75,6 +75,13 @@ public final class StableDiffusion {
                 "\(text.vocabularySize) embeddings, but the tokenizer has \(tokenizer.vocabularySize) ids"
             )
         }
+        if let ids = tokenizer.idBounds, ids.lowerBound < 0 || ids.upperBound >= text.vocabularySize
+        {
+            throw ModelError(
+                file: directory + "/tokenizer",
+                "holds token ids \(ids.lowerBound) to \(ids.upperBound), but the text encoder has embeddings 0 to \(text.vocabularySize - 1) (its vocab_size)"
+            )
+        }
         let attends =
             unet.config.downBlocks.contains(.crossAttention)
             || unet.config.upBlocks.contains(.crossAttention)

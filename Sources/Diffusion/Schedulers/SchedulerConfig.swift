@@ -130,12 +130,10 @@ public struct SchedulerConfig: Equatable, Sendable {
         try file.require("_class_name", in: Self.compatibleClasses)
         try file.require("thresholding", equals: false)
         self.init()
-        numTrainTimesteps = try file.int("num_train_timesteps", default: numTrainTimesteps)
-        guard numTrainTimesteps >= 1 else {
-            throw ModelError(
-                file: path, key: "num_train_timesteps",
-                "expected at least 1, found \(numTrainTimesteps)")
-        }
+        // The schedule holds a few arrays of this length: a million steps is far past any
+        // model's (diffusers' are 1000) and still small.
+        numTrainTimesteps = try file.size(
+            "num_train_timesteps", default: numTrainTimesteps, limit: 1 << 20)
         betaStart = try Self.probability(file, "beta_start", default: betaStart)
         betaEnd = try Self.probability(file, "beta_end", default: betaEnd)
         betaSchedule = try Self.choice(file, "beta_schedule", default: betaSchedule)

@@ -36,12 +36,18 @@ public struct CLIPTextConfig: Equatable, Sendable {
                 "expected quick_gelu or gelu, found \(name)")
         }
         self.init(
-            vocabularySize: try config.int("vocab_size"), hiddenSize: try config.int("hidden_size"),
-            intermediateSize: try config.int("intermediate_size"),
-            layers: try config.int("num_hidden_layers"),
-            heads: try config.int("num_attention_heads"),
-            maxPositions: try config.int("max_position_embeddings", default: 77),
+            vocabularySize: try config.size("vocab_size", limit: 1 << 20),
+            hiddenSize: try config.size("hidden_size"),
+            intermediateSize: try config.size("intermediate_size"),
+            layers: try config.size("num_hidden_layers", limit: 256),
+            heads: try config.size("num_attention_heads"),
+            maxPositions: try config.size("max_position_embeddings", default: 77),
             activation: activation, layerNormEps: try config.float("layer_norm_eps", default: 1e-5))
+        guard layerNormEps > 0, layerNormEps.isFinite else {
+            throw ModelError(
+                file: config.path, key: "layer_norm_eps",
+                "expected a positive number, found \(layerNormEps)")
+        }
         guard hiddenSize % heads == 0 else {
             throw ModelError(
                 file: config.path, key: "num_attention_heads",

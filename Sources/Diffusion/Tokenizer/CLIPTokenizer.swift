@@ -26,6 +26,14 @@ public struct CLIPTokenizer: Sendable {
     /// The number of distinct ids: the vocabulary and any added token beyond it.
     public private(set) var vocabularySize: Int
 
+    /// The smallest and the largest id the tokenizer can give (nil for an empty one): the
+    /// text encoder needs an embedding row for each.
+    public var idBounds: ClosedRange<Int>? {
+        let ids = Set(vocabularyTokens.keys).union(addedTokens.keys)
+        guard let low = ids.min(), let high = ids.max() else { return nil }
+        return low...high
+    }
+
     /// What stands for a character the vocabulary lacks (eos in CLIP's files).
     private let unknownTokenID: Int
     private let encoder: BytePairEncoder

@@ -61,9 +61,13 @@ public struct UNetConfig: Equatable, Sendable {
 extension UNetConfig {
     /// Reads `unet/config.json`.
     public init(file config: ConfigFile) throws {
-        let blocks = try config.ints(
+        let blocks = try config.sizes(
             "block_out_channels", count: try config.strings("down_block_types").count)
         let n = blocks.count
+        guard n > 0 else {
+            throw ModelError(
+                file: config.path, key: "down_block_types", "expected at least 1 block, found none")
+        }
         func parse<T: RawRepresentable>(_ key: String, _: T.Type) throws -> [T]
         where T.RawValue == String {
             let names = try config.strings(key)
@@ -88,22 +92,27 @@ extension UNetConfig {
         let headsKey =
             config.has("num_attention_heads") ? "num_attention_heads" : "attention_head_dim"
         self.init(
-            sampleSize: try config.int("sample_size", default: 64),
-            inChannels: try config.int("in_channels", default: 4),
-            outChannels: try config.int("out_channels", default: 4),
+            sampleSize: try config.size("sample_size", default: 64, limit: 1 << 12),
+            inChannels: try config.size("in_channels", default: 4),
+            outChannels: try config.size("out_channels", default: 4),
             blockOutChannels: blocks,
             downBlocks: try parse("down_block_types", DownBlock.self),
             upBlocks: try parse("up_block_types", UpBlock.self),
             midBlock: mid,
-            layersPerBlock: try config.int("layers_per_block", default: 2),
-            heads: try config.ints(headsKey, count: n, default: 8),
-            crossAttentionDim: try config.int("cross_attention_dim", default: 1280),
-            normGroups: try config.int("norm_num_groups", default: 32),
+            layersPerBlock: try config.size("layers_per_block", default: 2, limit: 64),
+            heads: try config.sizes(headsKey, count: n, default: 8),
+            crossAttentionDim: try config.size("cross_attention_dim", default: 1280),
+            normGroups: try config.size("norm_num_groups", default: 32),
             normEps: try config.float("norm_eps", default: 1e-5),
-            transformerLayersPerBlock: try config.int("transformer_layers_per_block", default: 1),
+            transformerLayersPerBlock: try config.size(
+                "transformer_layers_per_block", default: 1, limit: 64),
             useLinearProjection: try config.bool("use_linear_projection", default: false),
             flipSinToCos: try config.bool("flip_sin_to_cos", default: true),
             freqShift: try config.float("freq_shift", default: 0))
+        guard normEps > 0, normEps.isFinite else {
+            throw ModelError(
+                file: config.path, key: "norm_eps", "expected a positive number, found \(normEps)")
+        }
         for (i, c) in blocks.enumerated() where c % normGroups != 0 || c % heads[i] != 0 {
             throw ModelError(
                 file: config.path, key: "block_out_channels",

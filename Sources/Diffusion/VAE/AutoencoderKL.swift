@@ -47,14 +47,25 @@ public struct VAEConfig: Equatable, Sendable {
                 "expected null (duo does not support it), found a value")
         }
         self.init(
-            inChannels: try config.int("in_channels", default: 3),
-            outChannels: try config.int("out_channels", default: 3),
-            latentChannels: try config.int("latent_channels", default: 4),
-            blockOutChannels: try config.ints("block_out_channels", count: down.count),
-            layersPerBlock: try config.int("layers_per_block", default: 1),
-            normGroups: try config.int("norm_num_groups", default: 32),
+            inChannels: try config.size("in_channels", default: 3),
+            outChannels: try config.size("out_channels", default: 3),
+            latentChannels: try config.size("latent_channels", default: 4),
+            blockOutChannels: try config.sizes("block_out_channels", count: down.count),
+            layersPerBlock: try config.size("layers_per_block", default: 1, limit: 64),
+            normGroups: try config.size("norm_num_groups", default: 32),
             scalingFactor: try config.float("scaling_factor", default: 0.18215),
             midBlockAttention: try config.bool("mid_block_add_attention", default: true))
+        guard !down.isEmpty, up.count == down.count else {
+            throw ModelError(
+                file: config.path, key: "up_block_types",
+                "expected as many blocks as down_block_types (\(down.count), at least 1), found \(up.count)"
+            )
+        }
+        for c in blockOutChannels where c % normGroups != 0 {
+            throw ModelError(
+                file: config.path, key: "block_out_channels",
+                "\(c) channels are not divisible by \(normGroups) groups (norm_num_groups)")
+        }
     }
 }
 

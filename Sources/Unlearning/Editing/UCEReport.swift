@@ -28,6 +28,9 @@ public enum UCEReport {
             return "holds files duo unlearn --method uce does not write ("
                 + "\(foreign.prefix(3).joined(separator: ", "))); give another --out"
         }
+        if let other = RunFolder.unmarkedFile(in: directory, entries: entries) {
+            return "holds \(other), which duo unlearn did not write; give another --out"
+        }
         let path = directory + "/config.json"
         guard !replacing, let old = try? String(contentsOfFile: path, encoding: .utf8),
             old != config

@@ -85,6 +85,11 @@ public final class SDEditPairs {
                 "\(concept.path): the filter needs a detector to keep pairs by (or turn it off)")
         }
         let prompts = try filler.pairPrompts(concept, count: settings.count, seed: settings.seed)
+        // The edit's schedule is checked before the folder is written: settings that leave
+        // the edit no step would otherwise leave a folder that refuses the corrected run.
+        var scheduler = try model.scheduler(settings.editSchedulerKind)
+        try scheduler.setTimesteps(settings.steps)
+        _ = try scheduler.timesteps(strength: settings.strength)
         if group.isRoot {
             try prepareFolder(force: force)
             let kept = PairManifest.read(

@@ -23,6 +23,9 @@ extension TrainingRun {
             return
                 "holds files duo unlearn does not write (\(foreign.prefix(3).joined(separator: ", "))); give another --out"
         }
+        if let other = RunFolder.unmarkedFile(in: directory, entries: entries) {
+            return "holds \(other), which duo unlearn did not write; give another --out"
+        }
         guard !replacing, FileManager.default.fileExists(atPath: checkpointPath) else { return nil }
         let saved = try SafeTensorsReader(path: checkpointPath).metadata
         guard let key = metadata.keys.sorted().first(where: { saved[$0] != metadata[$0] }) else {
@@ -40,6 +43,36 @@ public enum RunFolder {
         "adapter.safetensors", "unet.safetensors", "config.json", "train.jsonl", "train.svg",
         "checkpoint.safetensors",
     ]
+
+    /// The first of the run files present in `directory` that a run did not write, nil
+    /// when each carries a run's marks: weights and checkpoints with the run's `method` in
+    /// their metadata, a config naming its method and concept, a log of step records. The
+    /// curves have no mark of their own; they count as a run's beside a marked file.
+    static func unmarkedFile(in directory: String, entries: [String]) -> String? {
+        var marked = false
+        for name in entries.sorted() where files.contains(name) {
+            let path = directory + "/" + name
+            let owned: Bool
+            switch name {
+            case "config.json":
+                guard let data = FileManager.default.contents(atPath: path),
+                    case .object(let members)? = try? JSONParser.parse(Array(data))
+                else { return name }
+                let keys = Set(members.map(\.key))
+                owned = keys.contains("method") && keys.contains("concept")
+            case "train.jsonl":
+                let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "?"
+                owned = text.isEmpty || text.hasPrefix("{\"step\": ")
+            case "train.svg":
+                continue
+            default:
+                owned = (try? SafeTensorsReader(path: path).metadata["method"]) != nil
+            }
+            guard owned else { return name }
+            marked = marked || name != "train.jsonl"
+        }
+        return !marked && entries.contains("train.svg") ? "train.svg" : nil
+    }
 }
 
 extension UnlearningTrainer: TrainingRun {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Concepts
 import Diffusion
 import Evaluation
+import Formats
 import Foundation
 import Tensor
 import Unlearning
@@ -68,6 +69,10 @@ extension Duo {
             let (conceptFile, diffusion, pairData) = try target.load()
             let destination = try attackSet.destination(
                 set: GeneratedAttackSet.conceptInversion, concept: conceptFile)
+            try Self.checkReplaceable(
+                GeneratedAttackSet.embeddingsPath(forSet: destination), marks: ["concept", "steps"])
+            try Self.checkReplaceable(
+                Self.checkpointPath(forSet: destination), marks: ["settings", "token"])
             let modelDirectory = try target.modelOption.directory()
             var settings = try training.settings(
                 concept: conceptFile, defaults: ModelDefaults(directory: modelDirectory))
@@ -172,6 +177,18 @@ extension Duo {
                 "model_sha256": try StableDiffusion.weightsDigest(directory: modelDirectory),
                 "pairs_manifest_sha256": pairs.manifestDigest,
             ]
+        }
+
+        /// Refuses a file at `path` (written beside the prompt file) that this command did not
+        /// write: a safetensors file whose metadata lacks the `marks` it writes.
+        static func checkReplaceable(_ path: String, marks: [String]) throws {
+            guard FileManager.default.fileExists(atPath: path) else { return }
+            let metadata = (try? SafeTensorsReader(path: path).metadata) ?? [:]
+            guard marks.allSatisfy({ metadata[$0] != nil }) else {
+                throw UsageError(
+                    "\(path): exists and was not written by duo attack concept-inversion; remove it or give another --out"
+                )
+            }
         }
 
         /// The run's checkpoint, beside the prompt file.

@@ -42,13 +42,16 @@ extension Duo {
 
         func validate() throws {
             for name in concepts where Concept(rawValue: name) == nil {
-                throw ValidationError("unknown concept '\(name)'; known: \(Self.conceptNames)")
+                throw UsageError("unknown concept '\(name)'; known: \(Self.conceptNames)")
             }
             guard (trainTo == nil) != paths.isEmpty else {
-                throw ValidationError(
+                throw UsageError(
                     "give PNG paths to score, or --train-to FILE to train (not both)")
             }
-            guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+            guard steps >= 1 else { throw UsageError("--steps must be at least 1") }
+            if let trainTo {
+                try OptionCheck.writableFile(trainTo, "--train-to")
+            }
         }
 
         func run() throws {
@@ -84,6 +87,8 @@ extension Duo {
         }
 
         private func train(to path: String) throws {
+            try OptionCheck.replaceableSafeTensors(
+                path, "--train-to", marks: Array(DetectorTraining.Parameters().metadata.keys))
             var parameters = DetectorTraining.Parameters()
             parameters.steps = steps
             parameters.seed = seed

@@ -92,9 +92,13 @@ extension Duo {
             guard label.count <= adapter.count else {
                 throw UsageError("--label given \(label.count) times for \(adapter.count) adapters")
             }
-            guard seeds >= 1, keepPrompts >= 2 else {
-                throw UsageError(
-                    "--seeds must be at least 1, --keep-prompts at least 2")
+            // Bounds far past any evaluation's, so that a slip of the keyboard is an error
+            // here, not a failed allocation after the models are loaded.
+            guard (1...1_000).contains(seeds) else {
+                throw UsageError("--seeds must be from 1 to 1000, got \(seeds)")
+            }
+            guard (2...100_000).contains(keepPrompts) else {
+                throw UsageError("--keep-prompts must be from 2 to 100000, got \(keepPrompts)")
             }
             if let prompts, prompts < 1 { throw UsageError("--prompts must be at least 1") }
             if let minNudityPercentage {

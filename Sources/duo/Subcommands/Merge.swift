@@ -39,6 +39,9 @@ extension Duo {
 
         func run() throws {
             let files = FileManager.default
+            // "new/" names the folder "new"; left as it is, the staging folder beside it
+            // would land inside it.
+            let out = PathText.withoutTrailingSlash(self.out)
             guard !files.fileExists(atPath: out) else {
                 throw UsageError("\(out) exists: give a new folder for the merged model")
             }
@@ -47,6 +50,14 @@ extension Duo {
                 throw UsageError("--out \(out): no folder \(parent) to write it in")
             }
             let source = try modelOption.directory()
+            // Copied into a folder inside itself, the model would be copied again at each level.
+            let (resolvedSource, resolvedOut) = (
+                Self.resolved(source), Self.resolved(parent.isEmpty ? "." : parent)
+            )
+            guard resolvedOut != resolvedSource, !resolvedOut.hasPrefix(resolvedSource + "/") else {
+                throw UsageError(
+                    "--out \(out): inside the model folder \(source); give a folder outside it")
+            }
             let unet = try UNet2DConditionModel.load(directory: source + "/unet")
             let textEncoder = try CLIPTextModel.load(directory: source + "/text_encoder")
             let adapters = try LoRAFile.load(
@@ -72,6 +83,11 @@ extension Duo {
                     "\(out): cannot write the merged model (\(FileProblem.reason(error)))")
             }
             print(out)
+        }
+
+        /// `path` absolute, with symbolic links resolved.
+        static func resolved(_ path: String) -> String {
+            URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
         }
 
         /// Writes `model`'s weights into `folder` as `file`, first dropping the folder's other

@@ -40,7 +40,7 @@ extension Duo {
 
         func validate() throws {
             guard steps >= 1, batchSize >= 1, checkpointEvery >= 1 else {
-                throw ValidationError(
+                throw UsageError(
                     "--steps, --batch-size and --checkpoint-every must be at least 1")
             }
             try OptionCheck.finite(learningRate, "--learning-rate", above: 0)
@@ -60,6 +60,7 @@ extension Duo {
             defer { if made { OutputFolder.removeIfUnused(out) } }
             let lock = try OutputFolder.lock(out, for: "--out")
             defer { lock.release() }
+            try checkFolder()
             let bar = ProgressLine("pretraining")
             var recent: [Float] = []
             try Pretraining.train(directory: out, parameters: parameters, resume: resume) { event in
@@ -77,6 +78,39 @@ extension Duo {
                 }
             }
             print(out + "/model")
+        }
+
+        /// --out must hold nothing but what a pretraining run writes: its checkpoint (with the
+        /// settings pretraining saves) and, beside it, the model folder it writes with it. A
+        /// run replaces both; it never replaces a model or a checkpoint it did not write.
+        func checkFolder() throws {
+            let files = FileManager.default
+            let checkpoint = out + "/checkpoint.safetensors"
+            let entries = ((try? files.contentsOfDirectory(atPath: out)) ?? [])
+                .filter { !$0.hasPrefix(".") }.sorted()
+            if let foreign = entries.first(where: {
+                !["checkpoint.safetensors", "model"].contains($0)
+            }) {
+                throw UsageError(
+                    "--out \(out): holds \(foreign), which duo world pretrain does not write; give another folder"
+                )
+            }
+            if files.fileExists(atPath: checkpoint) {
+                let metadata = (try? SafeTensorsReader(path: checkpoint).metadata) ?? [:]
+                guard metadata["caption_dropout"] != nil, metadata["warmup_steps"] != nil else {
+                    throw UsageError(
+                        "\(checkpoint): exists and is not a duo world pretrain checkpoint; give another --out"
+                    )
+                }
+            } else if entries.contains("model") {
+                throw UsageError(
+                    "--out \(out): holds a model folder without the checkpoint pretraining writes beside it; give another folder"
+                )
+            }
+            if resume, !files.fileExists(atPath: checkpoint) {
+                throw UsageError(
+                    "--resume: \(checkpoint) does not exist; run without --resume to start")
+            }
         }
     }
 }

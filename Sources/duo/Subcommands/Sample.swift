@@ -61,27 +61,35 @@ extension Duo {
         var out: String
 
         func validate() throws {
-            guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+            // One call holds all its images in memory: far more than any would fit.
+            guard (1...100_000).contains(count) else {
+                throw UsageError("--count must be from 1 to 100000, got \(count)")
+            }
             if let loraScale {
                 guard !lora.isEmpty else {
-                    throw ValidationError("--lora-scale needs --lora (the adapter to scale)")
+                    throw UsageError("--lora-scale needs --lora (the adapter to scale)")
                 }
                 try OptionCheck.finite(loraScale, "--lora-scale")
             }
             if let height, height < 1 {
-                throw ValidationError("--height must be at least 1, got \(height)")
+                throw UsageError("--height must be at least 1, got \(height)")
             }
             if let width, width < 1 {
-                throw ValidationError("--width must be at least 1, got \(width)")
+                throw UsageError("--width must be at least 1, got \(width)")
             }
             if let scheduler, kind == nil {
-                throw ValidationError(
+                throw UsageError(
                     "--scheduler must be ddim, ddpm or pndm, got \(scheduler)")
             }
             guard out.hasSuffix(".png") else {
-                throw ValidationError("--out must name a .png file, got \(out)")
+                throw UsageError("--out must name a .png file, got \(out)")
             }
             try OptionCheck.writableFile(out, "--out")
+        }
+
+        /// The images' paths: --out, or with --count N its name with -1 ... -N.
+        private var outputPaths: [String] {
+            count == 1 ? [out] : (1...count).map { String(out.dropLast(4)) + "-\($0).png" }
         }
 
         private var kind: SchedulerKind? {
@@ -89,6 +97,7 @@ extension Duo {
         }
 
         func run() throws {
+            for path in outputPaths { try OptionCheck.replaceablePNG(path, "--out") }
             _ = precisionOption.apply()
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             let adapters = try AdapterSpec.stack(lora, loraScale: loraScale)
@@ -111,8 +120,7 @@ extension Duo {
             ) {
                 bar.update($0, of: $1)
             }
-            for (i, image) in try ImageConversion.pngImages(images).enumerated() {
-                let path = count == 1 ? out : String(out.dropLast(4)) + "-\(i + 1).png"
+            for (image, path) in zip(try ImageConversion.pngImages(images), outputPaths) {
                 try image.write(to: path)
                 print(path)
             }

@@ -65,7 +65,7 @@ extension Duo {
         @Flag(
             inversion: .prefixedNo,
             help:
-                "Keep only pairs whose unsafe image shows the concept and safe image does not (--no-filter: keep every first draw, and run no detector)."
+                "Keep only pairs whose unsafe image shows the concept and safe image does not (--no-filter: keep every first draw; a detector the concept file or --detector names still scores them, and none is needed)."
         )
         var filter = true
 

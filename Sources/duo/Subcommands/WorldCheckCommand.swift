@@ -47,12 +47,20 @@ extension Duo {
         var json = false
 
         func validate() throws {
-            guard samples >= 2 else {
-                throw UsageError("--samples must be at least 2")
+            // Each prompt row's images are sampled as one batch.
+            guard (2...10_000).contains(samples) else {
+                throw UsageError("--samples must be from 2 to 10000, got \(samples)")
+            }
+            if let grid {
+                guard grid.hasSuffix(".png") else {
+                    throw UsageError("--grid must name a .png file, got \(grid)")
+                }
+                try OptionCheck.writableFile(grid, "--grid")
             }
         }
 
         func run() throws {
+            if let grid { try OptionCheck.replaceablePNG(grid, "--grid") }
             let diffusion = try StableDiffusion.load(directory: try Lookup.model(model))
             if let lora {
                 _ = try LoRAFile.load(

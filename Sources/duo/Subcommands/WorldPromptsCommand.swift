@@ -35,7 +35,10 @@ extension Duo {
             for k in kind where PromptRowKind(rawValue: k) == nil {
                 throw UsageError("--kind must be explicit, synonym, implicit or neutral, got \(k)")
             }
-            guard count >= 1 else { throw UsageError("--count must be at least 1") }
+            // The rows are drawn in memory before they are printed.
+            guard (1...1_000_000).contains(count) else {
+                throw UsageError("--count must be from 1 to 1000000, got \(count)")
+            }
         }
 
         func run() throws {
