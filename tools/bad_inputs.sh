@@ -118,6 +118,41 @@ case_ error merge --model $M --lora $A --out afolder
 end
 [ "$(cat victim/keep.txt)" = precious ] && [ "$(cat mine.txt)" = mine ] || echo "| a user's file was changed | | | | 1 |"
 
+# Model folders whose configs give a size of zero, below zero or past any model's, and files
+# a user keeps where a run writes (the second sweep, 2026-12-06).
+begin "model sizes out of range, and a user's files with the names a run writes"
+setkey() {  # setkey NAME FILE KEY JSON: a copy of the tiny model with one config value changed
+  rm -rf m_$1; cp -r $M m_$1
+  python3 -c "import json,sys;p='m_$1/$2';j=json.load(open(p));j['$3']=json.loads(sys.argv[1]);json.dump(j,open(p,'w'))" "$4"
+}
+setkey a text_encoder/config.json num_attention_heads 0
+setkey b text_encoder/config.json num_hidden_layers -1
+setkey c unet/config.json norm_num_groups 0
+setkey d unet/config.json layers_per_block 1000000000
+setkey e unet/config.json norm_eps -1
+setkey f scheduler/scheduler_config.json num_train_timesteps 1000000000000
+for x in a b c d e f; do case_ error sample --model m_$x --prompt a --steps 2 --out s_$x.png; done
+python3 - <<'PY'
+import struct, json
+h = {"unet.down_blocks.0.resnets.0.conv1.lora_A.weight": {"dtype": "F32", "shape": [0, 32, 3, 3], "data_offsets": [0, 0]},
+     "unet.down_blocks.0.resnets.0.conv1.lora_B.weight": {"dtype": "F32", "shape": [32, 0, 1, 1], "data_offsets": [0, 0]}}
+b = json.dumps(h).encode(); open("rank0.safetensors", "wb").write(struct.pack("<Q", len(b)) + b)
+PY
+case_ error merge --model $M --lora rank0.safetensors --out merged0
+mkdir -p users/run users/pt/model; for f in users/photo.png users/run/config.json users/grid.png \
+  users/det.safetensors users/ci.checkpoint.safetensors users/pt/model/mine.txt; do echo precious > $f; done
+case_ error sample --model $M --prompt a --steps 1 --out users/photo.png
+case_ error unlearn --concept stripes --model $M --pairs pairs --steps 1 --force --out users/run
+case_ error world check --model $M --steps 1 --samples 2 --grid users/grid.png
+case_ error world detect --steps 1 --train-to users/det.safetensors
+case_ error attack concept-inversion --concept stripes --model $M --pairs pairs --adapter $A --steps 1 --count 1 --quiet --out users/ci.txt
+case_ error world pretrain --steps 1 --out users/pt
+case_ error merge --model $M --lora $A --out $M/inside
+case_ error eval --concept stripes --model $M --prompts 1 --steps 1 --seeds 1000000000 --out r
+end
+[ "$(cat users/photo.png users/run/config.json users/grid.png users/det.safetensors users/ci.checkpoint.safetensors users/pt/model/mine.txt | sort -u)" = precious ] ||
+  echo "| a user's file was changed | | | | 1 |"
+
 begin "options (missing values, unknown names, combinations that make no sense)"
 case_ error sample --model $M --prompt a --lora-scale 2 --out x.png
 case_ error sample --model $M --prompt a --scheduler bogus --out x.png

@@ -221,9 +221,9 @@ public struct ConceptFile: Hashable, Sendable {
         name = try fields.safeName("name")
         description = try fields.string("description")
         kind = try fields.string("kind", oneOf: ["attribute", "object"])
-        explicitWords = try fields.strings("words.explicit")
-        synonyms = try fields.strings("words.synonyms")
-        implicitTriggers = try fields.strings("words.implicit")
+        explicitWords = try fields.words("words.explicit")
+        synonyms = try fields.words("words.synonyms")
+        implicitTriggers = try fields.words("words.implicit")
         unsafePrompts = try fields.templates("prompts.unsafe")
         safePrompts = try fields.templates("prompts.safe")
         keepPrompts = try fields.templates("prompts.keep", required: false)
@@ -534,9 +534,22 @@ private struct ConceptFields {
 
     /// An array of prompt templates, each with well-formed placeholders (which names a
     /// template may use is the filler's to check).
+    /// Trigger words: a blank one would match every prompt (or none) wherever the words
+    /// are looked for or substituted.
+    func words(_ key: String) throws -> [String] {
+        let values = try strings(key)
+        if let blank = values.first(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw error("expected words, found a blank one (\"\(blank)\")", key: key)
+        }
+        return values
+    }
+
     func templates(_ key: String, required: Bool = true) throws -> [String] {
         let values = try strings(key, required: required)
         for template in values {
+            if template.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw error("expected prompt templates, found a blank one", key: key)
+            }
             do { _ = try PromptTemplate.placeholders(in: template) } catch let problem
                 as PromptTemplate.SyntaxError
             {

@@ -291,6 +291,22 @@ final class ConceptFileTests: XCTestCase {
         XCTAssertThrowsError(try ConceptFile(contentsOf: path))
     }
 
+    /// A blank trigger word matched every prompt where words are looked for.
+    func testBlankWordsAndTemplatesAreErrors() {
+        for (from, to, key) in [
+            ("\"speckled\"", "\"  \"", "words.synonyms"),
+            ("\"speckled\"", "\"\"", "words.synonyms"),
+        ] {
+            XCTAssertThrowsError(
+                try ConceptFile(
+                    parsing: Self.valid.replacingOccurrences(of: from, with: to), path: "bad.toml")
+            ) {
+                XCTAssertTrue(
+                    "\($0)".contains("key '\(key)': expected words, found a blank one"), "\($0)")
+            }
+        }
+    }
+
     func testAMissingFileIsOneLine() {
         XCTAssertThrowsError(try ConceptFile(contentsOf: "/nonexistent/x.toml")) {
             XCTAssertEqual("\($0)", "/nonexistent/x.toml:0: cannot read the file")

@@ -339,6 +339,15 @@ final class SchedulerTests: XCTestCase {
         try assertConfigFails(
             "\"trained_betas\": null", "\"trained_betas\": [0.1, 0.2]",
             naming: ["'trained_betas'", "expected 1000 betas", "found 2"])
+        // A zero beta leaves a timestep without noise, where sampling divided by zero.
+        try assertConfigFails(
+            "\"trained_betas\": null",
+            "\"trained_betas\": [" + Array(repeating: "0", count: 1000).joined(separator: ", ")
+                + "]",
+            naming: ["'trained_betas'", "expected betas in (0, 1)", "found 0"])
+        try assertConfigFails(
+            "\"num_train_timesteps\": 1000", "\"num_train_timesteps\": 1000000000000",
+            naming: ["'num_train_timesteps'", "from 1 to 1048576", "found 1000000000000"])
         try assertConfigFails(
             "\"beta_start\": 0.00085", "\"beta_start\": \"small\"",
             naming: ["'beta_start'", "expected a number", "\"small\""])

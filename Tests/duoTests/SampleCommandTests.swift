@@ -76,6 +76,9 @@ final class SampleCommandTests: XCTestCase {
         let wrong = try sample(latents + ["--count", "2"], out: "w.png")
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.stderr.contains("[1, 4, 16, 16]"), wrong.stderr)
+        XCTAssertTrue(
+            wrong.stderr.contains(scratch + "/latents.safetensors"),
+            "names the file: \(wrong.stderr)")
     }
 
     func testBadRequestsAreOneLineErrors() throws {

@@ -35,7 +35,9 @@ public enum TextToImage {
             }, axis: 0)
     }
 
-    static func latentSize(model: StableDiffusion, parameters p: Parameters) throws -> (Int, Int) {
+    public static func latentSize(model: StableDiffusion, parameters p: Parameters) throws
+        -> (Int, Int)
+    {
         let f = model.scaleFactor
         let height = p.height ?? model.unet.config.sampleSize * f
         let width = p.width ?? model.unet.config.sampleSize * f

@@ -213,11 +213,13 @@ public struct SchedulerConfig: Equatable, Sendable {
                 "expected \(count) betas (num_train_timesteps), found \(items.count)")
         }
         return try items.map { item in
-            guard case .number(let text) = item, let beta = Double(text), beta >= 0, beta <= 1
+            // A beta of 0 or 1 leaves a timestep with no noise or no signal: the sampler
+            // divides by zero there.
+            guard case .number(let text) = item, let beta = Double(text), beta > 0, beta < 1
             else {
                 throw ModelError(
                     file: file.path, key: key,
-                    "expected betas in [0, 1], found \(describe(item))")
+                    "expected betas in (0, 1), found \(describe(item))")
             }
             return Float(beta)
         }

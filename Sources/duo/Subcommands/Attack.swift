@@ -244,9 +244,12 @@ extension Duo {
         /// Prompt pairs with and without the concept from a CSV file (Ring-A-Bell's authors
         /// build the vector from curated pairs of their own).
         static func readPairs(_ path: String) throws -> [PromptPair] {
-            guard let data = FileManager.default.contents(atPath: path),
-                let text = String(data: data, encoding: .utf8)
-            else { throw UsageError("--pair-prompts \(path): cannot read the file as UTF-8 text") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw UsageError("--pair-prompts \(path): no such file, or not readable")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw UsageError("--pair-prompts \(path): not UTF-8 text")
+            }
             let table = try CSVTable(parsing: text, path: path)
             guard let with = table.column("with_concept"),
                 let without = table.column("without_concept")

@@ -113,7 +113,11 @@ extension Duo {
             parameters.width = width
             parameters.count = count
             parameters.scheduler = kind
-            let initial = try latents.map { try Self.readLatents($0) }
+            let initial = try latents.map {
+                let (h, w) = try TextToImage.latentSize(model: diffusion, parameters: parameters)
+                return try Self.readLatents(
+                    $0, shape: [count, diffusion.unet.config.inChannels, h, w])
+            }
             let bar = ProgressLine("sampling")
             let images = try TextToImage.sample(
                 model: diffusion, parameters: parameters, latents: initial
@@ -126,13 +130,20 @@ extension Duo {
             }
         }
 
-        /// The tensor 'latents' (or the file's only tensor).
-        static func readLatents(_ path: String) throws -> Tensor {
+        /// The tensor 'latents' (or the file's only tensor), which must have `shape`
+        /// ([count, the UNet's in_channels, the latent size]).
+        static func readLatents(_ path: String, shape: [Int]) throws -> Tensor {
             let file = try SafeTensorsReader(path: path)
             let name =
                 file.contains("latents")
                 ? "latents" : (file.tensors.count == 1 ? file.tensors[0].name : "latents")
             let info = try file.info(name)
+            guard info.shape == shape else {
+                throw ModelError(
+                    file: path, key: name,
+                    "shape \(info.shape), expected \(shape) (--count, the UNet's in_channels, the latent size)"
+                )
+            }
             let values = try file.floats(name)
             guard values.allSatisfy(\.isFinite) else {
                 throw ModelError(file: path, key: name, "holds NaN or infinite values")
