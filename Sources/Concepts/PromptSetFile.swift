@@ -35,7 +35,12 @@ public enum PromptSetFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PromptSetError("\(path): cannot read the prompt set")
         }
-        let prompts = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+        // Decoded strictly, as a CSV set is: bytes that are not UTF-8 (a binary file given
+        // by mistake) would otherwise become prompts of replacement characters.
+        guard let text = String(data: data, encoding: .utf8), !text.contains("\0") else {
+            throw PromptSetError("\(path): is not UTF-8 text")
+        }
+        let prompts = text.split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         guard !prompts.isEmpty else { throw PromptSetError("\(path): holds no prompts") }

@@ -50,4 +50,10 @@ final class ComponentFitTests: XCTestCase {
         assertLoadFails(
             "tokenizer: holds token ids 998 to 5000, but the text encoder has embeddings 0 to 999")
     }
+
+    func testADamagedModelIndexIsAnError() throws {
+        try "{not json".write(
+            toFile: folder + "/model_index.json", atomically: true, encoding: .utf8)
+        assertLoadFails("model_index.json: not valid JSON at byte 1")
+    }
 }

@@ -24,4 +24,15 @@ final class PromptSetFileTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: path))
         }
     }
+
+    /// A binary file given as a set was read as prompts of replacement characters.
+    func testAFileThatIsNotTextIsRefused() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for bytes: [UInt8] in [[0x61, 0xFF, 0xFE, 0x0A, 0x62], [0x61, 0x00, 0x62]] {
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            XCTAssertThrowsError(try PromptSetFile.read(path)) {
+                XCTAssertEqual("\($0)", path + ": is not UTF-8 text")
+            }
+        }
+    }
 }

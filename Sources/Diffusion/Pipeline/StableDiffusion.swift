@@ -44,6 +44,10 @@ public final class StableDiffusion {
             }
             return p
         }
+        // The components are found by their folders; an index that is there must still
+        // be one (a damaged folder shows here first).
+        let index = (directory as NSString).appendingPathComponent("model_index.json")
+        if FileManager.default.fileExists(atPath: index) { _ = try ConfigFile(path: index) }
         let vaePath = (directory as NSString).appendingPathComponent("vae")
         let model = StableDiffusion(
             directory: directory,
