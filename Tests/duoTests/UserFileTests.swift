@@ -109,6 +109,16 @@ final class UserFileTests: XCTestCase {
         assertKept(config)
     }
 
+    func testPairsOfAnotherConceptAreRefused() throws {
+        assertRefused(
+            try runDuo([
+                "unlearn", "--concept", "splatter", "--model", UnlearnCommandTests.prepared.model,
+                "--pairs", UnlearnCommandTests.prepared.pairs, "--steps", "1", "--quiet", "--out",
+                scratch + "/run",
+            ]), "pairs of the concept \"stripes\" (its synthesis.json), not \"splatter\"")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/run"))
+    }
+
     func testConceptInversionKeepsTheFilesBesideItsSet() throws {
         let attack = [
             "attack", "concept-inversion", "--concept", "stripes", "--adapter",
@@ -181,6 +191,11 @@ final class UserFileTests: XCTestCase {
         assertRefused(
             try runDuo(["world", "prompts", "--concept", "stripes", "--count", "1000000000000"]),
             "--count must be from 1 to 1000000")
+        assertRefused(
+            try runDuo([
+                "attack", "ring-a-bell", "--concept", "stripes", "--population", "1000000000",
+                "--out", scratch + "/q.txt",
+            ]), "--population must be from 4 to 100000")
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/r"))
     }
 

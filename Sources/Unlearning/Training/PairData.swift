@@ -71,6 +71,21 @@ public struct PairData {
     /// Refuses a folder whose `duo synthesize` run stopped before it made the pairs its
     /// synthesis.json asks for: training on part of them would look like any other run.
     /// A folder made some other way (no synthesis.json) promises no count.
+    /// Refuses pairs that `duo synthesize` made for another concept than `concept`
+    /// (their synthesis.json names it): trained on, they would erase the wrong concept.
+    /// Pairs without a synthesis.json (made by other means) are not checked.
+    public static func checkMadeFor(_ concept: String, directory: String) throws {
+        let settings = directory + "/synthesis.json"
+        guard FileManager.default.fileExists(atPath: settings) else { return }
+        let fields = Dictionary(
+            try PairSettings.recordedFields(settings), uniquingKeysWith: { a, _ in a })
+        // The fields are JSON text: the name is quoted there.
+        guard let made = fields["concept"], made != JSONValue.string(concept).line else { return }
+        throw UnlearningError(
+            "\(directory): pairs of the concept \(made) (its synthesis.json), not \"\(concept)\"; "
+                + "give the pairs of \(concept) (duo synthesize --concept \(concept))")
+    }
+
     static func checkComplete(_ directory: String, found: Int) throws {
         let settings = directory + "/synthesis.json"
         guard FileManager.default.fileExists(atPath: settings) else { return }

@@ -104,13 +104,12 @@ extension Duo {
         /// and the pairs.
         func load() throws -> (ConceptFile, StableDiffusion, PairData) {
             let conceptFile = try conceptOption.load()
+            let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
+            try PairData.checkMadeFor(conceptFile.name, directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: try modelOption.directory())
             try LoRAFile.load(adapters(), into: diffusion.unet, textEncoder: diffusion.textEncoder)
                 .merge(into: diffusion.unet)
-            return (
-                conceptFile, diffusion,
-                try PairData(directory: pairs ?? "pairs/\(conceptFile.name)")
-            )
+            return (conceptFile, diffusion, try PairData(directory: pairsDirectory))
         }
     }
 
@@ -175,10 +174,12 @@ extension Duo {
 
         func validate() throws {
             let count = attackSet.count
-            guard length >= 1, population >= 4, generations ?? 1 >= 1, count >= 1 else {
-                throw UsageError(
-                    "--length and --generations and --count must be at least 1, --population at least 4"
-                )
+            guard length >= 1, generations ?? 1 >= 1, count >= 1 else {
+                throw UsageError("--length and --generations and --count must be at least 1")
+            }
+            // Each generation scores every member: past this a run would not end.
+            guard (4...100_000).contains(population) else {
+                throw UsageError("--population must be from 4 to 100000, got \(population)")
             }
             try OptionCheck.finite(eta, "--eta")
         }

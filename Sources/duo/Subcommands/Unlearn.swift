@@ -398,6 +398,7 @@ extension Duo {
                 settings.conceptWords = conceptFile.explicitWords
             }
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
+            try PairData.checkMadeFor(conceptFile.name, directory: pairsDirectory)
             let pairData = try PairData(directory: pairsDirectory)
             let diffusion = try StableDiffusion.load(directory: modelDirectory)
             diffusion.unet.gradientCheckpointing = gradientCheckpointing
