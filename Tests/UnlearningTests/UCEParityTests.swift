@@ -106,7 +106,9 @@ final class UCEParityTests: XCTestCase {
         settings.eraseScale = 0
         XCTAssertThrowsError(try UnifiedConceptEditing.edit(model, settings)) {
             XCTAssertEqual(
-                "\($0)", "UCE: the system is singular (lambda 0.0): give a lambda above 0")
+                "\($0)",
+                "UCE: the system is not positive definite (lambda 0.0, erase scale 0.0, preserve scale 0.0): "
+                    + "give a lambda above 0, or scales small enough for float64")
         }
     }
 }

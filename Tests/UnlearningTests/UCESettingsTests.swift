@@ -78,7 +78,8 @@ final class UCESettingsTests: XCTestCase {
         XCTAssertThrowsError(try UCESettings.merged(concept: file, options: o)) {
             XCTAssertEqual(
                 "\($0)",
-                "UCE: 3 guide concept(s) for 2 erased (give one, or one per erased concept)")
+                "UCE: --uce-guide given 3 times for 2 erased concept(s) (give it once, or once per erased concept)"
+            )
         }
     }
 }

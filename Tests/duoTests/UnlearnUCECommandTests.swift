@@ -102,10 +102,10 @@ final class UnlearnUCECommandTests: XCTestCase {
         try refused(["--uce-technique", "project"], "--uce-technique")
         try refused(
             ["--uce-guide", "a", "--uce-guide", "b", "--uce-guide", "c"],
-            "stripes.toml: UCE: 3 guide concept(s) for 2 erased")
+            "Error: UCE: --uce-guide given 3 times for 2 erased concept(s)")
         try refused(
             ["--uce-lambda", "0", "--uce-erase-scale", "0", "--uce-preserve-scale", "0"],
-            "UCE: the system is singular")
+            "UCE: the system is not positive definite")
         try FileManager.default.createDirectory(
             atPath: dir + "/foreign", withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: dir + "/foreign/notes.txt", contents: Data())

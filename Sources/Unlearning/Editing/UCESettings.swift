@@ -100,6 +100,11 @@ extension UCESettings {
         let erase = o.erase.isEmpty ? table.erase ?? concept.explicitWords : o.erase
         var guide = o.guide.isEmpty ? table.guide ?? [""] : o.guide
         if guide.count == 1 { guide = Array(repeating: guide[0], count: erase.count) }
+        if !o.guide.isEmpty, guide.count != erase.count {
+            throw UCEError(
+                "--uce-guide given \(o.guide.count) times for \(erase.count) erased concept(s) (give it once, or once per erased concept)"
+            )
+        }
         var s = UCESettings(
             erase: erase, guide: guide,
             preserve: o.preserve ?? table.preserve ?? [])

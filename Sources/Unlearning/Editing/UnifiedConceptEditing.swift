@@ -91,7 +91,8 @@ public enum UnifiedConceptEditing {
         }
         do { return try mat2.cholesky() } catch {
             throw UCEError(
-                "the system is singular (lambda \(settings.lambda)): give a lambda above 0")
+                "the system is not positive definite (lambda \(settings.lambda), erase scale \(settings.eraseScale), preserve scale \(settings.resolvedPreserveScale)): "
+                    + "give a lambda above 0, or scales small enough for float64")
         }
     }
 

@@ -91,7 +91,9 @@ extension Duo.Unlearn {
         do {
             settings = try UCESettings.merged(concept: conceptFile, options: uce.overrides)
         } catch let error as UCEError {
-            throw UsageError("\(conceptFile.path): \(error)")
+            // An option's fault names the option; any other is in the concept file's table.
+            let text = "\(error)"
+            throw UsageError(text.contains("--uce-") ? text : "\(conceptFile.path): \(text)")
         }
         let modelDirectory = try modelOption.directory()
         let diffusion = try StableDiffusion.load(directory: modelDirectory)
