@@ -8,6 +8,10 @@ import Foundation
 /// The folders a run writes into: made with a one-line error, and held by one writer at a
 /// time.
 public enum OutputFolder {
+    /// The lock file's name: duo's own, so that a user's `.lock` is never truncated or
+    /// removed.
+    static let lockName = ".duo-lock"
+
     /// Makes `path` and its parents; `what` says in the error whose folder it is
     /// ("--out", "the pairs folder"). Returns whether it made the folder.
     @discardableResult
@@ -32,16 +36,16 @@ public enum OutputFolder {
     /// and then failed before writing anything leaves.
     public static func removeIfUnused(_ path: String) {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path),
-            entries.allSatisfy({ $0 == ".lock" })
+            entries.allSatisfy({ $0 == lockName })
         else { return }
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    /// Takes `path`'s writer lock (an advisory `flock` on `path/.lock`, which holds the
+    /// Takes `path`'s writer lock (an advisory `flock` on `path/.duo-lock`, which holds the
     /// writer's PID) until the returned lock is released or the process ends, however it
     /// ends. A second writer gets a one-line error naming the holder.
     public static func lock(_ path: String, for what: String) throws -> FolderLock {
-        let lockPath = path + "/.lock"
+        let lockPath = path + "/" + lockName
         while true {
             let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else {

@@ -44,8 +44,8 @@ struct SafeTensorsHeader {
         guard length <= UInt64(safeTensorsMaxHeaderLength) else {
             throw FormatError(
                 .invalidHeader, path: path,
-                reason: "header length \(length) exceeds the limit of "
-                    + "\(safeTensorsMaxHeaderLength) bytes")
+                reason: "not a safetensors file (its first 8 bytes give a header length of "
+                    + "\(length), over the limit of \(safeTensorsMaxHeaderLength) bytes)")
         }
         guard length <= UInt64(file.count - 8) else {
             throw FormatError(

@@ -116,5 +116,7 @@ public enum Pretraining {
             }
             if !proceed { return }
         }
+        // A resumed run that was already finished still leaves its model folder.
+        if start == p.steps { try save(start) }
     }
 }

@@ -109,6 +109,69 @@ final class UserFileTests: XCTestCase {
         assertKept(config)
     }
 
+    /// The writer lock was `OUT/.lock`: a user's file of that name was truncated, then removed.
+    func testAUsersLockFileInAnOutputFolderIsLeftAlone() throws {
+        let lock = try precious(scratch + "/pairs/.lock")
+        let result = try runDuo([
+            "synthesize", "--concept", "stripes", "--model", tinyWorldModel, "--count", "1",
+            "--steps", "2", "--no-filter", "--quiet", "--out", scratch + "/pairs",
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        assertKept(lock)
+    }
+
+    /// A pretraining killed while writing its model left `model.tmp-PID`, which refused
+    /// the rerun; and a resume of a finished run exited 0 without writing the model.
+    func testAKilledPretrainingsModelFolderDoesNotBlockItsResume() throws {
+        let out = scratch + "/pretrain"
+        let pretrain = ["world", "pretrain", "--steps", "1", "--batch-size", "1", "--out", out]
+        XCTAssertEqual(try runDuo(pretrain).status, 0)
+        try FileManager.default.removeItem(atPath: out + "/model")
+        // A PID past Linux's largest (2^22): no process holds it.
+        try FileManager.default.createDirectory(
+            atPath: out + "/model.tmp-4194305/unet", withIntermediateDirectories: true)
+        let resumed = try runDuo(pretrain + ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/model_index.json"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.tmp-4194305"))
+    }
+
+    /// A --force run that failed left its own log beside the earlier run's adapter and
+    /// checkpoint; a resume with another rank failed on a tensor's shape.
+    func testARunThatStartsOverLeavesNoEarlierRunBesideIt() throws {
+        let base = [
+            "unlearn", "--concept", "stripes", "--model", UnlearnCommandTests.prepared.model,
+            "--pairs", UnlearnCommandTests.prepared.pairs, "--steps", "1", "--rank", "2",
+            "--batch-size", "2", "--quiet", "--out", scratch + "/run",
+        ]
+        XCTAssertEqual(try runDuo(base).status, 0)
+        assertRefused(
+            try runDuo(base + ["--resume", "--rank", "4", "--alpha", "2"]),
+            "was made with rank 2, not 4; resume with the same settings")
+        assertRefused(try runDuo(base + ["--force", "--alpha", "1e38"]), "training diverged")
+        for name in ["adapter.safetensors", "checkpoint.safetensors", "config.json"] {
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: scratch + "/run/" + name), name)
+        }
+    }
+
+    /// A detector that cannot read the model's images stopped synthesis before its first
+    /// pair, and the folder it left refused the next command.
+    func testSynthesisThatFailsBeforeItsFirstPairLeavesNoFolder() throws {
+        let result = try runDuo([
+            "synthesize", "--concept", "stripes", "--model", UnlearnCommandTests.pipeline,
+            "--count", "1", "--steps", "2", "--no-filter", "--quiet", "--out", scratch + "/pairs",
+        ])
+        assertRefused(result, "detector")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/pairs"))
+        assertRefused(
+            try runDuo([
+                "sample", "--model", tinyWorldModel, "--prompt", "a", "--steps", "1", "--lora",
+                UnlearnCommandTests.prepared.pairs + "/unsafe/00000.png", "--out",
+                scratch + "/x.png",
+            ]), "00000.png: not a safetensors file")
+    }
+
     func testPairsOfAnotherConceptAreRefused() throws {
         assertRefused(
             try runDuo([

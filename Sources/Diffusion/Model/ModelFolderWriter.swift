@@ -13,6 +13,31 @@ public enum ModelFolderWriter {
     ) throws {
         let staging = directory + ".tmp-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
+        do {
+            try writeComponents(
+                to: staging, tokenizer: tokenizer, textEncoder: textEncoder, unet: unet,
+                scheduler: scheduler)
+        } catch {
+            // A failed write (a full disk) leaves no half model behind.
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        do {
+            try FileManager.default.moveItem(atPath: staging, toPath: directory)
+        } catch {
+            throw ModelError(
+                file: directory,
+                "cannot move the written model into place: \(FileProblem.reason(error))")
+        }
+    }
+
+    /// The folder's files, written into `staging`.
+    static func writeComponents(
+        to staging: String,
+        tokenizer: (vocabulary: [String: Int], merges: [(String, String)], maxLength: Int),
+        textEncoder: CLIPTextModel, unet: UNet2DConditionModel, scheduler: SchedulerConfig
+    ) throws {
         for sub in ["text_encoder", "unet", "scheduler"] {
             try FileManager.default.createDirectory(
                 atPath: staging + "/" + sub, withIntermediateDirectories: true)
@@ -36,14 +61,6 @@ public enum ModelFolderWriter {
         try writeJSON(unetConfig(unet.config), to: staging + "/unet/config.json")
         try writeJSON(schedulerConfig(scheduler), to: staging + "/scheduler/scheduler_config.json")
         try writeJSON(modelIndex, to: staging + "/model_index.json")
-        try? FileManager.default.removeItem(atPath: directory)
-        do {
-            try FileManager.default.moveItem(atPath: staging, toPath: directory)
-        } catch {
-            throw ModelError(
-                file: directory,
-                "cannot move the written model into place: \(FileProblem.reason(error))")
-        }
     }
 
     /// A JSON object from (key, already-encoded value) pairs, in order.

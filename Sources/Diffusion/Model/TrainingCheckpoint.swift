@@ -39,14 +39,26 @@ public enum TrainingCheckpoint {
     }
 
     /// Restores `parameters` and `optimizer` from `path`; returns the step and metadata.
+    /// With `settings`, a checkpoint saved with others is refused before any tensor is
+    /// read, naming the first setting that differs (another rank or method would
+    /// otherwise show as a tensor of another shape, or a missing one).
     public static func load(
-        from path: String, parameters: [(String, Tensor)], optimizer: AdamW
+        from path: String, parameters: [(String, Tensor)], optimizer: AdamW,
+        settings: [String: String]? = nil
     ) throws -> (step: Int, metadata: [String: String]) {
         let file = try SafeTensorsReader(path: path)
         guard let stepText = file.metadata["step"], let step = Int(stepText) else {
             throw ModelError(
                 file: path, key: "__metadata__.step",
                 "missing (expected the step of a duo training checkpoint)")
+        }
+        if let settings,
+            let mismatch = settingsMismatch(
+                saved: file.metadata.filter { $0.key != "step" }, current: settings)
+        {
+            throw ModelError(
+                file: path,
+                "\(mismatch); resume with the same settings, or start over without --resume")
         }
         var firsts: [Tensor] = []
         var seconds: [Tensor] = []

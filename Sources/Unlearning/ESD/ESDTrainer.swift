@@ -154,13 +154,9 @@ public final class ESDTrainer: TrainingRun {
                 "\(directory): no checkpoint.safetensors to resume from; run without --resume to start training"
             )
         }
-        let (step, saved) = try TrainingCheckpoint.load(
-            from: checkpointPath, parameters: weights.namedParameters, optimizer: optimizer)
-        if let mismatch = TrainingCheckpoint.settingsMismatch(saved: saved, current: metadata) {
-            throw UnlearningError(
-                "\(checkpointPath): \(mismatch); "
-                    + "resume with the same settings, or start over without --resume")
-        }
+        let (step, _) = try TrainingCheckpoint.load(
+            from: checkpointPath, parameters: weights.namedParameters, optimizer: optimizer,
+            settings: metadata)
         return step
     }
 }

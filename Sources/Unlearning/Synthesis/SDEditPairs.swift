@@ -150,6 +150,25 @@ public final class SDEditPairs {
         return Double(known.filter { $0 > settings.threshold }.count) / Double(known.count)
     }
 
+    /// After a run that failed before its first pair (a detector that cannot read the
+    /// model's images, a full disk): removes the settings file, the empty manifest and the
+    /// empty image folders, so that the corrected command starts afresh instead of being
+    /// refused as a run with other settings. Nothing is removed once a pair or an image is
+    /// there.
+    public func removeIfNoPairs() {
+        let files = FileManager.default
+        guard (try? PairSettings.recordedFields(settingsPath)) != nil,
+            (try? String(contentsOfFile: manifestPath, encoding: .utf8))?.isEmpty == true
+        else { return }
+        for sub in ["unsafe", "safe"] {
+            guard (try? files.contentsOfDirectory(atPath: directory + "/" + sub))?.isEmpty ?? true
+            else { return }
+        }
+        for name in ["manifest.jsonl", "synthesis.json", "unsafe", "safe"] {
+            try? files.removeItem(atPath: directory + "/" + name)
+        }
+    }
+
     /// Creates the folder and its settings file, or checks that an existing one was made
     /// with these settings (`force`: starts it over).
     func prepareFolder(force: Bool) throws {

@@ -34,6 +34,15 @@ extension TrainingRun {
         return "holds a run with \(key) \(saved[key] ?? "unset") (this one: \(metadata[key]!)); "
             + "give another --out, or --force to replace that run"
     }
+
+    /// Removes an earlier run's files before a run that starts over (not a resume), so
+    /// that one that fails leaves only its own: never one run's log beside another's
+    /// weights and checkpoint.
+    public func clearEarlierRun() {
+        for name in RunFolder.files {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+    }
 }
 
 public enum RunFolder {

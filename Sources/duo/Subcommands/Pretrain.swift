@@ -80,14 +80,28 @@ extension Duo {
             print(out + "/model")
         }
 
+        /// `model.tmp-PID` of a process that is gone (kill(pid, 0) fails with ESRCH only
+        /// when no such process exists).
+        static func isAbandonedStaging(_ entry: String) -> Bool {
+            guard entry.hasPrefix("model.tmp-"), let pid = Int32(entry.dropFirst(10)),
+                pid != getpid()
+            else { return false }
+            return kill(pid, 0) != 0 && errno == ESRCH
+        }
+
         /// --out must hold nothing but what a pretraining run writes: its checkpoint (with the
         /// settings pretraining saves) and, beside it, the model folder it writes with it. A
         /// run replaces both; it never replaces a model or a checkpoint it did not write.
         func checkFolder() throws {
             let files = FileManager.default
             let checkpoint = out + "/checkpoint.safetensors"
-            let entries = ((try? files.contentsOfDirectory(atPath: out)) ?? [])
+            var entries = ((try? files.contentsOfDirectory(atPath: out)) ?? [])
                 .filter { !$0.hasPrefix(".") }.sorted()
+            // The model's staging folder of a run that was killed while writing it.
+            for entry in entries where Self.isAbandonedStaging(entry) {
+                try? files.removeItem(atPath: out + "/" + entry)
+            }
+            entries.removeAll(where: Self.isAbandonedStaging)
             if let foreign = entries.first(where: {
                 !["checkpoint.safetensors", "model"].contains($0)
             }) {

@@ -153,7 +153,13 @@ extension Duo {
                     images: settings.count, steps: settings.steps + editSteps)
             }
             let bar = group.isRoot ? output.progress("pairs") : nil
-            let summary = try pairs.run(force: force) { bar?.update($0, of: $1) }
+            let summary: SDEditPairs.Summary
+            do {
+                summary = try pairs.run(force: force) { bar?.update($0, of: $1) }
+            } catch {
+                if group.isRoot { pairs.removeIfNoPairs() }
+                throw error
+            }
             guard group.isRoot else { return }
             if !output.quiet {
                 let resumed = summary.resumed > 0 ? " (\(summary.resumed) from an earlier run)" : ""

@@ -428,6 +428,7 @@ extension Duo {
             if group.isRoot, let conflict = try trainer.folderConflict(replacing: force || resume) {
                 throw UsageError("\(directory) \(conflict)")
             }
+            if group.isRoot, !resume { trainer.clearEarlierRun() }
             let quiet = output.quiet || !group.isRoot
             RunTimeNote.announce(
                 "duo unlearn: \(settings.steps) steps", model: diffusion, quiet: quiet

@@ -122,6 +122,7 @@ extension Duo.Unlearn {
         if let conflict = try trainer.folderConflict(replacing: force || resume) {
             throw UsageError("\(directory) \(conflict)")
         }
+        if !resume { trainer.clearEarlierRun() }
         RunTimeNote.announce(
             "duo unlearn --method esd: \(settings.iterations) iterations", model: diffusion,
             quiet: output.quiet
