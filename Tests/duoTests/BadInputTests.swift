@@ -314,7 +314,8 @@ final class BadInputTests: XCTestCase {
         ])
         assertRefused(result, "another duo is writing it (PID \(getpid()))")
         XCTAssertEqual(
-            try FileManager.default.contentsOfDirectory(atPath: pairs), [".duo-lock"], "nothing written"
+            try FileManager.default.contentsOfDirectory(atPath: pairs), [".duo-lock"],
+            "nothing written"
         )
     }
 
