@@ -38,7 +38,8 @@ public struct TOMLError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         let keyPart = key.map { "key '\($0)': " } ?? ""
-        return "\(path):\(line): \(keyPart)\(reason)"
+        // Line 0: the whole file (it cannot be read), no line of it.
+        return (line > 0 ? "\(path):\(line): " : "\(path): ") + keyPart + reason
     }
 }
 

@@ -36,7 +36,8 @@ public final class WorldConceptDetector: ConceptDetector {
             guard image.width == World.size, image.height == World.size else {
                 throw DetectorError(
                     "the built-in \(concept.rawValue) detector reads \(World.size)x\(World.size) "
-                        + "world images; image \(i) is \(image.width)x\(image.height)")
+                        + "world images; image \(i) is \(image.width)x\(image.height) "
+                        + "(a model that draws other images needs a --detector of its own)")
             }
             return WorldImage.floats(image.rgb())
         }

@@ -309,7 +309,7 @@ final class ConceptFileTests: XCTestCase {
 
     func testAMissingFileIsOneLine() {
         XCTAssertThrowsError(try ConceptFile(contentsOf: "/nonexistent/x.toml")) {
-            XCTAssertEqual("\($0)", "/nonexistent/x.toml:0: cannot read the file")
+            XCTAssertEqual("\($0)", "/nonexistent/x.toml: cannot read the file")
         }
     }
 }

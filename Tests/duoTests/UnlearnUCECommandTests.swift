@@ -100,6 +100,7 @@ final class UnlearnUCECommandTests: XCTestCase {
         try refused(
             ["--uce-preserve", "a", "--uce-preserve", ""], "an empty prompt is kept anyway")
         try refused(["--uce-technique", "project"], "--uce-technique")
+        try refused(["--pairs", dir], "--pairs is an option of --method duo, not uce")
         try refused(
             ["--uce-guide", "a", "--uce-guide", "b", "--uce-guide", "c"],
             "Error: UCE: --uce-guide given 3 times for 2 erased concept(s)")

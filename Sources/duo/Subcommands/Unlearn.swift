@@ -300,6 +300,13 @@ extension Duo {
                     "--precision is an option of --method duo and dspo, not \(method.rawValue) (it runs in float32)"
                 )
             }
+            if method == .uce, let option = duoOnly.filter(\.1).map(\.0).first {
+                throw UsageError(
+                    "\(option) is an option of --method duo, not uce"
+                        + (option == "--pairs"
+                            ? " (UCE edits the weights in closed form from the concept's words; it needs no pairs)"
+                            : ""))
+            }
             let (given, other) =
                 method == .esd
                 ? (duoOnly.filter(\.1).map(\.0), "duo")
