@@ -26,4 +26,27 @@ enum CommandLineArguments {
         guard text.hasPrefix("-"), text.count > 1 else { return false }
         return Double(text) != nil
     }
+
+    /// The options whose value is a file or folder.
+    static let pathOptions: Set<String> = [
+        "--out", "--model", "--pairs", "--concept", "--weights", "--train-to", "--prefix-file",
+        "--pair-prompts", "--lpips", "--lora", "--latents", "--grid", "--detector", "--clip",
+        "--adapter",
+    ]
+
+    /// Refuses an empty path (`--out ""`, `--model=`) by its option's name: the file system's
+    /// own error for "" names no file.
+    static func checkNoEmptyPath(_ arguments: [String]) throws {
+        for (i, argument) in arguments.enumerated() {
+            if argument == "--" { return }
+            let parts = argument.split(
+                separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let option = String(parts[0])
+            guard pathOptions.contains(option) else { continue }
+            let value =
+                parts.count == 2
+                ? String(parts[1]) : i + 1 < arguments.count ? arguments[i + 1] : nil
+            if value == "" { throw UsageError("\(option) is empty; give a file or folder path") }
+        }
+    }
 }

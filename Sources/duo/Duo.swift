@@ -30,6 +30,7 @@ struct Duo: ParsableCommand {
         let arguments = CommandLineArguments.attachingNegativeNumbers(
             Array(CommandLine.arguments.dropFirst()))
         do {
+            try CommandLineArguments.checkNoEmptyPath(arguments)
             var command = try parseAsRoot(arguments)
             // The documentation check (Tests/duoTests/DocumentedCommandsTests.swift) parses and
             // validates every command the docs show, without running it.

@@ -289,6 +289,10 @@ final class BadInputTests: XCTestCase {
         assertRefused(
             try runDuo(sample + ["--count", "16", "--out", scratch + "/missing/dir/x.png"]),
             "no folder")
+        // An empty path named ": cannot write" before it was refused by its option.
+        assertRefused(
+            try runDuo(sample + ["--out", ""]), "--out is empty; give a file or folder path")
+        assertRefused(try runDuo(sample + ["--model="]), "--model is empty")
     }
 
     func testAPromptTheModelCannotReadWholeIsUsedWithOneWarning() throws {

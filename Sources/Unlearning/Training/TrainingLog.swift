@@ -38,16 +38,19 @@ struct TrainingLog {
 
     /// Stops a run at the first NaN or infinity among `values` (logged values, or one per
     /// parameter), before anything of the step is written: a diverged model is never
-    /// saved, and the last checkpoint stays the last good one.
+    /// saved, and the last checkpoint stays the last good one. `loraScale` (alpha / rank) is
+    /// named beside the learning rate when it is not 1: it multiplies every update's effect.
     static func checkFinite(
-        _ values: [(String, Float)], step: Int, lastCheckpoint: Int, learningRate: Float
+        _ values: [(String, Float)], step: Int, lastCheckpoint: Int, learningRate: Float,
+        loraScale: Float = 1
     ) throws {
         guard let (name, value) = values.first(where: { !$0.1.isFinite }) else { return }
         let kept =
             lastCheckpoint > 0
             ? "the checkpoint of step \(lastCheckpoint) is kept" : "no checkpoint was written"
+        let scale = loraScale == 1 ? "" : ", or the LoRA scale alpha/rank, now \(loraScale)"
         throw UnlearningError(
             "step \(step): \(name) is \(value) (training diverged; lower the learning rate, now "
-                + "\(learningRate)); \(kept)")
+                + "\(learningRate)\(scale)); \(kept)")
     }
 }

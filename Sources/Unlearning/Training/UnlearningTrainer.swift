@@ -230,7 +230,8 @@ public final class UnlearningTrainer {
     func checkFinite(_ values: [(String, Float)], step: Int, lastCheckpoint: Int) throws {
         try TrainingLog.checkFinite(
             values, step: step, lastCheckpoint: lastCheckpoint,
-            learningRate: settings.resolvedLearningRate)
+            learningRate: settings.resolvedLearningRate,
+            loraScale: settings.alpha / Float(settings.rank))
     }
 
     /// The number of shards a micro-batch's pairs are cut into, each run forward and
