@@ -215,16 +215,7 @@ extension Duo {
             if group.isRoot { warnAboutPrompts(of: conceptFile, modelDirectory: modelDirectory) }
             let world = try ConceptWorld(for: conceptFile)
             let detector = try world.detector(conceptFile, options: detectorOptions)
-            var settings = EvaluationRun.Settings()
-            settings.seeds = seeds
-            settings.precision = precisionOption.apply()
-            settings.promptsPerSet = prompts
-            settings.keepPrompts = keepPrompts
-            settings.steps = sampling.steps
-            settings.guidance = sampling.guidance
-            settings.seed = sampling.seed
-            settings.filter = PromptFilter(
-                categories: category, minimumNudityPercentage: minNudityPercentage)
+            let settings = runSettings()
             let destination = out ?? "reports/\(conceptFile.name)/eval"
             try ReportFolder.checkReplaceable(destination)
             // Every rank draws into rank 0's staging folder.
@@ -278,6 +269,21 @@ extension Duo {
                 throw error
             }
             print(folder.destination + "/report.html")
+        }
+
+        /// The evaluation's settings from the options.
+        func runSettings() -> EvaluationRun.Settings {
+            var settings = EvaluationRun.Settings()
+            settings.seeds = seeds
+            settings.precision = precisionOption.apply()
+            settings.promptsPerSet = prompts
+            settings.keepPrompts = keepPrompts
+            settings.steps = sampling.steps
+            settings.guidance = sampling.guidance
+            settings.seed = sampling.seed
+            settings.filter = PromptFilter(
+                categories: category, minimumNudityPercentage: minNudityPercentage)
+            return settings
         }
     }
 }

@@ -161,38 +161,41 @@ extension Duo {
                 throw error
             }
             guard group.isRoot else { return }
-            if !output.quiet {
-                let resumed = summary.resumed > 0 ? " (\(summary.resumed) from an earlier run)" : ""
-                bar?.note(
-                    "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "
-                        + "(\(summary.unsafeRejected) rejected), safe edits \(summary.safeDraws) "
-                        + "(\(summary.safeRejected) rejected)")
-                if let unsafe = summary.unsafeShowing, let safe = summary.safeShowing {
-                    bar?.note(
-                        String(
-                            format:
-                                "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
-                            unsafe * 100, safe * 100))
-                } else {
-                    bar?.note("no detector judged the pairs (--no-filter)")
-                }
-                // Unrelated images need two pairs at the least.
-                let unrelated =
-                    summary.pairs < 2
-                    ? ""
-                    : String(format: ", between unrelated images %.1f", summary.unpairedDistance)
-                bar?.note(
-                    String(format: "pixel distance within pairs %.1f", summary.pairedDistance)
-                        + unrelated
-                        + (summary.agreement.map {
-                            "; \(summary.agreementMeasure ?? "") agree in "
-                                + String(format: "%.1f%% of pairs", $0 * 100)
-                        } ?? ""))
-            }
+            if !output.quiet { describe(summary, on: bar) }
             if let note = DetectorOptions.thresholdNote(detector, threshold: settings.threshold) {
                 FileHandle.standardError.write(Data("duo synthesize: \(note)\n".utf8))
             }
             print(directory + "/manifest.jsonl")
+        }
+
+        /// What the pairs came to: counts, the detector's reading, distances and agreement.
+        func describe(_ summary: SDEditPairs.Summary, on bar: ProgressLine?) {
+            let resumed = summary.resumed > 0 ? " (\(summary.resumed) from an earlier run)" : ""
+            bar?.note(
+                "\(summary.pairs) pairs\(resumed); unsafe draws \(summary.unsafeDraws) "
+                    + "(\(summary.unsafeRejected) rejected), safe edits \(summary.safeDraws) "
+                    + "(\(summary.safeRejected) rejected)")
+            if let unsafe = summary.unsafeShowing, let safe = summary.safeShowing {
+                bar?.note(
+                    String(
+                        format:
+                            "the detector sees the concept in %.1f%% of unsafe and %.1f%% of safe images",
+                        unsafe * 100, safe * 100))
+            } else {
+                bar?.note("no detector judged the pairs (--no-filter)")
+            }
+            // Unrelated images need two pairs at the least.
+            let unrelated =
+                summary.pairs < 2
+                ? ""
+                : String(format: ", between unrelated images %.1f", summary.unpairedDistance)
+            bar?.note(
+                String(format: "pixel distance within pairs %.1f", summary.pairedDistance)
+                    + unrelated
+                    + (summary.agreement.map {
+                        "; \(summary.agreementMeasure ?? "") agree in "
+                            + String(format: "%.1f%% of pairs", $0 * 100)
+                    } ?? ""))
         }
     }
 }

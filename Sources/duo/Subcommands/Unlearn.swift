@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import Concepts
 import Diffusion
 import Formats
 import Foundation
@@ -386,24 +387,8 @@ extension Duo {
             if method == .esd {
                 return try runESD(concept: conceptFile, modelDirectory: modelDirectory)
             }
-            var settings = try UnlearningSettings.merged(
-                model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
-                options: options())
-            settings.precision = precisionOption.apply()
-            if let prefixFile {
-                guard settings.prefixShare > 0 else {
-                    throw UsageError(
-                        "--prefix-file needs prefixed pairs: --prefix-share above 0 (and --prompted-share above 0)"
-                    )
-                }
-                settings.prefixes = try AdversarialPrefixes.read(prefixFile)
-            }
-            if settings.prefixShare > 0 {
-                settings.conceptWords =
-                    conceptFile.explicitWords + conceptFile.synonyms + conceptFile.implicitTriggers
-            } else if settings.fragmentShare > 0 {
-                settings.conceptWords = conceptFile.explicitWords
-            }
+            let settings = try trainingSettings(
+                concept: conceptFile, modelDirectory: modelDirectory)
             let pairsDirectory = pairs ?? "pairs/\(conceptFile.name)"
             try PairData.checkMadeFor(conceptFile.name, directory: pairsDirectory)
             let pairData = try PairData(directory: pairsDirectory)
@@ -447,16 +432,7 @@ extension Duo {
             }
             Interruption.install()
             let bar = group.isRoot ? output.progress("unlearning") : nil
-            var first = true
-            let reached = try trainer.train(resume: resume) { log in
-                if first { bar?.startCounting(from: log.step - 1) }
-                first = false
-                let detail = String(
-                    format: "loss %.4f  acc %.2f", log.value("loss"), log.value("implicit_accuracy")
-                )
-                bar?.update(log.step, of: settings.steps, detail: detail)
-                return !Interruption.requested
-            }
+            let reached = try train(trainer, steps: settings.steps, bar: bar)
             guard group.isRoot else {
                 if reached < settings.steps { throw ExitCode(130) }
                 return
@@ -471,6 +447,47 @@ extension Duo {
                 trainer, concept: conceptFile.name,
                 extra: identity.filter { $0.key == "model" || $0.key == "pairs" })
             print(directory + "/adapter.safetensors")
+        }
+
+        /// The run's settings: the model's, the concept file's and the options' (in that
+        /// order of precedence, lowest first), with the prefix file and the concept words
+        /// that prefixes and fragments leave out.
+        func trainingSettings(concept conceptFile: ConceptFile, modelDirectory: String) throws
+            -> UnlearningSettings
+        {
+            var settings = try UnlearningSettings.merged(
+                model: ModelDefaults(directory: modelDirectory), concept: conceptFile.unlearning,
+                options: options())
+            settings.precision = precisionOption.apply()
+            if let prefixFile {
+                guard settings.prefixShare > 0 else {
+                    throw UsageError(
+                        "--prefix-file needs prefixed pairs: --prefix-share above 0 (and --prompted-share above 0)"
+                    )
+                }
+                settings.prefixes = try AdversarialPrefixes.read(prefixFile)
+            }
+            if settings.prefixShare > 0 {
+                settings.conceptWords =
+                    conceptFile.explicitWords + conceptFile.synonyms + conceptFile.implicitTriggers
+            } else if settings.fragmentShare > 0 {
+                settings.conceptWords = conceptFile.explicitWords
+            }
+            return settings
+        }
+
+        /// Trains to the last step or to a Ctrl-C, showing progress on `bar`; the step reached.
+        func train(_ trainer: UnlearningTrainer, steps: Int, bar: ProgressLine?) throws -> Int {
+            var first = true
+            return try trainer.train(resume: resume) { log in
+                if first { bar?.startCounting(from: log.step - 1) }
+                first = false
+                let detail = String(
+                    format: "loss %.4f  acc %.2f", log.value("loss"), log.value("implicit_accuracy")
+                )
+                bar?.update(log.step, of: steps, detail: detail)
+                return !Interruption.requested
+            }
         }
     }
 }
