@@ -53,22 +53,9 @@ public enum Pretraining {
         named.forEach { $0.1.requiresGrad = true }
         let optimizer = AdamW(parameters: named.map(\.1))
         let checkpoint = directory + "/checkpoint.safetensors"
-        var start = 0
-        if resume, FileManager.default.fileExists(atPath: checkpoint) {
-            let (step, metadata) = try TrainingCheckpoint.load(
-                from: checkpoint, parameters: named, optimizer: optimizer)
-            // The learning rate is constant after the warm-up, so a run's path does not depend
-            // on its total steps: a finished run may be continued to more steps, and gives the
-            // weights a longer run from scratch would.
-            let compared = { (m: [String: String]) in m.filter { $0.key != "steps" } }
-            guard compared(metadata) == compared(p.metadata), step <= p.steps else {
-                throw ModelError(
-                    file: checkpoint,
-                    "was made with other settings (\(metadata.sorted { $0.key < $1.key })); resume with the same ones"
-                )
-            }
-            start = step
-        }
+        let start =
+            resume && FileManager.default.fileExists(atPath: checkpoint)
+            ? try resumed(from: checkpoint, parameters: named, optimizer: optimizer, p) : 0
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true)
         let schedule = LearningRateSchedule(
@@ -118,5 +105,25 @@ public enum Pretraining {
         }
         // A resumed run that was already finished still leaves its model folder.
         if start == p.steps { try save(start) }
+    }
+
+    /// Loads the checkpoint's weights and optimizer state; the step it reached.
+    static func resumed(
+        from checkpoint: String, parameters named: [(String, Tensor)], optimizer: AdamW,
+        _ p: Parameters
+    ) throws -> Int {
+        let (step, metadata) = try TrainingCheckpoint.load(
+            from: checkpoint, parameters: named, optimizer: optimizer)
+        // The learning rate is constant after the warm-up, so a run's path does not depend
+        // on its total steps: a finished run may be continued to more steps, and gives the
+        // weights a longer run from scratch would.
+        let compared = { (m: [String: String]) in m.filter { $0.key != "steps" } }
+        guard compared(metadata) == compared(p.metadata), step <= p.steps else {
+            throw ModelError(
+                file: checkpoint,
+                "was made with other settings (\(metadata.sorted { $0.key < $1.key })); resume with the same ones"
+            )
+        }
+        return step
     }
 }
