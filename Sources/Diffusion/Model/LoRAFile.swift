@@ -76,34 +76,9 @@ public enum LoRAFile {
                     file: path, key: downKey,
                     "has shape \(down); expected [rank, ...] with rank >= 1")
             }
-            let adapter: LoRA
-            switch layer {
-            case .linear(let linear):
-                guard down == [rank, linear.inFeatures], up == [linear.outFeatures, rank] else {
-                    throw ModelError(
-                        file: path, key: downKey,
-                        "shapes \(down) and \(up) do not fit a \(linear.inFeatures) -> \(linear.outFeatures) layer"
-                    )
-                }
-                adapter = LoRA(
-                    inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, rank: rank,
-                    alpha: Float(rank) * scale * trainedScale, key: RandomKey(seed: 0))
-                linear.lora = adapter
-            case .conv(let conv):
-                let k = conv.kernel
-                guard down == [rank, conv.inChannels, k, k], up == [conv.outChannels, rank, 1, 1]
-                else {
-                    throw ModelError(
-                        file: path, key: downKey,
-                        "shapes \(down) and \(up) do not fit a \(k)x\(k) convolution \(conv.inChannels) -> \(conv.outChannels)"
-                    )
-                }
-                adapter = LoRA(
-                    inFeatures: conv.inChannels, outFeatures: conv.outChannels, kernel: k,
-                    rank: rank,
-                    alpha: Float(rank) * scale * trainedScale, key: RandomKey(seed: 0))
-                conv.lora = adapter
-            }
+            let adapter = try attach(
+                to: layer, down: down, up: up, alpha: Float(rank) * scale * trainedScale,
+                file: path, key: downKey)
             try adapter.down.withUnsafeMutableBufferPointer { try file.read(downKey, into: $0) }
             try adapter.up.withUnsafeMutableBufferPointer { try file.read(upKey, into: $0) }
             for (key, tensor) in [(downKey, adapter.down), (upKey, adapter.up)]
@@ -113,6 +88,44 @@ public enum LoRAFile {
             adapters.append((name, adapter))
         }
         return LoRASet(adapters: adapters, textEncoder: textEncoder)
+    }
+
+    /// A LoRA of the file's shapes (`down` [rank, in(, k, k)], `up` [out, rank(, 1, 1)])
+    /// attached to `layer`, its weights still to be read; shapes that do not fit the layer
+    /// are an error naming the file's `key`.
+    static func attach(
+        to layer: AdaptableLayer, down: [Int], up: [Int], alpha: Float, file path: String,
+        key: String
+    ) throws -> LoRA {
+        let rank = down[0]
+        switch layer {
+        case .linear(let linear):
+            guard down == [rank, linear.inFeatures], up == [linear.outFeatures, rank] else {
+                throw ModelError(
+                    file: path, key: key,
+                    "shapes \(down) and \(up) do not fit a \(linear.inFeatures) -> \(linear.outFeatures) layer"
+                )
+            }
+            let adapter = LoRA(
+                inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, rank: rank,
+                alpha: alpha, key: RandomKey(seed: 0))
+            linear.lora = adapter
+            return adapter
+        case .conv(let conv):
+            let k = conv.kernel
+            guard down == [rank, conv.inChannels, k, k], up == [conv.outChannels, rank, 1, 1]
+            else {
+                throw ModelError(
+                    file: path, key: key,
+                    "shapes \(down) and \(up) do not fit a \(k)x\(k) convolution \(conv.inChannels) -> \(conv.outChannels)"
+                )
+            }
+            let adapter = LoRA(
+                inFeatures: conv.inChannels, outFeatures: conv.outChannels, kernel: k,
+                rank: rank, alpha: alpha, key: RandomKey(seed: 0))
+            conv.lora = adapter
+            return adapter
+        }
     }
 
     /// The adapted layers of the file's `*.lora_A.weight` keys, in file order: each layer's
