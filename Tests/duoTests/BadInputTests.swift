@@ -233,6 +233,20 @@ final class BadInputTests: XCTestCase {
                 "merge", "--model", pipeline, "--lora", UnlearnCommandTests.adapter,
                 "--lora-scale", "inf", "--out", scratch + "/merged",
             ]), "--lora-scale must be a finite number")
+        // Finite factors whose product overflows: the merge names the adapter file (it named
+        // "unet" and an internal scale).
+        let hugeAdapter = scratch + "/huge.safetensors"
+        var huge = SafeTensorsWriter(metadata: file.metadata)
+        for name in file.names {
+            try huge.add(
+                name, shape: try file.info(name).shape,
+                values: try file.floats(name).map { _ in 1e20 })
+        }
+        try huge.write(to: hugeAdapter)
+        assertRefused(
+            try runDuo([
+                "merge", "--model", pipeline, "--lora", hugeAdapter, "--out", scratch + "/merged",
+            ]), "huge.safetensors: key '")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/merged"))
     }

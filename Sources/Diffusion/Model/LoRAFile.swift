@@ -194,9 +194,11 @@ extension LoRASet {
             let merged = GradMode.withNoGrad { adapter.merged(with: weight) }
             guard merged.scalars.allSatisfy(\.isFinite) else {
                 detach(from: unet)
+                let model = isTextEncoderKey(name) ? "text_encoder" : "unet"
                 throw ModelError(
-                    file: isTextEncoderKey(name) ? "text_encoder" : "unet", key: name,
-                    "merging the adapter gives non-finite weights (adapter scale \(adapter.scale))")
+                    file: files.isEmpty ? model : files.joined(separator: " + "), key: name,
+                    "merging gives non-finite weights in the \(model) (the adapter's scale "
+                        + "\(adapter.scale): alpha/rank times the scale it was given)")
             }
             weight.assign(merged)
         }

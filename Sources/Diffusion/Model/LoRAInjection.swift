@@ -38,6 +38,8 @@ public final class LoRASet: Layer {
     public let weightEdits: UNetWeightEdits
     /// The text encoder the set may hold adapters of (nil: UNet adapters only).
     let textEncoder: CLIPTextModel?
+    /// The files the set was loaded from (none for fresh adapters), named by its errors.
+    public internal(set) var files: [String] = []
 
     init(
         adapters: [(String, LoRA)], weightEdits: UNetWeightEdits = UNetWeightEdits(),

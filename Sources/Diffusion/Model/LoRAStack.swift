@@ -32,10 +32,14 @@ extension LoRAFile {
             }
         }
         let set = try loadLoRAs(loras, into: unet, textEncoder: textEncoder)
+        set.files = loras.map(\.path)
         guard !weights.isEmpty else { return set }
         do {
             let edits = try UNetWeightsFile.apply(weights, to: unet)
-            return LoRASet(adapters: set.adapters, weightEdits: edits, textEncoder: textEncoder)
+            let joined = LoRASet(
+                adapters: set.adapters, weightEdits: edits, textEncoder: textEncoder)
+            joined.files = files.map(\.path)
+            return joined
         } catch {
             set.detach(from: unet)
             throw error
