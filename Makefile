@@ -6,7 +6,7 @@ SWIFT ?= swift
 # the package itself carries no compiler flags (a package with unsafe flags cannot be used as
 # a dependency). The kernels choose their x86-64 level at run time (Sources/CKernels/dispatch.h).
 KERNEL_FLAGS := -Xcc -O3
-APT_PACKAGES := libopenblas-dev libpng-dev openmpi-bin libdnnl-dev
+APT_PACKAGES := libopenblas-dev libpng-dev libssl-dev openmpi-bin libdnnl-dev
 
 .PHONY: deps build test lint bench demo fuzz fuzz-deps package-check docs-check detectors clean
 

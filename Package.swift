@@ -16,14 +16,14 @@ let package = Package(
         .library(name: "World", targets: ["World"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        // SHA-256 of model weights and pair manifests (BoringSSL's, with SHA extensions).
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
-        // System libraries: OpenBLAS (cblas) and libpng, installed by `make deps`.
+        // System libraries: OpenBLAS (cblas), libpng and, for SHA-256 on Linux, OpenSSL's
+        // libcrypto (macOS has CommonCrypto), installed by `make deps`.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto"),
         // Hot elementwise, normalization and attention kernels (see BENCHMARKS.md for why C),
         // built for several x86-64 levels and chosen at load time (Sources/CKernels/dispatch.h):
         // no unsafe flags, so the package can be used as a dependency.
@@ -36,7 +36,10 @@ let package = Package(
         // File formats: safetensors, PNG, JSON, TOML, image grids, digests. Independent of Tensor.
         .target(
             name: "Formats",
-            dependencies: ["CPNG", "CKernels", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: [
+                "CPNG", "CKernels",
+                .target(name: "CLibCrypto", condition: .when(platforms: [.linux])),
+            ]),
 
         // Models in the diffusers layout: tokenizer, text encoder, UNet, VAE, schedulers, LoRA.
         .target(name: "Diffusion", dependencies: ["Tensor", "Formats"]),
@@ -45,7 +48,8 @@ let package = Package(
 
         // The method on the models: SDEdit pairs, detectors, the DUO trainer and ESD.
         .target(
-            name: "Unlearning", dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Cluster"]),
+            name: "Unlearning",
+            dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Cluster"]),
 
         // Measuring unlearning: attacks, the detector protocol at scale, metrics, reports.
         .target(
@@ -57,7 +61,9 @@ let package = Package(
         // It depends on the method; the method never on it.
         .target(
             name: "World",
-            dependencies: ["Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation"],
+            dependencies: [
+                "Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation",
+            ],
             resources: [.copy("Resources")]),
 
         // `duo --version`: the commit the executable is built from.
@@ -73,7 +79,9 @@ let package = Package(
         // `make bench`: throughput of the core against OpenBLAS's own sgemm.
         .executableTarget(
             name: "duo-bench",
-            dependencies: ["Tensor", "Diffusion", "Concepts", "Unlearning", "Evaluation", "World"]),
+            dependencies: [
+                "Tensor", "Formats", "Diffusion", "Concepts", "Unlearning", "Evaluation", "World",
+            ]),
 
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
         .testTarget(
@@ -96,11 +104,14 @@ let package = Package(
         .testTarget(
             name: "WorldTests",
             dependencies: [
-                "World", "Concepts", "Unlearning", "Evaluation", "Diffusion", "Formats", "TestSupport",
+                "World", "Concepts", "Unlearning", "Evaluation", "Diffusion", "Formats",
+                "TestSupport",
             ]),
         .testTarget(
             name: "UnlearningTests",
-            dependencies: ["Unlearning", "Concepts", "World", "Diffusion", "Formats", "TestSupport"],
+            dependencies: [
+                "Unlearning", "Concepts", "World", "Diffusion", "Formats", "TestSupport",
+            ],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EvaluationTests",

@@ -1,6 +1,7 @@
 // `make bench`: throughput of the tensor core on the model's shapes, each figure beside
 // OpenBLAS's own sgemm measured in the same run.
 import Diffusion
+import Formats
 import Foundation
 import Tensor
 
@@ -45,7 +46,7 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 }
 
 /// `duo-bench [section...]` runs only the named sections (sgemm, bf16, conv, attention,
-/// pointwise, train, exp); `duo-bench sd-step DIR [STEPS]` times DUO steps on a full-size
+/// pointwise, train, exp, digest); `duo-bench sd-step DIR [STEPS]` times DUO steps on a full-size
 /// SD 1.x pipeline folder and reports peak memory; `duo-bench sd-unet DIR` measures loading and running a full-size
 /// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
 /// sampling DIR [PYTHON]` times sampling against diffusers' pipeline on a model folder;
@@ -234,4 +235,18 @@ if wanted("exp") {
     let bytes = Double(8 * n)
     row("Swift loop, Foundation.exp with clamp (1 core)", bytes / swiftSeconds / 1e9, "GB/s")
     row("C kernel duo_exp via exp(Tensor)", bytes / kernelSeconds / 1e9, "GB/s")
+}
+
+if wanted("digest") {
+    // The identity of a model's weights is their SHA-256 (ModelDigest): an SD 1.x UNet is
+    // 3.4 GB, read and hashed each time a run starts.
+    print("\n# SHA-256 of a 512 MiB file (FileDigest, read in 4 MiB chunks; page cache warm)")
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "duo-bench-digest-\(ProcessInfo.processInfo.processIdentifier)"
+    ).path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let bytes = (0..<(512 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 11) }
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    let seconds = time(repeats: 3) { _ = try? FileDigest.sha256(ofFile: path) }
+    row("FileDigest.sha256(ofFile:)", Double(bytes.count) / seconds / 1e9, "GB/s")
 }
