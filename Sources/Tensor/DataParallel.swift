@@ -20,6 +20,12 @@ public enum DataParallel {
         return (0..<parts).map { count * $0 / parts..<count * ($0 + 1) / parts }
     }
 
+    /// Whether `map(shards:)` would run `shards` shards on threads of their own: false
+    /// inside a shard, whose work already keeps every core busy, and on one core.
+    public static func threadsAreFree(for shards: Int) -> Bool {
+        Parallel.partCount(shards, costPerItem: 1 << 20) == shards
+    }
+
     /// `body(i)` for i in 0..<shards, one shard per thread, in shard order: work without
     /// gradients (sampling) whose shards are independent.
     public static func map<Result>(shards: Int, _ body: (Int) -> Result) -> [Result] {

@@ -17,26 +17,47 @@ public enum GuidedDenoising {
         let batch = latents.shape[0]
         let cond = repeatBatch(condition, to: batch)
         let guided = unconditional != nil && guidance != 1
-        // One UNet call for both halves, unconditional first, as diffusers batches them.
-        let context =
-            guided ? concat([repeatBatch(unconditional!, to: batch), cond], axis: 0) : cond
+        let uncond = guided ? repeatBatch(unconditional!, to: batch) : cond
         var x = latents
         for (index, t) in timesteps.enumerated() {
             x = GradMode.withNoGrad {
-                let input = guided ? concat([x, x], axis: 0) : x
-                let prediction = unet(
-                    input, timesteps: Array(repeating: Float(t), count: input.shape[0]),
-                    context: context)
-                var noise = prediction
+                var noise: Tensor
                 if guided {
-                    let halves = split(prediction, sizes: [batch, batch], axis: 0)
-                    noise = halves[0] + (halves[1] - halves[0]) * guidance
+                    let (u, c) = bothHalves(
+                        unet: unet, x: x, timestep: t, uncond: uncond, cond: cond)
+                    noise = u + (c - u) * guidance
+                } else {
+                    noise = unet(
+                        x, timesteps: Array(repeating: Float(t), count: batch), context: cond)
                 }
                 return step(x, noise, t, index)
             }
             progress(index + 1)
         }
         return x
+    }
+
+    /// ε(x, ∅) and ε(x, c). Inside a data-parallel shard (every thread busy) one UNet call
+    /// takes both halves, unconditional first, as diffusers batches them. Outside one (a
+    /// single image: ESD's trajectory, one `duo sample`) the halves run as two shards, one
+    /// per thread, which on small models beats splitting each of one call's ops.
+    static func bothHalves(
+        unet: UNet2DConditionModel, x: Tensor, timestep: Int, uncond: Tensor, cond: Tensor
+    ) -> (unconditional: Tensor, conditional: Tensor) {
+        let batch = x.shape[0]
+        if DataParallel.threadsAreFree(for: 2) {
+            let halves = DataParallel.map(shards: 2) { i in
+                unet(
+                    x, timesteps: Array(repeating: Float(timestep), count: batch),
+                    context: i == 0 ? uncond : cond)
+            }
+            return (halves[0], halves[1])
+        }
+        let prediction = unet(
+            concat([x, x], axis: 0), timesteps: Array(repeating: Float(timestep), count: 2 * batch),
+            context: concat([uncond, cond], axis: 0))
+        let halves = split(prediction, sizes: [batch, batch], axis: 0)
+        return (halves[0], halves[1])
     }
 
     /// [1, S, D] repeated to [B, S, D]; [B, S, D] unchanged.

@@ -31,6 +31,13 @@ public enum ESDLoss {
         let emptyContext = GuidedDenoising.repeatBatch(emptyPrompt, to: b)
         let (e0, eP): (Tensor, Tensor) = weights.withOriginal {
             GradMode.withNoGrad {
+                // Two shards, one per thread (one batched call inside a shard).
+                if DataParallel.threadsAreFree(for: 2) {
+                    let halves = DataParallel.map(shards: 2) {
+                        unet(xt, timesteps: t, context: $0 == 0 ? emptyContext : conceptContext)
+                    }
+                    return (halves[0], halves[1])
+                }
                 let both = unet(
                     concat([xt, xt], axis: 0), timesteps: t + t,
                     context: concat([emptyContext, conceptContext], axis: 0))
