@@ -53,4 +53,22 @@ final class KeptWeightsTests: XCTestCase {
         let fresh = Tensor(weight.scalars, shape: weight.shape, requiresGrad: true)
         XCTAssertEqual(largestDifference(inputGradient(weight), inputGradient(fresh)), 0)
     }
+
+    /// A trained weight's transform is kept for passes without gradients (sampling between
+    /// optimizer steps, as ESD does); the next step's update must drop it.
+    func testATrainedWeightSampledWithoutGradientsFollowsItsOptimizerStep() {
+        let x = randomTensor([2, 16, 16, 16], seed: 6)
+        let weight = randomTensor([16, 16, 3, 3], seed: 7)
+        weight.requiresGrad = true
+        let optimizer = AdamW(parameters: [weight])
+        for step in 0..<2 {
+            _ = GradMode.withNoGrad { conv2d(x, weight: weight, padding: 1) }
+            GradMode.withNoGrad {
+                assertConvolvesWithCurrentValues(x, weight, "sampled before step \(step)")
+            }
+            let grads = sum(conv2d(x, weight: weight, padding: 1)).gradients(for: [weight])
+            optimizer.update(learningRate: 0.1, gradients: grads)
+        }
+        GradMode.withNoGrad { assertConvolvesWithCurrentValues(x, weight, "after the steps") }
+    }
 }

@@ -59,8 +59,11 @@ public enum Winograd {
     /// forward pass's tiles run backwards (winograd.c). The sum over every image's tiles
     /// is the GEMMs' inner dimension, long and split by BLAS.gemm over the output, so the
     /// result does not depend on the thread count.
-    /// U [16, O, C] = G g Gᵀ of each kernel; for a frozen weight made once and kept with
-    /// its memory until that memory changes (sampling and LoRA training reuse it every call).
+    /// U [16, O, C] = G g Gᵀ of each kernel; made once and kept with the weight's memory
+    /// until that memory changes, for a frozen weight (sampling and LoRA training reuse it
+    /// every call) and for a trained one used without gradients (the passes between two
+    /// optimizer steps that sample with it: ESD's trajectory). A pass that records
+    /// gradients of a trained weight makes its own.
     private static func transformedWeights(
         _ weight: Tensor, outChannels o: Int, inChannels c: Int, adjoint: Bool
     ) -> Tensor {
@@ -69,7 +72,7 @@ public enum Winograd {
             duo_winograd_weights(weight.pointer, u.pointer, o, c, adjoint ? 1 : 0)
             return u
         }
-        if weight.requiresGrad { return transform() }
+        if weight.requiresGrad && GradMode.isEnabled { return transform() }
         return weight.storage.derived("winograd \(adjoint)", make: transform)!
     }
 
