@@ -157,7 +157,7 @@ public struct RingABell {
                 [t.bosTokenID] + tokens + [t.eosTokenID]
                     + Array(repeating: t.padTokenID, count: t.maxLength - tokens.count - 2)
             }
-            let states = GradMode.withNoGrad { model.textEncoder(ids) }  // [n, S, D]
+            let states = encode(ids)  // [n, S, D]
             let n = chunk.count, size = states.count / n
             let values = states.scalars, target = goal.scalars
             for i in 0..<n {
@@ -170,6 +170,17 @@ public struct RingABell {
             }
         }
         return scores
+    }
+
+    /// The text encoder's states of `ids`, its rows cut into data-parallel shards, one per
+    /// thread: on two cores that beats splitting each op of one call (BENCHMARKS.md).
+    func encode(_ ids: [[Int]]) -> Tensor {
+        let shards = DataParallel.threadsAreFree(for: 2) ? DataParallel.shardCount : 1
+        let ranges = DataParallel.shardRanges(ids.count, shards: shards)
+        let parts = DataParallel.map(shards: ranges.count) { i in
+            GradMode.withNoGrad { model.textEncoder(Array(ids[ranges[i]])) }
+        }
+        return parts.count == 1 ? parts[0] : concat(parts, axis: 0)
     }
 
     func decode(_ tokens: [Int]) -> String { model.tokenizer.decode(tokens) }
