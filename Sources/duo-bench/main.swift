@@ -164,6 +164,28 @@ if wanted("conv") {
     row(
         "forward + backward, im2col + GEMM", gflops(3 * flops, directBoth), "GFLOP/s",
         String(format: "Winograd is %.2fx as fast", directBoth / both))
+    // F(4x4, 3x3) tiles against what runs without them: F(2x2, 3x3) at 32x32 and 16x16,
+    // im2col + GEMM at 8x8 (Winograd.applies).
+    func tileSizes(_ x: Tensor, _ w: Tensor, _ label: String, without: String = "F(2x2, 3x3)") {
+        let flops = 2.0 * Double(x.count) * Double(w.shape[0] * 9)
+        var seconds: [Double] = []
+        for large in [true, false] {
+            Winograd.largeTiles = large
+            seconds.append(time { _ = GradMode.withNoGrad { conv2d(x, weight: w, padding: 1) } })
+        }
+        Winograd.largeTiles = true
+        row(
+            "forward \(label), F(4x4, 3x3) | \(without)", gflops(flops, seconds[0]), "GFLOP/s",
+            String(
+                format: "| %.1f: F(4x4) is %.2fx as fast", gflops(flops, seconds[1]),
+                seconds[1] / seconds[0]))
+    }
+    tileSizes(x.detached(), w.detached(), "32x32")
+    let x16 = Tensor.randn([16, 64, 16, 16], key: RandomKey(seed: 9))
+    tileSizes(x16, w.detached(), "16x16")
+    tileSizes(
+        Tensor.randn([16, 64, 8, 8], key: RandomKey(seed: 10)), w.detached(), "8x8",
+        without: "im2col")
 }
 
 if wanted("attention") {

@@ -44,12 +44,28 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testConv2dWinogradPathGradients() {
-        // 16 channels and an even size of 256 pixels: conv2d's Winograd F(2x2, 3x3) path,
-        // forward, dX and dW.
+        // 16 channels and 256 pixels: conv2d's Winograd path, forward, dX and dW, with
+        // F(2x2, 3x3) tiles (dW always).
         let x = randomTensor([1, 16, 16, 16], seed: 50)
         let w = randomTensor([16, 16, 3, 3], seed: 51, scale: 0.2)
         let b = randomTensor([16], seed: 52)
-        checkGradients([x, w, b], "conv2d winograd") {
+        defer { Winograd.largeTiles = true }
+        Winograd.largeTiles = false
+        checkGradients([x, w, b], "conv2d winograd F(2x2, 3x3)") {
+            conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
+        }
+    }
+
+    func testConv2dWinogradLargeTilesGradients() {
+        // The same with F(4x4, 3x3) tiles for the forward pass and dX. Its float32 rounding
+        // is about ten times F(2x2, 3x3)'s, too much for differences over ±0.01; but the
+        // convolution is linear in each input, so the central difference has no truncation
+        // error at any step, and a step of ±0.5 divides the rounding by 50. (dW is always
+        // F(2x2, 3x3)'s, checked above.)
+        let x = randomTensor([1, 16, 16, 16], seed: 50)
+        let w = randomTensor([16, 16, 3, 3], seed: 51, scale: 0.2)
+        let b = randomTensor([16], seed: 52)
+        checkGradients([x, w, b], checked: [0], eps: 0.5, "conv2d winograd F(4x4, 3x3) dX") {
             conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
         }
     }

@@ -124,20 +124,21 @@ final class OpValueTests: XCTestCase {
     }
 
     func testWinogradConvolutionMatchesDirectConvolution() {
-        // 16+ channels, 3x3, stride 1, padding 1, even sizes of 256+ pixels: the Winograd
-        // F(2x2, 3x3) path; three images, so that a part of the split holds the tiles of two.
+        // 16+ channels, 3x3, stride 1, padding 1, sizes of 256+ pixels divisible by 4: the
+        // Winograd path, with F(2x2, 3x3) and F(4x4, 3x3) tiles; three images, so that a
+        // part of the split holds the tiles of two.
         let (n, c, o, h, w) = (3, 16, 18, 16, 20)
         let x = randomTensor([n, c, h, w], seed: 42)
         let weight = randomTensor([o, c, 3, 3], seed: 43, scale: 0.3)
         let bias = randomTensor([o], seed: 44)
-        let y = conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)
         let (xv, wv, bv) = (x.scalars, weight.scalars, bias.scalars)
         var expected: [Float] = []
+        var magnitude: [Float] = []  // Σ |x w| of each output's terms
         for image in 0..<n {
             for oc in 0..<o {
                 for oy in 0..<h {
                     for ox in 0..<w {
-                        var acc = Double(bv[oc])
+                        var (acc, absolute) = (Double(bv[oc]), abs(Double(bv[oc])))
                         for ic in 0..<c {
                             for ky in 0..<3 {
                                 for kx in 0..<3 {
@@ -145,18 +146,37 @@ final class OpValueTests: XCTestCase {
                                     guard (0..<h).contains(iy), (0..<w).contains(ix) else {
                                         continue
                                     }
-                                    acc +=
+                                    let term =
                                         Double(xv[((image * c + ic) * h + iy) * w + ix])
                                         * Double(wv[((oc * c + ic) * 3 + ky) * 3 + kx])
+                                    acc += term
+                                    absolute += abs(term)
                                 }
                             }
                         }
                         expected.append(Float(acc))
+                        magnitude.append(Float(absolute))
                     }
                 }
             }
         }
-        assertClose(y, expected, rtol: 1e-5, atol: 1e-5, "winograd conv2d")
+        defer { Winograd.largeTiles = true }
+        Winograd.largeTiles = false
+        assertClose(
+            conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1), expected, rtol: 1e-5,
+            atol: 1e-5, "winograd F(2x2, 3x3) conv2d")
+        // F(4x4, 3x3)'s transforms carry a tile's terms through values up to ~920 times
+        // their magnitudes (|Aᵀ| (|G| |g| |Gᵀ| ⊙ |Bᵀ| |d| |B|) |A| against Σ |g ⊙ d|, at
+        // worst over positive tiles), each rounded to float32 (2⁻²⁴): a few such roundings
+        // bound the error. A wrong coefficient errs by the outputs' own size.
+        Winograd.largeTiles = true
+        let y = conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1).scalars
+        let bound = 2 * 920 / Float(1 << 24)
+        for i in expected.indices where !(abs(y[i] - expected[i]) <= bound * magnitude[i]) {
+            return XCTFail(
+                "winograd F(4x4, 3x3) conv2d index \(i): \(y[i]) vs \(expected[i]) (terms' magnitude \(magnitude[i]))"
+            )
+        }
     }
 
     func testSingleLargeImageConvolutionSplitOverCoresMatchesDirectConvolution() {

@@ -154,6 +154,15 @@ void duo_winograd_output_adjoint(const float *dy, float *D, size_t images, size_
                                  size_t H, size_t W, size_t columns);
 void duo_winograd_weights_adjoint(const float *dU, float *dW, size_t O, size_t C);
 
+// Winograd F(4x4, 3x3), the same for H, W divisible by 4 (winograd4.c): U [36, O, C],
+// V [36, C, columns], M [36, O, columns], the images' tiles H*W/16 each.
+void duo_winograd4_weights(const float *w, float *U, size_t O, size_t C,
+                           int transposed_flipped);
+void duo_winograd4_input(const float *x, float *V, size_t images, size_t C, size_t H,
+                         size_t W, size_t columns);
+void duo_winograd4_output(const float *M, const float *bias, float *y, size_t images,
+                          size_t O, size_t H, size_t W, size_t columns);
+
 // Nearest-neighbour 2x upsampling of planes [planes, H, W] -> [planes, 2H, 2W].
 void duo_upsample_nearest2x_forward(const float *x, float *y, size_t H, size_t W,
                                     size_t plane_begin, size_t plane_end);

@@ -77,13 +77,18 @@ private func conv2dBackward(
         return needs.count == 3 ? [dX, nil, dBias] : [dX, nil]
     }
     // Winograd's dX is the convolution of dY with the kernel transposed and rotated by 180°.
-    var grads =
-        Winograd.applies(s, outChannels: outC)
-        ? [
-            needs[0] ? Winograd.convolve(dY, weight: weight, adjoint: true) : nil,
-            needs[1] ? Winograd.weightGradient(x: x, dY: dY) : nil,
-        ]
-        : im2colGradients(dY, x: x, weight: weight, shape: s, needs: needs)
+    var grads: [Tensor?]
+    if Winograd.applies(s, outChannels: outC) {
+        let dW =
+            !needs[1]
+            ? nil
+            : Winograd.appliesToWeightGradient(s)
+                ? Winograd.weightGradient(x: x, dY: dY)
+                : im2colGradients(dY, x: x, weight: weight, shape: s, needs: [false, true])[1]
+        grads = [needs[0] ? Winograd.convolve(dY, weight: weight, adjoint: true) : nil, dW]
+    } else {
+        grads = im2colGradients(dY, x: x, weight: weight, shape: s, needs: needs)
+    }
     if needs.count == 3 {
         grads.append(
             needs[2] ? Broadcast.sum(dY, to: [1, outC, 1, 1]).detachedReshape([outC]) : nil)
