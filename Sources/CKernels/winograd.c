@@ -21,7 +21,7 @@
 // g = w[c][o] rotated by 180° ([C, O, 3, 3] read as the kernel of the adjoint, the
 // convolution that takes dY to dX). Inlined with a constant flag: two loops over c that
 // vectorize.
-DUO_INLINE void weights_row(const float *w, float *U, size_t O, size_t C, size_t o,
+DUO_INLINE void weights_row(const float *restrict w, float *restrict U, size_t O, size_t C, size_t o,
                                int transposed_flipped) {
     size_t plane = O * C;
     for (size_t c = 0; c < C; c++) {

@@ -26,33 +26,48 @@
 
 // G v for a column v of 3: the 6 values of the kernel's transform along one axis.
 DUO_INLINE void kernel_transform(float v0, float v1, float v2, float out[6]) {
+    const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+    float even = twentyfourth * v0 + sixth * v2, odd = twelfth * v1;
     out[0] = 0.25f * v0;
-    out[1] = -(v0 + v1 + v2) / 6.0f;
-    out[2] = -(v0 - v1 + v2) / 6.0f;
-    out[3] = v0 / 24.0f + v1 / 12.0f + v2 / 6.0f;
-    out[4] = v0 / 24.0f - v1 / 12.0f + v2 / 6.0f;
+    out[1] = -sixth * (v0 + v1 + v2);
+    out[2] = -sixth * (v0 - v1 + v2);
+    out[3] = even + odd;
+    out[4] = even - odd;
     out[5] = v2;
+}
+
+// U[ξ][o][c] for one o and every c: straight-line code over c, so the loop vectorizes
+// across channels (U's rows run over c). Inlined with a constant flag.
+DUO_INLINE void weights4_row(const float *restrict w, float *restrict U, size_t O, size_t C, size_t o,
+                             int transposed_flipped) {
+    size_t plane = O * C;
+    float *u = U + o * C;
+    // The 36 planes are disjoint (plane = O * C), which the compiler cannot tell.
+    _Pragma("clang loop vectorize(assume_safety)")
+    for (size_t c = 0; c < C; c++) {
+        const float *src = transposed_flipped ? w + (c * O + o) * 9 : w + (o * C + c) * 9;
+        float g[9];
+        for (int k = 0; k < 9; k++) g[k] = transposed_flipped ? src[8 - k] : src[k];
+        float t[3][6];  // (G g)ᵀ: column j of g transformed
+        for (int j = 0; j < 3; j++) kernel_transform(g[j], g[3 + j], g[6 + j], t[j]);
+        for (int i = 0; i < 6; i++) {  // row i of G g, times Gᵀ
+            float row[6];
+            kernel_transform(t[0][i], t[1][i], t[2][i], row);
+            for (int j = 0; j < 6; j++) u[(6 * i + j) * plane + c] = row[j];
+        }
+    }
 }
 
 // U[ξ][o][c] = (G g Gᵀ)[ξ] for g = w[o][c] ([O, C, 3, 3]); with `transposed_flipped`, g =
 // w[c][o] rotated by 180° ([C, O, 3, 3] read as the kernel of the adjoint, dY to dX).
 DUO_KERNEL void duo_winograd4_weights(const float *w, float *U, size_t O, size_t C,
                                       int transposed_flipped) {
-    size_t plane = O * C;
-    for (size_t o = 0; o < O; o++)
-        for (size_t c = 0; c < C; c++) {
-            const float *src = transposed_flipped ? w + (c * O + o) * 9 : w + (o * C + c) * 9;
-            float g[9];
-            for (int k = 0; k < 9; k++) g[k] = transposed_flipped ? src[8 - k] : src[k];
-            float t[3][6];  // (G g)ᵀ: column j of g transformed
-            for (int j = 0; j < 3; j++) kernel_transform(g[j], g[3 + j], g[6 + j], t[j]);
-            float *u = U + o * C + c;
-            for (int i = 0; i < 6; i++) {  // row i of G g, times Gᵀ
-                float row[6];
-                kernel_transform(t[0][i], t[1][i], t[2][i], row);
-                for (int j = 0; j < 6; j++) u[(6 * i + j) * plane] = row[j];
-            }
-        }
+    for (size_t o = 0; o < O; o++) {
+        if (transposed_flipped)
+            weights4_row(w, U, O, C, o, 1);
+        else
+            weights4_row(w, U, O, C, o, 0);
+    }
 }
 
 // Bᵀ v for six values v0..v5 spaced along one axis, written to out0..out5.
