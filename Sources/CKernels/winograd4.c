@@ -20,9 +20,7 @@
 #include "CKernels.h"
 #include "dispatch.h"
 
-// Rows of tiles are 4 (16x16 images) or 8 (32x32) long: 4-wide vectors, so that neither
-// falls to a scalar remainder loop.
-#define TILE_VECTORS _Pragma("clang loop vectorize_width(4) interleave_count(1)")
+typedef float float4 __attribute__((vector_size(16)));  // clang's portable vectors
 
 // G v for a column v of 3: the 6 values of the kernel's transform along one axis.
 DUO_INLINE void kernel_transform(float v0, float v1, float v2, float out[6]) {
@@ -84,60 +82,45 @@ DUO_KERNEL void duo_winograd4_weights(const float *w, float *U, size_t O, size_t
     } while (0)
 
 // V[ξ][c][n * T + t] = (Bᵀ d B)[ξ] for the tiles t of images n of x [images, C, H, W]
-// (T = H/4 * W/4); V's rows are `columns` long. Per channel plane: each zero-padded row
-// is split into its four column phases (a tile's six columns are phases 0-3 of tile t and
-// phases 0-1 of tile t + 1), B combines them for every row at once, then Bᵀ combines each
-// tile row's six rows; every vector runs over consecutive tiles.
+// (T = H/4 * W/4); V's rows are `columns` long. Per channel plane: the plane is copied into
+// a zero-padded one, B combines the six columns of every tile row of every tile (read at
+// each tile's offset in the padded plane), then Bᵀ combines the six rows. Every loop runs
+// over all the plane's tiles: rows of tiles are only 2-8 long.
 DUO_KERNEL void duo_winograd4_input(const float *x, float *V, size_t images, size_t C,
                                     size_t H, size_t W, size_t columns) {
-    size_t tilesW = W / 4, T = (H / 4) * tilesW, plane = C * columns;
-    size_t rows = H + 2, stride = tilesW + 1, span = rows * stride;
-    // phases [4][rows][tilesW + 1], dB [6][rows][tilesW + 1]
-    float *phase = malloc(sizeof(float) * 10 * span), *dB = phase + 4 * span;
+    size_t tilesW = W / 4, T = (H / 4) * tilesW, plane = C * columns, PW = W + 2;
+    float *padded = calloc((H + 2) * PW + 36 * T, sizeof(float)), *dB = padded + (H + 2) * PW;
+    int *offset = malloc(sizeof(int) * T);  // of each tile's top-left corner in `padded`
+    for (size_t t = 0; t < T; t++) offset[t] = (int)(4 * (t / tilesW) * PW + 4 * (t % tilesW));
     for (size_t n = 0; n < images; n++)
         for (size_t c = 0; c < C; c++) {
             const float *xc = x + (n * C + c) * H * W;
-            // phase[j][y][t] = padded[y][4t + j] = x[y - 1][4t + j - 1]
-            for (size_t y = 0; y < rows; y++) {
-                float *p0 = phase + y * stride, *p1 = p0 + span, *p2 = p1 + span, *p3 = p2 + span;
-                if (y == 0 || y == rows - 1) {
-                    for (int j = 0; j < 4; j++) memset(p0 + j * span, 0, sizeof(float) * stride);
-                    continue;
+            for (size_t y = 0; y < H; y++) memcpy(padded + (y + 1) * PW + 1, xc + y * W, sizeof(float) * W);
+            for (size_t i = 0; i < 6; i++) {  // d B: row i of every tile
+                const float *row = padded + i * PW;
+                float *r0 = dB + 6 * i * T, *r1 = r0 + T, *r2 = r1 + T, *r3 = r2 + T, *r4 = r3 + T,
+                      *r5 = r4 + T;
+                // dB and the padded plane are apart (one allocation, two regions).
+                _Pragma("clang loop vectorize(assume_safety)")
+                for (size_t t = 0; t < T; t++) {
+                    const float *d = row + offset[t];
+                    INPUT_TRANSFORM(d[0], d[1], d[2], d[3], d[4], d[5], r0[t], r1[t], r2[t], r3[t],
+                                    r4[t], r5[t]);
                 }
-                const float *row = xc + (y - 1) * W;
-                p0[0] = 0.0f;
-                for (size_t t = 0; t < tilesW; t++) {
-                    p0[t + 1] = row[4 * t + 3];
-                    p1[t] = row[4 * t];
-                    p2[t] = row[4 * t + 1];
-                    p3[t] = row[4 * t + 2];
-                }
-                p1[tilesW] = p2[tilesW] = p3[tilesW] = 0.0f;
             }
-            // d B over every row at once; the last entry of each row is not a tile's and is
-            // not read again.
-            const float *p0 = phase, *p1 = p0 + span, *p2 = p1 + span, *p3 = p2 + span;
-            float *r0 = dB, *r1 = r0 + span, *r2 = r1 + span, *r3 = r2 + span, *r4 = r3 + span,
-                  *r5 = r4 + span;
-            for (size_t k = 0; k + 1 < span; k++)
-                INPUT_TRANSFORM(p0[k], p1[k], p2[k], p3[k], p0[k + 1], p1[k + 1], r0[k], r1[k],
-                                r2[k], r3[k], r4[k], r5[k]);
-            // Bᵀ (d B) for each tile row
-            for (size_t j = 0; j < 6; j++)
-                for (size_t ty = 0; ty < H / 4; ty++) {
-                    const float *s0 = dB + j * span + 4 * ty * stride, *s1 = s0 + stride,
-                                *s2 = s1 + stride, *s3 = s2 + stride, *s4 = s3 + stride,
-                                *s5 = s4 + stride;
-                    float *v0 = V + j * plane + c * columns + n * T + ty * tilesW;
-                    float *v1 = v0 + 6 * plane, *v2 = v1 + 6 * plane, *v3 = v2 + 6 * plane,
-                          *v4 = v3 + 6 * plane, *v5 = v4 + 6 * plane;
-                    TILE_VECTORS
-                    for (size_t t = 0; t < tilesW; t++)
-                        INPUT_TRANSFORM(s0[t], s1[t], s2[t], s3[t], s4[t], s5[t], v0[t], v1[t],
-                                        v2[t], v3[t], v4[t], v5[t]);
-                }
+            for (size_t j = 0; j < 6; j++) {  // Bᵀ (d B): column j of every tile
+                const float *s0 = dB + j * T, *s1 = s0 + 6 * T, *s2 = s1 + 6 * T, *s3 = s2 + 6 * T,
+                            *s4 = s3 + 6 * T, *s5 = s4 + 6 * T;
+                float *v0 = V + j * plane + c * columns + n * T;
+                float *v1 = v0 + 6 * plane, *v2 = v1 + 6 * plane, *v3 = v2 + 6 * plane,
+                      *v4 = v3 + 6 * plane, *v5 = v4 + 6 * plane;
+                for (size_t t = 0; t < T; t++)
+                    INPUT_TRANSFORM(s0[t], s1[t], s2[t], s3[t], s4[t], s5[t], v0[t], v1[t], v2[t],
+                                    v3[t], v4[t], v5[t]);
+            }
         }
-    free(phase);
+    free(offset);
+    free(padded);
 }
 
 // Aᵀ v for six values v0..v5 along one axis: the four outputs.
@@ -157,8 +140,10 @@ DUO_KERNEL void duo_winograd4_output(const float *M, const float *bias, float *y
                                      size_t images, size_t O, size_t H, size_t W,
                                      size_t columns) {
     size_t tilesW = W / 4, T = (H / 4) * tilesW, plane = O * columns;
-    float *s = malloc(sizeof(float) * (24 + 4) * T);  // Aᵀ M: [4][6][T]; then a row: [4][T]
-    float *out = s + 24 * T;
+    float *s = malloc(sizeof(float) * 24 * T);  // Aᵀ M: [4][6][T]
+    // The columns of A, the weights of (Aᵀ M)[i][b] in row i of the tile's output.
+    const float4 column0 = {1, 0, 0, 0}, column1 = {1, 1, 1, 1}, column2 = {1, -1, 1, -1},
+                 column3 = {1, 2, 4, 8}, column4 = {1, -2, 4, -8}, column5 = {0, 0, 0, 1};
     for (size_t n = 0; n < images; n++)
         for (size_t o = 0; o < O; o++) {
             float b = bias ? bias[o] : 0.0f;
@@ -171,27 +156,18 @@ DUO_KERNEL void duo_winograd4_output(const float *M, const float *bias, float *y
                     OUTPUT_TRANSFORM(m0[k], m1[k], m2[k], m3[k], m4[k], m5[k], s0[k], s1[k],
                                      s2[k], s3[k]);
             }
+            // (Aᵀ M) A: row i of a tile is Σ_b (Aᵀ M)[i][b] times column b of A, the four
+            // outputs as one short vector stored where the tile's row lies in y.
             float *yo = y + (n * O + o) * H * W;
-            for (size_t i = 0; i < 4; i++) {  // (Aᵀ M) A: row i of every tile
+            for (size_t i = 0; i < 4; i++) {
                 const float *s0 = s + 6 * i * T, *s1 = s0 + T, *s2 = s1 + T, *s3 = s2 + T,
                             *s4 = s3 + T, *s5 = s4 + T;
-                float *o0 = out, *o1 = o0 + T, *o2 = o1 + T, *o3 = o2 + T;
-                for (size_t k = 0; k < T; k++) {
-                    OUTPUT_TRANSFORM(s0[k], s1[k], s2[k], s3[k], s4[k], s5[k], o0[k], o1[k],
-                                     o2[k], o3[k]);
-                    o0[k] += b;
-                    o1[k] += b;
-                    o2[k] += b;
-                    o3[k] += b;
-                }
-                for (size_t ty = 0; ty < H / 4; ty++) {
+                for (size_t ty = 0, k = 0; ty < H / 4; ty++) {
                     float *yr = yo + (4 * ty + i) * W;
-                    size_t first = ty * tilesW;
-                    for (size_t t = 0; t < tilesW; t++) {
-                        yr[4 * t] = o0[first + t];
-                        yr[4 * t + 1] = o1[first + t];
-                        yr[4 * t + 2] = o2[first + t];
-                        yr[4 * t + 3] = o3[first + t];
+                    for (size_t t = 0; t < tilesW; t++, k++) {
+                        float4 row = b + s0[k] * column0 + s1[k] * column1 + s2[k] * column2 +
+                                     s3[k] * column3 + s4[k] * column4 + s5[k] * column5;
+                        memcpy(yr + 4 * t, &row, sizeof row);
                     }
                 }
             }
