@@ -168,17 +168,31 @@ if wanted("conv") {
     // im2col + GEMM at 8x8 (Winograd.applies).
     func tileSizes(_ x: Tensor, _ w: Tensor, _ label: String, without: String = "F(2x2, 3x3)") {
         let flops = 2.0 * Double(x.count) * Double(w.shape[0] * 9)
-        var seconds: [Double] = []
+        let dY = Tensor.randn(x.shape, key: RandomKey(seed: 11))
+        var seconds: [(forward: Double, both: Double)] = []
         for large in [true, false] {
             Winograd.largeTiles = large
-            seconds.append(time { _ = GradMode.withNoGrad { conv2d(x, weight: w, padding: 1) } })
+            let forward = time { _ = GradMode.withNoGrad { conv2d(x, weight: w, padding: 1) } }
+            [x, w].forEach { $0.requiresGrad = true }
+            let both = time {
+                conv2d(x, weight: w, padding: 1).backward(dY)
+                [x, w].forEach { $0.zeroGrad() }
+            }
+            [x, w].forEach { $0.requiresGrad = false }
+            seconds.append((forward, both))
         }
         Winograd.largeTiles = true
         row(
-            "forward \(label), F(4x4, 3x3) | \(without)", gflops(flops, seconds[0]), "GFLOP/s",
+            "forward \(label), F(4x4, 3x3) | \(without)", gflops(flops, seconds[0].forward),
+            "GFLOP/s",
             String(
-                format: "| %.1f: F(4x4) is %.2fx as fast", gflops(flops, seconds[1]),
-                seconds[1] / seconds[0]))
+                format: "| %.1f: F(4x4) is %.2fx as fast", gflops(flops, seconds[1].forward),
+                seconds[1].forward / seconds[0].forward))
+        row(
+            "  forward + backward (dX, dW)", gflops(3 * flops, seconds[0].both), "GFLOP/s",
+            String(
+                format: "| %.1f: F(4x4) is %.2fx as fast", gflops(3 * flops, seconds[1].both),
+                seconds[1].both / seconds[0].both))
     }
     tileSizes(x.detached(), w.detached(), "32x32")
     let x16 = Tensor.randn([16, 64, 16, 16], key: RandomKey(seed: 9))
