@@ -60,6 +60,11 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 if ProcessInfo.processInfo.environment["DUO_BENCH_NO_WINOGRAD"] != nil {
     Winograd.isEnabled = false
 }
+// DUO_BENCH_SMALL_TILES=1 runs Winograd with F(2x2, 3x3) tiles only (none below 16x16 pixels),
+// as before F(4x4, 3x3).
+if ProcessInfo.processInfo.environment["DUO_BENCH_SMALL_TILES"] != nil {
+    Winograd.largeTiles = false
+}
 
 let sections = Set(CommandLine.arguments.dropFirst())
 func wanted(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) }
