@@ -20,7 +20,7 @@
 #include "CKernels.h"
 #include "dispatch.h"
 
-typedef float float4 __attribute__((vector_size(16)));  // clang's portable vectors
+typedef float row4 __attribute__((vector_size(16)));  // a tile row of 4 outputs (clang vectors)
 
 // G v for a column v of 3: the 6 values of the kernel's transform along one axis.
 DUO_INLINE void kernel_transform(float v0, float v1, float v2, float out[6]) {
@@ -142,7 +142,7 @@ DUO_KERNEL void duo_winograd4_output(const float *M, const float *bias, float *y
     size_t tilesW = W / 4, T = (H / 4) * tilesW, plane = O * columns;
     float *s = malloc(sizeof(float) * 24 * T);  // Aᵀ M: [4][6][T]
     // The columns of A, the weights of (Aᵀ M)[i][b] in row i of the tile's output.
-    const float4 column0 = {1, 0, 0, 0}, column1 = {1, 1, 1, 1}, column2 = {1, -1, 1, -1},
+    const row4 column0 = {1, 0, 0, 0}, column1 = {1, 1, 1, 1}, column2 = {1, -1, 1, -1},
                  column3 = {1, 2, 4, 8}, column4 = {1, -2, 4, -8}, column5 = {0, 0, 0, 1};
     for (size_t n = 0; n < images; n++)
         for (size_t o = 0; o < O; o++) {
@@ -165,7 +165,7 @@ DUO_KERNEL void duo_winograd4_output(const float *M, const float *bias, float *y
                 for (size_t ty = 0, k = 0; ty < H / 4; ty++) {
                     float *yr = yo + (4 * ty + i) * W;
                     for (size_t t = 0; t < tilesW; t++, k++) {
-                        float4 row = b + s0[k] * column0 + s1[k] * column1 + s2[k] * column2 +
+                        row4 row = b + s0[k] * column0 + s1[k] * column1 + s2[k] * column2 +
                                      s3[k] * column3 + s4[k] * column4 + s5[k] * column5;
                         memcpy(yr + 4 * t, &row, sizeof row);
                     }
