@@ -23,7 +23,7 @@ public enum DataParallel {
     /// Whether `map(shards:)` would run `shards` shards on threads of their own: false
     /// inside a shard, whose work already keeps every core busy, and on one core.
     public static func threadsAreFree(for shards: Int) -> Bool {
-        Parallel.partCount(shards, costPerItem: 1 << 20) == shards
+        Parallel.partCount(shards, costPerItem: Parallel.minimumWork) == shards
     }
 
     /// `body(i)` for i in 0..<shards, one shard per thread, in shard order: work without
@@ -35,7 +35,7 @@ public enum DataParallel {
             results.deinitialize()
             results.deallocate()
         }
-        Parallel.forEach(shards, costPerItem: 1 << 20) { range in
+        Parallel.forEach(shards, costPerItem: Parallel.minimumWork) { range in
             for i in range { results[i] = body(i) }
         }
         return results.map { $0! }

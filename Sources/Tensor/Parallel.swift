@@ -29,10 +29,18 @@ public enum Parallel {
         forEachPart(count, costPerItem: costPerItem) { _, range in body(range) }
     }
 
+    /// The least work (`count * costPerItem`) a split is made for. Smaller work runs inline:
+    /// a worker parked between two splits takes tens of microseconds to wake, and an op's
+    /// output split over two cores' caches is read back by the next op from the other core's.
+    /// On two cores a batch-1 UNet pass (ESD's trained prediction and its backward) ran
+    /// slower split at every op than on one thread; this bound was measured on whole runs
+    /// (BENCHMARKS.md, "Parallel splits").
+    public static let minimumWork = 1 << 20
+
     /// The number of parts `forEachPart` cuts `count` items into (1 when it runs inline).
     public static func partCount(_ count: Int, costPerItem: Int) -> Int {
         let threads = min(availableThreads, count)
-        let inline = threads <= 1 || count * costPerItem < 1 << 15
+        let inline = threads <= 1 || count * costPerItem < minimumWork
         return inline ? 1 : threads
     }
 
