@@ -53,6 +53,7 @@ static struct {
     ONEDNN_FUNCTIONS(DECLARE)
 #undef DECLARE
     void (*omp_set_num_threads)(int);
+    __typeof__(dnnl_sgemm) *dnnl_sgemm;
     dnnl_engine_t engine;
     int loaded;
 } lib;
@@ -70,6 +71,7 @@ static void load(void) {
     ONEDNN_FUNCTIONS(LOOKUP)
 #undef LOOKUP
     lib.omp_set_num_threads = (void (*)(int))dlsym(handle, "omp_set_num_threads");
+    lib.dnnl_sgemm = (__typeof__(dnnl_sgemm) *)dlsym(handle, "dnnl_sgemm");
     if (lib.dnnl_engine_create(&lib.engine, dnnl_cpu, 0) != dnnl_success) return;
     lib.loaded = 1;
 }
@@ -359,6 +361,18 @@ int duo_onednn_matmul_bf16(long m, long n, long k, const uint16_t *a, const floa
     return ok;
 }
 
+// C = alpha op(A) op(B) + beta C in float32, row-major, through oneDNN's sgemm (its JIT
+// kernels for the CPU's vector width), on the calling thread alone: duo splits GEMMs over
+// cores itself, and the data-parallel shards call it from their threads at once.
+int duo_onednn_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                     const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                     long ldc) {
+    if (!available() || !lib.dnnl_sgemm) return 0;
+    if (lib.omp_set_num_threads) lib.omp_set_num_threads(1);
+    return lib.dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b,
+                          ldb, beta, c, ldc) == dnnl_success;
+}
+
 #else
 
 int duo_onednn_available(void) { return 0; }
@@ -399,6 +413,15 @@ int duo_onednn_conv_input_gradient_bf16(const duo_conv_shape *s, long images, lo
                                         float *input_gradient, int threads) {
     (void)s, (void)images, (void)O, (void)gradient, (void)w, (void)prepared,
         (void)input_gradient, (void)threads;
+    return 0;
+}
+
+
+int duo_onednn_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                     const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                     long ldc) {
+    (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda,
+        (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 import CBLAS
+import CKernels
 
-/// The bridge to OpenBLAS: the only file that imports CBLAS.
+/// The bridge to OpenBLAS (the only file that imports CBLAS) and to oneDNN's sgemm.
 ///
 /// OpenBLAS runs single-threaded here and large GEMMs are split over cores by
 /// `Parallel`. OpenBLAS's own worker threads spin (sched_yield) for a long while after
@@ -14,6 +15,35 @@ public enum BLAS {
     /// would be slower than sgemm, so `gemm` stays float32 there). Off by default: set it for
     /// a whole run (`Precision`), not around single ops.
     nonisolated(unsafe) public static var mixedPrecision = false
+
+    /// The library that runs float32 GEMMs. oneDNN's sgemm, where Debian's libdnnl is there
+    /// (opened at run time, onednn.c), ran the GEMM shapes of the embedded model's training
+    /// step and sampling faster than OpenBLAS's on one thread, but for the operand strides
+    /// `oneDNNReadsWell` leaves to OpenBLAS (BENCHMARKS.md, "float32 GEMMs"). OpenBLAS runs
+    /// them all without oneDNN, and always the float64 solves and `referenceGEMM`.
+    public enum Engine: String, Sendable {
+        case oneDNN = "onednn"
+        case openBLAS = "openblas"
+    }
+
+    /// The engine float32 GEMMs ask for first (falling back to OpenBLAS when it is missing).
+    nonisolated(unsafe) public static var engine = Engine.oneDNN
+
+    /// The engine float32 GEMMs run on here.
+    public static var activeEngine: Engine {
+        engine == .oneDNN && duo_onednn_available() != 0 ? .oneDNN : .openBLAS
+    }
+
+    /// Whether oneDNN's sgemm runs a GEMM with these operands well. It reads a non-transposed
+    /// B, and a transposed A, down their columns in place; at a row stride that is a multiple
+    /// of 256 floats from 512 on, those reads fall into a few cache sets and it ran at half
+    /// OpenBLAS's speed or less (BENCHMARKS.md, "float32 GEMMs"). OpenBLAS packs its operands
+    /// first and takes those GEMMs. A rule of the shapes alone, so a run's numbers never
+    /// depend on timings.
+    static func oneDNNReadsWell(transA: Bool, transB: Bool, lda: Int, ldb: Int) -> Bool {
+        func setAligned(_ stride: Int) -> Bool { stride >= 512 && stride % 256 == 0 }
+        return !(transA && setAligned(lda)) && !(!transB && setAligned(ldb))
+    }
 
     /// GEMMs smaller than this (multiply-adds) stay float32 in mixed precision: packing
     /// costs more than the bf16 tile saves.
@@ -66,6 +96,25 @@ public enum BLAS {
                 part(count, n, a + (transA ? lo : lo * lda), b, c + lo * ldc)
             }
         }
+    }
+
+    /// One float32 GEMM (beta 0) on `engine` alone, on the calling thread, whatever the
+    /// operands' strides: for benchmarks that compare the engines shape by shape.
+    public static func engineGEMM(
+        _ engine: Engine, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        _ = singleThreaded
+        if engine == .oneDNN,
+            duo_onednn_sgemm(
+                transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1, a, lda, b, ldb, 0, c, ldc) != 0
+        {
+            return
+        }
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
     }
 
     /// One OpenBLAS call with OpenBLAS's own threading over `threads` threads: the
@@ -131,6 +180,12 @@ public enum BLAS {
         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
     ) {
+        if engine == .oneDNN, oneDNNReadsWell(transA: transA, transB: transB, lda: lda, ldb: ldb),
+            duo_onednn_sgemm(
+                transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0
+        {
+            return
+        }
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

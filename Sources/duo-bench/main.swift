@@ -45,7 +45,7 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
     return gflops(2 * Double(m * n * k), seconds)
 }
 
-/// `duo-bench [section...]` runs only the named sections (sgemm, bf16, conv, attention,
+/// `duo-bench [section...]` runs only the named sections (sgemm, engines, bf16, conv, attention,
 /// pointwise, train, exp, digest); `duo-bench sd-step DIR [STEPS]` times DUO steps on a full-size
 /// SD 1.x pipeline folder and reports peak memory; `duo-bench sd-unet DIR` measures loading and running a full-size
 /// SD 1.x UNet (run on its own: it reports the process's peak memory); `duo-bench
@@ -64,6 +64,12 @@ if ProcessInfo.processInfo.environment["DUO_BENCH_NO_WINOGRAD"] != nil {
 // as before F(4x4, 3x3).
 if ProcessInfo.processInfo.environment["DUO_BENCH_SMALL_TILES"] != nil {
     Winograd.largeTiles = false
+}
+
+// DUO_BENCH_OPENBLAS=1 runs float32 GEMMs on OpenBLAS instead of oneDNN's sgemm, for A/B
+// comparisons of whole models (BENCHMARKS.md, "float32 GEMMs").
+if ProcessInfo.processInfo.environment["DUO_BENCH_OPENBLAS"] != nil {
+    BLAS.engine = .openBLAS
 }
 
 let sections = Set(CommandLine.arguments.dropFirst())
@@ -125,6 +131,10 @@ if wanted("sgemm") {
         sgemmGFLOPs(m: 2048, n: 512, k: 64), "GFLOP/s")
     row("square 1024 (peak reference)", sgemmGFLOPs(m: 1024, n: 1024, k: 1024), "GFLOP/s")
 }
+if wanted("engines") {
+    runGEMMEngineBenchmark()
+}
+
 // OpenBLAS's idle workers spin for a while after a threaded call: let them settle so they
 // do not take cycles from what is measured next.
 Thread.sleep(forTimeInterval: 0.5)

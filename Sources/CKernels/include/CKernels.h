@@ -128,6 +128,11 @@ duo_onednn_weights *duo_onednn_prepare_matmul_weights(long m, long n, long k, co
 int duo_onednn_matmul_bf16(long m, long n, long k, const uint16_t *a, const float *w, int trans_w,
                            const duo_onednn_weights *prepared, const float *bias, float *c,
                            int threads);
+// c [m, n] = alpha op(a) op(b) + beta c in float32, row-major (BLAS's sgemm), through oneDNN's
+// sgemm on the calling thread. Returns 0, having done nothing, when oneDNN is not there.
+int duo_onednn_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                     const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                     long ldc);
 // x [count] rounded to bf16, elements begin..<end.
 void duo_round_bf16(const float *x, uint16_t *out, size_t begin, size_t end);
 
