@@ -62,9 +62,13 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
 static void load(void) {
     // libgomp's idle threads spin after each parallel region unless told otherwise; on two
-    // cores that spinning takes the CPU from duo's own threads between convolutions.
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    // cores that spinning takes the CPU from duo's own threads between convolutions. libgomp
+    // reads the variable when it loads; it is unset again after, so that the processes duo
+    // starts (the PyTorch peers of duo-bench, external detectors) run as their user set them.
+    int set_here = getenv("OMP_WAIT_POLICY") == NULL;
+    if (set_here) setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     void *handle = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (set_here) unsetenv("OMP_WAIT_POLICY");
     if (!handle) return;
 #define LOOKUP(name)                                                                               \
     if (!(lib.name = (__typeof__(name) *)dlsym(handle, #name))) return;

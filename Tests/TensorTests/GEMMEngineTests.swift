@@ -61,6 +61,14 @@ final class GEMMEngineTests: XCTestCase {
         XCTAssertEqual(engines, [.oneDNN, .openBLAS])
     }
 
+    func testOpeningOneDNNLeavesTheEnvironmentAsItWas() throws {
+        // onednn.c sets OMP_WAIT_POLICY for libgomp as it loads; the processes duo starts
+        // (duo-bench's PyTorch peers, external detectors) must not inherit it.
+        try XCTSkipIf(getenv("OMP_WAIT_POLICY") != nil, "OMP_WAIT_POLICY is set by the caller")
+        _ = engines
+        XCTAssertNil(getenv("OMP_WAIT_POLICY"))
+    }
+
     func check(
         _ engine: BLAS.Engine, _ m: Int, _ n: Int, _ k: Int, _ transA: Bool, _ transB: Bool,
         _ alpha: Float, _ beta: Float, pad: Int, _ key: RandomKey
