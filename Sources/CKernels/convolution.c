@@ -6,13 +6,12 @@
 
 // cols row r = (c, ky, kx) holds, for every output pixel (oy, ox), the input value at
 // (oy * stride - pad + ky, ox * stride - pad + kx), or 0 in the padding.
-DUO_KERNEL void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row_begin,
-                size_t row_end) {
-    size_t P = s->Ho * s->Wo;
+DUO_KERNEL void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t columns,
+                           size_t row_begin, size_t row_end) {
     for (size_t r = row_begin; r < row_end; r++) {
         size_t c = r / (s->kh * s->kw), ky = (r / s->kw) % s->kh, kx = r % s->kw;
         const float *xc = x + c * s->H * s->W;
-        float *row = cols + r * P;
+        float *row = cols + r * columns;
         for (size_t oy = 0; oy < s->Ho; oy++) {
             float *out = row + oy * s->Wo;
             ptrdiff_t iy = (ptrdiff_t)(oy * s->stride + ky) - (ptrdiff_t)s->pad;
@@ -41,14 +40,13 @@ DUO_KERNEL void duo_im2col(const duo_conv_shape *s, const float *x, float *cols,
 
 // The adjoint of im2col: each input pixel sums the columns it was copied to. Split by
 // input channel so that threads never write the same pixel.
-DUO_KERNEL void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_begin,
-                size_t c_end) {
-    size_t P = s->Ho * s->Wo;
+DUO_KERNEL void duo_col2im(const duo_conv_shape *s, const float *cols, size_t columns, float *dx,
+                           size_t c_begin, size_t c_end) {
     for (size_t c = c_begin; c < c_end; c++) {
         float *dxc = dx + c * s->H * s->W;
         for (size_t ky = 0; ky < s->kh; ky++)
             for (size_t kx = 0; kx < s->kw; kx++) {
-                const float *row = cols + ((c * s->kh + ky) * s->kw + kx) * P;
+                const float *row = cols + ((c * s->kh + ky) * s->kw + kx) * columns;
                 ptrdiff_t shift = (ptrdiff_t)kx - (ptrdiff_t)s->pad;
                 for (size_t oy = 0; oy < s->Ho; oy++) {
                     ptrdiff_t iy = (ptrdiff_t)(oy * s->stride + ky) - (ptrdiff_t)s->pad;

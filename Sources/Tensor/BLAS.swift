@@ -45,6 +45,16 @@ public enum BLAS {
         return !(transA && setAligned(lda)) && !(!transB && setAligned(ldb))
     }
 
+    /// The row stride for a matrix of `columns` floats per row that a GEMM reads as its
+    /// B operand, for buffers laid out for GEMMs (Winograd's transformed tiles, im2col's
+    /// columns): 16 floats past the row where the row is a multiple of 64 floats from 128 on.
+    /// oneDNN reads B down its columns, and at those strides a column's floats share few cache
+    /// sets: padded, it ran those GEMMs faster than OpenBLAS (which packs B first) instead of
+    /// slower (BENCHMARKS.md, "Padded strides"). The padding is never read.
+    public static func paddedRowStride(_ columns: Int) -> Int {
+        columns >= 128 && columns % 64 == 0 ? columns + 16 : columns
+    }
+
     /// GEMMs smaller than this (multiply-adds) stay float32 in mixed precision: packing
     /// costs more than the bf16 tile saves.
     static let mixedPrecisionMinimum = 1 << 18

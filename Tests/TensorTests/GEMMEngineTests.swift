@@ -52,6 +52,19 @@ final class GEMMEngineTests: XCTestCase {
         }
     }
 
+    func testPaddedRowStridesAreOnesOneDNNReadsWell() {
+        // Buffers laid out for GEMMs (Winograd's tiles, im2col's columns) take these strides
+        // so that their GEMMs stay on oneDNN; the padding must leave every row whole.
+        for columns in [1, 27, 64, 100, 128, 256, 512, 1000, 1024, 2048, 4096, 16384] {
+            let stride = BLAS.paddedRowStride(columns)
+            XCTAssertGreaterThanOrEqual(stride, columns, "\(columns) columns")
+            XCTAssertLessThanOrEqual(stride, columns + 16, "\(columns) columns")
+            XCTAssertTrue(
+                BLAS.oneDNNReadsWell(transA: false, transB: false, lda: 64, ldb: stride),
+                "\(columns) columns in rows of \(stride)")
+        }
+    }
+
     func testTheEngineIsOneDNNWhereLibdnnlIsInstalled() throws {
         let installed = [
             "/usr/lib/x86_64-linux-gnu/libdnnl.so.2", "/usr/lib/aarch64-linux-gnu/libdnnl.so.2",

@@ -89,15 +89,16 @@ void duo_attention_backward(const duo_attention_shape *s, const float *q, const 
                             const float *dout, float *dq, float *dk, float *dv,
                             size_t bh_begin, size_t bh_end);
 
-// im2col for one image x [C, H, W] -> cols [C*kh*kw, Ho*Wo]; col2im adds back into dx.
+// im2col for one image x [C, H, W] -> cols [C*kh*kw, Ho*Wo] in rows `columns` floats apart
+// (>= Ho*Wo); col2im adds back into dx.
 typedef struct {
     size_t C, H, W, kh, kw, stride, pad, Ho, Wo;
 } duo_conv_shape;
 
-void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t row_begin,
-                size_t row_end);
-void duo_col2im(const duo_conv_shape *s, const float *cols, float *dx, size_t c_begin,
-                size_t c_end);
+void duo_im2col(const duo_conv_shape *s, const float *x, float *cols, size_t columns,
+                size_t row_begin, size_t row_end);
+void duo_col2im(const duo_conv_shape *s, const float *cols, size_t columns, float *dx,
+                size_t c_begin, size_t c_end);
 
 // bf16 convolutions through oneDNN, opened at run time (onednn.c), on channels-last
 // images: result [images, Ho, Wo, O] (float32) = conv(image [images, H, W, C] (bf16), w

@@ -49,14 +49,14 @@ private func im2colConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?, shape
     let columns = (0..<Parallel.partCount(batch, costPerItem: cost)).map { _ in Im2Col(shape: s) }
     Parallel.forEachPart(batch, costPerItem: cost) { part, images in
         for b in images {
-            let cols = columns[part].fill(x.pointer + b * s.C * s.H * s.W)
+            let (cols, ld) = columns[part].fill(x.pointer + b * s.C * s.H * s.W)
             let yb = y.pointer + b * outC * p
             if let bias {
                 for o in 0..<outC { (yb + o * p).update(repeating: bias.pointer[o], count: p) }
             }
             // Y_b [outC, P] = W [outC, K] x cols [K, P]
             BLAS.gemm(
-                m: outC, n: p, k: k, a: weight.pointer, lda: k, b: cols, ldb: p,
+                m: outC, n: p, k: k, a: weight.pointer, lda: k, b: cols, ldb: ld,
                 beta: bias == nil ? 0 : 1, c: yb, ldc: p)
         }
     }
@@ -113,21 +113,21 @@ private func im2colGradients(
             let dYb = dY.pointer + b * outC * p
             if needs[1] {
                 // dW += dY_b [outC, P] x cols_b^T [P, K]
-                let cols = columns[part].fill(x.pointer + b * s.C * s.H * s.W)
+                let (cols, ld) = columns[part].fill(x.pointer + b * s.C * s.H * s.W)
                 BLAS.gemm(
-                    transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: p,
+                    transB: true, m: outC, n: k, k: p, a: dYb, lda: p, b: cols, ldb: ld,
                     beta: 1, c: dWParts[part].pointer, ldc: k)
             }
             if let dX {
                 // dcols [K, P] = W^T [K, outC] x dY_b [outC, P], then scattered back to pixels
-                let dCols = columns[part].scratch
+                let (dCols, ld) = (columns[part].scratch, columns[part].rowStride)
                 BLAS.gemm(
                     transA: true, m: k, n: p, k: outC, a: weight.pointer, lda: k, b: dYb,
-                    ldb: p, c: dCols, ldc: p)
+                    ldb: p, c: dCols, ldc: ld)
                 let dXb = dX.pointer + b * s.C * s.H * s.W
                 withUnsafePointer(to: s) { shape in
                     Parallel.forEach(s.C, costPerItem: s.kh * s.kw * p) { r in
-                        duo_col2im(shape, dCols, dXb, r.lowerBound, r.upperBound)
+                        duo_col2im(shape, dCols, ld, dXb, r.lowerBound, r.upperBound)
                     }
                 }
             }
@@ -138,15 +138,18 @@ private func im2colGradients(
     return [dX, dW]
 }
 
-/// The column buffer of one image, reused across the batch. A 1x1 stride-1 convolution
-/// needs no copy: the image itself is the column matrix.
+/// The column buffer of one image, reused across the batch, in rows `rowStride` apart
+/// (`BLAS.paddedRowStride`). A 1x1 stride-1 convolution needs no copy: the image itself is
+/// the column matrix.
 private final class Im2Col {
     let shape: duo_conv_shape
-    private(set) lazy var buffer = Tensor.empty([
-        shape.C * shape.kh * shape.kw * shape.Ho * shape.Wo
-    ])
+    let rowStride: Int
+    private(set) lazy var buffer = Tensor.empty([shape.C * shape.kh * shape.kw * rowStride])
 
-    init(shape: duo_conv_shape) { self.shape = shape }
+    init(shape: duo_conv_shape) {
+        self.shape = shape
+        rowStride = BLAS.paddedRowStride(shape.Ho * shape.Wo)
+    }
 
     var isIdentity: Bool {
         shape.kh == 1 && shape.kw == 1 && shape.stride == 1 && shape.pad == 0
@@ -155,17 +158,18 @@ private final class Im2Col {
     /// Scratch memory of the column size.
     var scratch: UnsafeMutablePointer<Float> { buffer.pointer }
 
-    func fill(_ image: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
-        if isIdentity { return image }
+    /// The image's column matrix and its row stride.
+    func fill(_ image: UnsafeMutablePointer<Float>) -> (UnsafeMutablePointer<Float>, Int) {
+        if isIdentity { return (image, shape.Ho * shape.Wo) }
         let rows = shape.C * shape.kh * shape.kw
         // Created here, before the threads: a lazy property first touched by two threads
         // at once would be created twice.
-        let columns = buffer.pointer
+        let (columns, stride) = (buffer.pointer, rowStride)
         withUnsafePointer(to: shape) { s in
             Parallel.forEach(rows, costPerItem: shape.Ho * shape.Wo) { r in
-                duo_im2col(s, image, columns, r.lowerBound, r.upperBound)
+                duo_im2col(s, image, columns, stride, r.lowerBound, r.upperBound)
             }
         }
-        return columns
+        return (columns, stride)
     }
 }

@@ -62,21 +62,22 @@ public enum Winograd {
         // tiles at once (a part of one image still splits its GEMMs in BLAS.gemm).
         Parallel.forEachPart(batch, costPerItem: 2 * points * o * c * tiles) { _, images in
             let n = images.count * tiles
-            let v = Tensor.empty([points, c, n])  // Bᵀ d B
-            let m = Tensor.empty([points, o, n])  // U ⊙ V, summed over channels
+            let ld = BLAS.paddedRowStride(n)
+            let v = Tensor.empty([points, c, ld])  // Bᵀ d B, n tiles in each row of ld
+            let m = Tensor.empty([points, o, ld])  // U ⊙ V, summed over channels
             let (first, count) = (images.lowerBound, images.count)
             if side == 4 {
-                duo_winograd4_input(x.pointer + first * c * h * w, v.pointer, count, c, h, w, n)
+                duo_winograd4_input(x.pointer + first * c * h * w, v.pointer, count, c, h, w, ld)
             } else {
-                duo_winograd_input(x.pointer + first * c * h * w, v.pointer, count, c, h, w, n)
+                duo_winograd_input(x.pointer + first * c * h * w, v.pointer, count, c, h, w, ld)
             }
             for xi in 0..<points {
                 BLAS.gemm(
                     m: o, n: n, k: c, a: u.pointer + xi * o * c, lda: c,
-                    b: v.pointer + xi * c * n, ldb: n, c: m.pointer + xi * o * n, ldc: n)
+                    b: v.pointer + xi * c * ld, ldb: ld, c: m.pointer + xi * o * ld, ldc: ld)
             }
             let output = side == 4 ? duo_winograd4_output : duo_winograd_output
-            output(m.pointer, bias?.pointer, y.pointer + first * o * h * w, count, o, h, w, n)
+            output(m.pointer, bias?.pointer, y.pointer + first * o * h * w, count, o, h, w, ld)
         }
         return y
     }
@@ -107,21 +108,24 @@ public enum Winograd {
         let (batch, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let o = dY.shape[1]
         let tiles = h * w / 4, n = batch * tiles
-        let v = Tensor.empty([16, c, n])  // Bᵀ d B
-        let d = Tensor.empty([16, o, n])  // A dY Aᵀ
+        let ld = BLAS.paddedRowStride(n)
+        let v = Tensor.empty([16, c, ld])  // Bᵀ d B, n tiles in each row of ld
+        let d = Tensor.empty([16, o, ld])  // A dY Aᵀ
         Parallel.forEach(batch, costPerItem: 4 * (c + o) * h * w) { images in
             let first = images.lowerBound
             duo_winograd_input(
-                x.pointer + first * c * h * w, v.pointer + first * tiles, images.count, c, h, w, n)
+                x.pointer + first * c * h * w, v.pointer + first * tiles, images.count, c, h, w,
+                ld)
             duo_winograd_output_adjoint(
-                dY.pointer + first * o * h * w, d.pointer + first * tiles, images.count, o, h, w, n)
+                dY.pointer + first * o * h * w, d.pointer + first * tiles, images.count, o, h, w,
+                ld)
         }
         let du = Tensor.empty([16, o, c])
         for xi in 0..<16 {
             // dU[ξ] [O, C] = D[ξ] [O, n] x V[ξ]ᵀ [n, C]
             BLAS.gemm(
-                transB: true, m: o, n: c, k: n, a: d.pointer + xi * o * n, lda: n,
-                b: v.pointer + xi * c * n, ldb: n, c: du.pointer + xi * o * c, ldc: c)
+                transB: true, m: o, n: c, k: n, a: d.pointer + xi * o * ld, lda: ld,
+                b: v.pointer + xi * c * ld, ldb: ld, c: du.pointer + xi * o * c, ldc: c)
         }
         let dW = Tensor.empty([o, c, 3, 3])
         duo_winograd_weights_adjoint(du.pointer, dW.pointer, o, c)
