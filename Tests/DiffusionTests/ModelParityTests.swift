@@ -66,6 +66,30 @@ final class ModelParityTests: XCTestCase {
             "UNet c, no context (diffusers)")
     }
 
+    func testSharedSamplesGiveTheRepeatedSamplesOutputs() throws {
+        // B samples with 2B texts against the samples repeated, [x; x], on UNets a (one
+        // resnet a block) and b (two, so the states repeat inside a block, and linear
+        // projections), each checked against diffusers above. The second B texts are the
+        // first in reverse, so a repetition in another order gives other outputs.
+        for (folder, prefix) in [("/pipeline/unet", "unet_a"), ("/unet-b", "unet_b")] {
+            let unet = try UNet2DConditionModel.load(directory: Self.models + folder)
+            let (sample, texts) = (try tensor(prefix + ".sample"), try tensor(prefix + ".context"))
+            let b = sample.shape[0]
+            XCTAssertGreaterThan(b, 1, prefix)
+            let reversed = concat((0..<b).reversed().map { texts.slice(batch: $0) }, axis: 0)
+            let context = concat([texts, reversed], axis: 0)
+            let t = try tensor(prefix + ".timesteps").scalars
+            let (shared, repeated) = GradMode.withNoGrad {
+                (
+                    unet(sample, timesteps: t, context: context),
+                    unet(concat([sample, sample], axis: 0), timesteps: t + t, context: context)
+                )
+            }
+            XCTAssertEqual(shared.shape, repeated.shape, prefix)
+            assertClose(shared, repeated.scalars, rtol: 0, atol: 1e-5, "\(prefix), shared samples")
+        }
+    }
+
     func testVAEEncodeAndDecodeMatchDiffusers() throws {
         let vae = try AutoencoderKL.load(directory: Self.models + "/pipeline/vae")
         let (mean, std) = GradMode.withNoGrad { vae.encode(try! tensor("vae.image")) }

@@ -38,9 +38,11 @@ public enum GuidedDenoising {
     }
 
     /// ε(x, ∅) and ε(x, c). Inside a data-parallel shard (every thread busy) one UNet call
-    /// takes both halves, unconditional first, as diffusers batches them. Outside one (a
-    /// single image: ESD's trajectory, one `duo sample`) the halves run as two shards, one
-    /// per thread, which on small models beats splitting each of one call's ops.
+    /// takes both halves, unconditional first, as diffusers batches them, on x once (the
+    /// UNet's shared samples: the layers before the first cross-attention run once for
+    /// both). Outside one (a single image: ESD's trajectory, one `duo sample`) the halves
+    /// run as two shards, one per thread, which on small models beats splitting each of one
+    /// call's ops.
     static func bothHalves(
         unet: UNet2DConditionModel, x: Tensor, timestep: Int, uncond: Tensor, cond: Tensor
     ) -> (unconditional: Tensor, conditional: Tensor) {
@@ -54,7 +56,7 @@ public enum GuidedDenoising {
             return (halves[0], halves[1])
         }
         let prediction = unet(
-            concat([x, x], axis: 0), timesteps: Array(repeating: Float(timestep), count: 2 * batch),
+            x, timesteps: Array(repeating: Float(timestep), count: batch),
             context: concat([uncond, cond], axis: 0))
         let halves = split(prediction, sizes: [batch, batch], axis: 0)
         return (halves[0], halves[1])

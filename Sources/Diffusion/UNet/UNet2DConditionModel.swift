@@ -62,7 +62,14 @@ public final class UNet2DConditionModel: Layer {
     public var downsamplingFactor: Int { 1 << (config.blockOutChannels.count - 1) }
 
     /// sample: [B, in, H, W], timesteps: B values, context: [B, S, crossAttentionDim]
-    /// (nil only for a model without cross-attention) -> [B, out, H, W]
+    /// (nil only for a model without cross-attention) -> [B, out, H, W].
+    ///
+    /// Shared samples: context may hold k·B sequences, k texts for each sample in turn
+    /// ([unconditional; conditional] for classifier-free guidance); the output is then
+    /// [k·B, out, H, W], what the sample repeated k times gives. Nothing before the first
+    /// cross-attention reads the text, so those layers (conv_in, the first blocks, the
+    /// first self-attention) run once per sample and their states are repeated from there
+    /// (`repeatingBatch`).
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor?) -> Tensor {
         precondition(
             sample.shape[2] % downsamplingFactor == 0 && sample.shape[3] % downsamplingFactor == 0,
@@ -89,6 +96,16 @@ public final class UNet2DConditionModel: Layer {
             x = block(x, skips: Array(skips.suffix(count)), time: time, context: context)
             skips.removeLast(count)
         }
-        return convOut(silu(convNormOut(x)))
+        let output = convOut(silu(convNormOut(x)))
+        return context.map { repeatingBatch(output, to: $0.shape[0]) } ?? output
     }
+}
+
+/// x [B, ...] as the batch of `batch` (a multiple of B): x repeated whole, [x; x; ...], the
+/// layout of a UNet's shared samples; x itself when B is `batch`.
+func repeatingBatch(_ x: Tensor, to batch: Int) -> Tensor {
+    let b = x.shape[0]
+    if b == batch { return x }
+    precondition(batch % b == 0, "a batch of \(b) repeated to \(batch)")
+    return concat(Array(repeating: x, count: batch / b), axis: 0)
 }

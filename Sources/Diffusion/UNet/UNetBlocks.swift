@@ -133,11 +133,13 @@ public final class UpBlock: Layer {
             + scoped("upsamplers.0", upsampler)
     }
 
-    /// skips: this block's skip states, consumed from the last.
+    /// skips: this block's skip states, consumed from the last (for shared samples, those
+    /// from before the first cross-attention hold fewer images than x: repeated here).
     func callAsFunction(_ x: Tensor, skips: [Tensor], time: Tensor, context: Tensor?) -> Tensor {
         var x = x
         for (j, resnet) in resnets.enumerated() {
-            x = resnet(concat([x, skips[skips.count - 1 - j]], axis: 1), timeEmbedding: time)
+            let skip = repeatingBatch(skips[skips.count - 1 - j], to: x.shape[0])
+            x = resnet(concat([x, skip], axis: 1), timeEmbedding: time)
             if !attentions.isEmpty { x = attentions[j](x, context: context!) }
         }
         return upsampler?(x) ?? x

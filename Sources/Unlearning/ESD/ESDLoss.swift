@@ -39,8 +39,7 @@ public enum ESDLoss {
                     return (halves[0], halves[1])
                 }
                 let both = unet(
-                    concat([xt, xt], axis: 0), timesteps: t + t,
-                    context: concat([emptyContext, conceptContext], axis: 0))
+                    xt, timesteps: t, context: concat([emptyContext, conceptContext], axis: 0))
                 let halves = split(both, sizes: [b, b], axis: 0)
                 return (halves[0], halves[1])
             }
