@@ -67,22 +67,25 @@ final class ModelParityTests: XCTestCase {
     }
 
     func testSharedSamplesGiveTheRepeatedSamplesOutputs() throws {
-        // B samples with 2B texts against the samples repeated, [x; x], on UNets a (one
-        // resnet a block) and b (two, so the states repeat inside a block, and linear
-        // projections), each checked against diffusers above. The second B texts are the
-        // first in reverse, so a repetition in another order gives other outputs.
+        // B samples with 2B + 1 texts (text i for sample i mod B) against the samples
+        // repeated to 2B + 1 rows, on UNets a (one resnet a block) and b (two, so the states
+        // repeat inside a block, and linear projections), each checked against diffusers
+        // above. The second B texts are the first in reverse, so a repetition in another
+        // order gives other outputs.
         for (folder, prefix) in [("/pipeline/unet", "unet_a"), ("/unet-b", "unet_b")] {
             let unet = try UNet2DConditionModel.load(directory: Self.models + folder)
             let (sample, texts) = (try tensor(prefix + ".sample"), try tensor(prefix + ".context"))
             let b = sample.shape[0]
             XCTAssertGreaterThan(b, 1, prefix)
             let reversed = concat((0..<b).reversed().map { texts.slice(batch: $0) }, axis: 0)
-            let context = concat([texts, reversed], axis: 0)
+            let context = concat([texts, reversed, texts.slice(batch: 0)], axis: 0)
             let t = try tensor(prefix + ".timesteps").scalars
             let (shared, repeated) = GradMode.withNoGrad {
                 (
                     unet(sample, timesteps: t, context: context),
-                    unet(concat([sample, sample], axis: 0), timesteps: t + t, context: context)
+                    unet(
+                        concat([sample, sample, sample.slice(batch: 0)], axis: 0),
+                        timesteps: t + t + [t[0]], context: context)
                 )
             }
             XCTAssertEqual(shared.shape, repeated.shape, prefix)

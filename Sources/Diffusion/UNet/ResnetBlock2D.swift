@@ -45,7 +45,7 @@ public final class ResnetBlock2D: Layer {
     func forward(_ x: Tensor, timeEmbedding: Tensor?) -> Tensor {
         var h = conv1(silu(norm1(x)))
         if let timeEmbProj, let timeEmbedding {
-            // For a UNet's shared samples x may already hold k·B images, the embedding B.
+            // For a UNet's shared samples x may already hold more images than the embedding.
             let t = repeatingBatch(timeEmbProj(silu(timeEmbedding)), to: h.shape[0])
             h = h + t.reshaped(t.shape + [1, 1])
         }

@@ -27,8 +27,8 @@ public final class BasicTransformerBlock: Layer {
             + scoped("attn2", attn2) + scoped("norm3", norm3) + scoped("ff", ff)
     }
 
-    /// x: [B, T, dim], context: [B, S, contextDim] -> [B, T, dim]; context may hold k·B
-    /// sequences (a UNet's shared samples), and the output is then [k·B, T, dim].
+    /// x: [B, T, dim], context: [B, S, contextDim] -> [B, T, dim]; context may hold N > B
+    /// sequences (a UNet's shared samples), and the output is then [N, T, dim].
     public func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
         var x = x
         // self-attention
@@ -74,8 +74,8 @@ public final class Transformer2DModel: Layer {
             + scoped("proj_out", projOut)
     }
 
-    /// x: [B, C, H, W], context: [B, S, contextDim] -> [B, C, H, W] (or k·B sequences of
-    /// context -> [k·B, C, H, W], as a BasicTransformerBlock)
+    /// x: [B, C, H, W], context: [B, S, contextDim] -> [B, C, H, W] (or N > B sequences of
+    /// context -> [N, C, H, W], as a BasicTransformerBlock)
     public func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
         guard gradientCheckpointing else { return forward(x, context: context) }
         return Checkpoint.run([x, context]) { self.forward($0[0], context: $0[1]) }
@@ -87,7 +87,7 @@ public final class Transformer2DModel: Layer {
         hidden = projIn(hidden)
         for block in blocks { hidden = block(hidden, context: context) }
         hidden = projOut(hidden)
-        let batch = hidden.shape[0]  // b, or a multiple of it for shared samples
+        let batch = hidden.shape[0]  // b, or more for shared samples
         return hidden.transposed(1, 2).reshaped([batch, c, h, w]) + repeatingBatch(x, to: batch)
     }
 }

@@ -64,10 +64,10 @@ public final class UNet2DConditionModel: Layer {
     /// sample: [B, in, H, W], timesteps: B values, context: [B, S, crossAttentionDim]
     /// (nil only for a model without cross-attention) -> [B, out, H, W].
     ///
-    /// Shared samples: context may hold k·B sequences, k texts for each sample in turn
-    /// ([unconditional; conditional] for classifier-free guidance); the output is then
-    /// [k·B, out, H, W], what the sample repeated k times gives. Nothing before the first
-    /// cross-attention reads the text, so those layers (conv_in, the first blocks, the
+    /// Shared samples: context may hold N > B sequences, text i for sample i mod B
+    /// ([unconditional; conditional] for classifier-free guidance, N = 2B); the output is
+    /// then [N, out, H, W], what the samples repeated to N rows give. Nothing before the
+    /// first cross-attention reads the text, so those layers (conv_in, the first blocks, the
     /// first self-attention) run once per sample and their states are repeated from there
     /// (`repeatingBatch`).
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor?) -> Tensor {
@@ -101,11 +101,13 @@ public final class UNet2DConditionModel: Layer {
     }
 }
 
-/// x [B, ...] as the batch of `batch` (a multiple of B): x repeated whole, [x; x; ...], the
-/// layout of a UNet's shared samples; x itself when B is `batch`.
+/// x [B, ...] as a batch of `batch` >= B rows, row i being x's row i mod B: [x; x; ...] cut
+/// to `batch` rows, the layout of a UNet's shared samples; x itself when B is `batch`.
 func repeatingBatch(_ x: Tensor, to batch: Int) -> Tensor {
     let b = x.shape[0]
     if b == batch { return x }
-    precondition(batch % b == 0, "a batch of \(b) repeated to \(batch)")
-    return concat(Array(repeating: x, count: batch / b), axis: 0)
+    precondition(batch > b, "a batch of \(b) repeated to \(batch)")
+    let copies = Array(repeating: x, count: batch / b)
+    let rest = batch % b
+    return concat(rest == 0 ? copies : copies + [x.rows(0..<rest)], axis: 0)
 }

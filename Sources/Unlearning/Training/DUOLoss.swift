@@ -127,20 +127,17 @@ public enum DUOLoss {
         let noisySafe = schedule.addNoise(
             original: batch.safe, noise: batch.noise, timesteps: batch.safeTimesteps)
         // [unsafe, safe, prior] in one UNet call, as DUO's code batches them; then the same
-        // noisy images on the empty prompt for unconditional preservation.
+        // noisy images on the empty prompt for unconditional preservation, as the UNet's
+        // shared samples (contexts 3B..<5B pair with samples 0..<2B, which the layers
+        // before the first cross-attention then compute once).
         let preservesUnconditional = unconditionalLambda > 0 && pairPrompts != nil
-        var inputs = [noisyUnsafe, noisySafe, batch.noise]
-        var timesteps =
+        let input = concat([noisyUnsafe, noisySafe, batch.noise], axis: 0)
+        let timesteps =
             batch.unsafeTimesteps + batch.safeTimesteps + Array(repeating: last, count: b)
-        if preservesUnconditional {
-            inputs += [noisyUnsafe, noisySafe]
-            timesteps += batch.unsafeTimesteps + batch.safeTimesteps
-        }
         let trainedPrompts = PromptContexts(
             empty: emptyPrompt, pairs: pairPrompts, prior: priorPrompts)
         let context = trainedPrompts.context(batch: b, unconditional: preservesUnconditional)
-        let input = concat(inputs, axis: 0)
-        let sizes = Array(repeating: b, count: inputs.count)
+        let sizes = Array(repeating: b, count: preservesUnconditional ? 5 : 3)
         let t = timesteps.map(Float.init)
         let trained = split(unet(input, timesteps: t, context: context), sizes: sizes, axis: 0)
         let reference = lora.withDisabled {
