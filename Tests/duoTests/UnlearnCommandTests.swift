@@ -221,8 +221,13 @@ final class UnlearnCommandTests: XCTestCase {
             let (x, y) = (try a.floats(info.name), try b.floats(info.name))
             let difference = zip(x, y).reduce(0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
             let norm = x.reduce(0) { $0 + Double($1) * Double($1) }
-            // Three AdamW steps from gradients equal to float32 summation order.
-            XCTAssertLessThanOrEqual(difference.squareRoot(), 1e-4 * norm.squareRoot(), info.name)
+            // Three AdamW steps from gradients equal to float32 summation order. AdamW divides
+            // each gradient by its own running magnitude (m / sqrt(v)), so a component whose
+            // gradient is a cancellation of larger terms moves by its rounding relative to
+            // itself: summation order alone moved adapters by up to 1e-4 of their norm (two
+            // batch layouts of the same loss); a checkpointed pass that lost a term moves them
+            // by a large part of it.
+            XCTAssertLessThanOrEqual(difference.squareRoot(), 1e-3 * norm.squareRoot(), info.name)
         }
     }
 
