@@ -184,8 +184,10 @@ DUO_INLINE v16 exp16_nonpositive(v16 x) {
 }
 
 // Softmax of p[0..n) in place; p[n..Tk) set to 0. The max and the sum are reductions:
-// written on vectors so they run in lanes instead of one long dependency chain.
-DUO_INLINE void softmax_row(float *p, size_t n, size_t Tk) {
+// written on vectors so they run in lanes instead of one long dependency chain. Returns
+// 1 / the sum of the exponentials; with `normalize` 0 the row is left unnormalized (the
+// exponentials only), for a caller that scales the d outputs instead of the n weights.
+DUO_INLINE float softmax_row(float *p, size_t n, size_t Tk, int normalize) {
     size_t full = n / KB * KB;
     float m = p[0];
     if (full) {
@@ -206,9 +208,12 @@ DUO_INLINE void softmax_row(float *p, size_t n, size_t Tk) {
         sum += p[j];
     }
     float inv = 1.0f / sum;
-    for (size_t j0 = 0; j0 < full; j0 += KB) store16(p + j0, load16(p + j0) * inv);
-    for (size_t j = full; j < n; j++) p[j] *= inv;
+    if (normalize) {
+        for (size_t j0 = 0; j0 < full; j0 += KB) store16(p + j0, load16(p + j0) * inv);
+        for (size_t j = full; j < n; j++) p[j] *= inv;
+    }
     for (size_t j = n; j < Tk; j++) p[j] = 0.0f;
+    return inv;
 }
 
 // dS = scale * P * (dP - row) in place over dP, on vectors (short rows included).
@@ -236,9 +241,10 @@ DUO_INLINE scratch scratch_alloc(const duo_attention_shape *s) {
 }
 
 DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
-                           const float *v, float *out, float *probs, size_t bh_begin,
-                           size_t bh_end) {
+                           const float *v, float *out, float *probs, int backward_follows,
+                           size_t bh_begin, size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
+    int normalize = probs || backward_follows;
     scratch w = scratch_alloc(s);
     float *spare_p = w.ds;  // [QB][Tk] for padded rows, and for every row without probs
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
@@ -259,11 +265,17 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
                 n_max = n[r] > n_max ? n[r] : n_max;
             }
             rows_times(qr, w.kT, Tk, d, n_max, s->scale, pr);
-            for (int r = 0; r < QB; r++) softmax_row(pr[r], n[r], Tk);
+            // Without a backward pass each row's 1/sum scales its d outputs rather than
+            // its n weights.
+            float inv[QB];
+            for (int r = 0; r < QB; r++) inv[r] = softmax_row(pr[r], n[r], Tk, normalize);
             if (mix_keys(n_max))
                 rows_mix((const float *const *)pr, v + b * Tk * s->ldv + h * d, s->ldv, d, n_max, outr);
             else
                 rows_dot((const float *const *)pr, w.vT, Tk, d, n_max, outr);
+            if (!normalize)
+                for (int r = 0; r < QB; r++)
+                    for (size_t c = 0; c < d; c++) outr[r][c] *= inv[r];
         }
     }
     free(w.kT);
@@ -587,7 +599,7 @@ DUO_KERNEL void duo_attention_backward(const duo_attention_shape *s, const float
                     n[r] = i0 + r < Tq ? visible_keys(s, i0 + r) : 1;
                 }
                 rows_times(qr, w.kT, Tk, d, n_max, s->scale, recomputed);
-                for (int r = 0; r < QB; r++) softmax_row(recomputed[r], n[r], Tk);
+                for (int r = 0; r < QB; r++) softmax_row(recomputed[r], n[r], Tk, 1);
             }
             rows_times(dor, w.vT, Tk, d, n_max, 1.0f, dsr);  // dP
             for (int r = 0; r < QB; r++) scale_softmax_gradient(dsr[r], pr[r], row[r], s->scale, n_max);

@@ -29,6 +29,13 @@ DUO_KERNEL void duo_axpy(float alpha, const float *x, ptrdiff_t sx, float *y, si
     }
 }
 
+DUO_KERNEL void duo_add_bias_rows(float *y, const float *bias, size_t rows, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * n;
+        for (size_t i = 0; i < n; i++) row[i] += bias[i];
+    }
+}
+
 DUO_KERNEL void duo_scale(float alpha, const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
 }

@@ -54,6 +54,7 @@ func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
 /// times alternately; `duo-bench
 /// synthesis DIR [PYTHON]` SDEdit pairs against diffusers' pipelines on a world
 /// model folder; `duo-bench evaluation DIR CONCEPT` duo eval's images per minute; `duo-bench
+/// unet-forward UNET_DIR [PYTHON]` a UNet forward pass against diffusers' and the GEMM peak; `duo-bench
 /// train-vs-diffusers PYTHON` a training step against PyTorch's.
 // DUO_BENCH_NO_WINOGRAD=1 runs every convolution as im2col + GEMM, for A/B comparisons
 // of whole models (BENCHMARKS.md).
@@ -104,6 +105,12 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "synthesis" {
 }
 if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "evaluation" {
     runEvaluationBenchmark(directory: CommandLine.arguments[2], concept: CommandLine.arguments[3])
+    exit(0)
+}
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "unet-forward" {
+    let arguments = CommandLine.arguments
+    runUNetForwardBenchmark(
+        directory: arguments[2], python: arguments.count > 3 ? arguments[3] : nil)
     exit(0)
 }
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "sampling" {

@@ -29,6 +29,8 @@ void duo_exp(const float *x, float *y, size_t n);
 // Binary elementwise with broadcasting strides of 0 or 1 (op: 0 add, 1 sub, 2 mul, 3 div).
 void duo_binary(int op, const float *a, ptrdiff_t sa, const float *b, ptrdiff_t sb,
                 float *y, size_t n);
+// y [rows, n] += bias [n] on every row: a linear layer's bias, added after its GEMM.
+void duo_add_bias_rows(float *y, const float *bias, size_t rows, size_t n);
 // y[i] += alpha * x[i] (x stride 0 or 1)
 void duo_axpy(float alpha, const float *x, ptrdiff_t sx, float *y, size_t n);
 void duo_scale(float alpha, const float *x, float *y, size_t n);
@@ -63,8 +65,10 @@ void duo_layer_norm_backward(const float *x, const float *gamma, const float *me
 
 // Scaled dot-product attention for heads packed in rows: q [B, Tq, ldq] holds head h at
 // columns [h*d, (h+1)*d), likewise k, v [B, Tk, ld], out [B, Tq, ldo].
-// probs [B, H, Tq, Tk] is kept for the backward pass (NULL: none follows, none is written).
-// (b, h) pairs in [bh_begin, bh_end).
+// probs [B, H, Tq, Tk] is kept for the backward pass (NULL: none kept, none is written).
+// With `backward_follows` 0 (no backward pass, no probs) each row's 1/sum scales its
+// outputs instead of its probabilities: the same values to rounding, not the same bits as
+// the probabilities a backward pass computes again. (b, h) pairs in [bh_begin, bh_end).
 typedef struct {
     size_t B, H, Tq, Tk, d;
     size_t ldq, ldk, ldv, ldo;
@@ -73,8 +77,8 @@ typedef struct {
 } duo_attention_shape;
 
 void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
-                           const float *v, float *out, float *probs, size_t bh_begin,
-                           size_t bh_end);
+                           const float *v, float *out, float *probs, int backward_follows,
+                           size_t bh_begin, size_t bh_end);
 // The same forward pass with bf16 operands and float32 sums (AVX512-BF16 CPUs; no causal
 // mask, no kept probabilities).
 void duo_attention_forward_bf16(const duo_attention_shape *s, const float *q, const float *k,

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Matrix products on BLAS: matmul (batched, with a shared right-hand matrix) and linear.
 
 /// a: [..., M, K] x b: [K, N] or [..., M, K] x [..., K, N] (same leading dims) -> [..., M, N]
@@ -51,15 +53,16 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     let y = Tensor.empty(Array(x.shape.dropLast()) + [outFeatures])
     let oneDNN = BF16Linear.applies(rows: rows, outFeatures: outFeatures, inFeatures: inFeatures)
     if !oneDNN || !BF16Linear.forward(x, weight: weight, bias: bias, into: y, rows: rows) {
-        if let bias {
-            for r in 0..<rows {
-                (y.pointer + r * outFeatures).update(from: bias.pointer, count: outFeatures)
-            }
-        }
         BLAS.gemm(
             transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.pointer, lda: inFeatures,
-            b: weight.pointer, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y.pointer,
-            ldc: outFeatures)
+            b: weight.pointer, ldb: inFeatures, c: y.pointer, ldc: outFeatures)
+        if let bias {
+            Parallel.forEach(rows, costPerItem: outFeatures) { range in
+                duo_add_bias_rows(
+                    y.pointer + range.lowerBound * outFeatures, bias.pointer, range.count,
+                    outFeatures)
+            }
+        }
     }
     let (savedX, savedW) = (x.detached(), weight.detached())
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
