@@ -250,7 +250,9 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
         size_t b = bh / s->H, h = bh % s->H;
         gather_transposed(k + b * Tk * s->ldk + h * d, s->ldk, Tk, d, w.kT);
-        gather_transposed(v + b * Tk * s->ldv + h * d, s->ldv, Tk, d, w.vT);
+        // rows_mix reads the values in their own layout; only rows_dot needs them
+        // transposed (mix_keys of fewer keys holds when it holds for all of them).
+        if (!mix_keys(Tk)) gather_transposed(v + b * Tk * s->ldv + h * d, s->ldv, Tk, d, w.vT);
         for (size_t i0 = 0; i0 < Tq; i0 += QB) {
             const float *qr[QB];
             float *pr[QB], *outr[QB];
