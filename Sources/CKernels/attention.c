@@ -183,6 +183,13 @@ DUO_INLINE v16 exp16_nonpositive(v16 x) {
     return (v16)((v16i)p + ((v16i)t << 23));
 }
 
+// p[0..n) *= inv, on vectors.
+DUO_INLINE void normalize_row(float *p, size_t n, float inv) {
+    size_t j0 = 0;
+    for (; j0 + KB <= n; j0 += KB) store16(p + j0, load16(p + j0) * inv);
+    for (; j0 < n; j0++) p[j0] *= inv;
+}
+
 // Softmax of p[0..n) in place; p[n..Tk) set to 0. The max and the sum are reductions:
 // written on vectors so they run in lanes instead of one long dependency chain. Returns
 // 1 / the sum of the exponentials; with `normalize` 0 the row is left unnormalized (the
@@ -208,10 +215,7 @@ DUO_INLINE float softmax_row(float *p, size_t n, size_t Tk, int normalize) {
         sum += p[j];
     }
     float inv = 1.0f / sum;
-    if (normalize) {
-        for (size_t j0 = 0; j0 < full; j0 += KB) store16(p + j0, load16(p + j0) * inv);
-        for (size_t j = full; j < n; j++) p[j] *= inv;
-    }
+    if (normalize) normalize_row(p, n, inv);
     for (size_t j = n; j < Tk; j++) p[j] = 0.0f;
     return inv;
 }
@@ -241,10 +245,9 @@ DUO_INLINE scratch scratch_alloc(const duo_attention_shape *s) {
 }
 
 DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
-                           const float *v, float *out, float *probs, int backward_follows,
-                           size_t bh_begin, size_t bh_end) {
+                           const float *v, float *out, float *probs, size_t bh_begin,
+                           size_t bh_end) {
     size_t Tq = s->Tq, Tk = s->Tk, d = s->d;
-    int normalize = probs || backward_follows;
     scratch w = scratch_alloc(s);
     float *spare_p = w.ds;  // [QB][Tk] for padded rows, and for every row without probs
     for (size_t bh = bh_begin; bh < bh_end; bh++) {
@@ -267,17 +270,19 @@ DUO_KERNEL void duo_attention_forward(const duo_attention_shape *s, const float 
                 n_max = n[r] > n_max ? n[r] : n_max;
             }
             rows_times(qr, w.kT, Tk, d, n_max, s->scale, pr);
-            // Without a backward pass each row's 1/sum scales its d outputs rather than
-            // its n weights.
+            // Each row's 1/sum scales its d outputs rather than its n weights, on every
+            // path (so that a pass with gradients and one without give the same bits); kept
+            // probabilities are normalized afterwards, as the backward pass computes them.
             float inv[QB];
-            for (int r = 0; r < QB; r++) inv[r] = softmax_row(pr[r], n[r], Tk, normalize);
+            for (int r = 0; r < QB; r++) inv[r] = softmax_row(pr[r], n[r], Tk, 0);
             if (mix_keys(n_max))
                 rows_mix((const float *const *)pr, v + b * Tk * s->ldv + h * d, s->ldv, d, n_max, outr);
             else
                 rows_dot((const float *const *)pr, w.vT, Tk, d, n_max, outr);
-            if (!normalize)
-                for (int r = 0; r < QB; r++)
-                    for (size_t c = 0; c < d; c++) outr[r][c] *= inv[r];
+            for (int r = 0; r < QB; r++) {
+                for (size_t c = 0; c < d; c++) outr[r][c] *= inv[r];
+                if (probs) normalize_row(pr[r], n[r], inv[r]);
+            }
         }
     }
     free(w.kT);

@@ -297,6 +297,34 @@ final class OpValueTests: XCTestCase {
         assertClose(softmax(logits), softmaxExpected, rtol: 1e-6, atol: 1e-7, "softmax")
     }
 
+    /// A pass that records gradients and one that does not give the same bits: DUO's loss
+    /// compares the trained model's outputs with the reference's, run without gradients, and
+    /// at the start (LoRA B = 0) the two must agree exactly; gradient checkpointing runs each
+    /// forward pass once of each kind. Both ways of the backward pass's probabilities.
+    func testAttentionWithAndWithoutGradientsGivesTheSameBits() {
+        let saved = keptProbabilitiesLimit
+        defer { keptProbabilitiesLimit = saved }
+        for (tk, causal) in [(24, false), (70, false), (40, true)] {
+            let tq = causal ? tk : 33
+            let inputs = [
+                randomTensor([2, tq, 32], seed: 60), randomTensor([2, tk, 32], seed: 61),
+                randomTensor([2, tk, 32], seed: 62),
+            ]
+            func attention(_ x: [Tensor]) -> Tensor {
+                scaledDotProductAttention(
+                    query: x[0], key: x[1], value: x[2], heads: 2, causal: causal)
+            }
+            let plain = GradMode.withNoGrad { attention(inputs) }.scalars
+            for limit in [Int.max, 0] {
+                keptProbabilitiesLimit = limit
+                let leaves = inputs.map { Tensor($0.scalars, shape: $0.shape, requiresGrad: true) }
+                XCTAssertEqual(
+                    attention(leaves).scalars, plain,
+                    "tk=\(tk) causal=\(causal), probabilities kept: \(limit > 0)")
+            }
+        }
+    }
+
     func testShapeOpsMoveValuesWhereExpected() {
         let x = Tensor((0..<24).map(Float.init), shape: [2, 3, 4])
         let p = x.permuted([2, 0, 1])  // p[k, i, j] = x[i, j, k]

@@ -66,9 +66,7 @@ void duo_layer_norm_backward(const float *x, const float *gamma, const float *me
 // Scaled dot-product attention for heads packed in rows: q [B, Tq, ldq] holds head h at
 // columns [h*d, (h+1)*d), likewise k, v [B, Tk, ld], out [B, Tq, ldo].
 // probs [B, H, Tq, Tk] is kept for the backward pass (NULL: none kept, none is written).
-// With `backward_follows` 0 (no backward pass, no probs) each row's 1/sum scales its
-// outputs instead of its probabilities: the same values to rounding, not the same bits as
-// the probabilities a backward pass computes again. (b, h) pairs in [bh_begin, bh_end).
+// (b, h) pairs in [bh_begin, bh_end).
 typedef struct {
     size_t B, H, Tq, Tk, d;
     size_t ldq, ldk, ldv, ldo;
@@ -77,8 +75,8 @@ typedef struct {
 } duo_attention_shape;
 
 void duo_attention_forward(const duo_attention_shape *s, const float *q, const float *k,
-                           const float *v, float *out, float *probs, int backward_follows,
-                           size_t bh_begin, size_t bh_end);
+                           const float *v, float *out, float *probs, size_t bh_begin,
+                           size_t bh_end);
 // The same forward pass with bf16 operands and float32 sums (AVX512-BF16 CPUs; no causal
 // mask, no kept probabilities).
 void duo_attention_forward_bf16(const duo_attention_shape *s, const float *q, const float *k,

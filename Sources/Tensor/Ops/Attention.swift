@@ -42,7 +42,7 @@ public func scaledDotProductAttention(
         } else {
             duo_attention_forward(
                 &shape, query.pointer, key.pointer, value.pointer, out.pointer,
-                kept?.pointer, recording ? 1 : 0, r.lowerBound, r.upperBound)
+                kept?.pointer, r.lowerBound, r.upperBound)
         }
     }
     guard recording else { return out }
