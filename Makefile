@@ -59,8 +59,8 @@ test: deps
 	$(SWIFT) test --skip-build $(KERNEL_FLAGS)
 
 # The core's figures; then, where the model venv exists (tools/make_model_fixtures.py),
-# a full-size SD UNet (made once by tools/make_sd_unet.py), sampling, a training step and
-# SDEdit pair synthesis against diffusers.
+# a full-size SD UNet (made once by tools/make_sd_unet.py), sampling, a training step,
+# SDEdit pair synthesis and the embedded UNet's forward pass against diffusers.
 bench: deps
 	$(SWIFT) build -c release $(KERNEL_FLAGS) --product duo-bench
 	.build/release/duo-bench
@@ -73,7 +73,10 @@ bench: deps
 		.build/release/duo-bench train-vs-diffusers tools/.venv-models/bin/python; \
 		.build/release/duo-bench synthesis Sources/World/Resources/model tools/.venv-models/bin/python; \
 		.build/release/duo-bench unlearn Sources/World/Resources/model tools/.venv-models/bin/python; \
+		.build/release/duo-bench unet-forward Sources/World/Resources/model/unet \
+			tools/.venv-models/bin/python; \
 	else \
+		.build/release/duo-bench unet-forward Sources/World/Resources/model/unet; \
 		.build/release/duo-bench synthesis Sources/World/Resources/model; \
 		.build/release/duo-bench unlearn Sources/World/Resources/model; \
 		echo "(model benchmarks skipped: they need tools/.venv-models, see tools/make_model_fixtures.py)"; \
