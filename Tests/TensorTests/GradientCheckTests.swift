@@ -99,6 +99,25 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([away], "clamp") { clamp($0[0], min: -1, max: 1) }
     }
 
+    /// proj_in and proj_out of a transformer block: a 1x1 convolution between a map and
+    /// token rows, every input's gradient (the residual's too).
+    func testPointwiseProjections() {
+        let (x, w, b) = (
+            randomTensor([2, 3, 5], seed: 70), randomTensor([4, 3], seed: 71),
+            randomTensor([4], seed: 72)
+        )
+        checkGradients([x, w, b], "pointwiseToTokens") {
+            pointwiseToTokens($0[0], weight: $0[1], bias: $0[2])
+        }
+        let (t, r) = (randomTensor([2, 5, 3], seed: 73), randomTensor([2, 4, 5], seed: 74))
+        checkGradients([t, w, b, r], "pointwiseFromTokens") {
+            pointwiseFromTokens($0[0], weight: $0[1], bias: $0[2], residual: $0[3])
+        }
+        checkGradients([t, w], "pointwiseFromTokens, no bias or residual") {
+            pointwiseFromTokens($0[0], weight: $0[1])
+        }
+    }
+
     func testAttention() {
         let q = randomTensor([2, 5, 8], seed: 20)
         let k = randomTensor([2, 5, 8], seed: 21)

@@ -325,6 +325,29 @@ final class OpValueTests: XCTestCase {
         }
     }
 
+    /// The 1x1 convolutions between a map and token rows are a linear layer on the map's
+    /// pixels, transposed (a bias, a residual, neither).
+    func testPointwiseProjectionsAreALinearLayerOnTransposedRows() {
+        let (x, w, b) = (
+            randomTensor([3, 6, 10], seed: 80), randomTensor([7, 6], seed: 81),
+            randomTensor([7], seed: 82)
+        )
+        let tokens = linear(x.transposed(1, 2), weight: w, bias: b)
+        assertClose(
+            pointwiseToTokens(x, weight: w, bias: b), tokens.scalars, rtol: 1e-5, atol: 1e-6,
+            "pointwiseToTokens")
+        let t = randomTensor([3, 10, 6], seed: 83)
+        let r = randomTensor([3, 7, 10], seed: 84)
+        let rows = linear(t, weight: w, bias: b).transposed(1, 2)
+        assertClose(
+            pointwiseFromTokens(t, weight: w, bias: b, residual: r), (rows + r).scalars,
+            rtol: 1e-5, atol: 1e-6, "pointwiseFromTokens")
+        assertClose(
+            pointwiseFromTokens(t, weight: w),
+            linear(t, weight: w).transposed(1, 2).scalars, rtol: 1e-5, atol: 1e-6,
+            "pointwiseFromTokens without bias or residual")
+    }
+
     func testShapeOpsMoveValuesWhereExpected() {
         let x = Tensor((0..<24).map(Float.init), shape: [2, 3, 4])
         let p = x.permuted([2, 0, 1])  // p[k, i, j] = x[i, j, k]

@@ -34,8 +34,25 @@ public final class Linear: Layer {
 
     /// x: [..., in] -> [..., out]
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        linear(x, weight: matrix, bias: bias)
+    }
+
+    /// x: [B, in, P], a channels-first map of P pixels -> [B, P, out]: the layer applied to
+    /// every pixel, written as token rows.
+    public func tokens(fromMap x: Tensor) -> Tensor {
+        pointwiseToTokens(x, weight: matrix, bias: bias)
+    }
+
+    /// t: [N, P, in] token rows -> [N, out, P], a channels-first map, plus `residual`
+    /// ([N, out, P]; nil: none).
+    public func map(fromTokens t: Tensor, adding residual: Tensor? = nil) -> Tensor {
+        pointwiseFromTokens(t, weight: matrix, bias: bias, residual: residual)
+    }
+
+    /// The weight as [out, in], with the adapter merged in when present and enabled.
+    private var matrix: Tensor {
         let matrix = weight.rank == 2 ? weight : weight.reshaped([outFeatures, inFeatures])
-        guard let lora, lora.isEnabled else { return linear(x, weight: matrix, bias: bias) }
-        return linear(x, weight: lora.merged(with: matrix), bias: bias)
+        guard let lora, lora.isEnabled else { return matrix }
+        return lora.merged(with: matrix)
     }
 }

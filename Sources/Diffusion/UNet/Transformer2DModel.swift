@@ -81,13 +81,15 @@ public final class Transformer2DModel: Layer {
         return Checkpoint.run([x, context]) { self.forward($0[0], context: $0[1]) }
     }
 
+    // proj_in and proj_out map between the [B, C, HW] map and [B, HW, C] token rows in
+    // their GEMMs (a 1x1 convolution and a linear projection are the same map over
+    // channels), and proj_out adds the residual: no transposed copies.
     func forward(_ x: Tensor, context: Tensor) -> Tensor {
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        var hidden = norm(x).reshaped([b, c, h * w]).transposed(1, 2)  // [B, HW, C]
-        hidden = projIn(hidden)
+        var hidden = projIn.tokens(fromMap: norm(x).reshaped([b, c, h * w]))  // [B, HW, C]
         for block in blocks { hidden = block(hidden, context: context) }
-        hidden = projOut(hidden)
         let batch = hidden.shape[0]  // b, or more for shared samples
-        return hidden.transposed(1, 2).reshaped([batch, c, h, w]) + repeatingBatch(x, to: batch)
+        let residual = repeatingBatch(x, to: batch).reshaped([batch, c, h * w])
+        return projOut.map(fromTokens: hidden, adding: residual).reshaped([batch, c, h, w])
     }
 }
