@@ -52,6 +52,28 @@ DUO_INLINE void rows_times(const float *const rows[QB], const float *m, size_t l
             for (int r = 0; r < QB; r++) store16(out[r] + j0, scale * acc[r]);
         }
     }
+    // Without AVX-512: four rows by sixteen columns (8 accumulators), so each key load
+    // feeds four multiply-adds and each broadcast two.
+    size_t j16 = j0;
+    for (int h = 0; h < QB; h += 4) {
+        size_t j = j16;
+        for (; j + 16 <= n; j += 16) {
+            v8 a0[4] = {0}, a1[4] = {0};
+            for (size_t c = 0; c < d; c++) {
+                v8 m0 = load8(m + c * ld + j), m1 = load8(m + c * ld + j + 8);
+                for (int r = 0; r < 4; r++) {
+                    float x = rows[h + r][c];
+                    a0[r] += x * m0;
+                    a1[r] += x * m1;
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                store8(out[h + r] + j, scale * a0[r]);
+                store8(out[h + r] + j + 8, scale * a1[r]);
+            }
+        }
+        j0 = j;
+    }
     for (; j0 + 8 <= n; j0 += 8) {
         v8 acc[QB] = {0};
         for (size_t c = 0; c < d; c++) {
@@ -93,6 +115,24 @@ DUO_INLINE void rows_dot(const float *const x[QB], const float *m, size_t ld, si
 DUO_INLINE void rows_mix(const float *const x[QB], const float *m, size_t ld, size_t d, size_t n,
                      float *const out[QB]) {
     size_t c0 = 0;
+    // Four rows by sixteen columns (8 accumulators): each value load feeds four
+    // multiply-adds and each weight's broadcast two.
+    for (; c0 + 16 <= d; c0 += 16)
+        for (int h = 0; h < QB; h += 4) {
+            v8 a0[4] = {0}, a1[4] = {0};
+            for (size_t j = 0; j < n; j++) {
+                v8 m0 = *(const v8u *)(m + j * ld + c0), m1 = *(const v8u *)(m + j * ld + c0 + 8);
+                for (int r = 0; r < 4; r++) {
+                    float w = x[h + r][j];
+                    a0[r] += w * m0;
+                    a1[r] += w * m1;
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                *(v8u *)(out[h + r] + c0) = a0[r];
+                *(v8u *)(out[h + r] + c0 + 8) = a1[r];
+            }
+        }
     for (; c0 + 8 <= d; c0 += 8) {
         v8 acc[QB] = {0};
         for (size_t j = 0; j < n; j++) {
