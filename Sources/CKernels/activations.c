@@ -6,14 +6,11 @@
 
 // SiLU(x) = x * sigmoid(x) (Elfwing et al. 2018).
 DUO_KERNEL void duo_silu_forward(const float *x, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = x[i] * duo_sigmoidf(x[i]);
+    for (size_t i = 0; i < n; i++) y[i] = duo_siluf(x[i]);
 }
 
 DUO_KERNEL void duo_silu_backward(const float *x, const float *dy, float *dx, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float s = duo_sigmoidf(x[i]);
-        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-    }
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * duo_silu_derivative(x[i]);
 }
 
 // Exact GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (Hendrycks & Gimpel 2016).

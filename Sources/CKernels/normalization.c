@@ -42,9 +42,19 @@ DUO_INLINE void moments(const float *x, size_t n, float *mean_out, float *var_ou
 }
 
 // Group norm (Wu & He 2018): statistics over (C/G channels x S pixels) per sample and group.
-DUO_KERNEL void duo_group_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
-                            float *mean, float *rstd, size_t C, size_t S, size_t G, float eps,
-                            size_t bg_begin, size_t bg_end) {
+// Channel c's normalization as one multiply-add, y = x scale + shift: the forward passes
+// and the gradient of group norm + SiLU, which recomputes y, take it from here.
+DUO_INLINE void group_norm_affine(const float *gamma, const float *beta, float mu, float rs,
+                                  size_t ch, float *scale, float *shift) {
+    *scale = rs * gamma[ch];
+    *shift = beta[ch] - mu * *scale;
+}
+
+// The statistics of groups [bg_begin, bg_end), then y = f(x scale + shift) for each channel,
+// f the identity or SiLU.
+DUO_INLINE void group_norm_apply(const float *x, const float *gamma, const float *beta, float *y,
+                                 float *mean, float *rstd, size_t C, size_t S, size_t G, float eps,
+                                 size_t bg_begin, size_t bg_end, int silu) {
     size_t cpg = C / G;
     for (size_t bg = bg_begin; bg < bg_end; bg++) {
         size_t b = bg / G, g = bg % G;
@@ -56,11 +66,48 @@ DUO_KERNEL void duo_group_norm_forward(const float *x, const float *gamma, const
         mean[bg] = mu;
         rstd[bg] = rs;
         for (size_t c = 0; c < cpg; c++) {
-            float scale = rs * gamma[g * cpg + c];
-            float shift = beta[g * cpg + c] - mu * scale;
+            float scale, shift;
+            group_norm_affine(gamma, beta, mu, rs, g * cpg + c, &scale, &shift);
             const float *xc = xg + c * S;
             float *yc = yg + c * S;
-            for (size_t i = 0; i < S; i++) yc[i] = xc[i] * scale + shift;
+            if (silu)
+                for (size_t i = 0; i < S; i++) yc[i] = duo_siluf(xc[i] * scale + shift);
+            else
+                for (size_t i = 0; i < S; i++) yc[i] = xc[i] * scale + shift;
+        }
+    }
+}
+
+DUO_KERNEL void duo_group_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
+                            float *mean, float *rstd, size_t C, size_t S, size_t G, float eps,
+                            size_t bg_begin, size_t bg_end) {
+    group_norm_apply(x, gamma, beta, y, mean, rstd, C, S, G, eps, bg_begin, bg_end, 0);
+}
+
+// SiLU(group norm(x)) in one pass over the output: the normalized values are activated
+// before they are stored, never written themselves.
+DUO_KERNEL void duo_group_norm_silu_forward(const float *x, const float *gamma, const float *beta,
+                                 float *y, float *mean, float *rstd, size_t C, size_t S,
+                                 size_t G, float eps, size_t bg_begin, size_t bg_end) {
+    group_norm_apply(x, gamma, beta, y, mean, rstd, C, S, G, eps, bg_begin, bg_end, 1);
+}
+
+// The gradient at the group norm's output from the one at SiLU's, dnorm = dy SiLU'(n), with
+// n = x scale + shift recomputed from the saved statistics (the bits the forward pass had).
+DUO_KERNEL void duo_group_norm_silu_gradient(const float *x, const float *gamma, const float *beta,
+                                  const float *mean, const float *rstd, const float *dy,
+                                  float *dnorm, size_t C, size_t S, size_t G, size_t bg_begin,
+                                  size_t bg_end) {
+    size_t cpg = C / G;
+    for (size_t bg = bg_begin; bg < bg_end; bg++) {
+        size_t b = bg / G, g = bg % G;
+        for (size_t c = 0; c < cpg; c++) {
+            size_t ch = g * cpg + c, offset = (b * C + ch) * S;
+            float scale, shift;
+            group_norm_affine(gamma, beta, mean[bg], rstd[bg], ch, &scale, &shift);
+            const float *xc = x + offset, *dyc = dy + offset;
+            float *dc = dnorm + offset;
+            for (size_t i = 0; i < S; i++) dc[i] = dyc[i] * duo_silu_derivative(xc[i] * scale + shift);
         }
     }
 }

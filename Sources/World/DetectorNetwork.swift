@@ -87,10 +87,10 @@ public final class WorldDetector: Layer {
                 && Array(images.shape.dropFirst()) == [World.channels, World.size, World.size],
             "detector input \(images.shape), expected [B, 3, 32, 32]")
         var x = images
-        x = silu(norm1(conv1(x)))  // [B, 32, 32, 32]
-        x = silu(norm2(conv2(x)))  // [B, 64, 16, 16]
-        x = silu(norm3(conv3(x)))  // [B, 64, 8, 8]
-        x = silu(norm4(conv4(x)))  // [B, 64, 8, 8]: receptive field 15 px, a whole object
+        x = norm1.silu(conv1(x))  // [B, 32, 32, 32]
+        x = norm2.silu(conv2(x))  // [B, 64, 16, 16]
+        x = norm3.silu(conv3(x))  // [B, 64, 8, 8]
+        x = norm4.silu(conv4(x))  // [B, 64, 8, 8]: receptive field 15 px, a whole object
         x = mean(x, axes: [2, 3])  // global average pool: [B, 64]
         return silu(projection(x))
     }

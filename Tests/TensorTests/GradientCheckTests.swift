@@ -76,6 +76,9 @@ final class GradientCheckTests: XCTestCase {
         checkGradients([x, w, b], "groupNorm") {
             groupNorm($0[0], groups: 2, weight: $0[1], bias: $0[2])
         }
+        checkGradients([x, w, b], "groupNormSiLU") {
+            groupNormSiLU($0[0], groups: 2, weight: $0[1], bias: $0[2])
+        }
         let y = randomTensor([3, 5, 6], seed: 15) + 1
         let (g, h) = (randomTensor([6], seed: 16), randomTensor([6], seed: 17))
         checkGradients([y, g, h], "layerNorm") { layerNorm($0[0], weight: $0[1], bias: $0[2]) }

@@ -248,6 +248,29 @@ final class OpValueTests: XCTestCase {
             layerNorm(rows, weight: g, bias: h), expectedRows, rtol: 1e-5, atol: 1e-5, "layerNorm")
     }
 
+    /// The fused op is SiLU after group norm, bit for bit, forward and backward: every UNet
+    /// pass takes it, and DUO's trained and reference passes must agree bit for bit where
+    /// the adapters are zero. 35 pixels leave a remainder after the vectors.
+    func testGroupNormSiLUGivesTheBitsOfSiLUAfterGroupNorm() {
+        let x = randomTensor([3, 8, 5, 7], seed: 90, scale: 3) + 1
+        let (w, b) = (randomTensor([8], seed: 91), randomTensor([8], seed: 92))
+        let seed = randomTensor([3, 8, 5, 7], seed: 93)
+        func gradients(_ f: ([Tensor]) -> Tensor) -> (value: [Float], grads: [[Float]]) {
+            let leaves = [x, w, b].map { Tensor($0.scalars, shape: $0.shape, requiresGrad: true) }
+            let y = f(leaves)
+            return (y.scalars, y.gradients(for: leaves, seed: seed).map { $0!.scalars })
+        }
+        let fused = gradients { groupNormSiLU($0[0], groups: 4, weight: $0[1], bias: $0[2]) }
+        let twoOps = gradients { silu(groupNorm($0[0], groups: 4, weight: $0[1], bias: $0[2])) }
+        XCTAssertEqual(fused.value, twoOps.value, "forward")
+        for (i, name) in ["dX", "dWeight", "dBias"].enumerated() {
+            XCTAssertEqual(fused.grads[i], twoOps.grads[i], name)
+        }
+        XCTAssertEqual(
+            GradMode.withNoGrad { groupNormSiLU(x, groups: 4, weight: w, bias: b) }.scalars,
+            twoOps.value, "forward without gradients")
+    }
+
     func testAttentionMatchesNaiveSoftmaxAttention() {
         // Key counts cover the kernel's paths: short rows, 16- or 8-wide blocks with a tail, and
         // the long-row path (>= 48 keys); 11 queries leave a partial block of queries.

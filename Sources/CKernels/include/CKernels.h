@@ -48,6 +48,17 @@ void duo_softmax_backward(const float *y, const float *dy, float *dx, size_t d,
 void duo_group_norm_forward(const float *x, const float *gamma, const float *beta, float *y,
                             float *mean, float *rstd, size_t C, size_t S, size_t G, float eps,
                             size_t bg_begin, size_t bg_end);
+// SiLU(group norm(x)), the same bits as the two kernels one after the other, with the same
+// statistics cached; the normalized values are not written.
+void duo_group_norm_silu_forward(const float *x, const float *gamma, const float *beta,
+                                 float *y, float *mean, float *rstd, size_t C, size_t S,
+                                 size_t G, float eps, size_t bg_begin, size_t bg_end);
+// dnorm = dy * SiLU'(group norm(x)) from the cached statistics: the gradient that
+// duo_group_norm_backward then takes back to x.
+void duo_group_norm_silu_gradient(const float *x, const float *gamma, const float *beta,
+                                  const float *mean, const float *rstd, const float *dy,
+                                  float *dnorm, size_t C, size_t S, size_t G, size_t bg_begin,
+                                  size_t bg_end);
 // dgamma_partial, dbeta_partial: [B, C], summed over B by the caller.
 void duo_group_norm_backward(const float *x, const float *gamma, const float *mean,
                              const float *rstd, const float *dy, float *dx,

@@ -20,6 +20,11 @@ public final class GroupNorm: Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
     }
+
+    /// silu(self(x)) as one op (`groupNormSiLU`).
+    public func silu(_ x: Tensor) -> Tensor {
+        groupNormSiLU(x, groups: groups, weight: weight, bias: bias, eps: eps)
+    }
 }
 
 /// torch.nn.LayerNorm over the last dimension, with affine weight and bias.

@@ -43,13 +43,13 @@ public final class ResnetBlock2D: Layer {
     }
 
     func forward(_ x: Tensor, timeEmbedding: Tensor?) -> Tensor {
-        var h = conv1(silu(norm1(x)))
+        var h = conv1(norm1.silu(x))
         if let timeEmbProj, let timeEmbedding {
             // For a UNet's shared samples x may already hold more images than the embedding.
             let t = repeatingBatch(timeEmbProj(silu(timeEmbedding)), to: h.shape[0])
             h = h + t.reshaped(t.shape + [1, 1])
         }
-        h = conv2(silu(norm2(h)))
+        h = conv2(norm2.silu(h))
         return (convShortcut?(x) ?? x) + h
     }
 }

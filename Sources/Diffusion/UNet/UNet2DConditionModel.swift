@@ -96,7 +96,7 @@ public final class UNet2DConditionModel: Layer {
             x = block(x, skips: Array(skips.suffix(count)), time: time, context: context)
             skips.removeLast(count)
         }
-        let output = convOut(silu(convNormOut(x)))
+        let output = convOut(convNormOut.silu(x))
         return context.map { repeatingBatch(output, to: $0.shape[0]) } ?? output
     }
 }

@@ -203,7 +203,7 @@ public final class AutoencoderKL: Layer {
     public func encode(_ image: Tensor) -> (mean: Tensor, std: Tensor) {
         var x = encoderConvIn(image)
         for block in encoderBlocks { x = block(x) }
-        x = encoderConvOut(silu(encoderNormOut(encoderMid(x))))
+        x = encoderConvOut(encoderNormOut.silu(encoderMid(x)))
         let moments = split(
             quantConv(x), sizes: [config.latentChannels, config.latentChannels], axis: 1)
         // diffusers' DiagonalGaussianDistribution clamps log-variance to [-30, 20].
@@ -222,6 +222,6 @@ public final class AutoencoderKL: Layer {
     public func decode(_ latents: Tensor) -> Tensor {
         var x = decoderMid(decoderConvIn(postQuantConv(latents)))
         for block in decoderBlocks { x = block(x) }
-        return decoderConvOut(silu(decoderNormOut(x)))
+        return decoderConvOut(decoderNormOut.silu(x))
     }
 }

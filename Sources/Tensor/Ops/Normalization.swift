@@ -7,6 +7,21 @@ import CKernels
 public func groupNorm(
     _ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5
 ) -> Tensor {
+    groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: false)
+}
+
+/// silu(groupNorm(x)) as one op, what every resnet block and the UNet's output apply: the
+/// same bits as the two ops, without writing the normalized map or, when trained, keeping
+/// it (the backward pass recomputes it from x and the statistics).
+public func groupNormSiLU(
+    _ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5
+) -> Tensor {
+    groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: true)
+}
+
+private func groupNorm(
+    _ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float, thenSiLU: Bool
+) -> Tensor {
     precondition(x.rank >= 2 && x.shape[1] % groups == 0, "groupNorm: \(x.shape), \(groups) groups")
     let (batch, channels) = (x.shape[0], x.shape[1])
     precondition(weight.shape == [channels] && bias.shape == [channels], "groupNorm affine shapes")
@@ -14,20 +29,33 @@ public func groupNorm(
     let y = Tensor.empty(x.shape)
     let mean = Tensor.empty([batch, groups])
     let rstd = Tensor.empty([batch, groups])
+    let forward = thenSiLU ? duo_group_norm_silu_forward : duo_group_norm_forward
     Parallel.forEach(batch * groups, costPerItem: channels / groups * spatial * 3) { r in
-        duo_group_norm_forward(
+        forward(
             x.pointer, weight.pointer, bias.pointer, y.pointer, mean.pointer,
             rstd.pointer, channels, spatial, groups, eps, r.lowerBound, r.upperBound)
     }
-    let (savedX, savedW) = (x.detached(), weight.detached())
-    return y.recorded("group_norm", from: [x, weight, bias]) { dY in
+    let (savedX, savedW, savedB) = (x.detached(), weight.detached(), bias.detached())
+    return y.recorded(thenSiLU ? "group_norm_silu" : "group_norm", from: [x, weight, bias]) {
+        dY in
+        // Through SiLU first: the gradient at the normalized map.
+        var dNorm = dY
+        if thenSiLU {
+            dNorm = Tensor.empty(savedX.shape)
+            Parallel.forEach(batch * groups, costPerItem: channels / groups * spatial * 2) { r in
+                duo_group_norm_silu_gradient(
+                    savedX.pointer, savedW.pointer, savedB.pointer, mean.pointer, rstd.pointer,
+                    dY.pointer, dNorm.pointer, channels, spatial, groups, r.lowerBound,
+                    r.upperBound)
+            }
+        }
         let dX = Tensor.empty(savedX.shape)
         let dWeightPartial = Tensor.empty([batch, channels])
         let dBiasPartial = Tensor.empty([batch, channels])
         Parallel.forEach(batch * groups, costPerItem: channels / groups * spatial * 4) { r in
             duo_group_norm_backward(
                 savedX.pointer, savedW.pointer, mean.pointer, rstd.pointer,
-                dY.pointer, dX.pointer, dWeightPartial.pointer,
+                dNorm.pointer, dX.pointer, dWeightPartial.pointer,
                 dBiasPartial.pointer, channels, spatial, groups,
                 r.lowerBound, r.upperBound)
         }
