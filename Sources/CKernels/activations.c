@@ -10,7 +10,7 @@ DUO_KERNEL void duo_silu_forward(const float *x, float *y, size_t n) {
 }
 
 DUO_KERNEL void duo_silu_backward(const float *x, const float *dy, float *dx, size_t n) {
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * duo_silu_derivative(x[i]);
+    for (size_t i = 0; i < n; i++) dx[i] = duo_silu_gradient(x[i], dy[i]);
 }
 
 // Exact GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (Hendrycks & Gimpel 2016).

@@ -34,12 +34,13 @@ DUO_INLINE float duo_expf(float x) {
 
 DUO_INLINE float duo_sigmoidf(float x) { return 1.0f / (1.0f + duo_expf(-x)); }
 
-// SiLU and its derivative, shared by the activation kernels and group norm + SiLU, which
+// SiLU and its gradient, shared by the activation kernels and group norm + SiLU, which
 // must give the same bits as the two ops one after the other.
 DUO_INLINE float duo_siluf(float x) { return x * duo_sigmoidf(x); }
-DUO_INLINE float duo_silu_derivative(float x) {
+// dy times SiLU'(x), multiplied in this order (the order the kernels have always used).
+DUO_INLINE float duo_silu_gradient(float x, float dy) {
     float s = duo_sigmoidf(x);
-    return s * (1.0f + x * (1.0f - s));
+    return dy * s * (1.0f + x * (1.0f - s));
 }
 
 // tanh(x) = 1 - 2 / (e^{2x} + 1); exact limits at +-1 through the clamp in duo_expf.

@@ -107,7 +107,7 @@ DUO_KERNEL void duo_group_norm_silu_gradient(const float *x, const float *gamma,
             group_norm_affine(gamma, beta, mean[bg], rstd[bg], ch, &scale, &shift);
             const float *xc = x + offset, *dyc = dy + offset;
             float *dc = dnorm + offset;
-            for (size_t i = 0; i < S; i++) dc[i] = dyc[i] * duo_silu_derivative(xc[i] * scale + shift);
+            for (size_t i = 0; i < S; i++) dc[i] = duo_silu_gradient(xc[i] * scale + shift, dyc[i]);
         }
     }
 }
