@@ -135,28 +135,63 @@ public final class Storage: @unchecked Sendable {
     var generation = 0
 
     /// Values made from this memory and kept with it (frozen weights in another layout),
-    /// valid for `derivedGeneration`.
-    private var derivedValues: [String: AnyObject] = [:]
+    /// with the bytes each counts against `derivedBudgetBytes`, valid for
+    /// `derivedGeneration`.
+    private var derivedValues: [String: (value: AnyObject, bytes: Int)] = [:]
     private var derivedGeneration = 0
     private static let derivedLock = NSLock()
 
-    /// The value kept under `key`, or `make()`'s, kept while the memory does not change.
-    func derived<T: AnyObject>(_ key: String, make: () -> T?) -> T? {
+    /// The most bytes the derived values that give their size may keep, over all memory:
+    /// an eighth of the memory this process may use. Stable Diffusion's float32 Winograd
+    /// transforms of every 3x3 kernel, forward and transposed, come to eight times its
+    /// convolutions' weights, more than a 24 GB machine holds next to a training step; past
+    /// the budget a transform is made for each call (a few percent of the call's work at
+    /// these sizes) and the results are the same.
+    nonisolated(unsafe) public static var derivedBudgetBytes = BufferPool.usableMemoryBytes() / 8
+    nonisolated(unsafe) private static var derivedBytes = 0
+
+    /// The bytes counted against `derivedBudgetBytes` now.
+    static var keptDerivedBytes: Int {
+        derivedLock.lock()
+        defer { derivedLock.unlock() }
+        return derivedBytes
+    }
+
+    /// The value kept under `key`, or `make()`'s, kept while the memory does not change,
+    /// and when `bytes` is given, while all such values fit `derivedBudgetBytes`.
+    func derived<T: AnyObject>(_ key: String, bytes: Int? = nil, make: () -> T?) -> T? {
         Storage.derivedLock.lock()
         if derivedGeneration != generation {
-            derivedValues = [:]
+            dropDerivedValues()
             derivedGeneration = generation
         }
-        let kept = derivedValues[key] as? T
+        let kept = derivedValues[key]?.value as? T
         let seen = generation
         Storage.derivedLock.unlock()
         if let kept { return kept }
         guard let made = make() else { return nil }
         Storage.derivedLock.lock()
-        if seen == generation { derivedValues[key] = made }
+        let fits = bytes.map { Storage.derivedBytes + $0 <= Storage.derivedBudgetBytes } ?? true
+        if seen == generation && fits && derivedValues[key] == nil {
+            derivedValues[key] = (made, bytes ?? 0)
+            Storage.derivedBytes += bytes ?? 0
+        }
         Storage.derivedLock.unlock()
         return made
     }
 
-    deinit { BufferPool.shared.release(pointer, count: count) }
+    /// Under `derivedLock`.
+    private func dropDerivedValues() {
+        Storage.derivedBytes -= derivedValues.values.reduce(0) { $0 + $1.bytes }
+        derivedValues = [:]
+    }
+
+    deinit {
+        if !derivedValues.isEmpty {
+            Storage.derivedLock.lock()
+            dropDerivedValues()
+            Storage.derivedLock.unlock()
+        }
+        BufferPool.shared.release(pointer, count: count)
+    }
 }

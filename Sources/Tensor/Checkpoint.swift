@@ -14,7 +14,10 @@ public enum Checkpoint {
         guard GradMode.isEnabled else { return body(inputs) }
         let saved = inputs.map { $0.detached() }
         let found = Leaves()
-        let out = withCollector(found) { GradMode.withNoGrad { body(saved) } }
+        let kept = KeptOutputs()
+        let out = withCollector(found) {
+            withKeptOutputs(kept, replaying: false) { GradMode.withNoGrad { body(saved) } }
+        }
         let parameters = found.tensors.filter { leaf in !inputs.contains { $0 === leaf } }
         let sources = inputs + parameters
         guard sources.contains(where: \.requiresGrad) else { return out }
@@ -26,10 +29,60 @@ public enum Checkpoint {
                     leaf.requiresGrad = needed
                     return leaf
                 }
-                let again = body(leaves)
+                let again = withKeptOutputs(kept, replaying: true) { body(leaves) }
                 guard again.requiresGrad else { return sources.map { _ in nil } }
                 return again.gradients(for: leaves + parameters, seed: dOut)
             }
+        }
+    }
+
+    /// `compute()`, or, in the backward pass's second run of a checkpointed part, the value
+    /// it gave in the first run, kept since: for ops whose output is small for the work it
+    /// takes, such as attention over a long sequence, whose scores are never stored (the
+    /// opposite trade from Korthikanti et al. 2022, "Reducing Activation Recomputation in
+    /// Large Transformer Models", whose attention stores its scores: they recompute those
+    /// and keep the rest). `compute` gives the op's value only, the same from the same
+    /// inputs in both runs; the op records its backward pass around the value returned.
+    public static func reusingOutput(_ compute: () -> Tensor) -> Tensor {
+        guard let address = UnsafeRawPointer(bitPattern: keeper.value) else { return compute() }
+        return Unmanaged<KeptOutputs>.fromOpaque(address).takeUnretainedValue().output(compute)
+    }
+
+    /// The outputs a checkpointed part's first run kept (`reusingOutput`), in the order it
+    /// made them, and how far its second run has taken them.
+    final class KeptOutputs {
+        var tensors: [Tensor] = []
+        var replaying = false
+        var next = 0
+        /// The part this one runs inside during its first run, if any. A part nested in
+        /// another runs first within the outer one's second run, and there takes its
+        /// outputs from the outer one's: both runs of the outer part meet the same ops.
+        var enclosing: KeptOutputs?
+
+        func output(_ compute: () -> Tensor) -> Tensor {
+            if replaying {
+                precondition(next < tensors.count, "checkpoint: the second run made more outputs")
+                defer { next += 1 }
+                return tensors[next].detached()  // a node of its own for the op to record on
+            }
+            let out = enclosing?.output(compute) ?? compute()
+            tensors.append(out.detached())
+            return out
+        }
+    }
+
+    /// This thread's innermost running `KeptOutputs`, as its address (0: none).
+    static let keeper = ThreadLocalInt()
+
+    static func withKeptOutputs<R>(_ kept: KeptOutputs, replaying: Bool, _ body: () -> R) -> R {
+        kept.replaying = replaying
+        kept.next = 0
+        kept.enclosing = UnsafeRawPointer(bitPattern: keeper.value).map {
+            Unmanaged<KeptOutputs>.fromOpaque($0).takeUnretainedValue()
+        }
+        defer { kept.enclosing = nil }
+        return withExtendedLifetime(kept) {
+            keeper.with(Int(bitPattern: Unmanaged.passUnretained(kept).toOpaque()), body)
         }
     }
 

@@ -21,7 +21,6 @@ public func scaledDotProductAttention(
     let s = duo_attention_shape(
         B: batch, H: heads, Tq: tq, Tk: key.shape[1], d: d, ldq: width, ldk: width, ldv: width,
         ldo: width, scale: 1 / Float(d).squareRoot(), causal: causal ? 1 : 0)
-    let out = Tensor.empty(query.shape)
     let cost = tq * s.Tk * d * 4
     // The probabilities are kept for the backward pass only, and only while the
     // [B, heads, Tq, Tk] matrix is small; a larger one the backward kernel computes again,
@@ -30,21 +29,31 @@ public func scaledDotProductAttention(
     let recording = GradMode.isEnabled && [query, key, value].contains { $0.requiresGrad }
     // bf16 mixed precision: both passes on bf16 GEMMs, P recomputed in the backward pass.
     let mixed = BLAS.mixedPrecision && BF16GEMM.isNative && !causal
-    let kept =
-        !mixed && recording && batch * heads * tq * s.Tk <= keptProbabilitiesLimit
-        ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
-    Parallel.forEach(batch * heads, costPerItem: cost) { r in
-        var shape = s
-        if mixed {
-            duo_attention_forward_bf16(
-                &shape, query.pointer, key.pointer, value.pointer, out.pointer, r.lowerBound,
-                r.upperBound)
-        } else {
-            duo_attention_forward(
-                &shape, query.pointer, key.pointer, value.pointer, out.pointer,
-                kept?.pointer, r.lowerBound, r.upperBound)
+    var kept: Tensor?
+    func attend() -> Tensor {
+        let out = Tensor.empty(query.shape)
+        kept =
+            !mixed && recording && batch * heads * tq * s.Tk <= keptProbabilitiesLimit
+            ? Tensor.empty([batch, heads, tq, s.Tk]) : nil
+        Parallel.forEach(batch * heads, costPerItem: cost) { r in
+            var shape = s
+            if mixed {
+                duo_attention_forward_bf16(
+                    &shape, query.pointer, key.pointer, value.pointer, out.pointer,
+                    r.lowerBound, r.upperBound)
+            } else {
+                duo_attention_forward(
+                    &shape, query.pointer, key.pointer, value.pointer, out.pointer,
+                    kept?.pointer, r.lowerBound, r.upperBound)
+            }
         }
+        return out
     }
+    // Inside a checkpointed part, an attention over more keys than half its width (each
+    // output then costs more multiply-adds than a projection's) is kept from the part's
+    // first run for its second rather than computed again; its backward pass then computes
+    // P again (kept == nil) as it does for large P.
+    let out = 2 * s.Tk > width ? Checkpoint.reusingOutput(attend) : attend()
     guard recording else { return out }
     let saved = (q: query.detached(), k: key.detached(), v: value.detached(), out: out.detached())
     return out.recorded("attention", from: [query, key, value]) { dOut in

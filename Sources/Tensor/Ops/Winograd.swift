@@ -83,7 +83,7 @@ public enum Winograd {
     }
 
     /// U [points, O, C] = G g Gᵀ of each kernel; made once and kept with the weight's memory
-    /// until that memory changes, for a frozen weight (sampling and LoRA training reuse it
+    /// until that memory changes (within `Storage.derivedBudgetBytes`), for a frozen weight (sampling and LoRA training reuse it
     /// every call) and for a trained one used without gradients (the passes between two
     /// optimizer steps that sample with it: ESD's trajectory). A pass that records
     /// gradients of a trained weight makes its own.
@@ -97,7 +97,9 @@ public enum Winograd {
             return u
         }
         if weight.requiresGrad && GradMode.isEnabled { return transform() }
-        return weight.storage.derived("winograd \(points) \(adjoint)", make: transform)!
+        return weight.storage.derived(
+            "winograd \(points) \(adjoint)", bytes: points * o * c * MemoryLayout<Float>.stride,
+            make: transform)!
     }
 
     /// dW [O, C, 3, 3] of y = conv(x, W) from x [B, C, H, W] and dY [B, O, H, W]: the
