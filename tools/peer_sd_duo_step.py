@@ -4,10 +4,11 @@ tools/peer_duo_step.py computes it) on a full-size SD 1.x pipeline folder
 batch 4 pairs of 64x64 latents (12 trained UNet rows: unsafe, safe and the output-preserving
 term's, and the same 12 without adapters), diffusers' gradient checkpointing, the UNet calls
 under torch.autocast("cpu", dtype=torch.bfloat16), AdamW and gradient clipping in float32,
-2 threads. duo's step also samples the pairs' latents from their VAE posteriors; here they
+2 threads (with `fp32` as the third argument, float32 without autocast: PyTorch's fastest
+path on a CPU without AVX512-BF16). duo's step also samples the pairs' latents from their VAE posteriors; here they
 are drawn directly (a negligible part of a step).
 
-  tools/.venv-models/bin/python tools/peer_sd_duo_step.py MODEL_DIR [STEPS]
+  tools/.venv-models/bin/python tools/peer_sd_duo_step.py MODEL_DIR [STEPS] [fp32|bf16]
 
 Prints `step <i> <seconds>` per step, then `peak <bytes>` (the process's maximum RSS).
 """
@@ -24,6 +25,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 model = sys.argv[1]
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+precision = sys.argv[3] if len(sys.argv) > 3 else "bf16"
+if precision not in ("fp32", "bf16"):
+    sys.exit(f"peer_sd_duo_step.py: precision {precision!r}: expected fp32 or bf16")
 torch.set_num_threads(2)
 torch.manual_seed(0)
 unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", torch_dtype=torch.float32)
@@ -54,7 +58,7 @@ def step():
     noisy = torch.cat([scheduler.add_noise(model_input, noise, timesteps), noise[:b]])
     all_t = torch.cat([timesteps, torch.full((b,), 999)])
     context = empty.repeat(3 * b, 1, 1)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         pred = unet(noisy, all_t, context).sample.float()
         with torch.no_grad():
             unet.disable_adapters()

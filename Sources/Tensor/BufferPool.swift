@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A caching allocator for tensor memory.
@@ -7,8 +8,9 @@ import Foundation
 /// each page), so released buffers are kept by exact size and handed out again. A step
 /// with activation checkpointing releases and asks again for far more than it holds at
 /// once, so what bounds the cache is the memory in use: live and cached bytes together
-/// stay within `memoryBudgetBytes`, and a request the cache cannot serve frees the
-/// longest-kept buffers first to make room.
+/// stay within `memoryBudgetBytes`, and a request the cache cannot serve drops the
+/// longest-kept buffers first to make room. Large buffers are mapped on their own, and the
+/// request takes over the pages of one it dropped (`duo_resize_buffer`) instead of new ones.
 public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
@@ -31,8 +33,9 @@ public final class BufferPool: @unchecked Sendable {
         return ([physical] + limits).min()!
     }
 
-    /// Bytes handed out as new memory (not from the cache) since the process started: each
-    /// such byte costs the kernel a page fault and a page clear on first write.
+    /// Bytes handed out as new memory (neither from the cache nor a dropped buffer's pages)
+    /// since the process started: each such byte costs the kernel a page fault and a page
+    /// clear on first write.
     public private(set) var freshBytes = 0
 
     /// Bytes of released buffers kept for reuse now.
@@ -58,41 +61,75 @@ public final class BufferPool: @unchecked Sendable {
             lock.unlock()
             return kept.pointer
         }
-        freshBytes += bytes
-        let evicted = evictForBudget()
+        // Over the budget, a large request takes over the kept buffer that covers most of it.
+        let overBudget = liveBytes + cachedBytes > memoryBudgetBytes
+        let taken = Self.isMapped(bytes) && overBudget ? takeCoveringMost(of: bytes) : nil
+        let dropped = evictForBudget()
+        freshBytes += bytes - min(bytes, taken?.bytes ?? 0)
         lock.unlock()
-        evicted.forEach { free($0) }
-        return Self.fresh(bytes: bytes).bindMemory(to: Float.self, capacity: max(count, 1))
+        dropped.forEach { Self.giveBack(memory: $0.pointer, bytes: $0.bytes) }
+        let memory = taken.flatMap {
+            duo_resize_buffer($0.pointer, $0.bytes, bytes)
+        }
+        if memory == nil, let taken {  // could not be resized: new memory after all
+            Self.giveBack(memory: taken.pointer, bytes: taken.bytes)
+            lock.lock()
+            freshBytes += min(bytes, taken.bytes)
+            lock.unlock()
+        }
+        return (memory ?? Self.fresh(bytes: bytes))
+            .bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     /// Takes the longest-kept buffers out of the cache until live and cached bytes fit the
     /// budget (or the cache is empty); the caller frees them outside the lock.
-    private func evictForBudget() -> [UnsafeMutablePointer<Float>] {
-        var evicted: [UnsafeMutablePointer<Float>] = []
+    private func evictForBudget() -> [(pointer: UnsafeMutableRawPointer, bytes: Int)] {
+        var evicted: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
         while liveBytes + cachedBytes > memoryBudgetBytes, cachedBytes > 0 {
             guard
                 let count = cached.filter({ !$0.value.isEmpty })
                     .min(by: { $0.value[0].released < $1.value[0].released })?.key
             else { break }
-            evicted.append(cached[count]!.removeFirst().pointer)
-            cachedBytes -= max(count, 1) * MemoryLayout<Float>.stride
+            let bytes = max(count, 1) * MemoryLayout<Float>.stride
+            evicted.append((UnsafeMutableRawPointer(cached[count]!.removeFirst().pointer), bytes))
+            cachedBytes -= bytes
         }
         return evicted
     }
 
-    /// New memory: 64-byte aligned (whole cache lines, aligned AVX-512 loads), and for
-    /// large buffers 2 MiB aligned and marked for transparent huge pages. Faulting in
-    /// fresh 4 KiB pages dominated loading a 3.4 GB model here (the kernel clearing and
-    /// accounting 860K pages); huge pages cut that 512-fold.
+    /// Takes out of the cache the mapped buffer whose pages cover most of a request of
+    /// `bytes` (of two that cover it all, the smaller; of one size, the longest kept).
+    private func takeCoveringMost(of bytes: Int) -> (pointer: UnsafeMutableRawPointer, bytes: Int)?
+    {
+        let stride = MemoryLayout<Float>.stride
+        let sizes = cached.filter { !$0.value.isEmpty && Self.isMapped($0.key * stride) }.keys
+        let best = sizes.max { a, b in
+            let (coverA, coverB) = (min(a * stride, bytes), min(b * stride, bytes))
+            return coverA != coverB ? coverA < coverB : a > b
+        }
+        guard let count = best else { return nil }
+        cachedBytes -= count * stride
+        return (UnsafeMutableRawPointer(cached[count]!.removeFirst().pointer), count * stride)
+    }
+
+    /// Buffers of at least this size are mapped on their own, 2 MiB aligned and marked
+    /// for transparent huge pages: faulting in fresh 4 KiB pages dominated loading a 3.4 GB
+    /// model (the kernel clearing and accounting 860K pages); huge pages cut that 512-fold.
+    static func isMapped(_ bytes: Int) -> Bool { bytes >= 4 << 20 }
+
+    /// New memory: 64-byte aligned (whole cache lines, aligned AVX-512 loads), or mapped.
     private static func fresh(bytes: Int) -> UnsafeMutableRawPointer {
-        let hugePage = 2 << 20
-        let large = bytes >= 2 * hugePage
+        if isMapped(bytes), let mapped = duo_map_buffer(bytes) { return mapped }
         var pointer: UnsafeMutableRawPointer?
-        guard posix_memalign(&pointer, large ? hugePage : 64, bytes) == 0, let pointer else {
+        guard !isMapped(bytes), posix_memalign(&pointer, 64, bytes) == 0, let pointer else {
             fatalError("out of memory allocating \(bytes) bytes")
         }
-        if large { madvise(pointer, bytes, Int32(MADV_HUGEPAGE)) }
         return pointer
+    }
+
+    /// Gives memory from `fresh` back to the system.
+    private static func giveBack(memory: UnsafeMutableRawPointer, bytes: Int) {
+        if isMapped(bytes) { duo_unmap_buffer(memory, bytes) } else { free(memory) }
     }
 
     /// Keeps a released buffer for reuse: the bytes move from live to cached, so the total
@@ -114,7 +151,10 @@ public final class BufferPool: @unchecked Sendable {
         cached = [:]
         cachedBytes = 0
         lock.unlock()
-        for kept in buffers.values { kept.forEach { free($0.pointer) } }
+        for (count, kept) in buffers {
+            let bytes = max(count, 1) * MemoryLayout<Float>.stride
+            kept.forEach { Self.giveBack(memory: $0.pointer, bytes: bytes) }
+        }
     }
 }
 

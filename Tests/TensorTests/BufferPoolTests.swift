@@ -2,7 +2,8 @@
 import XCTest
 
 /// The tensor allocator's cache: released buffers come back for the same size without new
-/// memory, and live plus kept bytes stay within the budget by dropping the oldest first.
+/// memory, live plus kept bytes stay within the budget by dropping the oldest first, and a
+/// large buffer dropped for the budget gives its memory to the request that dropped it.
 final class BufferPoolTests: XCTestCase {
     let floats = 1 << 10  // 4 KiB buffers
 
@@ -36,6 +37,34 @@ final class BufferPoolTests: XCTestCase {
         pool.release(b, count: floats)
         pool.trim()
     }
+
+    #if os(Linux)
+        func testARequestTakesOverTheMemoryOfALargeBufferDroppedForTheBudget() {
+            let pool = BufferPool()
+            let floats = 1 << 20  // 4 MiB: mapped on its own
+            pool.memoryBudgetBytes = 8 << 20
+            let first = pool.allocate(floats)
+            for i in 0..<floats { first[i] = Float(i) }
+            pool.release(first, count: floats)
+            // 6 MiB live and 4 MiB kept are over the budget: the kept buffer is dropped and
+            // grown into the request, its values still there (pages kept, not new ones).
+            var fresh = pool.freshBytes
+            let grown = pool.allocate(floats * 3 / 2)
+            XCTAssertEqual(pool.freshBytes - fresh, 2 << 20, "only the growth is new memory")
+            XCTAssertTrue((0..<floats).allSatisfy { grown[$0] == Float($0) })
+            for i in floats..<(floats * 3 / 2) { grown[i] = Float(i) }
+            pool.release(grown, count: floats * 3 / 2)
+            // Smaller: the dropped buffer shrinks in place.
+            fresh = pool.freshBytes
+            let shrunk = pool.allocate(floats * 5 / 4)
+            XCTAssertEqual(pool.freshBytes, fresh)
+            XCTAssertEqual(shrunk, grown)
+            XCTAssertTrue((0..<(floats * 5 / 4)).allSatisfy { shrunk[$0] == Float($0) })
+            XCTAssertEqual(pool.keptBytes, 0)
+            pool.release(shrunk, count: floats * 5 / 4)
+            pool.trim()
+        }
+    #endif
 
     func testAContainersMemoryLimitBoundsTheBudget() throws {
         let folder = FileManager.default.temporaryDirectory

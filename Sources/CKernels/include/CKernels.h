@@ -210,4 +210,11 @@ void duo_gemm_bf16_portable(int trans_a, int trans_b, long m, long n, long k, fl
                             const float *a, long lda, const float *b, long ldb, float beta,
                             float *c, long ldc);
 
+// Large buffers mapped on their own, 2 MiB aligned (mapped_buffers.c). `duo_resize_buffer`
+// returns the buffer resized from `from` to `to` bytes with its pages kept up to the smaller
+// size (moved where it cannot grow in place), or NULL where it cannot, the buffer unchanged.
+void *duo_map_buffer(size_t bytes);
+void duo_unmap_buffer(void *buffer, size_t bytes);
+void *duo_resize_buffer(void *buffer, size_t from, size_t to);
+
 #endif
