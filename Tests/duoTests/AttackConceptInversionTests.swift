@@ -3,13 +3,12 @@ import Formats
 import Foundation
 import World
 import XCTest
+import TestSupport
 
 /// `duo attack concept-inversion` end to end on the tiny world model and an adapter
 /// trained on it, and `duo eval` on the set it writes (the token loaded from beside it).
 final class AttackConceptInversionTests: XCTestCase {
-    static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "duo-inversion-\(getpid())"
-    ).path
+    static let root = scratchFolder("duo-inversion")
 
     func attack(_ out: String, _ extra: [String] = []) throws -> (status: Int32, stderr: String) {
         let result = try runDuo(

@@ -3,12 +3,11 @@ import Formats
 import Foundation
 import World
 import XCTest
+import TestSupport
 
 /// `duo attack unlearndiff` end to end on the tiny world model and an adapter trained on it.
 final class AttackUnlearnDiffTests: XCTestCase {
-    static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "duo-unlearndiff-\(getpid())"
-    ).path
+    static let root = scratchFolder("duo-unlearndiff")
 
     static let adapter: String = {
         let out = root + "/adapter"

@@ -1,12 +1,11 @@
 import Formats
 import Foundation
 import XCTest
+import TestSupport
 
 /// `mpirun -n 2 duo ...`: the ranks split the work and write what one process writes.
 final class MPITests: XCTestCase {
-    static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "duo-mpi-\(getpid())"
-    ).path
+    static let root = scratchFolder("duo-mpi")
 
     /// Open MPI's launcher (`make deps` installs Debian's openmpi-bin).
     static func mpirun() throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// What a `duo` run printed and how it exited.
 struct DuoResult {
@@ -84,9 +85,7 @@ func runCommand(
 /// An embedded-architecture model after one training step (`duo pretrain --steps 1`): the
 /// real shapes at almost no cost, made once per test process and shared by the CLI tests.
 let tinyWorldModel: String = {
-    let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "duo-tiny-model-\(getpid())"
-    ).path
+    let root = scratchFolder("duo-tiny-model")
     let result = try! runDuo([
         "world", "pretrain", "--out", root, "--steps", "1", "--batch-size", "2",
     ])

@@ -2,12 +2,11 @@ import Concepts
 import Formats
 import Foundation
 import XCTest
+import TestSupport
 
 /// `duo unlearn`, `duo sample --lora` and `duo merge` end to end on small models.
 final class UnlearnCommandTests: XCTestCase {
-    static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "duo-unlearn-\(getpid())"
-    ).path
+    static let root = scratchFolder("duo-unlearn")
 
     /// The shared tiny world model, and 8 pairs made with it.
     static let prepared: (model: String, pairs: String) = {

@@ -3,14 +3,13 @@ import Foundation
 import Unlearning
 import World
 import XCTest
+import TestSupport
 
 /// `duo unlearn --method esd` end to end: no pairs, the trained UNet parameters written
 /// under diffusers' keys, the model's preset or the reference, the other method's options
 /// refused by name.
 final class UnlearnESDCommandTests: XCTestCase {
-    static let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "duo-unlearn-esd-\(getpid())"
-    ).path
+    static let root = scratchFolder("duo-unlearn-esd")
 
     func run(_ out: String, _ extra: [String]) throws -> DuoResult {
         try runDuo(
