@@ -7,15 +7,16 @@ import Foundation
 /// freshly mapped pages runs at a fraction of memory speed (the kernel faults and clears
 /// each page), so released buffers are kept by exact size and handed out again. A step
 /// with activation checkpointing releases and asks again for far more than it holds at
-/// once, so what bounds the cache is the memory in use: live and cached bytes together
-/// stay within `memoryBudgetBytes`, and a request the cache cannot serve drops the
-/// longest-kept buffers first to make room. Large buffers are mapped on their own, and the
-/// request takes over the pages of one it dropped (`duo_resize_buffer`) instead of new ones.
+/// once, so what bounds the cache is the memory in use: live, cached and reserved bytes
+/// together stay within `memoryBudgetBytes`, and a request the cache cannot serve drops the
+/// longest-kept buffers first to make room. Large buffers are mapped on their own; the pages
+/// of those dropped are not given back but reserved, and large requests are made of them
+/// (moved side by side, `duo_gather_pages`) before any new ones.
 public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
-    /// Live plus cached bytes the pool keeps within, where the live ones allow: half the
-    /// memory this process may use.
+    /// Live, cached and reserved bytes the pool keeps within, where the live ones allow:
+    /// half the memory this process may use.
     public var memoryBudgetBytes = BufferPool.usableMemoryBytes() / 2
 
     /// The machine's memory, or a container's limit on it where that is lower (cgroup v2's
@@ -33,16 +34,16 @@ public final class BufferPool: @unchecked Sendable {
         return ([physical] + limits).min()!
     }
 
-    /// Bytes handed out as new memory (neither from the cache nor a dropped buffer's pages)
-    /// since the process started: each such byte costs the kernel a page fault and a page
-    /// clear on first write.
+    /// Bytes handed out as new memory (neither from the cache nor reserved pages) since the
+    /// process started: each such byte costs the kernel a page fault and a page clear on
+    /// first write. Large buffers count whole 2 MiB.
     public private(set) var freshBytes = 0
 
-    /// Bytes of released buffers kept for reuse now.
+    /// Bytes of released buffers and reserved pages kept for reuse now.
     public var keptBytes: Int {
         lock.lock()
         defer { lock.unlock() }
-        return cachedBytes
+        return cachedBytes + reservedBytes
     }
 
     /// Released buffers by element count, oldest first, each with its release number.
@@ -50,7 +51,40 @@ public final class BufferPool: @unchecked Sendable {
     private var cachedBytes = 0
     private var liveBytes = 0
     private var releases = 0
+    /// Pages of large buffers dropped from the cache, for the next large requests.
+    private var reserved: [MappedRun] = []
+    private var reservedBytes = 0
+    /// The runs of large buffers made of more than one mapping, by their first byte.
+    private var gathered: [UnsafeMutableRawPointer: MappedRun] = [:]
     private let lock = NSLock()
+
+    /// Mapped memory as the kernel holds it: `pieces` (byte lengths, whole 2 MiB) side by
+    /// side from `start`, each its own mapping, since `mremap` moves one mapping at a time.
+    struct MappedRun {
+        var start: UnsafeMutableRawPointer
+        var pieces: [Int]
+        var length: Int { pieces.reduce(0, +) }
+
+        /// The first `length` bytes, and the rest where there is any.
+        func split(at length: Int) -> (head: MappedRun, rest: MappedRun?) {
+            var head: [Int] = [], taken = 0, index = 0
+            while taken < length {
+                let part = min(pieces[index], length - taken)
+                head.append(part)
+                taken += part
+                index += 1
+            }
+            var rest = Array(pieces[index...])
+            if head.last! < pieces[index - 1] { rest.insert(pieces[index - 1] - head.last!, at: 0) }
+            return (
+                MappedRun(start: start, pieces: head),
+                rest.isEmpty ? nil : MappedRun(start: start + length, pieces: rest)
+            )
+        }
+    }
+
+    /// Memory given back to the system outside the lock: mapped (`length` bytes) or not.
+    private typealias Dropped = (start: UnsafeMutableRawPointer, length: Int, mapped: Bool)
 
     func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
@@ -61,55 +95,122 @@ public final class BufferPool: @unchecked Sendable {
             lock.unlock()
             return kept.pointer
         }
-        // Over the budget, a large request takes over the kept buffer that covers most of it.
-        let overBudget = liveBytes + cachedBytes > memoryBudgetBytes
-        let taken = Self.isMapped(bytes) && overBudget ? takeCoveringMost(of: bytes) : nil
-        let dropped = evictForBudget()
-        freshBytes += bytes - min(bytes, taken?.bytes ?? 0)
+        var dropped: [Dropped] = []
+        let length = Self.isMapped(bytes) ? duo_mapped_length(bytes) : bytes
+        let taken = Self.isMapped(bytes) ? takePages(length, dropping: &dropped) : []
+        dropped += settleBudget()
+        let covered = taken.reduce(0) { $0 + $1.length }
+        freshBytes += length - covered
         lock.unlock()
-        dropped.forEach { Self.giveBack(memory: $0.pointer, bytes: $0.bytes) }
-        let memory = taken.flatMap {
-            duo_resize_buffer($0.pointer, $0.bytes, bytes)
+        dropped.forEach(Self.giveBack)
+        let memory = taken.isEmpty ? Self.fresh(bytes: bytes) : compose(taken, bytes: bytes)
+        return memory.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    /// Reserved pages for a large request of `length` mapped bytes: the smallest run that
+    /// covers what is left, else the largest, and while live, cached and reserved bytes are
+    /// over the budget, the pages of the longest-kept buffers dropped for it. Under the lock.
+    private func takePages(_ length: Int, dropping dropped: inout [Dropped]) -> [MappedRun] {
+        var taken: [MappedRun] = []
+        var covered = 0
+        func draw() {
+            while covered < length, !reserved.isEmpty {
+                let need = length - covered
+                let index =
+                    reserved.indices.filter { reserved[$0].length >= need }
+                    .min { reserved[$0].length < reserved[$1].length }
+                    ?? reserved.indices.max { reserved[$0].length < reserved[$1].length }!
+                // Without moving pages, only a run that holds the whole request serves it.
+                if duo_can_move_pages() == 0 && (!taken.isEmpty || reserved[index].length < need) {
+                    return
+                }
+                let run = reserved.remove(at: index)
+                let (head, rest) = run.split(at: min(need, run.length))
+                taken.append(head)
+                covered += head.length
+                reservedBytes -= head.length
+                if let rest { reserved.append(rest) }
+            }
         }
-        if memory == nil, let taken {  // could not be resized: new memory after all
-            Self.giveBack(memory: taken.pointer, bytes: taken.bytes)
+        draw()
+        while covered < length && liveBytes + cachedBytes + reservedBytes > memoryBudgetBytes,
+            let oldest = removeOldestCached()
+        {
+            if oldest.mapped {
+                reserved.append(
+                    gathered.removeValue(forKey: oldest.start)
+                        ?? MappedRun(start: oldest.start, pieces: [oldest.length]))
+                reservedBytes += oldest.length
+                draw()
+            } else {
+                dropped.append(oldest)
+            }
+        }
+        return taken
+    }
+
+    /// Reserved pages, then the longest-kept buffers, dropped until live, cached and
+    /// reserved bytes fit the budget (or nothing is kept). Under the lock.
+    private func settleBudget() -> [Dropped] {
+        var dropped: [Dropped] = []
+        while liveBytes + cachedBytes + reservedBytes > memoryBudgetBytes {
+            if !reserved.isEmpty {
+                let run = reserved.removeFirst()
+                reservedBytes -= run.length
+                dropped.append((run.start, run.length, true))
+            } else if let oldest = removeOldestCached() {
+                gathered[oldest.start] = nil
+                dropped.append(oldest)
+            } else {
+                break
+            }
+        }
+        return dropped
+    }
+
+    /// The longest-kept buffer, out of the cache. Under the lock.
+    private func removeOldestCached() -> Dropped? {
+        guard
+            let count = cached.filter({ !$0.value.isEmpty })
+                .min(by: { $0.value[0].released < $1.value[0].released })?.key
+        else { return nil }
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        cachedBytes -= bytes
+        let start = UnsafeMutableRawPointer(cached[count]!.removeFirst().pointer)
+        return Self.isMapped(bytes)
+            ? (start, duo_mapped_length(bytes), true) : (start, bytes, false)
+    }
+
+    /// One buffer of `bytes` from reserved runs: the run itself where it is one that holds
+    /// it all, else the runs' pieces moved side by side with new pages for the rest.
+    private func compose(_ runs: [MappedRun], bytes: Int) -> UnsafeMutableRawPointer {
+        let length = duo_mapped_length(bytes)
+        var run = runs[0]
+        if runs.count > 1 || run.length < length {
+            let starts = runs.flatMap { run in
+                run.pieces.indices.map { run.start + run.pieces[..<$0].reduce(0, +) }
+            }
+            let pieces = runs.flatMap(\.pieces)
+            let covered = pieces.reduce(0, +)
+            guard
+                let start = starts.map({ Optional($0) }).withUnsafeBufferPointer({ starts in
+                    duo_gather_pages(starts.baseAddress, pieces, pieces.count, bytes)
+                })
+            else {  // the pieces are gone: new memory after all
+                lock.lock()
+                freshBytes += covered
+                lock.unlock()
+                return Self.fresh(bytes: bytes)
+            }
+            run = MappedRun(
+                start: start, pieces: covered < length ? pieces + [length - covered] : pieces)
+        }
+        if run.pieces.count > 1 {
             lock.lock()
-            freshBytes += min(bytes, taken.bytes)
+            gathered[run.start] = run
             lock.unlock()
         }
-        return (memory ?? Self.fresh(bytes: bytes))
-            .bindMemory(to: Float.self, capacity: max(count, 1))
-    }
-
-    /// Takes the longest-kept buffers out of the cache until live and cached bytes fit the
-    /// budget (or the cache is empty); the caller frees them outside the lock.
-    private func evictForBudget() -> [(pointer: UnsafeMutableRawPointer, bytes: Int)] {
-        var evicted: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
-        while liveBytes + cachedBytes > memoryBudgetBytes, cachedBytes > 0 {
-            guard
-                let count = cached.filter({ !$0.value.isEmpty })
-                    .min(by: { $0.value[0].released < $1.value[0].released })?.key
-            else { break }
-            let bytes = max(count, 1) * MemoryLayout<Float>.stride
-            evicted.append((UnsafeMutableRawPointer(cached[count]!.removeFirst().pointer), bytes))
-            cachedBytes -= bytes
-        }
-        return evicted
-    }
-
-    /// Takes out of the cache the mapped buffer whose pages cover most of a request of
-    /// `bytes` (of two that cover it all, the smaller; of one size, the longest kept).
-    private func takeCoveringMost(of bytes: Int) -> (pointer: UnsafeMutableRawPointer, bytes: Int)?
-    {
-        let stride = MemoryLayout<Float>.stride
-        let sizes = cached.filter { !$0.value.isEmpty && Self.isMapped($0.key * stride) }.keys
-        let best = sizes.max { a, b in
-            let (coverA, coverB) = (min(a * stride, bytes), min(b * stride, bytes))
-            return coverA != coverB ? coverA < coverB : a > b
-        }
-        guard let count = best else { return nil }
-        cachedBytes -= count * stride
-        return (UnsafeMutableRawPointer(cached[count]!.removeFirst().pointer), count * stride)
+        return run.start
     }
 
     /// Buffers of at least this size are mapped on their own, 2 MiB aligned and marked
@@ -127,9 +228,13 @@ public final class BufferPool: @unchecked Sendable {
         return pointer
     }
 
-    /// Gives memory from `fresh` back to the system.
-    private static func giveBack(memory: UnsafeMutableRawPointer, bytes: Int) {
-        if isMapped(bytes) { duo_unmap_buffer(memory, bytes) } else { free(memory) }
+    /// Gives memory from `fresh` or a reserved run back to the system.
+    private static func giveBack(_ memory: Dropped) {
+        if memory.mapped {
+            duo_unmap_buffer(memory.start, memory.length)
+        } else {
+            free(memory.start)
+        }
     }
 
     /// Keeps a released buffer for reuse: the bytes move from live to cached, so the total
@@ -144,17 +249,18 @@ public final class BufferPool: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Frees every cached buffer (for example between phases with different shapes).
+    /// Frees every cached buffer and reserved page (for example between phases with
+    /// different shapes).
     public func trim() {
         lock.lock()
-        let buffers = cached
-        cached = [:]
-        cachedBytes = 0
-        lock.unlock()
-        for (count, kept) in buffers {
-            let bytes = max(count, 1) * MemoryLayout<Float>.stride
-            kept.forEach { Self.giveBack(memory: $0.pointer, bytes: bytes) }
+        var dropped: [Dropped] = reserved.map { ($0.start, $0.length, true) }
+        while let oldest = removeOldestCached() {
+            gathered[oldest.start] = nil
+            dropped.append(oldest)
         }
+        (reserved, reservedBytes) = ([], 0)
+        lock.unlock()
+        dropped.forEach(Self.giveBack)
     }
 }
 

@@ -3,7 +3,7 @@ import XCTest
 
 /// The tensor allocator's cache: released buffers come back for the same size without new
 /// memory, live plus kept bytes stay within the budget by dropping the oldest first, and a
-/// large buffer dropped for the budget gives its memory to the request that dropped it.
+/// large buffer dropped for the budget gives its pages to the large requests that follow.
 final class BufferPoolTests: XCTestCase {
     let floats = 1 << 10  // 4 KiB buffers
 
@@ -39,7 +39,7 @@ final class BufferPoolTests: XCTestCase {
     }
 
     #if os(Linux)
-        func testARequestTakesOverTheMemoryOfALargeBufferDroppedForTheBudget() {
+        func testARequestTakesOverThePagesOfALargeBufferDroppedForTheBudget() {
             let pool = BufferPool()
             let floats = 1 << 20  // 4 MiB: mapped on its own
             pool.memoryBudgetBytes = 8 << 20
@@ -54,15 +54,50 @@ final class BufferPoolTests: XCTestCase {
             XCTAssertTrue((0..<floats).allSatisfy { grown[$0] == Float($0) })
             for i in floats..<(floats * 3 / 2) { grown[i] = Float(i) }
             pool.release(grown, count: floats * 3 / 2)
-            // Smaller: the dropped buffer shrinks in place.
+            // The same bytes: the dropped buffer, now of two mappings, serves it whole.
             fresh = pool.freshBytes
-            let shrunk = pool.allocate(floats * 5 / 4)
+            let again = pool.allocate(floats * 5 / 4)
             XCTAssertEqual(pool.freshBytes, fresh)
-            XCTAssertEqual(shrunk, grown)
-            XCTAssertTrue((0..<(floats * 5 / 4)).allSatisfy { shrunk[$0] == Float($0) })
+            XCTAssertEqual(again, grown)
+            XCTAssertTrue((0..<(floats * 5 / 4)).allSatisfy { again[$0] == Float($0) })
             XCTAssertEqual(pool.keptBytes, 0)
-            pool.release(shrunk, count: floats * 5 / 4)
+            pool.release(again, count: floats * 5 / 4)
             pool.trim()
+        }
+
+        func testALargeRequestIsMadeOfThePagesOfSeveralDroppedBuffersAndLeavesTheRestReserved() {
+            let pool = BufferPool()
+            let floats = 1 << 20  // 4 MiB: mapped on its own
+            let mebibyte = 1 << 18  // floats
+            pool.memoryBudgetBytes = 12 << 20
+            let (a, b) = (pool.allocate(floats), pool.allocate(floats))
+            for i in 0..<floats { (a[i], b[i]) = (Float(i), -Float(i)) }
+            pool.release(a, count: floats)
+            pool.release(b, count: floats)
+            // 10 MiB live and 8 MiB kept are over the budget: a, then b are dropped, and
+            // their pages, moved side by side in that order, make the request's first 8 MiB.
+            var fresh = pool.freshBytes
+            let joined = pool.allocate(10 * mebibyte)
+            XCTAssertEqual(pool.freshBytes - fresh, 2 << 20, "only what a and b lack is new")
+            XCTAssertTrue((0..<floats).allSatisfy { joined[$0] == Float($0) })
+            XCTAssertTrue((0..<floats).allSatisfy { joined[floats + $0] == -Float($0) })
+            pool.release(joined, count: 10 * mebibyte)
+            // 5 MiB (6 mapped) and 10 MiB kept: the joined buffer is dropped; its first
+            // 6 MiB serve the request where they are, the other 4 MiB stay reserved.
+            fresh = pool.freshBytes
+            let head = pool.allocate(5 * mebibyte)
+            XCTAssertEqual(head, joined)
+            XCTAssertEqual(pool.keptBytes, 4 << 20)
+            // The next large request is served from the reserved pages: part of b's.
+            let tail = pool.allocate(floats)
+            XCTAssertEqual(pool.freshBytes, fresh)
+            XCTAssertEqual(tail, joined + 6 * mebibyte)
+            XCTAssertTrue((0..<(2 * mebibyte)).allSatisfy { tail[$0] == -Float(2 * mebibyte + $0) })
+            XCTAssertEqual(pool.keptBytes, 0)
+            pool.release(head, count: 5 * mebibyte)
+            pool.release(tail, count: floats)
+            pool.trim()
+            XCTAssertEqual(pool.keptBytes, 0)
         }
     #endif
 

@@ -123,17 +123,15 @@ final class OpValueTests: XCTestCase {
         }
     }
 
-    func testWinogradConvolutionMatchesDirectConvolution() {
-        // 16+ channels, 3x3, stride 1, padding 1, sizes of 256+ pixels divisible by 4: the
-        // Winograd path, with F(2x2, 3x3) and F(4x4, 3x3) tiles; three images, so that a
-        // part of the split holds the tiles of two.
-        let (n, c, o, h, w) = (3, 16, 18, 16, 20)
-        let x = randomTensor([n, c, h, w], seed: 42)
-        let weight = randomTensor([o, c, 3, 3], seed: 43, scale: 0.3)
-        let bias = randomTensor([o], seed: 44)
+    /// Direct float64 sums of a 3x3 stride-1 padding-1 convolution with bias, and each
+    /// output's Σ |x w| over its terms.
+    func directConvolution(_ x: Tensor, _ weight: Tensor, _ bias: Tensor) -> (
+        y: [Float], magnitude: [Float]
+    ) {
+        let (n, c, h, w, o) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], weight.shape[0])
         let (xv, wv, bv) = (x.scalars, weight.scalars, bias.scalars)
         var expected: [Float] = []
-        var magnitude: [Float] = []  // Σ |x w| of each output's terms
+        var magnitude: [Float] = []
         for image in 0..<n {
             for oc in 0..<o {
                 for oy in 0..<h {
@@ -160,22 +158,39 @@ final class OpValueTests: XCTestCase {
                 }
             }
         }
+        return (expected, magnitude)
+    }
+
+    func testWinogradConvolutionMatchesDirectConvolution() {
+        // 16+ channels, 3x3, stride 1, padding 1, sizes of 256+ pixels divisible by 4: the
+        // Winograd path, with F(2x2, 3x3) and F(4x4, 3x3) tiles; three images, so that a
+        // part of the split holds the tiles of two.
+        let (n, c, o) = (3, 16, 18)
+        let x = randomTensor([n, c, 16, 20], seed: 42)
+        let weight = randomTensor([o, c, 3, 3], seed: 43, scale: 0.3)
+        let bias = randomTensor([o], seed: 44)
         defer { Winograd.largeTiles = true }
         Winograd.largeTiles = false
         assertClose(
-            conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1), expected, rtol: 1e-5,
-            atol: 1e-5, "winograd F(2x2, 3x3) conv2d")
+            conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1),
+            directConvolution(x, weight, bias).y, rtol: 1e-5, atol: 1e-5,
+            "winograd F(2x2, 3x3) conv2d")
         // F(4x4, 3x3)'s transforms carry a tile's terms through values up to ~920 times
         // their magnitudes (|Aᵀ| (|G| |g| |Gᵀ| ⊙ |Bᵀ| |d| |B|) |A| against Σ |g ⊙ d|, at
         // worst over positive tiles), each rounded to float32 (2⁻²⁴): a few such roundings
-        // bound the error. A wrong coefficient errs by the outputs' own size.
+        // bound the error. A wrong coefficient errs by the outputs' own size. Rows of 5, 8,
+        // 12 and 2 tiles, one to four rows of them.
         Winograd.largeTiles = true
-        let y = conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1).scalars
-        let bound = 2 * 920 / Float(1 << 24)
-        for i in expected.indices where !(abs(y[i] - expected[i]) <= bound * magnitude[i]) {
-            return XCTFail(
-                "winograd F(4x4, 3x3) conv2d index \(i): \(y[i]) vs \(expected[i]) (terms' magnitude \(magnitude[i]))"
-            )
+        for (h, w) in [(16, 20), (8, 32), (4, 48), (8, 8)] {
+            let x = randomTensor([n, c, h, w], seed: UInt64(45 + w))
+            let (expected, magnitude) = directConvolution(x, weight, bias)
+            let y = conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1).scalars
+            let bound = 2 * 920 / Float(1 << 24)
+            for i in expected.indices where !(abs(y[i] - expected[i]) <= bound * magnitude[i]) {
+                return XCTFail(
+                    "winograd F(4x4, 3x3) conv2d \(h)x\(w) index \(i): \(y[i]) vs \(expected[i]) (terms' magnitude \(magnitude[i]))"
+                )
+            }
         }
     }
 

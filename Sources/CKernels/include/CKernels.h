@@ -210,11 +210,17 @@ void duo_gemm_bf16_portable(int trans_a, int trans_b, long m, long n, long k, fl
                             const float *a, long lda, const float *b, long ldb, float beta,
                             float *c, long ldc);
 
-// Large buffers mapped on their own, 2 MiB aligned (mapped_buffers.c). `duo_resize_buffer`
-// returns the buffer resized from `from` to `to` bytes with its pages kept up to the smaller
-// size (moved where it cannot grow in place), or NULL where it cannot, the buffer unchanged.
+// Large buffers mapped on their own, in whole 2 MiB huge pages (mapped_buffers.c):
+// `duo_mapped_length` is the length mapped for `bytes`, and what `duo_unmap_buffer` takes
+// (a range that may span several mappings). `duo_gather_pages` moves the mapped `pieces`
+// (each within one mapping, whole 2 MiB, together at most the mapped length of `bytes`), in
+// order, into one new range of that length, with new pages for the rest; it returns NULL
+// where it cannot (or where the system cannot move pages: `duo_can_move_pages`), the
+// pieces unmapped.
+size_t duo_mapped_length(size_t bytes);
 void *duo_map_buffer(size_t bytes);
-void duo_unmap_buffer(void *buffer, size_t bytes);
-void *duo_resize_buffer(void *buffer, size_t from, size_t to);
+void duo_unmap_buffer(void *start, size_t length);
+int duo_can_move_pages(void);
+void *duo_gather_pages(void *const *pieces, const size_t *lengths, size_t count, size_t bytes);
 
 #endif
