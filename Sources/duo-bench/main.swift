@@ -225,18 +225,27 @@ if wanted("conv") {
 }
 
 if wanted("attention") {
-    // The first shape is the embedded model's (4 heads of 16, self-attention at 16x16 and
-    // a 24-token text), the second a head size of 8.
-    for (heads, d) in [(4, 16), (8, 8)] {
-        print("\n# attention: \(heads) heads of size \(d), 256 query tokens, batch 8")
-        for (name, keys) in [("self (256 keys)", 256), ("cross (24 keys)", 24)] {
+    // The embedded model's shape (4 heads of 16, self-attention at 16x16 and a 24-token
+    // text), a head size of 8, and SD 1.5's first transformer (8 heads of 40, self-attention
+    // at 64x64 latents and the 77-token text), one image.
+    let shapes = [
+        (heads: 4, d: 16, queries: 256, keys: [256, 24], batch: 8),
+        (heads: 8, d: 8, queries: 256, keys: [256, 24], batch: 8),
+        (heads: 8, d: 40, queries: 4096, keys: [4096, 77], batch: 1),
+    ]
+    for (heads, d, queries, keyCounts, batch) in shapes {
+        print("\n# attention: \(heads) heads of size \(d), \(queries) query tokens, batch \(batch)")
+        for keys in keyCounts {
+            let name = keys == queries ? "self (\(keys) keys)" : "cross (\(keys) keys)"
             let width = heads * d
-            let q = Tensor.randn([8, 256, width], key: RandomKey(seed: 6))
-            let k = Tensor.randn([8, keys, width], key: RandomKey(seed: 7))
-            let v = Tensor.randn([8, keys, width], key: RandomKey(seed: 8))
+            let repeats = queries > 1024 ? 3 : 21  // SD's shape takes seconds a call
+            let q = Tensor.randn([batch, queries, width], key: RandomKey(seed: 6))
+            let k = Tensor.randn([batch, keys, width], key: RandomKey(seed: 7))
+            let v = Tensor.randn([batch, keys, width], key: RandomKey(seed: 8))
             // QK^T and PV: 2 * 2 * Tq * Tk * d per head; the backward pass does twice that.
-            let flops = 4.0 * 8 * Double(heads) * 256 * Double(keys) * Double(d)
-            let forward = time {
+            let flops =
+                4.0 * Double(batch) * Double(heads) * Double(queries) * Double(keys) * Double(d)
+            let forward = time(repeats: repeats) {
                 _ = GradMode.withNoGrad {
                     scaledDotProductAttention(query: q, key: k, value: v, heads: heads)
                 }
@@ -244,7 +253,7 @@ if wanted("attention") {
             row("\(name) forward", gflops(flops, forward), "GFLOP/s")
             let saved = Parallel.threadCount
             Parallel.threadCount = 1
-            let single = time {
+            let single = time(repeats: repeats) {
                 _ = GradMode.withNoGrad {
                     scaledDotProductAttention(query: q, key: k, value: v, heads: heads)
                 }
@@ -252,8 +261,8 @@ if wanted("attention") {
             Parallel.threadCount = saved
             row("\(name) forward, one thread", gflops(flops, single), "GFLOP/s")
             [q, k, v].forEach { $0.requiresGrad = true }
-            let dOut = Tensor.randn([8, 256, width], key: RandomKey(seed: 9))
-            let both = time {
+            let dOut = Tensor.randn([batch, queries, width], key: RandomKey(seed: 9))
+            let both = time(repeats: repeats) {
                 scaledDotProductAttention(query: q, key: k, value: v, heads: heads).backward(dOut)
                 [q, k, v].forEach { $0.zeroGrad() }
             }
